@@ -1,0 +1,47 @@
+/* clock.h - monotonic and wall clocks in nanoseconds. */
+#ifndef SAGE_PLATFORM_CLOCK_H
+#define SAGE_PLATFORM_CLOCK_H
+
+#include <stdint.h>
+#include <time.h>
+
+/* sage__now_ns: CLOCK_MONOTONIC in nanoseconds (vDSO, no system call). */
+static inline int64_t sage__now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* sage__wall_ns: CLOCK_REALTIME in nanoseconds since the epoch. */
+static inline int64_t sage__wall_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * sage__deadline turns a timeout in milliseconds into an absolute monotonic
+ * deadline: negative stays negative (forever), 0 is "now".
+ */
+static inline int64_t sage__deadline(int timeout_ms)
+{
+    if (timeout_ms < 0)
+        return -1;
+    return sage__now_ns() + (int64_t)timeout_ms * 1000000;
+}
+
+/* sage__cpu_relax: the spin-wait hint of the CPU. */
+static inline void sage__cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+#endif

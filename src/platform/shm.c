@@ -1,0 +1,105 @@
+/* shm.c - shm_open/mmap wrappers: the only place that maps memory. */
+#include "platform/shm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/err_internal.h"
+
+#define POPULATE_CREATE_LIMIT (64u << 20)
+
+static sage_err os_err(const char *what, const char *path)
+{
+    int e = errno;
+
+    return SAGE_SETERR(sage__from_errno(e), "%s %s: %s", what, path, strerror(e));
+}
+
+sage_err sage__shm_create(const char *path, mode_t mode, size_t size, void **memp)
+{
+    int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    void *mem;
+
+    if (fd < 0)
+        return errno == EEXIST ? SAGE_EEXIST : os_err("shm_open", path);
+    if (fchmod(fd, mode) != 0 || ftruncate(fd, (off_t)size) != 0) {
+        sage_err r = os_err("sizing", path);
+
+        close(fd);
+        shm_unlink(path);
+        return r;
+    }
+    mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
+               MAP_SHARED | (size <= POPULATE_CREATE_LIMIT ? MAP_POPULATE : 0), fd, 0);
+    if (mem == MAP_FAILED) {
+        sage_err r = os_err("mmap", path);
+
+        close(fd);
+        shm_unlink(path);
+        return r;
+    }
+    close(fd);
+    *memp = mem;
+    return SAGE_OK;
+}
+
+sage_err sage__shm_open(const char *path, void **memp, size_t *sizep, size_t populate)
+{
+    int fd = shm_open(path, O_RDWR | O_CLOEXEC, 0);
+    struct stat st;
+    void *mem;
+
+    if (fd < 0)
+        return os_err("shm_open", path);
+    if (fstat(fd, &st) != 0) {
+        sage_err r = os_err("fstat", path);
+
+        close(fd);
+        return r;
+    }
+    if (st.st_size <= 0) { /* being created: the caller waits for the header */
+        close(fd);
+        *memp = NULL;
+        *sizep = 0;
+        return SAGE_OK;
+    }
+    mem = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+               MAP_SHARED | ((size_t)st.st_size <= populate ? MAP_POPULATE : 0), fd, 0);
+    if (mem == MAP_FAILED) {
+        sage_err r = os_err("mmap", path);
+
+        close(fd);
+        return r;
+    }
+    close(fd);
+    *memp = mem;
+    *sizep = (size_t)st.st_size;
+    return SAGE_OK;
+}
+
+sage_err sage__shm_unlink(const char *path)
+{
+    if (shm_unlink(path) != 0)
+        return os_err("shm_unlink", path);
+    return SAGE_OK;
+}
+
+sage_err sage__map_anon(void **memp, size_t size)
+{
+    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (mem == MAP_FAILED)
+        return os_err("mmap", "(anonymous)");
+    *memp = mem;
+    return SAGE_OK;
+}
+
+void sage__unmap(void *mem, size_t size)
+{
+    if (mem && size)
+        munmap(mem, size);
+}

@@ -1,0 +1,300 @@
+/* queue.c - opening, closing and describing sage_queue segments. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/err_internal.h"
+#include "platform/barrier.h"
+#include "platform/clock.h"
+#include "platform/futex.h"
+#include "platform/proc.h"
+#include "platform/shm.h"
+#include "queue/queue_internal.h"
+
+#define DEFAULT_CAPACITY (1u << 20)
+#define DEFAULT_PRODUCERS 1024u
+#define DEFAULT_SPIN_US 20u
+#define POPULATE_LIMIT (64u << 20)
+#define CREATE_RACE_NS (500 * 1000 * 1000LL)
+
+void sage_queue_opts_init(sage_queue_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->capacity = DEFAULT_CAPACITY;
+    opts->max_producers = DEFAULT_PRODUCERS;
+    opts->mode = 0600;
+    opts->spin_us = DEFAULT_SPIN_US;
+}
+
+sage_err sage_queue_check_name(const char *name)
+{
+    size_t n;
+
+    if (name == NULL || name[0] == '\0')
+        return SAGE_SETERR(SAGE_EINVAL, "queue name is empty");
+    n = strlen(name);
+    if (n > SAGE_QUEUE_NAME_MAX)
+        return SAGE_SETERR(SAGE_EINVAL, "queue name is %zu bytes, at most %d allowed", n,
+                           SAGE_QUEUE_NAME_MAX);
+    if (name[0] == '.' || name[0] == '-')
+        return SAGE_SETERR(SAGE_EINVAL, "queue name '%s' starts with '%c'", name, name[0]);
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return SAGE_SETERR(SAGE_EINVAL,
+                               "queue name has character 0x%02x at %zu; use [A-Za-z0-9._-]",
+                               (unsigned char)c, i);
+    }
+    return SAGE_OK;
+}
+
+static uint64_t round_pow2(uint64_t v)
+{
+    uint64_t p = SQ_MIN_CAPACITY;
+
+    while (p < v && p < SQ_MAX_CAPACITY)
+        p <<= 1;
+    return p;
+}
+
+/* geometry validates the creation options and works out the segment. */
+static sage_err geometry(const sage_queue_opts *o, uint64_t *cap, uint64_t *max_msg,
+                         uint64_t *ring_off)
+{
+    if (o->capacity > SQ_MAX_CAPACITY)
+        return SAGE_SETERR(SAGE_EINVAL, "capacity %zu exceeds %llu bytes", o->capacity,
+                           (unsigned long long)SQ_MAX_CAPACITY);
+    *cap = round_pow2(o->capacity ? o->capacity : DEFAULT_CAPACITY);
+    *max_msg = o->max_msg ? o->max_msg : *cap / 4;
+    if (*max_msg > *cap / 2 - SQ_REC_HDR)
+        return SAGE_SETERR(SAGE_EINVAL,
+                           "max_msg %llu too large for capacity %llu (at most capacity/2 - 8)",
+                           (unsigned long long)*max_msg, (unsigned long long)*cap);
+    if (o->max_msgs > SQ_MAX_MSGS)
+        return SAGE_SETERR(SAGE_EINVAL, "max_msgs %u exceeds %u", o->max_msgs, SQ_MAX_MSGS);
+    if (o->max_producers > SQ_MAX_SLOTS)
+        return SAGE_SETERR(SAGE_EINVAL, "max_producers %u exceeds %u", o->max_producers,
+                           SQ_MAX_SLOTS);
+    *ring_off = sage__sq_ring_off(o->max_producers ? o->max_producers : DEFAULT_PRODUCERS);
+    return SAGE_OK;
+}
+
+static sage_err open_private(sage_queue *q, const sage_queue_opts *o)
+{
+    uint64_t cap, max_msg, ring_off;
+    uint32_t nslots = o->max_producers ? o->max_producers : DEFAULT_PRODUCERS;
+    void *mem;
+    sage_err r = geometry(o, &cap, &max_msg, &ring_off);
+
+    if (r != SAGE_OK)
+        return r;
+    r = sage__map_anon(&mem, ring_off + cap);
+    if (r != SAGE_OK)
+        return r;
+    sage__sq_init_segment(mem, cap, max_msg, o->max_msgs, nslots, ring_off, ring_off + cap);
+    q->map_size = ring_off + cap;
+    q->shared = false;
+    r = sage__sq_attach(q, mem, q->map_size);
+    if (r != SAGE_OK)
+        sage__unmap(mem, q->map_size);
+    return r;
+}
+
+static sage_err open_named(sage_queue *q, const char *name, const sage_queue_opts *o)
+{
+    char path[SAGE_QUEUE_NAME_MAX + 16];
+    uint64_t cap = 0, max_msg = 0, ring_off = 0;
+    uint32_t nslots = o->max_producers ? o->max_producers : DEFAULT_PRODUCERS;
+    int64_t give_up = 0;
+    sage_err r;
+
+    r = sage_queue_check_name(name);
+    if (r != SAGE_OK)
+        return r;
+    if (o->flags & SAGE_QUEUE_CREATE) {
+        r = geometry(o, &cap, &max_msg, &ring_off);
+        if (r != SAGE_OK)
+            return r;
+    }
+    snprintf(path, sizeof path, "/sage.q.%s", name);
+    q->shared = true;
+    for (;;) {
+        void *mem = NULL;
+        size_t size = 0;
+
+        if (o->flags & SAGE_QUEUE_CREATE) {
+            r = sage__shm_create(path, o->mode ? o->mode : 0600, ring_off + cap, &mem);
+            if (r == SAGE_OK) {
+                sage__sq_init_segment(mem, cap, max_msg, o->max_msgs, nslots, ring_off,
+                                      ring_off + cap);
+                q->map_size = ring_off + cap;
+                r = sage__sq_attach(q, mem, q->map_size);
+                if (r != SAGE_OK)
+                    sage__unmap(mem, q->map_size);
+                return r;
+            }
+            if (r != SAGE_EEXIST)
+                return SAGE_SETERR(r, "queue '%s': %s", name, sage_errdetail());
+            if (o->flags & SAGE_QUEUE_EXCL)
+                return SAGE_SETERR(SAGE_EEXIST, "queue '%s' already exists", name);
+        }
+        r = sage__shm_open(path, &mem, &size, POPULATE_LIMIT);
+        if (r == SAGE_ENOENT && (o->flags & SAGE_QUEUE_CREATE))
+            continue; /* unlinked between our two calls: create again */
+        if (r != SAGE_OK)
+            return SAGE_SETERR(r, "queue '%s': %s", name, sage_errdetail());
+        q->map_size = size;
+        if (size >= SQ_HDR_SIZE &&
+            atomic_load_explicit(&((struct sq_hdr *)mem)->magic, memory_order_acquire) == SQ_MAGIC) {
+            r = sage__sq_attach(q, mem, size);
+            if (r != SAGE_OK)
+                sage__unmap(mem, size);
+            return r;
+        }
+        if (size >= SQ_HDR_SIZE &&
+            atomic_load_explicit(&((struct sq_hdr *)mem)->magic, memory_order_acquire) != 0) {
+            sage__unmap(mem, size);
+            return SAGE_SETERR(SAGE_EPROTO, "queue '%s': not a sage queue (bad magic)", name);
+        }
+        /* its creator may still be writing the header (magic comes last): a
+         * bounded wait for a state that has no wake-up, at open only */
+        sage__unmap(mem, size);
+        if (give_up == 0)
+            give_up = sage__now_ns() + CREATE_RACE_NS;
+        else if (sage__now_ns() > give_up)
+            return SAGE_SETERR(SAGE_EPROTO, "queue '%s': segment has no valid header", name);
+        {
+            struct timespec ts = {0, 1000 * 1000};
+
+            nanosleep(&ts, NULL);
+        }
+    }
+}
+
+sage_err sage_queue_open(sage_queue **qp, const char *name, const sage_queue_opts *opts)
+{
+    sage_queue_opts defaults;
+    sage_queue *q;
+    sage_err r;
+
+    if (qp == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_queue_open: qp is NULL");
+    if (opts == NULL) {
+        sage_queue_opts_init(&defaults);
+        opts = &defaults;
+    }
+    q = calloc(1, sizeof *q);
+    if (q == NULL)
+        return SAGE_SETERR(SAGE_ENOMEM, "sage_queue_open: out of memory");
+    if (name)
+        snprintf(q->name, sizeof q->name, "%s", name);
+    r = name ? open_named(q, name, opts) : open_private(q, opts);
+    if (r != SAGE_OK) {
+        free(q);
+        return r;
+    }
+    q->asym = sage__asym_register(q->shared);
+    q->ncpu = sage__ncpu();
+    q->spin_ns = (int64_t)opts->spin_us * 1000;
+    atomic_store_explicit(&q->head_cache, atomic_load_explicit(&q->hdr->head, memory_order_acquire),
+                          memory_order_relaxed);
+    sage__sq_register(q);
+    *qp = q;
+    return SAGE_OK;
+}
+
+sage_err sage_queue_close(sage_queue *q)
+{
+    struct sq_hdr *h;
+
+    if (q == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_queue_close: q is NULL");
+    h = q->hdr;
+    atomic_store_explicit(&h->closed, 1, memory_order_release);
+    atomic_fetch_add_explicit(&h->data_seq, 1, memory_order_release);
+    atomic_fetch_add_explicit(&h->space_seq, 1, memory_order_release);
+    sage__futex_wake(&h->data_seq, -1, q->shared);
+    sage__futex_wake(&h->space_seq, -1, q->shared);
+    return SAGE_OK;
+}
+
+void sage_queue_free(sage_queue *q)
+{
+    if (q == NULL)
+        return;
+    sage__sq_unregister(q);
+    if (q->is_consumer && q->cons_gen == sage__fork_gen()) {
+        int32_t me = sage__pid();
+
+        /* give up the consumer role so another process may take it */
+        atomic_compare_exchange_strong_explicit(&q->hdr->cons_pid, &me, 0, memory_order_acq_rel,
+                                                memory_order_relaxed);
+    }
+    sage__unmap(q->hdr, q->map_size);
+    free(q);
+}
+
+sage_err sage_queue_unlink(const char *name)
+{
+    char path[SAGE_QUEUE_NAME_MAX + 16];
+    sage_err r = sage_queue_check_name(name);
+
+    if (r != SAGE_OK)
+        return r;
+    snprintf(path, sizeof path, "/sage.q.%s", name);
+    r = sage__shm_unlink(path);
+    if (r != SAGE_OK)
+        return SAGE_SETERR(r, "queue '%s': %s", name, sage_errdetail());
+    return SAGE_OK;
+}
+
+const char *sage_queue_name(const sage_queue *q)
+{
+    return q ? q->name : "";
+}
+
+sage_err sage_queue_stats_read(sage_queue *q, sage_queue_stats *st)
+{
+    struct sq_hdr *h;
+    uint64_t T, H, in_m, in_b, skipped, recovered;
+
+    if (q == NULL || st == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_queue_stats_read: invalid argument");
+    h = q->hdr;
+    memset(st, 0, sizeof *st);
+    st->capacity = q->cap;
+    st->max_msg = q->max_msg;
+    st->max_msgs = h->max_msgs;
+    in_m = atomic_load_explicit(&h->retired_msgs_in, memory_order_relaxed);
+    in_b = atomic_load_explicit(&h->retired_bytes_in, memory_order_relaxed);
+    for (uint32_t i = 0; i < q->nslots; i++) {
+        in_m += atomic_load_explicit(&q->slots[i].msgs, memory_order_relaxed);
+        in_b += atomic_load_explicit(&q->slots[i].bytes, memory_order_relaxed);
+    }
+    st->msgs_in = in_m;
+    st->bytes_in = in_b;
+    st->msgs_out = atomic_load_explicit(&h->msgs_out, memory_order_relaxed);
+    st->bytes_out = atomic_load_explicit(&h->bytes_out, memory_order_relaxed);
+    H = atomic_load_explicit(&h->head, memory_order_acquire);
+    T = atomic_load_explicit(&h->tail, memory_order_acquire);
+    st->depth_msgs = (sq_cnt(T) - sq_cnt(H)) & SQ_CNT_MASK;
+    st->depth_bytes = (sq_pos(T) - sq_pos(H)) & SQ_POS_MASK;
+    if (st->depth_bytes > q->cap) /* read between two moves: report what is sure */
+        st->depth_bytes = q->cap;
+    st->full_events = atomic_load_explicit(&h->full_events, memory_order_relaxed);
+    st->wakeups = atomic_load_explicit(&h->wakeups, memory_order_relaxed);
+    recovered = atomic_load_explicit(&h->recovered, memory_order_relaxed);
+    skipped = atomic_load_explicit(&h->skipped, memory_order_relaxed);
+    st->recovered = recovered;
+    st->aborted = skipped > recovered ? skipped - recovered : 0;
+    st->creator_pid = h->creator_pid;
+    st->consumer_pid = atomic_load_explicit(&h->cons_pid, memory_order_relaxed);
+    st->consumer_alive = st->consumer_pid != 0 && sage__pid_alive(st->consumer_pid);
+    st->closed = atomic_load_explicit(&h->closed, memory_order_relaxed) != 0;
+    st->created_ns = h->created_ns;
+    return SAGE_OK;
+}

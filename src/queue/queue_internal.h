@@ -1,0 +1,97 @@
+/* queue_internal.h - the handle of a sage_queue and the helpers its files share. */
+#ifndef SAGE_QUEUE_INTERNAL_H
+#define SAGE_QUEUE_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "queue/layout.h"
+#include "sage/queue.h"
+
+/*
+ * The handle. Everything the ring's geometry depends on is copied out of the
+ * shared header once, at open, after validation: a peer that scribbles on the
+ * header later cannot make this process index outside its mapping.
+ */
+struct sage_queue {
+    struct sq_hdr *hdr;
+    struct sq_slot *slots;
+    uint8_t *ring;
+    size_t map_size;
+    uint64_t cap;      /* ring bytes, a power of two */
+    uint64_t mask;     /* cap - 1 */
+    uint64_t max_msg;  /* largest payload */
+    uint64_t max_msgs; /* effective message bound */
+    uint32_t nslots;
+    bool shared; /* named (process-shared futexes) or private */
+    int ncpu;
+    int64_t spin_ns;
+    char name[SAGE_QUEUE_NAME_MAX + 1];
+
+    /* producer side */
+    _Atomic uint64_t head_cache; /* last head seen by this process's producers */
+    bool asym;                   /* this process may skip the commit fence */
+
+
+    /* consumer side: one thread at a time, guarded by consuming */
+    _Atomic int consuming;
+    bool is_consumer;
+    uint32_t cons_gen;  /* fork generation in which is_consumer was set */
+    uint64_t cons_head; /* consumed up to here: only the consumer writes it */
+    uint64_t pub_head;  /* published (zeroed, room given back) up to here */
+    bool cons_asym;     /* this consumer sleeps behind a heavy barrier */
+    _Atomic int corrupt;
+
+    /* slot bookkeeping (slots.c), under the registry lock */
+    uint64_t serial;
+    uint32_t owned_gen;   /* fork generation the owned bitmap belongs to */
+    uint64_t *owned;      /* bitmap of slots this process took through q */
+    sage_queue *reg_next; /* registry of live handles */
+    sage_queue *reg_prev;
+};
+
+/* slots.c: per-thread producer slots. */
+
+/* sage__sq_register adds q to the registry of live handles (at open). */
+void sage__sq_register(sage_queue *q);
+
+/* sage__sq_unregister removes q and releases every slot this process took
+ * through it (at free). */
+void sage__sq_unregister(sage_queue *q);
+
+/* sage__sq_slot returns the calling thread's slot in q, taking one on first
+ * use, and its index in *idx; NULL when every slot is in use (detail set). */
+struct sq_slot *sage__sq_slot(sage_queue *q, uint32_t *idx);
+
+/* ring.c */
+
+/* sage__sq_init_segment writes a fresh header and slot table into mem. */
+void sage__sq_init_segment(void *mem, uint64_t cap, uint64_t max_msg, uint32_t max_msgs,
+                           uint32_t nslots, uint64_t ring_off, uint64_t seg_size);
+
+/* sage__sq_attach validates the header at mem (size bytes) and fills q's
+ * geometry from it. Never reads outside [mem, mem + size). */
+sage_err sage__sq_attach(sage_queue *q, void *mem, size_t size);
+
+/* sage__sq_ring_off returns where the ring starts for nslots slots. */
+uint64_t sage__sq_ring_off(uint32_t nslots);
+
+/* A consume callback that may decline a message: non-zero leaves it queued
+ * and ends the batch. */
+typedef int (*sage__sq_take_fn)(void *arg, const void *data, size_t len);
+
+/* sage__sq_release zeroes and gives back the room the consumer has passed
+ * (at the end of every batch). */
+void sage__sq_release(sage_queue *q);
+
+/* sage__sq_consume is drain with a declining callback. */
+sage_err sage__sq_consume(sage_queue *q, sage__sq_take_fn fn, void *arg, size_t max, int timeout_ms,
+                          size_t *countp);
+
+/* Test hook: when set, called by a producer between winning its claim and
+ * marking the record in progress (the narrowest window a crash can hit). */
+extern void (*sage__sq_hook_after_claim)(void);
+
+#endif

@@ -1,0 +1,164 @@
+/* harness.c - runs test cases isolated, bounded in time, and cleans up. */
+#include "harness.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SKIP_STATUS 77
+
+static char prefix[64];
+
+const char *th_prefix(void)
+{
+    return prefix;
+}
+
+const char *th_name(const char *base)
+{
+    static _Thread_local char bufs[8][256];
+    static _Thread_local unsigned k;
+    char *b = bufs[k++ % 8];
+
+    snprintf(b, sizeof bufs[0], "%s.%s", prefix, base);
+    return b;
+}
+
+double th_now_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+void th_skip(const char *why)
+{
+    fprintf(stderr, "  skipped: %s\n", why);
+    fflush(stderr);
+    _exit(SKIP_STATUS);
+}
+
+void th_fail(const char *file, int line, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "  FAIL %s:%d: ", file, line);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    fflush(stderr);
+    _exit(1);
+}
+
+int th_wait_child(int pid, int timeout_ms)
+{
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+    int status = 0;
+
+    if (fd >= 0) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int r;
+
+        do
+            r = poll(&p, 1, timeout_ms);
+        while (r < 0 && errno == EINTR);
+        close(fd);
+        if (r == 0) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return -1;
+        }
+    }
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+        ;
+    return status;
+}
+
+/* cleanup removes every /dev/shm entry whose name contains pfx. */
+static void cleanup_shm(const char *pfx)
+{
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    char path[512];
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strstr(e->d_name, pfx)) {
+            snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+            unlink(path);
+        }
+    }
+    closedir(d);
+}
+
+static bool selected(const char *name, int argc, char **argv)
+{
+    if (argc < 2)
+        return true;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], name) == 0)
+            return true;
+    return false;
+}
+
+int th_run(const struct th_case *cases, int argc, char **argv)
+{
+    int failed = 0, passed = 0, skipped = 0;
+
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    for (int i = 0; cases[i].name; i++) {
+        const struct th_case *c = &cases[i];
+        double t0;
+        int pid, status;
+
+        if (!selected(c->name, argc, argv))
+            continue;
+        snprintf(prefix, sizeof prefix, "t%dx%d", (int)getpid(), i);
+        printf("[ RUN  ] %s\n", c->name);
+        fflush(stdout);
+        fflush(stderr);
+        t0 = th_now_ms();
+        pid = fork();
+        if (pid == 0) {
+            setpgid(0, 0);
+            alarm((unsigned)c->timeout_s + 5); /* backstop if the runner dies */
+            c->fn();
+            fflush(stdout);
+            fflush(stderr);
+            _exit(0);
+        }
+        setpgid(pid, pid);
+        status = th_wait_child(pid, c->timeout_s * 1000);
+        kill(-pid, SIGKILL); /* whatever the case left running */
+        cleanup_shm(prefix);
+        if (status == -1) {
+            printf("[ FAIL ] %s: timed out after %d s\n", c->name, c->timeout_s);
+            failed++;
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+            printf("[  OK  ] %s (%.0f ms)\n", c->name, th_now_ms() - t0);
+            passed++;
+        } else if (WIFEXITED(status) && WEXITSTATUS(status) == SKIP_STATUS) {
+            printf("[ SKIP ] %s\n", c->name);
+            skipped++;
+        } else {
+            if (WIFSIGNALED(status))
+                printf("[ FAIL ] %s: killed by signal %d\n", c->name, WTERMSIG(status));
+            else
+                printf("[ FAIL ] %s: exit status %d\n", c->name, WEXITSTATUS(status));
+            failed++;
+        }
+    }
+    printf("%d passed, %d failed, %d skipped\n", passed, failed, skipped);
+    if (failed)
+        return 1;
+    return passed == 0 && skipped > 0 ? SKIP_STATUS : 0;
+}

@@ -1,0 +1,733 @@
+/* test_queue.c - sage_queue behaviour within one or a few processes. */
+#include <pthread.h>
+#include <pwd.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "queue/layout.h"
+#include "sage/queue.h"
+
+static sage_queue *create(const char *base, size_t cap, size_t max_msg)
+{
+    sage_queue_opts o;
+    sage_queue *q = NULL;
+
+    sage_queue_opts_init(&o);
+    o.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL;
+    o.capacity = cap;
+    o.max_msg = max_msg;
+    ASSERT_OK(sage_queue_open(&q, base ? th_name(base) : NULL, &o));
+    return q;
+}
+
+static sage_queue *attach(const char *base)
+{
+    sage_queue *q = NULL;
+
+    ASSERT_OK(sage_queue_open(&q, th_name(base), NULL));
+    return q;
+}
+
+/* A message whose bytes are a function of (id, seq): any corruption shows. */
+static size_t fill(uint8_t *buf, uint32_t id, uint32_t seq, size_t len)
+{
+    uint32_t x = id * 2654435761u ^ seq * 40503u;
+
+    for (size_t i = 0; i < len; i++) {
+        x = x * 1103515245u + 12345u;
+        buf[i] = (uint8_t)(x >> 16);
+    }
+    if (len >= 8) {
+        memcpy(buf, &id, 4);
+        memcpy(buf + 4, &seq, 4);
+    }
+    return len;
+}
+
+static void check(const uint8_t *got, size_t len, uint32_t id, uint32_t seq)
+{
+    uint8_t want[70000];
+
+    ASSERT_TRUE(len <= sizeof want);
+    fill(want, id, seq, len);
+    ASSERT_TRUE(memcmp(got, want, len) == 0);
+}
+
+/* ------------------------------------------------------------------ cases */
+
+static void t_names(void)
+{
+    char longname[SAGE_QUEUE_NAME_MAX + 2];
+
+    ASSERT_OK(sage_queue_check_name("kv.requests_1-a"));
+    ASSERT_ERR(sage_queue_check_name(""), SAGE_EINVAL);
+    ASSERT_ERR(sage_queue_check_name(NULL), SAGE_EINVAL);
+    ASSERT_ERR(sage_queue_check_name("a/b"), SAGE_EINVAL);
+    ASSERT_ERR(sage_queue_check_name("a b"), SAGE_EINVAL);
+    ASSERT_ERR(sage_queue_check_name(".hidden"), SAGE_EINVAL);
+    ASSERT_ERR(sage_queue_check_name("-flag"), SAGE_EINVAL);
+    ASSERT_ERR(sage_queue_check_name("caf\xc3\xa9"), SAGE_EINVAL);
+    memset(longname, 'a', sizeof longname - 1);
+    longname[sizeof longname - 1] = '\0';
+    ASSERT_ERR(sage_queue_check_name(longname), SAGE_EINVAL);
+    longname[SAGE_QUEUE_NAME_MAX] = '\0';
+    ASSERT_OK(sage_queue_check_name(longname));
+    ASSERT_TRUE(strstr(sage_errdetail(), "") != NULL);
+}
+
+static void t_open_rules(void)
+{
+    sage_queue *q = NULL, *q2 = NULL;
+    sage_queue_opts o;
+    struct stat st;
+    char path[300];
+
+    ASSERT_ERR(sage_queue_open(&q, th_name("missing"), NULL), SAGE_ENOENT);
+    ASSERT_TRUE(q == NULL);
+    q = create("q", 4096, 100);
+    sage_queue_opts_init(&o);
+    o.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL;
+    ASSERT_ERR(sage_queue_open(&q2, th_name("q"), &o), SAGE_EEXIST);
+    o.flags = SAGE_QUEUE_CREATE; /* create-or-open: opens the existing one */
+    o.capacity = 1 << 20;
+    ASSERT_OK(sage_queue_open(&q2, th_name("q"), &o));
+    {
+        sage_queue_stats s;
+
+        ASSERT_OK(sage_queue_stats_read(q2, &s));
+        ASSERT_EQ(s.capacity, 4096); /* the existing geometry wins */
+        ASSERT_EQ(s.max_msg, 100);
+    }
+    snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name("q"));
+    ASSERT_EQ(stat(path, &st), 0);
+    ASSERT_EQ(st.st_mode & 0777, 0600);
+    ASSERT_STREQ(sage_queue_name(q), th_name("q"));
+    sage_queue_free(q2);
+    sage_queue_free(q);
+    ASSERT_OK(sage_queue_unlink(th_name("q")));
+    ASSERT_ERR(sage_queue_unlink(th_name("q")), SAGE_ENOENT);
+    ASSERT_ERR(sage_queue_open(&q, "bad/name", NULL), SAGE_EINVAL);
+
+    sage_queue_opts_init(&o);
+    o.flags = SAGE_QUEUE_CREATE;
+    o.capacity = 4096;
+    o.max_msg = 4096; /* more than capacity/2 - 8 */
+    ASSERT_ERR(sage_queue_open(&q, th_name("big"), &o), SAGE_EINVAL);
+    o.max_msg = 0;
+    o.capacity = 5000; /* rounds up to 8192 */
+    ASSERT_OK(sage_queue_open(&q, th_name("round"), &o));
+    {
+        sage_queue_stats s;
+
+        ASSERT_OK(sage_queue_stats_read(q, &s));
+        ASSERT_EQ(s.capacity, 8192);
+        ASSERT_EQ(s.max_msg, 2048);
+    }
+    sage_queue_free(q);
+    sage_queue_free(NULL);
+}
+
+static void t_basic(void)
+{
+    sage_queue *q = create("b", 4096, 1000);
+    uint8_t buf[2000];
+    size_t len = 0;
+
+    ASSERT_OK(sage_queue_send(q, "hello", 5, 0));
+    ASSERT_OK(sage_queue_send(q, NULL, 0, 0)); /* empty message */
+    ASSERT_OK(sage_queue_send(q, buf, 1000, 0));
+    ASSERT_ERR(sage_queue_send(q, buf, 1001, 0), SAGE_EMSGSIZE);
+    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+    ASSERT_EQ(len, 5);
+    ASSERT_TRUE(memcmp(buf, "hello", 5) == 0);
+    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+    ASSERT_EQ(len, 0);
+    /* a buffer too small: told the size, message stays */
+    ASSERT_ERR(sage_queue_recv(q, buf, 10, &len, 0), SAGE_EMSGSIZE);
+    ASSERT_EQ(len, 1000);
+    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+    ASSERT_EQ(len, 1000);
+    ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 0), SAGE_ETIMEDOUT);
+    ASSERT_ERR(sage_queue_send(NULL, "x", 1, 0), SAGE_EINVAL);
+    sage_queue_free(q);
+}
+
+static void t_private(void)
+{
+    sage_queue *q = create(NULL, 4096, 0);
+    uint8_t buf[64];
+    size_t len;
+
+    ASSERT_STREQ(sage_queue_name(q), "");
+    for (uint32_t i = 0; i < 10000; i++) {
+        uint8_t m[40];
+
+        ASSERT_OK(sage_queue_send(q, m, fill(m, 1, i, 8 + i % 32), 0));
+        ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+        check(buf, len, 1, i);
+    }
+    sage_queue_free(q);
+}
+
+/* Every size from 0 to 300 and a few large ones, through a 4 KiB ring many
+ * times over, so each size meets the ring's end at many offsets. */
+static void t_wrap_sizes(void)
+{
+    sage_queue *q = create("w", 4096, 2040);
+    static const size_t big[] = {1000, 1017, 2000, 2040, 511, 1999};
+    uint8_t m[4096], buf[4096];
+    uint32_t seq_in = 0, seq_out = 0;
+    size_t len;
+
+    for (int round = 0; round < 40; round++) {
+        for (size_t sz = 0; sz <= 300 + 6; sz++) {
+            size_t n = sz <= 300 ? sz : big[sz - 301];
+            sage_err r;
+
+            fill(m, 7, seq_in, n);
+            r = sage_queue_send(q, m, n, 0);
+            while (r == SAGE_EFULL) { /* drain one, then retry */
+                ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+                check(buf, len, 7, seq_out++);
+                r = sage_queue_send(q, m, n, 0);
+            }
+            ASSERT_OK(r);
+            seq_in++;
+        }
+    }
+    while (sage_queue_recv(q, buf, sizeof buf, &len, 0) == SAGE_OK)
+        check(buf, len, 7, seq_out++);
+    ASSERT_EQ(seq_out, seq_in);
+    sage_queue_free(q);
+}
+
+struct fifo_arg {
+    sage_queue *q;
+    uint32_t id;
+    uint32_t n;
+};
+
+static void *fifo_producer(void *p)
+{
+    struct fifo_arg *a = p;
+    uint8_t m[256];
+
+    for (uint32_t i = 0; i < a->n; i++)
+        ASSERT_OK(sage_queue_send(a->q, m, fill(m, a->id, i, 8 + (i * 7 + a->id) % 200), -1));
+    return NULL;
+}
+
+static void t_fifo_threads(void)
+{
+    enum { P = 4, N = 50000 };
+    sage_queue *q = create("f", 1 << 14, 0);
+    pthread_t th[P];
+    struct fifo_arg a[P];
+    uint32_t next[P] = {0};
+    uint8_t buf[512];
+    size_t len;
+
+    for (int i = 0; i < P; i++) {
+        a[i] = (struct fifo_arg){q, (uint32_t)i, N};
+        pthread_create(&th[i], NULL, fifo_producer, &a[i]);
+    }
+    for (int k = 0; k < P * N; k++) {
+        uint32_t id, seq;
+
+        ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 5000));
+        memcpy(&id, buf, 4);
+        memcpy(&seq, buf + 4, 4);
+        ASSERT_TRUE(id < P);
+        ASSERT_EQ(seq, next[id]);
+        check(buf, len, id, seq);
+        next[id]++;
+    }
+    for (int i = 0; i < P; i++)
+        pthread_join(th[i], NULL);
+    ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 0), SAGE_ETIMEDOUT);
+    sage_queue_free(q);
+}
+
+struct drain_ctx {
+    uint32_t next;
+    size_t calls;
+};
+
+static void drain_cb(void *arg, const void *data, size_t len)
+{
+    struct drain_ctx *c = arg;
+
+    check(data, len, 3, c->next++);
+    c->calls++;
+}
+
+static void t_drain_batch(void)
+{
+    sage_queue *q = create("d", 1 << 16, 0);
+    struct drain_ctx c = {0, 0};
+    uint8_t m[64];
+    size_t n = 0;
+
+    for (uint32_t i = 0; i < 100; i++)
+        ASSERT_OK(sage_queue_send(q, m, fill(m, 3, i, 16 + i % 40), 0));
+    ASSERT_OK(sage_queue_drain(q, drain_cb, &c, 30, 0, &n));
+    ASSERT_EQ(n, 30);
+    ASSERT_OK(sage_queue_drain(q, drain_cb, &c, 0, 0, &n));
+    ASSERT_EQ(n, 70);
+    ASSERT_EQ(c.calls, 100);
+    ASSERT_ERR(sage_queue_drain(q, drain_cb, &c, 0, 0, &n), SAGE_ETIMEDOUT);
+    ASSERT_EQ(n, 0);
+    sage_queue_free(q);
+}
+
+static void t_claim_commit_abort(void)
+{
+    sage_queue *q = create("c", 4096, 500);
+    void *b1 = NULL, *b2 = NULL;
+    uint8_t buf[600];
+    size_t len;
+    sage_queue_stats s;
+
+    ASSERT_OK(sage_queue_claim(q, 100, &b1, 0));
+    ASSERT_ERR(sage_queue_claim(q, 10, &b2, 0), SAGE_EBUSY); /* one claim per thread */
+    fill(b1, 9, 0, 100);
+    ASSERT_ERR(sage_queue_commit(q, buf), SAGE_EINVAL); /* not from the ring */
+    ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 0), SAGE_ETIMEDOUT); /* uncommitted */
+    ASSERT_OK(sage_queue_commit(q, b1));
+    ASSERT_ERR(sage_queue_commit(q, b1), SAGE_EINVAL); /* already committed */
+    ASSERT_OK(sage_queue_claim(q, 50, &b2, 0));
+    ASSERT_OK(sage_queue_abort(q, b2));
+    ASSERT_OK(sage_queue_send(q, "z", 1, 0));
+    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+    check(buf, len, 9, 0);
+    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0)); /* the aborted one is skipped */
+    ASSERT_EQ(len, 1);
+    ASSERT_OK(sage_queue_stats_read(q, &s));
+    ASSERT_EQ(s.aborted, 1);
+    ASSERT_EQ(s.msgs_in, 2);
+    ASSERT_EQ(s.msgs_out, 2);
+    ASSERT_ERR(sage_queue_claim(q, 501, &b2, 0), SAGE_EMSGSIZE);
+    sage_queue_free(q);
+}
+
+static void t_stats_exact(void)
+{
+    sage_queue_opts o;
+    sage_queue *q = NULL;
+    sage_queue_stats s;
+    uint8_t m[100], buf[200];
+    size_t len;
+
+    sage_queue_opts_init(&o);
+    o.flags = SAGE_QUEUE_CREATE;
+    o.capacity = 4096;
+    o.max_msgs = 5;
+    ASSERT_OK(sage_queue_open(&q, th_name("s"), &o));
+    for (int i = 0; i < 5; i++)
+        ASSERT_OK(sage_queue_send(q, m, 10 + i, 0));
+    ASSERT_ERR(sage_queue_send(q, m, 1, 0), SAGE_EFULL); /* the message bound */
+    ASSERT_OK(sage_queue_stats_read(q, &s));
+    ASSERT_EQ(s.max_msgs, 5);
+    ASSERT_EQ(s.msgs_in, 5);
+    ASSERT_EQ(s.bytes_in, 10 + 11 + 12 + 13 + 14);
+    ASSERT_EQ(s.depth_msgs, 5);
+    ASSERT_EQ(s.full_events, 1);
+    ASSERT_EQ(s.msgs_out, 0);
+    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+    ASSERT_OK(sage_queue_stats_read(q, &s));
+    ASSERT_EQ(s.msgs_out, 2);
+    ASSERT_EQ(s.bytes_out, 21);
+    ASSERT_EQ(s.depth_msgs, 3);
+    ASSERT_EQ(s.consumer_pid, getpid());
+    ASSERT_EQ(s.consumer_alive, 1);
+    ASSERT_EQ(s.creator_pid, getpid());
+    ASSERT_EQ(s.closed, 0);
+    sage_queue_free(q);
+}
+
+static void t_empty_timeout(void)
+{
+    sage_queue *q = create("e", 4096, 0);
+    uint8_t buf[16];
+    size_t len;
+    double t0 = th_now_ms(), dt;
+
+    ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 100), SAGE_ETIMEDOUT);
+    dt = th_now_ms() - t0;
+    ASSERT_LE(100, dt);
+    ASSERT_LE(dt, 100 + 150); /* tolerance: a loaded 2-CPU machine */
+    t0 = th_now_ms();
+    ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 0), SAGE_ETIMEDOUT);
+    ASSERT_LE(th_now_ms() - t0, 50);
+    sage_queue_free(q);
+}
+
+struct later {
+    sage_queue *q;
+    int delay_ms;
+    int what; /* 0: receive one, 1: close, 2: send one */
+};
+
+static void *do_later(void *p)
+{
+    struct later *l = p;
+    struct timespec ts = {l->delay_ms / 1000, (l->delay_ms % 1000) * 1000000L};
+    uint8_t buf[4096];
+    size_t len;
+
+    nanosleep(&ts, NULL);
+    if (l->what == 0)
+        ASSERT_OK(sage_queue_recv(l->q, buf, sizeof buf, &len, 0));
+    else if (l->what == 1)
+        ASSERT_OK(sage_queue_close(l->q));
+    else
+        ASSERT_OK(sage_queue_send(l->q, "x", 1, 0));
+    return NULL;
+}
+
+static void t_full_blocks(void)
+{
+    sage_queue *q = create("full", 4096, 1000);
+    uint8_t m[1000];
+    double t0, dt;
+    int n = 0;
+    pthread_t th;
+    struct later l = {q, 100, 0};
+
+    while (sage_queue_send(q, m, sizeof m, 0) == SAGE_OK)
+        n++;
+    ASSERT_EQ(n, 4);
+    t0 = th_now_ms();
+    ASSERT_ERR(sage_queue_send(q, m, sizeof m, 80), SAGE_EFULL); /* waits, then gives up */
+    dt = th_now_ms() - t0;
+    ASSERT_LE(80, dt);
+    ASSERT_LE(dt, 80 + 150);
+    /* room frees after 100 ms: a blocked send then succeeds */
+    pthread_create(&th, NULL, do_later, &l);
+    t0 = th_now_ms();
+    ASSERT_OK(sage_queue_send(q, m, sizeof m, 5000));
+    dt = th_now_ms() - t0;
+    ASSERT_LE(90, dt);
+    ASSERT_LE(dt, 100 + 150);
+    pthread_join(th, NULL);
+    sage_queue_free(q);
+}
+
+static void t_close_wakes(void)
+{
+    sage_queue *q = create("cw", 4096, 1000);
+    uint8_t m[1000];
+    size_t len;
+    pthread_t th;
+    struct later l = {q, 50, 1};
+    double t0;
+
+    /* a blocked receiver */
+    pthread_create(&th, NULL, do_later, &l);
+    t0 = th_now_ms();
+    ASSERT_ERR(sage_queue_recv(q, m, sizeof m, &len, -1), SAGE_ECLOSED);
+    ASSERT_LE(th_now_ms() - t0, 1000);
+    pthread_join(th, NULL);
+    ASSERT_ERR(sage_queue_send(q, m, 10, 0), SAGE_ECLOSED);
+    sage_queue_free(q);
+
+    /* a blocked sender */
+    q = create("cw2", 4096, 1000);
+    while (sage_queue_send(q, m, sizeof m, 0) == SAGE_OK)
+        ;
+    pthread_create(&th, NULL, do_later, &l);
+    l.q = q;
+    t0 = th_now_ms();
+    ASSERT_ERR(sage_queue_send(q, m, sizeof m, -1), SAGE_ECLOSED);
+    ASSERT_LE(th_now_ms() - t0, 1000);
+    pthread_join(th, NULL);
+    /* what was queued is still delivered, then ECLOSED */
+    for (int i = 0; i < 4; i++)
+        ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 0));
+    ASSERT_ERR(sage_queue_recv(q, m, sizeof m, &len, -1), SAGE_ECLOSED);
+    sage_queue_free(q);
+}
+
+/* close from another process wakes waiters in this one */
+static void t_close_wakes_across_processes(void)
+{
+    sage_queue *q = create("cwp", 4096, 0);
+    uint8_t m[16];
+    size_t len;
+    double t0 = th_now_ms();
+    int pid = fork();
+
+    if (pid == 0) {
+        sage_queue *c = attach("cwp");
+        struct timespec ts = {0, 100 * 1000000L};
+
+        nanosleep(&ts, NULL);
+        sage_queue_close(c);
+        _exit(0);
+    }
+    ASSERT_ERR(sage_queue_recv(q, m, sizeof m, &len, 10000), SAGE_ECLOSED);
+    ASSERT_LE(th_now_ms() - t0, 2000);
+    ASSERT_EQ(th_wait_child(pid, 5000), 0);
+    sage_queue_free(q);
+}
+
+static void t_wake_from_sleep(void)
+{
+    sage_queue *q = create("wk", 4096, 0);
+    pthread_t th;
+    struct later l = {q, 100, 2};
+    uint8_t m[16];
+    size_t len;
+    double t0 = th_now_ms(), dt;
+
+    pthread_create(&th, NULL, do_later, &l);
+    ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 5000));
+    dt = th_now_ms() - t0;
+    ASSERT_LE(90, dt);
+    ASSERT_LE(dt, 100 + 150);
+    pthread_join(th, NULL);
+    sage_queue_free(q);
+}
+
+static void t_one_consumer(void)
+{
+    sage_queue *q = create("oc", 4096, 0);
+    uint8_t m[16];
+    size_t len;
+    int pid;
+
+    ASSERT_OK(sage_queue_send(q, "a", 1, 0));
+    ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 0)); /* we are the consumer now */
+    pid = fork();
+    if (pid == 0) {
+        sage_queue *c = attach("oc");
+
+        ASSERT_ERR(sage_queue_recv(c, m, sizeof m, &len, 0), SAGE_EBUSY);
+        ASSERT_OK(sage_queue_send(c, "b", 1, 0)); /* producing is fine */
+        _exit(0);
+    }
+    ASSERT_EQ(th_wait_child(pid, 5000), 0);
+    ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 0));
+    ASSERT_EQ(m[0], 'b');
+    sage_queue_free(q); /* gives the role up */
+    pid = fork();
+    if (pid == 0) {
+        sage_queue *c = attach("oc");
+
+        ASSERT_OK(sage_queue_send(c, "c", 1, 0));
+        ASSERT_OK(sage_queue_recv(c, m, sizeof m, &len, 0));
+        ASSERT_EQ(m[0], 'c');
+        _exit(0);
+    }
+    ASSERT_EQ(th_wait_child(pid, 5000), 0);
+}
+
+/* the consumer role of a process that died passes to the next one */
+static void t_dead_consumer_replaced(void)
+{
+    sage_queue *q;
+    uint8_t m[16];
+    size_t len;
+    int pid = fork();
+
+    if (pid == 0) {
+        sage_queue *c = create("dc", 4096, 0);
+
+        ASSERT_OK(sage_queue_send(c, "a", 1, 0));
+        ASSERT_OK(sage_queue_recv(c, m, sizeof m, &len, 0));
+        raise(SIGKILL);
+    }
+    th_wait_child(pid, 5000);
+    q = attach("dc");
+    ASSERT_OK(sage_queue_send(q, "d", 1, 0));
+    ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 0));
+    ASSERT_EQ(m[0], 'd');
+    sage_queue_free(q);
+}
+
+static void t_reopen_after_creator_exit(void)
+{
+    sage_queue *q;
+    uint8_t m[64];
+    size_t len;
+    int pid = fork();
+
+    if (pid == 0) {
+        sage_queue *c = create("ro", 4096, 0);
+
+        ASSERT_OK(sage_queue_send(c, "persist", 7, 0));
+        sage_queue_free(c);
+        _exit(0);
+    }
+    ASSERT_EQ(th_wait_child(pid, 5000), 0);
+    q = attach("ro");
+    ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 0));
+    ASSERT_EQ(len, 7);
+    ASSERT_TRUE(memcmp(m, "persist", 7) == 0);
+    {
+        sage_queue_stats s;
+
+        ASSERT_OK(sage_queue_stats_read(q, &s));
+        ASSERT_EQ(s.creator_pid, pid);
+    }
+    sage_queue_free(q);
+}
+
+static void t_other_user_refused(void)
+{
+    struct passwd *pw;
+    sage_queue *q;
+    int pid;
+
+    if (geteuid() != 0)
+        th_skip("needs root to switch to another user");
+    pw = getpwnam("nobody");
+    if (pw == NULL)
+        th_skip("no user 'nobody'");
+    q = create("perm", 4096, 0);
+    pid = fork();
+    if (pid == 0) {
+        sage_queue *c = NULL;
+
+        if (setgid(pw->pw_gid) != 0 || setuid(pw->pw_uid) != 0)
+            _exit(3);
+        ASSERT_ERR(sage_queue_open(&c, th_name("perm"), NULL), SAGE_EPERM);
+        ASSERT_TRUE(strstr(sage_errdetail(), "ermission") != NULL);
+        _exit(0);
+    }
+    ASSERT_EQ(th_wait_child(pid, 5000), 0);
+    sage_queue_free(q);
+}
+
+/* corrupt a header field of a fresh segment, then expect open to refuse */
+static void corrupt_header_case(const char *base, size_t off, uint64_t value, int width,
+                                sage_err want)
+{
+    char path[300];
+    int fd;
+    uint8_t *mem;
+    sage_queue *q = create(base, 4096, 0), *q2 = NULL;
+
+    sage_queue_free(q);
+    snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name(base));
+    fd = open(path, O_RDWR);
+    ASSERT_TRUE(fd >= 0);
+    mem = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_TRUE(mem != MAP_FAILED);
+    if (width == 8)
+        memcpy(mem + off, &value, 8);
+    else {
+        uint32_t v = (uint32_t)value;
+
+        memcpy(mem + off, &v, 4);
+    }
+    munmap(mem, 4096);
+    close(fd);
+    ASSERT_ERR(sage_queue_open(&q2, th_name(base), NULL), want);
+    ASSERT_TRUE(q2 == NULL);
+    ASSERT_TRUE(strlen(sage_errdetail()) > 0);
+}
+
+static void t_corrupt_header(void)
+{
+    corrupt_header_case("h1", offsetof(struct sq_hdr, magic), 0x1234, 8, SAGE_EPROTO);
+    corrupt_header_case("h2", offsetof(struct sq_hdr, version), 99, 4, SAGE_EVERSION);
+    corrupt_header_case("h3", offsetof(struct sq_hdr, capacity), 1ull << 40, 8, SAGE_EPROTO);
+    corrupt_header_case("h4", offsetof(struct sq_hdr, capacity), 8192, 8, SAGE_EPROTO);
+    corrupt_header_case("h5", offsetof(struct sq_hdr, capacity), 4097, 8, SAGE_EPROTO);
+    corrupt_header_case("h6", offsetof(struct sq_hdr, max_msg), 1u << 30, 8, SAGE_EPROTO);
+    corrupt_header_case("h7", offsetof(struct sq_hdr, nslots), 0, 4, SAGE_EPROTO);
+    corrupt_header_case("h8", offsetof(struct sq_hdr, nslots), 70000, 4, SAGE_EPROTO);
+    corrupt_header_case("h9", offsetof(struct sq_hdr, ring_off), 512, 8, SAGE_EPROTO);
+    corrupt_header_case("h10", offsetof(struct sq_hdr, hdr_size), 2048, 4, SAGE_EPROTO);
+    {
+        /* a segment that is not a queue at all (too small) */
+        char path[300];
+        int fd;
+        sage_queue *q = NULL;
+
+        snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name("junk"));
+        fd = open(path, O_RDWR | O_CREAT, 0600);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_EQ(write(fd, "junkjunkjunk", 12), 12);
+        close(fd);
+        ASSERT_ERR(sage_queue_open(&q, th_name("junk"), NULL), SAGE_EPROTO);
+    }
+}
+
+/* corrupt records: the consumer reports EPROTO and never reads outside */
+static void t_corrupt_records(void)
+{
+    static const struct {
+        uint32_t tag, len;
+    } bad[] = {
+        {SQ_TAG_MSG, 3},          /* shorter than a header */
+        {SQ_TAG_MSG, 5000},       /* past the ring's end */
+        {SQ_TAG_MSG, 0xffffffff}, /* huge */
+        {SQ_TAG_PAD, 64},         /* padding that does not end at the ring's end */
+        {0x12345678, 16},         /* unknown tag */
+        {SQ_TAG_INPROG | 60000, 16}, /* in progress through a slot that does not exist */
+    };
+
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char base[16];
+        sage_queue *q, *p;
+        uint8_t buf[64];
+        size_t len;
+        char path[300];
+        int fd;
+        uint8_t *mem;
+        struct sq_hdr *h;
+        uint64_t w = ((uint64_t)bad[i].tag << 32) | bad[i].len;
+
+        snprintf(base, sizeof base, "r%zu", i);
+        q = create(base, 4096, 0);
+        ASSERT_OK(sage_queue_send(q, "ok", 2, 0));
+        ASSERT_OK(sage_queue_send(q, "ok", 2, 0)); /* second record gets corrupted */
+        snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name(base));
+        fd = open(path, O_RDWR);
+        mem = mmap(NULL, 1 << 17, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        ASSERT_TRUE(mem != MAP_FAILED);
+        close(fd);
+        h = (struct sq_hdr *)mem;
+        memcpy(mem + h->ring_off + 16, &w, 8);
+        ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+        ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 0), SAGE_EPROTO);
+        ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 0), SAGE_EPROTO); /* sticky */
+        (void)p;
+        munmap(mem, 1 << 17);
+        sage_queue_free(q);
+    }
+}
+
+static const struct th_case cases[] = {
+    {"names", t_names, 10},
+    {"open_rules", t_open_rules, 10},
+    {"basic", t_basic, 10},
+    {"private", t_private, 10},
+    {"wrap_sizes", t_wrap_sizes, 30},
+    {"fifo_threads", t_fifo_threads, 60},
+    {"drain_batch", t_drain_batch, 10},
+    {"claim_commit_abort", t_claim_commit_abort, 10},
+    {"stats_exact", t_stats_exact, 10},
+    {"empty_timeout", t_empty_timeout, 10},
+    {"full_blocks", t_full_blocks, 10},
+    {"close_wakes", t_close_wakes, 10},
+    {"close_wakes_across_processes", t_close_wakes_across_processes, 10},
+    {"wake_from_sleep", t_wake_from_sleep, 10},
+    {"one_consumer", t_one_consumer, 10},
+    {"dead_consumer_replaced", t_dead_consumer_replaced, 10},
+    {"reopen_after_creator_exit", t_reopen_after_creator_exit, 10},
+    {"other_user_refused", t_other_user_refused, 10},
+    {"corrupt_header", t_corrupt_header, 20},
+    {"corrupt_records", t_corrupt_records, 10},
+    {NULL, NULL, 0},
+};
+
+TH_MAIN(cases)
