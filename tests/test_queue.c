@@ -441,8 +441,8 @@ static void t_close_wakes(void)
     q = create("cw2", 4096, 1000);
     while (sage_queue_send(q, m, sizeof m, 0) == SAGE_OK)
         ;
-    pthread_create(&th, NULL, do_later, &l);
     l.q = q;
+    pthread_create(&th, NULL, do_later, &l);
     t0 = th_now_ms();
     ASSERT_ERR(sage_queue_send(q, m, sizeof m, -1), SAGE_ECLOSED);
     ASSERT_LE(th_now_ms() - t0, 1000);

@@ -34,14 +34,4 @@ static inline int64_t sage__deadline(int timeout_ms)
     return sage__now_ns() + (int64_t)timeout_ms * 1000000;
 }
 
-/* sage__cpu_relax: the spin-wait hint of the CPU. */
-static inline void sage__cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ __volatile__("yield");
-#endif
-}
-
 #endif

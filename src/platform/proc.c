@@ -115,9 +115,16 @@ int sage__cpu(void)
 
 int sage__ncpu(void)
 {
-    cpu_set_t set;
+    /* CPUs of the machine, not of this process's affinity: a process pinned
+     * to one CPU still has peers running on the others. Read once. */
+    static _Atomic int cached;
+    int n = atomic_load_explicit(&cached, memory_order_relaxed);
 
-    if (sched_getaffinity(0, sizeof set, &set) == 0)
-        return CPU_COUNT(&set);
-    return (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n == 0) {
+        long v = sysconf(_SC_NPROCESSORS_ONLN);
+
+        n = v > 0 ? (int)v : 1;
+        atomic_store_explicit(&cached, n, memory_order_relaxed);
+    }
+    return n;
 }

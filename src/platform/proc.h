@@ -34,7 +34,7 @@ uint64_t sage__pid_start_time(pid_t pid);
 /* sage__cpu returns the CPU this thread runs on now (rseq/vDSO, cheap), or 0. */
 int sage__cpu(void);
 
-/* sage__ncpu returns the number of CPUs this process may run on. */
+/* sage__ncpu returns the number of CPUs online on this machine. */
 int sage__ncpu(void);
 
 #endif

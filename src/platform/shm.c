@@ -3,6 +3,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -11,6 +13,60 @@
 #include "base/err_internal.h"
 
 #define POPULATE_CREATE_LIMIT (64u << 20)
+
+/*
+ * Mappings are shared within a process: opening a segment this process has
+ * mapped already (same device and inode, so not a newer segment under the
+ * same name) returns the same mapping, counted. One address per segment
+ * keeps every atomic of a queue at one address in this process (which is
+ * also what lets ThreadSanitizer pair a release with its acquire), and
+ * saves mappings when a process talks to itself.
+ */
+struct mapping {
+    dev_t dev;
+    ino_t ino;
+    void *mem;
+    size_t size;
+    int refs;
+    struct mapping *next;
+};
+
+static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct mapping *maps;
+
+/* share returns a counted existing mapping of (dev, ino, size), or NULL */
+static void *share(const struct stat *st)
+{
+    void *mem = NULL;
+
+    pthread_mutex_lock(&maps_lock);
+    for (struct mapping *m = maps; m; m = m->next)
+        if (m->dev == st->st_dev && m->ino == st->st_ino && m->size == (size_t)st->st_size) {
+            m->refs++;
+            mem = m->mem;
+            break;
+        }
+    pthread_mutex_unlock(&maps_lock);
+    return mem;
+}
+
+/* remember records a new mapping; if that fails it is simply not shared */
+static void remember(const struct stat *st, void *mem)
+{
+    struct mapping *m = malloc(sizeof *m);
+
+    if (m == NULL)
+        return;
+    m->dev = st->st_dev;
+    m->ino = st->st_ino;
+    m->mem = mem;
+    m->size = (size_t)st->st_size;
+    m->refs = 1;
+    pthread_mutex_lock(&maps_lock);
+    m->next = maps;
+    maps = m;
+    pthread_mutex_unlock(&maps_lock);
+}
 
 static sage_err os_err(const char *what, const char *path)
 {
@@ -42,6 +98,12 @@ sage_err sage__shm_create(const char *path, mode_t mode, size_t size, void **mem
         shm_unlink(path);
         return r;
     }
+    {
+        struct stat st;
+
+        if (fstat(fd, &st) == 0)
+            remember(&st, mem);
+    }
     close(fd);
     *memp = mem;
     return SAGE_OK;
@@ -67,13 +129,17 @@ sage_err sage__shm_open(const char *path, void **memp, size_t *sizep, size_t pop
         *sizep = 0;
         return SAGE_OK;
     }
-    mem = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
-               MAP_SHARED | ((size_t)st.st_size <= populate ? MAP_POPULATE : 0), fd, 0);
-    if (mem == MAP_FAILED) {
-        sage_err r = os_err("mmap", path);
+    mem = share(&st);
+    if (mem == NULL) {
+        mem = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | ((size_t)st.st_size <= populate ? MAP_POPULATE : 0), fd, 0);
+        if (mem == MAP_FAILED) {
+            sage_err r = os_err("mmap", path);
 
-        close(fd);
-        return r;
+            close(fd);
+            return r;
+        }
+        remember(&st, mem);
     }
     close(fd);
     *memp = mem;
@@ -100,6 +166,22 @@ sage_err sage__map_anon(void **memp, size_t size)
 
 void sage__unmap(void *mem, size_t size)
 {
-    if (mem && size)
-        munmap(mem, size);
+    struct mapping **pp, *gone = NULL;
+
+    if (mem == NULL || size == 0)
+        return;
+    pthread_mutex_lock(&maps_lock);
+    for (pp = &maps; *pp; pp = &(*pp)->next)
+        if ((*pp)->mem == mem) {
+            if (--(*pp)->refs > 0) {
+                pthread_mutex_unlock(&maps_lock);
+                return; /* still used by another handle */
+            }
+            gone = *pp;
+            *pp = gone->next;
+            break;
+        }
+    pthread_mutex_unlock(&maps_lock);
+    free(gone);
+    munmap(mem, size);
 }

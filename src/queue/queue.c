@@ -207,6 +207,27 @@ sage_err sage_queue_open(sage_queue **qp, const char *name, const sage_queue_opt
     return SAGE_OK;
 }
 
+sage_err sage__sq_open_mem(sage_queue **qp, void *mem, size_t size)
+{
+    sage_queue *q = calloc(1, sizeof *q);
+    sage_err r;
+
+    if (q == NULL)
+        return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+    snprintf(q->name, sizeof q->name, "(memory)");
+    q->external = true;
+    r = sage__sq_attach(q, mem, size);
+    if (r != SAGE_OK) {
+        free(q);
+        return r;
+    }
+    q->map_size = size;
+    q->ncpu = 1;
+    sage__sq_register(q);
+    *qp = q;
+    return SAGE_OK;
+}
+
 sage_err sage_queue_close(sage_queue *q)
 {
     struct sq_hdr *h;
@@ -234,7 +255,8 @@ void sage_queue_free(sage_queue *q)
         atomic_compare_exchange_strong_explicit(&q->hdr->cons_pid, &me, 0, memory_order_acq_rel,
                                                 memory_order_relaxed);
     }
-    sage__unmap(q->hdr, q->map_size);
+    if (!q->external)
+        sage__unmap(q->hdr, q->map_size);
     free(q);
 }
 

@@ -25,7 +25,8 @@ struct sage_queue {
     uint64_t max_msg;  /* largest payload */
     uint64_t max_msgs; /* effective message bound */
     uint32_t nslots;
-    bool shared; /* named (process-shared futexes) or private */
+    bool shared;   /* named (process-shared futexes) or private */
+    bool external; /* memory belongs to the caller (sage__sq_open_mem) */
     int ncpu;
     int64_t spin_ns;
     char name[SAGE_QUEUE_NAME_MAX + 1];
@@ -89,6 +90,10 @@ void sage__sq_release(sage_queue *q);
 /* sage__sq_consume is drain with a declining callback. */
 sage_err sage__sq_consume(sage_queue *q, sage__sq_take_fn fn, void *arg, size_t max, int timeout_ms,
                           size_t *countp);
+
+/* sage__sq_open_mem wraps a handle around a segment in caller-owned memory
+ * (validated like any other; private futexes). For the fuzzer and tests. */
+sage_err sage__sq_open_mem(sage_queue **qp, void *mem, size_t size);
 
 /* Test hook: when set, called by a producer between winning its claim and
  * marking the record in progress (the narrowest window a crash can hit). */

@@ -46,14 +46,40 @@
  * sleeps in slices of LIVENESS_SLICE_NS to look again, so a producer killed
  * mid-claim is detected within one slice.
  */
+#include <sched.h>
 #include <string.h>
 
 #include "base/err_internal.h"
 #include "platform/barrier.h"
 #include "platform/clock.h"
+#include "platform/cpu.h"
 #include "platform/futex.h"
 #include "platform/proc.h"
 #include "queue/queue_internal.h"
+
+/*
+ * ThreadSanitizer sees one process. Producer threads of this process reuse
+ * ring room in turn, and what orders their writes (a commit, the consumer's
+ * zeroing, head's release, the next claim) may run through a consumer in
+ * another process. In TSan builds each commit releases and each claim
+ * acquires one sync address per mapping (the ring's), stating that order.
+ */
+#if defined(__SANITIZE_THREAD__)
+#define SQ_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define SQ_TSAN 1
+#endif
+#endif
+#ifdef SQ_TSAN
+void __tsan_acquire(void *addr);
+void __tsan_release(void *addr);
+#define TSAN_ACQUIRE(p) __tsan_acquire(p)
+#define TSAN_RELEASE(p) __tsan_release(p)
+#else
+#define TSAN_ACQUIRE(p) ((void)(p))
+#define TSAN_RELEASE(p) ((void)(p))
+#endif
 
 #define LIVENESS_SLICE_NS (5 * 1000 * 1000LL)  /* re-examine a stuck claim's owner */
 #define CONSUMER_CHECK_NS (100 * 1000 * 1000LL) /* re-examine a full queue's consumer */
@@ -221,9 +247,12 @@ static sage_err wait_space(sage_queue *q, uint64_t total, int timeout_ms, int64_
     if (expired(dl))
         return SAGE_SETERR(SAGE_EFULL, "queue '%s' stayed full for %d ms", q->name, timeout_ms);
 
-    /* spin while the consumer runs on another CPU */
-    if (q->spin_ns > 0 && q->ncpu > 1 && !atomic_load_explicit(&h->cons_waiting, memory_order_relaxed) &&
-        (int)atomic_load_explicit(&h->cons_cpu, memory_order_relaxed) != sage__cpu()) {
+    /* while the consumer runs: spin if it is on another CPU, yield to it if
+     * it shares ours (see wait_data) */
+    if (q->spin_ns > 0 && !atomic_load_explicit(&h->cons_waiting, memory_order_relaxed)) {
+        bool same = q->ncpu == 1 ||
+                    (int)atomic_load_explicit(&h->cons_cpu, memory_order_relaxed) == sage__cpu();
+
         spin_end = sage__now_ns() + q->spin_ns;
         for (unsigned i = 1;; i++) {
             uint64_t H = atomic_load_explicit(&h->head, memory_order_acquire);
@@ -233,8 +262,11 @@ static sage_err wait_space(sage_queue *q, uint64_t total, int timeout_ms, int64_
                 atomic_store_explicit(&q->head_cache, H, memory_order_release);
                 return SAGE_OK;
             }
-            sage__cpu_relax();
-            if ((i & 15) == 0 && sage__now_ns() >= spin_end)
+            if (same)
+                sched_yield();
+            else
+                sage__cpu_relax();
+            if ((same || (i & 15) == 0) && sage__now_ns() >= spin_end)
                 break;
         }
     }
@@ -300,6 +332,11 @@ static sage_err claim(sage_queue *q, size_t len, int timeout_ms, struct sq_rec *
             atomic_store_explicit(&s->claim, SQ_CLAIM_NONE, memory_order_relaxed);
             return SAGE_SETERR(SAGE_ECLOSED, "queue '%s' is closed", q->name);
         }
+        if (sq_pos(T) & 7) { /* records are 8-aligned: someone scribbled on tail */
+            atomic_store_explicit(&s->claim, SQ_CLAIM_NONE, memory_order_relaxed);
+            return SAGE_SETERR(SAGE_EPROTO, "queue '%s' is corrupt (tail %#llx misaligned)",
+                               q->name, (unsigned long long)T);
+        }
         idx = sq_pos(T) & q->mask;
         pad = idx + need > q->cap ? q->cap - idx : 0;
         total = pad + need;
@@ -333,6 +370,7 @@ static sage_err claim(sage_queue *q, size_t len, int timeout_ms, struct sq_rec *
                                                   memory_order_release, memory_order_relaxed))
             break;
     }
+    TSAN_ACQUIRE(q->ring);
     if (sage__sq_hook_after_claim)
         sage__sq_hook_after_claim();
     if (pad)
@@ -353,6 +391,7 @@ static void publish(sage_queue *q, struct sq_rec *rec, struct sq_slot *s, uint32
 {
     /* release: the payload is visible to a consumer that acquires the word */
     atomic_store_explicit(&rec->word, sq_word(tag, reclen), memory_order_release);
+    TSAN_RELEASE(q->ring); /* after the word: the commit itself is ordered too */
     atomic_store_explicit(&s->claim, SQ_CLAIM_NONE, memory_order_relaxed);
     if (tag == SQ_TAG_MSG) {
         /* single writer: plain load+store, no locked instruction */
@@ -483,22 +522,38 @@ static sage_err corrupt(sage_queue *q, uint64_t pos, uint64_t w, const char *why
                        q->name, (unsigned long long)(pos & q->mask), (unsigned long long)w, why);
 }
 
-static void zero_range(sage_queue *q, uint64_t from, uint64_t to)
+static void zero_range(sage_queue *q, uint64_t from, uint64_t to, bool demote)
 {
     uint64_t n = (to - from) & SQ_POS_MASK;
     uint64_t idx = from & q->mask;
     uint64_t first = n < q->cap - idx ? n : q->cap - idx;
 
     memset(q->ring + idx, 0, first);
-    if (n > first)
+    if (demote)
+        sage__cache_demote(q->ring + idx, first);
+    if (n > first) {
         memset(q->ring, 0, n - first);
+        if (demote)
+            sage__cache_demote(q->ring, n - first);
+    }
 }
 
 void sage__sq_release(sage_queue *q)
 {
     if (q->pub_head == q->cons_head)
         return;
-    zero_range(q, sq_pos(q->pub_head), sq_pos(q->cons_head));
+    /*
+     * Zeroed lines are the producers' next ones. When a batch held several
+     * small records the producer is streaming and stalls on taking those
+     * lines from our cache: demoting them to the shared cache level doubles
+     * its rate. A lone record (request/response) or large records (the
+     * producer is copying, not stalling) do better left where they are.
+     * Measured in bench/ (queue thr 64 B vs rtt and 4 KiB).
+     */
+    uint64_t recs = (sq_cnt(q->cons_head) - sq_cnt(q->pub_head)) & SQ_CNT_MASK;
+    uint64_t bytes = (sq_pos(q->cons_head) - sq_pos(q->pub_head)) & SQ_POS_MASK;
+
+    zero_range(q, sq_pos(q->pub_head), sq_pos(q->cons_head), recs >= 2 && bytes <= recs * 1024);
     q->pub_head = q->cons_head;
     /* release: producers that acquire head see the zeroed room */
     atomic_store_explicit(&q->hdr->head, q->pub_head, memory_order_release);
@@ -544,7 +599,10 @@ static sage_err batch(sage_queue *q, sage__sq_take_fn fn, void *arg, size_t max,
             pos += len;
             continue;
         }
-        if (len < SQ_REC_HDR || len - SQ_REC_HDR > q->max_msg || idx + sq_align8(len) > q->cap) {
+        /* a SKIP may cover a whole recovered claim, alignment included */
+        if (len < SQ_REC_HDR || idx + sq_align8(len) > q->cap ||
+            len - SQ_REC_HDR > (tag == SQ_TAG_SKIP ? sq_align8(q->max_msg + SQ_REC_HDR) - SQ_REC_HDR
+                                                   : q->max_msg)) {
             r = corrupt(q, pos, w, "record length out of range");
             break;
         }
@@ -711,10 +769,14 @@ static sage_err wait_data(sage_queue *q, int timeout_ms, int64_t *deadline)
         cpu = sage__cpu();
         if ((int)atomic_load_explicit(&h->cons_cpu, memory_order_relaxed) != cpu)
             atomic_store_explicit(&h->cons_cpu, (uint32_t)cpu, memory_order_relaxed);
-        /* spin on the head record alone while the last producer runs on
-         * another CPU: no other shared line is touched */
-        if (q->spin_ns > 0 && q->ncpu > 1 && !closed(q) &&
-            (int)atomic_load_explicit(&h->last_prod_cpu, memory_order_relaxed) != cpu) {
+        /* Before sleeping, for at most spin_ns: if the last producer runs on
+         * another CPU, spin on the head record alone (no other shared line is
+         * touched); if it shares our CPU, spinning would only delay it, so
+         * yield the CPU to it instead - staying runnable, so that it skips
+         * the wake-up and keeps going while it has messages to send. */
+        if (q->spin_ns > 0 && !closed(q)) {
+            bool same = q->ncpu == 1 ||
+                        (int)atomic_load_explicit(&h->last_prod_cpu, memory_order_relaxed) == cpu;
             int64_t spin_end = sage__now_ns() + q->spin_ns;
 
             if (dl >= 0 && dl < spin_end)
@@ -722,8 +784,11 @@ static sage_err wait_data(sage_queue *q, int timeout_ms, int64_t *deadline)
             for (unsigned i = 1;; i++) {
                 if (committed(atomic_load_explicit(word, memory_order_acquire)))
                     return SAGE_OK;
-                sage__cpu_relax();
-                if ((i & 15) == 0 && sage__now_ns() >= spin_end)
+                if (same)
+                    sched_yield();
+                else
+                    sage__cpu_relax();
+                if ((same || (i & 15) == 0) && sage__now_ns() >= spin_end)
                     break;
             }
         }
@@ -807,6 +872,10 @@ static sage_err enter(sage_queue *q)
             }
         }
         q->cons_head = atomic_load_explicit(&h->head, memory_order_acquire);
+        if (sq_pos(q->cons_head) & 7) {
+            atomic_store_explicit(&q->consuming, 0, memory_order_release);
+            return corrupt(q, q->cons_head, q->cons_head, "head misaligned");
+        }
         q->pub_head = q->cons_head;
         q->cons_asym = sage__asym_heavy_ok(q->shared);
         atomic_store_explicit(&h->cons_asym, q->cons_asym, memory_order_relaxed);

@@ -1,0 +1,98 @@
+/* hostlist.c - reading the host registry: list services, read a status. */
+#include <dirent.h>
+#include <sys/mman.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/err_internal.h"
+#include "runtime/hostreg.h"
+#include "runtime/names.h"
+#include "sage/queue.h"
+
+sage_err sage_host_list(const char *ns, int clean, sage_host_list_fn fn, void *arg)
+{
+    char prefix[32];
+    size_t plen;
+    DIR *d;
+    struct dirent *de;
+
+    if (fn == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_host_list: fn is NULL");
+    snprintf(prefix, sizeof prefix, "sage.r.%u.", (unsigned)getuid());
+    plen = strlen(prefix);
+    d = opendir("/dev/shm");
+    if (d == NULL)
+        return SAGE_SETERR(SAGE_ESYS, "cannot read /dev/shm");
+    while ((de = readdir(d)) != NULL) {
+        char ens[SAGE_NAME_MAX + 1], ename[SAGE_NAME_MAX + 1];
+        const char *rest, *dot;
+        struct sage__reg *reg = NULL;
+        sage_host_entry e;
+
+        if (strncmp(de->d_name, prefix, plen) != 0 || strcmp(de->d_name + plen, "lock") == 0)
+            continue;
+        rest = de->d_name + plen; /* "<ns>.<name>" */
+        dot = strchr(rest, '.');
+        if (dot == NULL || (size_t)(dot - rest) > SAGE_NAME_MAX || strlen(dot + 1) > SAGE_NAME_MAX)
+            continue;
+        snprintf(ens, sizeof ens, "%.*s", (int)(dot - rest), rest);
+        snprintf(ename, sizeof ename, "%s", dot + 1);
+        if (ns && strcmp(ns, ens) != 0)
+            continue;
+        if (sage__reg_open(&reg, ens, ename) != SAGE_OK)
+            continue;
+        memset(&e, 0, sizeof e);
+        snprintf(e.name, sizeof e.name, "%s", ename);
+        snprintf(e.ns, sizeof e.ns, "%s", ens);
+        snprintf(e.queue, sizeof e.queue, "%.*s", (int)sizeof reg->queue - 1, reg->queue);
+        e.pid = reg->pid;
+        e.owner_alive = sage__reg_owner_alive(reg);
+        e.state = (sage_state)atomic_load_explicit(&reg->state, memory_order_acquire);
+        e.started_ns = reg->started_ns;
+        e.heartbeat_ns = atomic_load_explicit(&reg->heartbeat_ns, memory_order_relaxed);
+        sage__reg_close(reg);
+        fn(arg, &e);
+        if (clean && !e.owner_alive) {
+            char path[SAGE__NAME_BUF], queue[SAGE__NAME_BUF];
+
+            sage__reg_path(path, sizeof path, ens, ename);
+            sage__req_queue_name(queue, sizeof queue, ens, ename);
+            shm_unlink(path);
+            sage_queue_unlink(queue);
+        }
+    }
+    closedir(d);
+    return SAGE_OK;
+}
+
+sage_err sage_host_status(const char *ns, const char *name, sage_status *st)
+{
+    struct sage__reg *reg = NULL;
+    sage_queue *q = NULL;
+    sage_queue_stats qs;
+    uint64_t depth = 0, full = 0;
+    sage_err r;
+
+    if (name == NULL || st == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_host_status: invalid argument");
+    if (ns == NULL)
+        ns = "default";
+    if ((r = sage__check_name(name, "service", 0)) != SAGE_OK ||
+        (r = sage__check_name(ns, "namespace", 0)) != SAGE_OK)
+        return r;
+    if ((r = sage__reg_open(&reg, ns, name)) != SAGE_OK)
+        return r;
+    if (sage_queue_open(&q, reg->queue, NULL) == SAGE_OK) {
+        if (sage_queue_stats_read(q, &qs) == SAGE_OK) {
+            depth = qs.depth_msgs;
+            full = qs.full_events;
+        }
+        sage_queue_free(q);
+    }
+    sage__reg_status(reg, depth, st);
+    st->queue_full = full;
+    sage__reg_close(reg);
+    return SAGE_OK;
+}

@@ -1,0 +1,570 @@
+/*
+ * manager.c - sage_manager: sending calls, and the response thread that
+ * completes their futures.
+ *
+ * Design notes
+ * - One path: a synchronous call is call_async plus sage_future_wait. A
+ *   waiter enforces its own deadline (the future's CAS decides who
+ *   completes it), so synchronous calls without retries need no timer
+ *   entry; asynchronous ones and retried ones do.
+ * - The response thread drains the response queue in batches, completes
+ *   futures, fires due timers, and sweeps idle connections. It sleeps in the
+ *   queue's drain until an answer or the next timer; a call whose deadline
+ *   is earlier than the thread's planned wake pokes it with an empty message.
+ * - Retries (idempotent calls only): the party that sees a retryable failure
+ *   claims the future (PENDING -> COMPLETING) for exclusive access, records
+ *   the next attempt, and hands it back (-> PENDING) with a backoff timer;
+ *   the response thread resends when the timer fires. The same request id
+ *   travels every time.
+ * - All fields the response thread reads are written before the future is
+ *   published PENDING with release ordering, before the request is sent.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err_internal.h"
+#include "platform/clock.h"
+#include "platform/proc.h"
+#include "runtime/manager_internal.h"
+#include "runtime/names.h"
+#include "wire/salvage.h"
+
+#define DEFAULT_MAX_RESPONSE (1u << 20)
+#define HOUSEKEEPING_MS 1000
+
+static _Atomic unsigned manager_serial;
+
+void sage_manager_opts_init(sage_manager_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->timeout = 30;
+    o->retries = 0;
+    o->retry_backoff = 0.05;
+    o->idle_close = 60;
+    o->max_response = DEFAULT_MAX_RESPONSE;
+    o->max_pending = 1u << 20;
+}
+
+const char *sage_manager_reply_queue(const sage_manager *m)
+{
+    return m ? m->rq_name : "";
+}
+
+/* ------------------------------------------------------ completion paths */
+
+static bool retryable(sage_err e)
+{
+    return e == SAGE_EUNAVAILABLE || e == SAGE_EFULL || e == SAGE_ETIMEDOUT ||
+           e == SAGE_ECONNECT;
+}
+
+/* schedule_retry: f is claimed (COMPLETING). If a retry is allowed, record
+ * it, hand f back (PENDING) and return true; else return false (the caller
+ * completes f). */
+static bool schedule_retry(struct sage_future *f, sage_err err)
+{
+    sage_manager *m = f->m;
+    int64_t now = sage__now_ns(), at;
+
+    if (!f->idempotent || f->retries_left == 0 || !retryable(err) || f->req_bytes == NULL ||
+        atomic_load_explicit(&m->closing, memory_order_acquire))
+        return false;
+    at = now + f->backoff_ns;
+    if (f->deadline_ns >= 0 && at >= f->deadline_ns)
+        return false; /* no time left for another attempt */
+    f->retries_left--;
+    f->attempt++;
+    f->retry_wait = true;
+    f->backoff_ns *= 2;
+    atomic_fetch_add_explicit(&m->n_retries, 1, memory_order_relaxed);
+    sage__timers_add(m->timers, f->index, (uint32_t)(f->id >> 32), f->attempt, at, -1);
+    /* back to PENDING: release publishes the fields above */
+    atomic_store_explicit(&f->state, FS_PENDING | (atomic_load(&f->state) & FS_WAITERS),
+                          memory_order_release);
+    return true;
+}
+
+/* fail: a failure for f seen by this thread: retry if allowed, else complete */
+static void fail(struct sage_future *f, sage_err err, const char *msg)
+{
+    if (!sage__fut_claim(f))
+        return; /* someone else completes it */
+    if (schedule_retry(f, err))
+        return;
+    sage__fut_complete(f, err, msg);
+}
+
+struct fail_arg {
+    uint64_t serial;
+    sage_err err;
+    const char *why;
+};
+
+static void fail_if_conn(struct sage_future *f, void *arg)
+{
+    struct fail_arg *a = arg;
+
+    if ((atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) == FS_PENDING &&
+        f->conn_serial == a->serial && !f->retry_wait)
+        fail(f, a->err, a->why);
+}
+
+void sage__mgr_fail_conn(sage_manager *m, uint64_t serial, sage_err err, const char *why)
+{
+    struct fail_arg a = {serial, err, why};
+
+    sage__fut_foreach(m, fail_if_conn, &a);
+}
+
+/* resend: the response thread sends f's next attempt. f is claimed. */
+static void resend(struct sage_future *f)
+{
+    sage_manager *m = f->m;
+    struct sage__conn *c = NULL;
+    int64_t now = sage__now_ns(), span = -1;
+    sage_err r;
+
+    f->retry_wait = false;
+    r = sage__conn_get(m, f->service, &c);
+    if (r == SAGE_OK) {
+        sage_queue *q = c->lep ? c->lep->q : c->q;
+
+        f->conn_serial = c->serial;
+        if (f->deadline_ns >= 0) {
+            span = (f->deadline_ns - now) / (int64_t)(f->retries_left + 1);
+            f->attempt_deadline_ns = now + span;
+        }
+        if (c->remote) {
+            r = sage__cluster_send ? sage__cluster_send(m, c, f->req_bytes, f->req_len)
+                                   : SAGE_ENOTSUP;
+        } else {
+            /* a fresh send time, so the service counts this attempt's wait */
+            sage__wire_req_restamp((void *)f->req_bytes, f->req_len, (uint64_t)now);
+            r = sage_queue_send(q, f->req_bytes, f->req_len, 0);
+            if (r == SAGE_ECLOSED)
+                r = SAGE_EUNAVAILABLE;
+        }
+        sage__conn_put(m, c);
+    }
+    if (r == SAGE_OK) {
+        if (f->attempt_deadline_ns >= 0)
+            sage__timers_add(m->timers, f->index, (uint32_t)(f->id >> 32), f->attempt,
+                             f->attempt_deadline_ns, span);
+        atomic_store_explicit(&f->state, FS_PENDING | (atomic_load(&f->state) & FS_WAITERS),
+                              memory_order_release);
+        return;
+    }
+    if (schedule_retry(f, r))
+        return;
+    sage__fut_complete(f, r, sage_errdetail());
+}
+
+static void on_timer(void *arg, uint32_t index, uint32_t gen, uint32_t attempt)
+{
+    sage_manager *m = arg;
+    struct sage_future *f = sage__fut_lookup(m, (uint64_t)gen << 32 | index);
+    char msg[160];
+
+    if (f == NULL || f->attempt != attempt || !sage__fut_claim(f))
+        return; /* completed, reused, or a later attempt is under way */
+    if (f->retry_wait) {
+        resend(f);
+        return;
+    }
+    snprintf(msg, sizeof msg, "no answer from '%s' in time (attempt %u)", f->service,
+             f->attempt + 1);
+    if (schedule_retry(f, SAGE_ETIMEDOUT))
+        return;
+    sage__fut_complete(f, SAGE_ETIMEDOUT, msg);
+}
+
+static bool timer_stale(void *arg, uint32_t index, uint32_t gen, uint32_t attempt)
+{
+    sage_manager *m = arg;
+    struct sage_future *f = sage__fut_lookup(m, (uint64_t)gen << 32 | index);
+
+    return f == NULL || f->attempt != attempt ||
+           (atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) != FS_PENDING;
+}
+
+static void on_response(void *arg, const void *data, size_t len)
+{
+    sage_manager *m = arg;
+    struct sage_future *f;
+    sage__resp resp;
+    uint64_t id;
+    int kind;
+    sage_err r;
+
+    if (len == 0)
+        return; /* a poke: the timers changed */
+    if (sage__wire_peek(data, len, &kind, &id) != SAGE_OK || kind != SAGE__WIRE_RESPONSE) {
+        atomic_fetch_add_explicit(&m->n_malformed, 1, memory_order_relaxed);
+        return;
+    }
+    f = sage__fut_lookup(m, id);
+    if (f == NULL || !sage__fut_claim(f)) {
+        atomic_fetch_add_explicit(&m->n_late, 1, memory_order_relaxed);
+        return; /* its caller gave up: dropped, counted */
+    }
+    r = sage__wire_resp_decode(data, len, f->dest ? f->dest : f->arena, &resp);
+    if (r != SAGE_OK) {
+        atomic_fetch_add_explicit(&m->n_malformed, 1, memory_order_relaxed);
+        sage__fut_complete(f, SAGE_EPROTO, sage_errdetail());
+        return;
+    }
+    if (resp.ok) {
+        f->result = resp.result;
+        sage__fut_complete(f, SAGE_OK, NULL);
+        return;
+    }
+    if (schedule_retry(f, (sage_err)resp.err_code))
+        return;
+    sage__fut_complete(f, resp.err_code > 0 ? (sage_err)resp.err_code : SAGE_EPROTO, resp.err_msg);
+}
+
+static void *resp_main(void *arg)
+{
+    sage_manager *m = arg;
+    int64_t last_house = sage__now_ns();
+
+    while (!atomic_load_explicit(&m->closing, memory_order_acquire)) {
+        int64_t now = sage__now_ns(), next = sage__timers_next(m->timers), wait_ns;
+        size_t n;
+        sage_err r;
+
+        wait_ns = (int64_t)HOUSEKEEPING_MS * 1000000;
+        if (next >= 0 && next - now < wait_ns)
+            wait_ns = next > now ? next - now : 0;
+        atomic_store_explicit(&m->resp_wake_at, now + wait_ns, memory_order_release);
+        r = sage_queue_drain(m->rq, on_response, m, 0, (int)((wait_ns + 999999) / 1000000), &n);
+        if (r == SAGE_ECLOSED || r == SAGE_EPROTO)
+            break;
+        now = sage__now_ns();
+        sage__timers_expire(m->timers, now, on_timer, m);
+        if (now - last_house >= (int64_t)HOUSEKEEPING_MS * 1000000) {
+            sage__timers_trim(m->timers, timer_stale, m,
+                              atomic_load_explicit(&m->n_pending, memory_order_relaxed));
+            sage__conn_sweep(m, now);
+            last_house = now;
+        }
+    }
+    return NULL;
+}
+
+/* ----------------------------------------------------------- lifecycle */
+
+sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
+{
+    sage_manager_opts defaults;
+    sage_queue_opts qo;
+    sage_manager *m;
+    sage_err r;
+
+    if (mp == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_manager_new: mp is NULL");
+    if (opts == NULL) {
+        sage_manager_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (!(opts->timeout != 0) || opts->max_response < 64 || opts->max_response > (256u << 20) ||
+        opts->max_pending < 1 || !(opts->retry_backoff >= 0) || !(opts->idle_close >= 0))
+        return SAGE_SETERR(SAGE_EINVAL, "sage_manager_new: option out of range");
+    m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+    snprintf(m->ns, sizeof m->ns, "%s",
+             opts->ns ? opts->ns : opts->env ? sage_env_ns(opts->env) : "default");
+    if ((r = sage__check_name(m->ns, "namespace", 0)) != SAGE_OK) {
+        free(m);
+        return r;
+    }
+    m->env = opts->env;
+    m->timeout = opts->timeout;
+    m->retries = opts->retries;
+    m->retry_backoff = opts->retry_backoff;
+    m->idle_close = opts->idle_close;
+    m->max_response = opts->max_response;
+    m->max_pending = opts->max_pending;
+    m->cluster_opts = opts->cluster;
+    m->epfd = m->wakefd = -1;
+    m->max_chunks = (opts->max_pending + FUT_CHUNK - 1) / FUT_CHUNK;
+    m->chunks = calloc(m->max_chunks, sizeof *m->chunks);
+    pthread_mutex_init(&m->grow_lock, NULL);
+    pthread_mutex_init(&m->conn_lock, NULL);
+    if (m->chunks == NULL || (r = sage__timers_new(&m->timers)) != SAGE_OK) {
+        r = SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+        goto fail;
+    }
+    /* the response queue: named, so services in other processes can answer */
+    sage__reply_queue_name(m->rq_name, sizeof m->rq_name, m->ns,
+                           atomic_fetch_add(&manager_serial, 1));
+    sage_queue_opts_init(&qo);
+    qo.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL;
+    qo.max_msg = m->max_response;
+    qo.capacity = 4 * m->max_response > (4u << 20) ? 4 * m->max_response : (4u << 20);
+    sage_queue_unlink(m->rq_name); /* a dead process's leftover with our pid */
+    if ((r = sage_queue_open(&m->rq, m->rq_name, &qo)) != SAGE_OK)
+        goto fail;
+    if (m->cluster_opts) {
+        if (!sage__cluster_client_new) {
+            r = SAGE_SETERR(SAGE_ENOTSUP, "this library was built without the cluster transport");
+            goto fail;
+        }
+        if ((r = sage__cluster_client_new(m)) != SAGE_OK)
+            goto fail;
+    }
+    if (pthread_create(&m->resp_thread, NULL, resp_main, m) != 0) {
+        r = SAGE_SETERR(SAGE_ESYS, "cannot start the response thread");
+        goto fail;
+    }
+    *mp = m;
+    return SAGE_OK;
+fail:
+    if (m->cluster && sage__cluster_client_free)
+        sage__cluster_client_free(m);
+    if (m->rq) {
+        sage_queue_free(m->rq);
+        sage_queue_unlink(m->rq_name);
+    }
+    sage__timers_free(m->timers);
+    free(m->chunks);
+    pthread_mutex_destroy(&m->grow_lock);
+    pthread_mutex_destroy(&m->conn_lock);
+    free(m);
+    return r;
+}
+
+static void close_pending(struct sage_future *f, void *arg)
+{
+    (void)arg;
+    if (sage__fut_claim(f))
+        sage__fut_complete(f, SAGE_ECLOSED, "the manager closed");
+}
+
+void sage_manager_free(sage_manager *m)
+{
+    if (m == NULL)
+        return;
+    atomic_store_explicit(&m->closing, 1, memory_order_release);
+    sage_queue_close(m->rq); /* wakes the response thread; late answers fail */
+    pthread_join(m->resp_thread, NULL);
+    sage__watch_stop(m);
+    sage__fut_foreach(m, close_pending, NULL);
+    if (m->cluster && sage__cluster_client_free)
+        sage__cluster_client_free(m);
+    sage__conn_free_all(m);
+    sage_queue_free(m->rq);
+    sage_queue_unlink(m->rq_name);
+    sage__fut_free_all(m);
+    sage__timers_free(m->timers);
+    pthread_mutex_destroy(&m->grow_lock);
+    pthread_mutex_destroy(&m->conn_lock);
+    free(m);
+}
+
+/* -------------------------------------------------------------- calling */
+
+static int64_t seconds_ns(double s)
+{
+    return (int64_t)(s * 1e9);
+}
+
+/* start: the part of call_async shared with call_sync: resolve, publish the
+ * future, send. On failure nothing remains of the call. */
+static sage_err start(sage_manager *m, const char *service, const char *method,
+                      const sage_value *args, size_t nargs, const sage_pair *kwargs, size_t nkwargs,
+                      const sage_call_opts *opts, sage_arena *dest, bool timer,
+                      sage_future **fp)
+{
+    double timeout = opts && opts->timeout != 0 ? opts->timeout : m->timeout;
+    struct sage__conn *c = NULL;
+    struct sage_future *f = NULL;
+    int64_t now = sage__now_ns(), span = -1;
+    sage__req req;
+    sage_err r;
+
+    if (service == NULL || method == NULL || (args == NULL && nargs) ||
+        (kwargs == NULL && nkwargs) || fp == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "call: invalid argument");
+    for (size_t i = 0; i < nkwargs; i++)
+        if (kwargs[i].key.type != SAGE_STR)
+            return SAGE_SETERR(SAGE_EBADARGS, "kwargs[%zu]: key must be a string", i);
+    if ((r = sage__check_name(method, "method", 1)) != SAGE_OK)
+        return r;
+    if (atomic_load_explicit(&m->closing, memory_order_acquire))
+        return SAGE_SETERR(SAGE_ECLOSED, "the manager is closing");
+    if ((r = sage__conn_get(m, service, &c)) != SAGE_OK)
+        return r;
+    if ((r = sage__fut_alloc(m, &f)) != SAGE_OK) {
+        sage__conn_put(m, c);
+        return r;
+    }
+    snprintf(f->service, sizeof f->service, "%s", service);
+    f->dest = dest;
+    f->conn_serial = c->serial;
+    f->idempotent = opts && opts->idempotent;
+    f->retries_left = f->idempotent ? (opts->retries > 0 ? (uint32_t)opts->retries : m->retries) : 0;
+    f->backoff_ns = seconds_ns(m->retry_backoff);
+    if (timeout > 0) {
+        f->deadline_ns = now + seconds_ns(timeout);
+        span = seconds_ns(timeout) / (int64_t)(f->retries_left + 1);
+        f->attempt_deadline_ns = now + span;
+    }
+    memset(&req, 0, sizeof req);
+    req.id = f->id;
+    req.service = service;
+    req.service_len = strlen(service);
+    req.method = method;
+    req.method_len = strlen(method);
+    req.args = sage_array(args, nargs);
+    req.kwargs = sage_map(kwargs, nkwargs);
+    req.reply_to = m->rq_name;
+    req.reply_to_len = strlen(m->rq_name);
+    req.timeout_ms = span > 0 ? (uint32_t)((span + 999999) / 1000000) : 0;
+    req.flags = f->idempotent ? SAGE__REQ_IDEMPOTENT : 0;
+    req.sent_ns = (uint64_t)now; /* lets a same-host service count queue waits */
+    atomic_fetch_add_explicit(&m->n_pending, 1, memory_order_relaxed);
+    /* publish: the response thread may see the answer before send returns */
+    atomic_store_explicit(&f->state, FS_PENDING, memory_order_release);
+    if ((timer || f->retries_left) && f->attempt_deadline_ns >= 0) {
+        int64_t wake = atomic_load_explicit(&m->resp_wake_at, memory_order_acquire);
+
+        sage__timers_add(m->timers, f->index, (uint32_t)(f->id >> 32), 0, f->attempt_deadline_ns,
+                         span);
+        if (f->attempt_deadline_ns < wake) /* earlier than the thread will look */
+            sage_queue_send(m->rq, "", 0, 0);
+    }
+    r = sage__conn_send(m, c, &req, f->deadline_ns, f->retries_left ? &f->req_bytes : NULL,
+                        &f->req_len, f->arena);
+    sage__conn_put(m, c);
+    atomic_fetch_add_explicit(&m->n_calls, 1, memory_order_relaxed);
+    if (r != SAGE_OK) {
+        bool owned = sage__fut_claim(f);
+
+        if (owned && f->req_bytes && schedule_retry(f, r)) {
+            *fp = f; /* the next attempt follows after its backoff */
+            return SAGE_OK;
+        }
+        /* not sent: no future, no callback (the async contract) */
+        if (owned)
+            atomic_fetch_sub_explicit(&m->n_pending, 1, memory_order_relaxed);
+        else
+            while (!sage_future_done(f)) /* a timer beat us to it */
+                sage_future_wait(f, -1);
+        sage__fut_release(f);
+        atomic_fetch_sub_explicit(&m->n_calls, 1, memory_order_relaxed);
+        return r; /* the detail is conn_send's */
+    }
+    *fp = f;
+    return SAGE_OK;
+}
+
+sage_err sage_manager_call_async(sage_manager *m, const char *service, const char *method,
+                                 const sage_value *args, size_t nargs, const sage_pair *kwargs,
+                                 size_t nkwargs, const sage_call_opts *opts, sage_future **fp)
+{
+    if (m == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "call: manager is NULL");
+    return start(m, service, method, args, nargs, kwargs, nkwargs, opts, NULL, true, fp);
+}
+
+sage_err sage_manager_call_sync(sage_manager *m, const char *service, const char *method,
+                                const sage_value *args, size_t nargs, const sage_pair *kwargs,
+                                size_t nkwargs, const sage_call_opts *opts, sage_arena *arena,
+                                sage_value *result)
+{
+    double timeout;
+    sage_future *f = NULL;
+    const sage_value *v;
+    sage_err r;
+    int wait_ms;
+
+    if (m == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "call: manager is NULL");
+    timeout = opts && opts->timeout != 0 ? opts->timeout : m->timeout;
+    r = start(m, service, method, args, nargs, kwargs, nkwargs, opts, arena, false, &f);
+    if (r != SAGE_OK)
+        return r;
+    wait_ms = timeout > 0 ? (int)(timeout * 1000 + 0.5) : -1;
+    if (sage_future_wait(f, wait_ms) == SAGE_ETIMEDOUT) {
+        char msg[160];
+
+        snprintf(msg, sizeof msg, "no answer from '%s' within %.3f s", service, timeout);
+        /* the answer may race us; the CAS decides */
+        if (sage__fut_claim(f))
+            sage__fut_complete(f, SAGE_ETIMEDOUT, msg);
+        while (!sage_future_done(f))
+            sage_future_wait(f, -1); /* a retry or completion in progress */
+    }
+    r = sage_future_result(f, &v);
+    if (r == SAGE_OK && result)
+        *result = *v; /* decoded straight into the caller's arena */
+    sage_future_free(f);
+    return r;
+}
+
+sage_err sage_manager_callf(sage_manager *m, const char *service, const char *method,
+                            sage_arena *arena, sage_value *result, const char *fmt, ...)
+{
+    sage_arena *tmp = NULL;
+    sage_value args;
+    va_list ap;
+    sage_err r;
+
+    if (fmt == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_manager_callf: fmt is NULL");
+    if ((r = sage_arena_new(&tmp, 0)) != SAGE_OK)
+        return r;
+    va_start(ap, fmt);
+    r = sage_vpack(tmp, &args, fmt, ap);
+    va_end(ap);
+    if (r == SAGE_OK && args.type != SAGE_ARRAY)
+        r = SAGE_SETERR(SAGE_EINVAL, "sage_manager_callf: format must describe an array");
+    if (r == SAGE_OK)
+        r = sage_manager_call_sync(m, service, method, args.as.array.items, args.as.array.len,
+                                   NULL, 0, NULL, arena, result);
+    sage_arena_free(tmp);
+    return r;
+}
+
+sage_err sage_manager_lookup(sage_manager *m, const char *service, sage_endpoint *ep)
+{
+    struct sage__conn *c = NULL;
+    sage_err r;
+
+    if (m == NULL || service == NULL || ep == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_manager_lookup: invalid argument");
+    if ((r = sage__conn_get(m, service, &c)) != SAGE_OK)
+        return r;
+    memset(ep, 0, sizeof *ep);
+    ep->transport = c->transport;
+    snprintf(ep->queue, sizeof ep->queue, "%s", c->where);
+    ep->pid = c->pid;
+    sage__conn_put(m, c);
+    return SAGE_OK;
+}
+
+sage_err sage_manager_stats_read(sage_manager *m, sage_manager_stats *st)
+{
+    struct sage__conn *c;
+
+    if (m == NULL || st == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_manager_stats_read: invalid argument");
+    memset(st, 0, sizeof *st);
+    st->calls = atomic_load(&m->n_calls);
+    st->completed = atomic_load(&m->n_completed);
+    st->errors = atomic_load(&m->n_errors);
+    st->timeouts = atomic_load(&m->n_timeouts);
+    st->retries = atomic_load(&m->n_retries);
+    st->late = atomic_load(&m->n_late);
+    st->malformed = atomic_load(&m->n_malformed);
+    st->pending = atomic_load(&m->n_pending);
+    pthread_mutex_lock(&m->conn_lock);
+    for (c = m->conns; c; c = c->next)
+        st->connections++;
+    pthread_mutex_unlock(&m->conn_lock);
+    return SAGE_OK;
+}

@@ -1,0 +1,204 @@
+/*
+ * reply.c - sending answers to callers' response queues.
+ *
+ * Design notes
+ * - Callers' queues are opened by name (the request's reply-to) and cached,
+ *   counted while a send uses them. A queue that fails for good (closed:
+ *   its manager is gone; unavailable: its process died; missing) is marked
+ *   dead and freed once unused; idle entries are swept every SWEEP_NS.
+ * - An answer is encoded straight into the claimed room of the caller's
+ *   queue: no intermediate buffer.
+ * - A caller whose queue stays full for REPLY_WAIT_MS loses that answer (it
+ *   is counted and the reason recorded): one stuck caller must not stall the
+ *   task for everyone else.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/err_internal.h"
+#include "platform/clock.h"
+#include "runtime/task_internal.h"
+
+#define REPLY_WAIT_MS 1000
+#define SWEEP_NS (10 * 1000000000LL)
+#define IDLE_NS (60 * 1000000000LL)
+
+struct rentry {
+    char name[SAGE_QUEUE_NAME_MAX + 1];
+    sage_queue *q;
+    int refs;
+    bool dead;
+    int64_t last_used;
+    struct rentry *next;
+};
+
+struct sage__replies {
+    pthread_mutex_t lock;
+    struct rentry *head;
+    int64_t last_sweep;
+};
+
+sage_err sage__replies_new(struct sage__replies **rp)
+{
+    struct sage__replies *r = calloc(1, sizeof *r);
+
+    if (r == NULL)
+        return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+    pthread_mutex_init(&r->lock, NULL);
+    r->last_sweep = sage__now_ns();
+    *rp = r;
+    return SAGE_OK;
+}
+
+void sage__replies_free(struct sage__replies *r)
+{
+    struct rentry *e, *n;
+
+    if (r == NULL)
+        return;
+    for (e = r->head; e; e = n) {
+        n = e->next;
+        sage_queue_free(e->q);
+        free(e);
+    }
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+/* sweep frees dead and idle unused entries; lock held */
+static void sweep(struct sage__replies *r, int64_t now)
+{
+    struct rentry **pp = &r->head;
+
+    while (*pp) {
+        struct rentry *e = *pp;
+
+        if (e->refs == 0 && (e->dead || now - e->last_used > IDLE_NS)) {
+            *pp = e->next;
+            sage_queue_free(e->q);
+            free(e);
+        } else {
+            pp = &e->next;
+        }
+    }
+    r->last_sweep = now;
+}
+
+static struct rentry *get(struct sage__replies *r, const char *name, sage_err *errp)
+{
+    struct rentry *e;
+    sage_queue *q = NULL;
+    int64_t now = sage__now_ns();
+
+    pthread_mutex_lock(&r->lock);
+    if (now - r->last_sweep > SWEEP_NS)
+        sweep(r, now);
+    for (e = r->head; e; e = e->next)
+        if (!e->dead && strcmp(e->name, name) == 0)
+            break;
+    if (e) {
+        e->refs++;
+        e->last_used = now;
+        pthread_mutex_unlock(&r->lock);
+        return e;
+    }
+    pthread_mutex_unlock(&r->lock);
+
+    *errp = sage_queue_open(&q, name, NULL);
+    if (*errp != SAGE_OK)
+        return NULL;
+    pthread_mutex_lock(&r->lock);
+    for (e = r->head; e; e = e->next) /* another thread may have opened it meanwhile */
+        if (!e->dead && strcmp(e->name, name) == 0)
+            break;
+    if (e == NULL) {
+        e = calloc(1, sizeof *e);
+        if (e == NULL) {
+            pthread_mutex_unlock(&r->lock);
+            sage_queue_free(q);
+            *errp = SAGE_ENOMEM;
+            return NULL;
+        }
+        snprintf(e->name, sizeof e->name, "%s", name);
+        e->q = q;
+        q = NULL;
+        e->next = r->head;
+        r->head = e;
+    }
+    e->refs++;
+    e->last_used = now;
+    pthread_mutex_unlock(&r->lock);
+    sage_queue_free(q); /* the loser of the race */
+    return e;
+}
+
+static void put(struct sage__replies *r, struct rentry *e, bool dead)
+{
+    pthread_mutex_lock(&r->lock);
+    e->refs--;
+    if (dead)
+        e->dead = true;
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* send_resp claims room for resp in q, encodes it there and commits. */
+static sage_err send_resp(sage_queue *q, const sage__resp *resp)
+{
+    size_t size = sage__wire_resp_size(resp), len;
+    void *buf;
+    sage_err r = sage_queue_claim(q, size, &buf, REPLY_WAIT_MS);
+
+    if (r != SAGE_OK)
+        return r;
+    r = sage__wire_resp_encode(resp, buf, size, &len);
+    if (r != SAGE_OK) {
+        sage_queue_abort(q, buf);
+        return r;
+    }
+    return sage_queue_commit(q, buf);
+}
+
+void sage__reply_send(struct sage_call *c)
+{
+    struct sage_task *t = c->task;
+    sage__resp resp;
+    struct rentry *e;
+    sage_err r = SAGE_OK;
+
+    if (c->reply_to == NULL || c->reply_to[0] == '\0')
+        return; /* a one-way call: nobody waits */
+    e = get(t->replies, c->reply_to, &r);
+    if (e == NULL) {
+        sage__task_drop(t, "answer to '%s' dropped: cannot open its queue: %s", c->reply_to,
+                        sage_errdetail());
+        return;
+    }
+    memset(&resp, 0, sizeof resp);
+    resp.id = c->req.id;
+    resp.ok = c->status == SAGE_OK;
+    resp.result = resp.ok ? c->result : sage_nil();
+    resp.err_code = (int32_t)c->status;
+    if (!resp.ok) {
+        resp.err_msg = c->errmsg ? c->errmsg : sage_strerror(c->status);
+        resp.err_msg_len = strlen(resp.err_msg);
+    }
+    r = send_resp(e->q, &resp);
+    if (r == SAGE_EMSGSIZE) {
+        /* the answer does not fit the caller's queue: tell it so instead */
+        char msg[200];
+
+        snprintf(msg, sizeof msg, "the answer of '%s' is %zu bytes, more than the caller accepts",
+                 c->method_name, sage__wire_resp_size(&resp));
+        resp.ok = false;
+        resp.result = sage_nil();
+        resp.err_code = SAGE_EMSGSIZE;
+        resp.err_msg = msg;
+        resp.err_msg_len = strlen(msg);
+        r = send_resp(e->q, &resp);
+    }
+    if (r != SAGE_OK)
+        sage__task_drop(t, "answer to '%s' (id %llu) dropped: %s", c->reply_to,
+                        (unsigned long long)c->req.id, sage_errdetail());
+    put(t->replies, e, r == SAGE_ECLOSED || r == SAGE_EUNAVAILABLE || r == SAGE_EPROTO);
+}

@@ -1,0 +1,590 @@
+/* test_runtime.c - tasks, the manager and futures within one process. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "kv.h"
+#include "sage/manager.h"
+#include "testsvc.h"
+
+/* A running local service and a manager that sees it. */
+struct rig {
+    sage_env *env;
+    sage_task *task;
+    sage_manager *m;
+};
+
+static void rig_up(struct rig *r, const sage_service *svc, sage_task_opts *o, double timeout)
+{
+    sage_task_opts d;
+    sage_manager_opts mo;
+
+    if (o == NULL) {
+        sage_task_opts_init(&d);
+        o = &d;
+    }
+    ASSERT_OK(sage_env_new(&r->env, NULL));
+    ASSERT_OK(sage_task_new(&r->task, svc, o));
+    ASSERT_OK(sage_task_start(r->task));
+    ASSERT_OK(sage_env_register(r->env, NULL, r->task));
+    sage_manager_opts_init(&mo);
+    mo.env = r->env;
+    mo.timeout = timeout;
+    ASSERT_OK(sage_manager_new(&r->m, &mo));
+}
+
+static void rig_down(struct rig *r)
+{
+    sage_manager_free(r->m);
+    sage_env_unregister(r->env, sage_task_name(r->task));
+    sage_task_free(r->task);
+    sage_env_free(r->env);
+}
+
+static void t_lifecycle(void)
+{
+    sage_task *t;
+    sage_status st;
+
+    ASSERT_OK(sage_task_new(&t, &sage_example_kv, NULL));
+    ASSERT_OK(sage_task_status(t, &st));
+    ASSERT_EQ(st.state, SAGE_STATE_CREATED);
+    ASSERT_OK(sage_task_stop(t)); /* stop when never started: a no-op */
+    ASSERT_OK(sage_task_start(t));
+    ASSERT_OK(sage_task_start(t)); /* starting twice is harmless */
+    ASSERT_OK(sage_task_status(t, &st));
+    ASSERT_EQ(st.state, SAGE_STATE_RUNNING);
+    ASSERT_STREQ(st.name, "kv");
+    ASSERT_EQ(st.pid, getpid());
+    ASSERT_EQ(st.max_workers, 10);
+    ASSERT_OK(sage_task_stop(t));
+    ASSERT_OK(sage_task_stop(t)); /* stopping twice too */
+    ASSERT_OK(sage_task_status(t, &st));
+    ASSERT_EQ(st.state, SAGE_STATE_STOPPED);
+    ASSERT_OK(sage_task_start(t)); /* and it starts again */
+    ASSERT_OK(sage_task_status(t, &st));
+    ASSERT_EQ(st.state, SAGE_STATE_RUNNING);
+    sage_task_free(t); /* stops it */
+    sage_task_free(NULL);
+}
+
+static void t_bad_tasks(void)
+{
+    static const sage_method dup[] = {{"a", ts_echo}, {"a", ts_echo}, {NULL, NULL}};
+    static const sage_method badname[] = {{"a b", ts_echo}, {NULL, NULL}};
+    const sage_service s1 = {SAGE_SERVICE_ABI, "dup", NULL, NULL, dup};
+    const sage_service s2 = {SAGE_SERVICE_ABI, "bad", NULL, NULL, badname};
+    const sage_service s3 = {99, "abi", NULL, NULL, dup};
+    sage_task_opts o;
+    sage_task *t = NULL;
+
+    ASSERT_ERR(sage_task_new(&t, &s1, NULL), SAGE_EINVAL);
+    ASSERT_TRUE(strstr(sage_errdetail(), "twice") != NULL);
+    ASSERT_ERR(sage_task_new(&t, &s2, NULL), SAGE_EINVAL);
+    ASSERT_ERR(sage_task_new(&t, &s3, NULL), SAGE_EVERSION);
+    sage_task_opts_init(&o);
+    o.max_workers = 0;
+    ASSERT_ERR(sage_task_new(&t, &sage_example_kv, &o), SAGE_EINVAL);
+    sage_task_opts_init(&o);
+    o.name = "no/slash";
+    ASSERT_ERR(sage_task_new(&t, &sage_example_kv, &o), SAGE_EINVAL);
+    ASSERT_TRUE(t == NULL);
+}
+
+static void t_sync_calls(void)
+{
+    struct rig r;
+    sage_arena *a;
+    sage_value res, args[2];
+    sage_pair kw[1];
+
+    rig_up(&r, &sage_example_kv, NULL, 5);
+    ASSERT_OK(sage_arena_new(&a, 0));
+    args[0] = sage_str("k");
+    args[1] = sage_int(41);
+    ASSERT_OK(sage_manager_call_sync(r.m, "kv", "put", args, 2, NULL, 0, NULL, a, &res));
+    ASSERT_EQ(res.type, SAGE_BOOL);
+    ASSERT_OK(sage_manager_callf(r.m, "kv", "get", a, &res, "[s]", "k"));
+    ASSERT_EQ(res.type, SAGE_INT);
+    ASSERT_EQ(res.as.i, 41);
+    ASSERT_OK(sage_manager_callf(r.m, "kv", "get", a, &res, "[s s]", "missing", "dflt"));
+    ASSERT_STREQ(res.as.str.ptr, "dflt");
+    ASSERT_OK(sage_manager_callf(r.m, "kv", "put", a, &res, "[s {s:[i f] s:n}]", "nested", "x", 1,
+                                 2.5, "y"));
+    ASSERT_OK(sage_manager_callf(r.m, "kv", "get", a, &res, "[s]", "nested"));
+    {
+        char buf[128];
+
+        sage_value_snprint(buf, sizeof buf, &res);
+        ASSERT_STREQ(buf, "{\"x\":[1,2.5],\"y\":null}");
+    }
+    ASSERT_OK(sage_manager_callf(r.m, "kv", "keys", a, &res, "[]"));
+    ASSERT_EQ(res.as.array.len, 2);
+    ASSERT_STREQ(res.as.array.items[0].as.str.ptr, "k");
+    ASSERT_OK(sage_manager_callf(r.m, "kv", "delete", a, &res, "[s]", "k"));
+    ASSERT_EQ(res.as.b, 1);
+    ASSERT_OK(sage_manager_callf(r.m, "kv", "size", a, &res, "[]"));
+    ASSERT_EQ(res.as.i, 1);
+    /* kwargs travel too */
+    sage_arena_free(a);
+    rig_down(&r);
+
+    rig_up(&r, &testsvc, NULL, 5);
+    ASSERT_OK(sage_arena_new(&a, 0));
+    kw[0].key = sage_str("ttl");
+    kw[0].val = sage_int(30);
+    ASSERT_OK(sage_manager_call_sync(r.m, "testsvc", "kw", NULL, 0, kw, 1, NULL, a, &res));
+    ASSERT_EQ(res.type, SAGE_MAP);
+    ASSERT_EQ(sage_map_get(&res, "ttl")->as.i, 30);
+    sage_arena_free(a);
+    rig_down(&r);
+}
+
+static void t_errors(void)
+{
+    struct rig r;
+    sage_arena *a;
+    sage_value res;
+    sage_status st;
+
+    rig_up(&r, &testsvc, NULL, 5);
+    ASSERT_OK(sage_arena_new(&a, 0));
+    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "nosuch", a, &res, "[]"), SAGE_ENOMETHOD);
+    ASSERT_TRUE(strstr(sage_errdetail(), "nosuch") != NULL);
+    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "fail", a, &res, "[s]", "boom"), SAGE_EHANDLER);
+    ASSERT_STREQ(sage_errdetail(), "failed as asked: boom");
+    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "add", a, &res, "[s]", "x"), SAGE_EBADARGS);
+    ASSERT_TRUE(strstr(sage_errdetail(), "expected") != NULL);
+    ASSERT_ERR(sage_manager_callf(r.m, "nosvc", "x", a, &res, "[]"), SAGE_ENOSERVICE);
+    ASSERT_TRUE(strstr(sage_errdetail(), "nosvc") != NULL);
+    ASSERT_ERR(sage_manager_callf(r.m, "bad name", "x", a, &res, "[]"), SAGE_EINVAL);
+    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "add", a, &res, "[i i]", 2, 3));
+    ASSERT_EQ(res.as.i, 5);
+    ASSERT_OK(sage_task_status(r.task, &st));
+    ASSERT_EQ(st.requests, 4);
+    ASSERT_EQ(st.errors, 3);
+    ASSERT_EQ(st.nmethods, 7);
+    for (size_t i = 0; i < st.nmethods; i++) {
+        if (strcmp(st.methods[i].name, "fail") == 0) {
+            ASSERT_EQ(st.methods[i].requests, 1);
+            ASSERT_EQ(st.methods[i].errors, 1);
+        }
+        if (strcmp(st.methods[i].name, "add") == 0) {
+            ASSERT_EQ(st.methods[i].requests, 2);
+            ASSERT_EQ(st.methods[i].errors, 1);
+        }
+    }
+    sage_arena_free(a);
+    rig_down(&r);
+}
+
+struct thread_arg {
+    sage_manager *m;
+    int id;
+    int ok;
+};
+
+static void *caller(void *p)
+{
+    struct thread_arg *t = p;
+    sage_arena *a;
+    sage_value res;
+
+    ASSERT_OK(sage_arena_new(&a, 0));
+    for (int i = 0; i < 1000; i++) {
+        sage_arena_reset(a);
+        ASSERT_OK(sage_manager_callf(t->m, "testsvc", "add", a, &res, "[i i]", t->id, i));
+        ASSERT_EQ(res.as.i, t->id + i);
+        t->ok++;
+    }
+    sage_arena_free(a);
+    return NULL;
+}
+
+static void t_threads(void)
+{
+    enum { T = 10 };
+    struct rig r;
+    pthread_t th[T];
+    struct thread_arg ta[T];
+    sage_status st;
+
+    rig_up(&r, &testsvc, NULL, 10);
+    for (int i = 0; i < T; i++) {
+        ta[i] = (struct thread_arg){r.m, i * 100000, 0};
+        pthread_create(&th[i], NULL, caller, &ta[i]);
+    }
+    for (int i = 0; i < T; i++) {
+        pthread_join(th[i], NULL);
+        ASSERT_EQ(ta[i].ok, 1000);
+    }
+    ASSERT_OK(sage_task_status(r.task, &st));
+    ASSERT_EQ(st.requests, T * 1000);
+    ASSERT_EQ(st.errors, 0);
+    ASSERT_EQ(st.in_flight, 0);
+    rig_down(&r);
+}
+
+static _Atomic int cb_runs;
+
+static void count_cb(void *arg, sage_future *f)
+{
+    (void)arg;
+    atomic_fetch_add(&cb_runs, 1);
+    sage_future_free(f); /* a callback may free its future */
+}
+
+static void t_async_and_futures(void)
+{
+    struct rig r;
+    sage_future *f[100];
+    sage_value args[2];
+    const sage_value *v;
+
+    rig_up(&r, &testsvc, NULL, 10);
+    for (int i = 0; i < 100; i++) {
+        args[0] = sage_int(i);
+        args[1] = sage_int(1);
+        ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "add", args, 2, NULL, 0, NULL, &f[i]));
+    }
+    for (int i = 0; i < 100; i++) {
+        ASSERT_OK(sage_future_wait(f[i], 5000));
+        ASSERT_TRUE(sage_future_done(f[i]));
+        ASSERT_OK(sage_future_result(f[i], &v));
+        ASSERT_EQ(v->as.i, i + 1);
+        ASSERT_ERR(sage_future_cancel(f[i]), SAGE_ESTATE);
+        sage_future_free(f[i]);
+    }
+    /* result before completion, wait with a timeout, cancel */
+    args[0] = sage_int(200);
+    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", args, 1, NULL, 0, NULL, &f[0]));
+    ASSERT_ERR(sage_future_result(f[0], &v), SAGE_ESTATE);
+    ASSERT_TRUE(!sage_future_done(f[0]));
+    ASSERT_ERR(sage_future_wait(f[0], 20), SAGE_ETIMEDOUT);
+    ASSERT_OK(sage_future_cancel(f[0]));
+    ASSERT_ERR(sage_future_result(f[0], &v), SAGE_ECANCELED);
+    sage_future_free(f[0]);
+    /* a callback set after completion runs at once, on this thread */
+    atomic_store(&cb_runs, 0);
+    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "count", NULL, 0, NULL, 0, NULL, &f[0]));
+    ASSERT_OK(sage_future_wait(f[0], 5000));
+    ASSERT_OK(sage_future_on_done(f[0], count_cb, NULL));
+    ASSERT_EQ(atomic_load(&cb_runs), 1);
+    /* and one set before completion runs on the response thread */
+    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", args, 1, NULL, 0, NULL, &f[0]));
+    ASSERT_OK(sage_future_on_done(f[0], count_cb, NULL));
+    ASSERT_ERR(sage_future_on_done(f[0], count_cb, NULL), SAGE_EBUSY);
+    while (atomic_load(&cb_runs) < 2)
+        usleep(1000);
+    rig_down(&r);
+}
+
+/* callbacks run exactly once while cancels race completions */
+static void t_callback_once_under_races(void)
+{
+    enum { N = 3000 };
+    struct rig r;
+    sage_value args[2] = {sage_int(1), sage_int(2)};
+
+    rig_up(&r, &testsvc, NULL, 10);
+    atomic_store(&cb_runs, 0);
+    for (int i = 0; i < N; i++) {
+        sage_future *f;
+
+        ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "add", args, 2, NULL, 0, NULL, &f));
+        if (i % 3 == 0) {
+            ASSERT_OK(sage_future_on_done(f, count_cb, NULL));
+        } else {
+            /* the callback is set, then a cancel races the answer */
+            ASSERT_OK(sage_future_on_done(f, count_cb, NULL));
+        }
+        if (i % 2 == 0)
+            sage_future_cancel(f); /* may win or lose: either way one callback */
+    }
+    for (int w = 0; w < 5000 && atomic_load(&cb_runs) < N; w++)
+        usleep(1000);
+    ASSERT_EQ(atomic_load(&cb_runs), N);
+    usleep(50000);
+    ASSERT_EQ(atomic_load(&cb_runs), N); /* and never twice */
+    rig_down(&r);
+}
+
+static void t_caller_timeout_then_late(void)
+{
+    struct rig r;
+    sage_arena *a;
+    sage_value res;
+    sage_call_opts o = {0.05, 0, 0};
+    sage_value args[1] = {sage_int(200)};
+    sage_manager_stats ms;
+    double t0;
+
+    rig_up(&r, &testsvc, NULL, 10);
+    ASSERT_OK(sage_arena_new(&a, 0));
+    t0 = th_now_ms();
+    ASSERT_ERR(sage_manager_call_sync(r.m, "testsvc", "sleep", args, 1, NULL, 0, &o, a, &res),
+               SAGE_ETIMEDOUT);
+    ASSERT_LE(th_now_ms() - t0, 1000);
+    usleep(300000); /* the answer arrives late */
+    ASSERT_OK(sage_manager_stats_read(r.m, &ms));
+    ASSERT_EQ(ms.late, 1);
+    ASSERT_EQ(ms.timeouts, 1);
+    ASSERT_EQ(ms.pending, 0);
+    /* an async call's timeout fires on the response thread */
+    {
+        sage_future *f;
+
+        ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", args, 1, NULL, 0, &o, &f));
+        t0 = th_now_ms();
+        ASSERT_OK(sage_future_wait(f, 5000));
+        ASSERT_LE(th_now_ms() - t0, 1000);
+        ASSERT_ERR(sage_future_result(f, NULL), SAGE_ETIMEDOUT);
+        sage_future_free(f);
+    }
+    sage_arena_free(a);
+    rig_down(&r);
+}
+
+/* a request whose caller gave up while it waited is not run */
+static void t_service_side_deadline(void)
+{
+    struct rig r;
+    sage_task_opts o;
+    sage_future *slow, *late;
+    sage_value a1[1] = {sage_int(300)}, a2[1] = {sage_int(0)};
+    sage_call_opts co = {0.1, 0, 0};
+    sage_status st;
+
+    sage_task_opts_init(&o);
+    o.max_workers = 1; /* one at a time: the second waits behind the first */
+    rig_up(&r, &testsvc, &o, 10);
+    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", a1, 1, NULL, 0, NULL, &slow));
+    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", a2, 1, NULL, 0, &co, &late));
+    ASSERT_OK(sage_future_wait(slow, 5000));
+    ASSERT_OK(sage_future_result(slow, NULL));
+    ASSERT_OK(sage_future_wait(late, 5000));
+    ASSERT_ERR(sage_future_result(late, NULL), SAGE_ETIMEDOUT);
+    usleep(50000);
+    ASSERT_OK(sage_task_status(r.task, &st));
+    ASSERT_EQ(st.expired, 1);
+    ASSERT_EQ(st.requests, 2);
+    sage_future_free(slow);
+    sage_future_free(late);
+    rig_down(&r);
+}
+
+/* a full request queue pushes back for queue_timeout, then SAGE_EFULL */
+static void t_backpressure(void)
+{
+    struct rig r;
+    sage_task_opts o;
+    sage_future *f[8];
+    sage_value a1[1] = {sage_int(400)};
+    int n = 0;
+    double t0;
+
+    sage_task_opts_init(&o);
+    o.max_workers = 1;
+    o.request_queue_size = 2;
+    o.queue_timeout = 0.1;
+    rig_up(&r, &testsvc, &o, 10);
+    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", a1, 1, NULL, 0, NULL, &f[n++]));
+    usleep(50000); /* the listener is now busy with it */
+    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", a1, 1, NULL, 0, NULL, &f[n++]));
+    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", a1, 1, NULL, 0, NULL, &f[n++]));
+    t0 = th_now_ms();
+    ASSERT_ERR(sage_manager_call_async(r.m, "testsvc", "sleep", a1, 1, NULL, 0, NULL, &f[n]),
+               SAGE_EFULL);
+    ASSERT_LE(90, th_now_ms() - t0);
+    ASSERT_LE(th_now_ms() - t0, 1000);
+    for (int i = 0; i < n; i++) {
+        ASSERT_OK(sage_future_wait(f[i], 5000));
+        ASSERT_OK(sage_future_result(f[i], NULL));
+        sage_future_free(f[i]);
+    }
+    rig_down(&r);
+}
+
+/* idempotent calls are retried under the same request id */
+static void t_idempotent_retry(void)
+{
+    struct rig r;
+    sage_arena *a;
+    sage_value res, args[1] = {sage_int(2)};
+    sage_call_opts once = {5, 0, 0}, retried = {5, 1, 3};
+    sage_manager_stats ms;
+
+    rig_up(&r, &testsvc, NULL, 10);
+    ASSERT_OK(sage_arena_new(&a, 0));
+    /* not idempotent: the first failure is the answer */
+    ASSERT_ERR(sage_manager_call_sync(r.m, "testsvc", "flaky", args, 1, NULL, 0, &once, a, &res),
+               SAGE_EUNAVAILABLE);
+    /* idempotent: fails twice, the third sighting of the same id succeeds */
+    ASSERT_OK(sage_manager_call_sync(r.m, "testsvc", "flaky", args, 1, NULL, 0, &retried, a, &res));
+    ASSERT_EQ(res.as.i, 3);
+    ASSERT_OK(sage_manager_stats_read(r.m, &ms));
+    ASSERT_EQ(ms.retries, 2);
+    /* out of retries: the last failure comes back */
+    retried.retries = 1;
+    ASSERT_ERR(sage_manager_call_sync(r.m, "testsvc", "flaky", args, 1, NULL, 0, &retried, a, &res),
+               SAGE_EUNAVAILABLE);
+    sage_arena_free(a);
+    rig_down(&r);
+}
+
+static sage_err deny_before(void *arg, sage_call *c)
+{
+    (*(int *)arg)++;
+    if (strcmp(sage_call_method(c), "fail") == 0)
+        return sage_call_error(c, SAGE_EREJECTED, "method '%s' is not allowed here",
+                               sage_call_method(c));
+    return SAGE_OK;
+}
+
+static void rewrite_after(void *arg, sage_call *c)
+{
+    (void)arg;
+    if (strcmp(sage_call_method(c), "add") == 0 && sage_call_status(c, NULL) == SAGE_OK)
+        sage_call_resultf(c, "s", "rewritten");
+}
+
+static void t_middleware(void)
+{
+    int seen = 0;
+    sage_middleware deny = {"deny", deny_before, NULL, &seen};
+    sage_middleware rewrite = {"rewrite", NULL, rewrite_after, NULL};
+    const sage_middleware *chain[] = {&deny, &rewrite, sage_middleware_deadline()};
+    sage_task_opts o;
+    struct rig r;
+    sage_arena *a;
+    sage_value res;
+    sage_status st;
+
+    sage_task_opts_init(&o);
+    o.middleware = chain;
+    o.nmiddleware = 3;
+    rig_up(&r, &testsvc, &o, 5);
+    ASSERT_OK(sage_arena_new(&a, 0));
+    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "fail", a, &res, "[s]", "x"), SAGE_EREJECTED);
+    ASSERT_STREQ(sage_errdetail(), "method 'fail' is not allowed here");
+    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "add", a, &res, "[i i]", 1, 2));
+    ASSERT_STREQ(res.as.str.ptr, "rewritten");
+    ASSERT_EQ(seen, 2);
+    ASSERT_OK(sage_task_status(r.task, &st));
+    ASSERT_EQ(st.rejected, 1);
+    ASSERT_TRUE(sage_middleware_find("logging") == sage_middleware_logging());
+    ASSERT_TRUE(sage_middleware_find("nope") == NULL);
+    sage_arena_free(a);
+    rig_down(&r);
+}
+
+static sage_err custom_handle(void *arg, void *state, sage_call *c)
+{
+    (void)state;
+    (*(int *)arg)++;
+    if (strcmp(sage_call_method(c), "ping") == 0)
+        return sage_call_resultf(c, "s", "pong"); /* a method the table lacks */
+    return sage_call_default(c);
+}
+
+static void t_custom_kind(void)
+{
+    int handled = 0;
+    sage_task_kind kind = {"custom", custom_handle, &handled};
+    sage_task_opts o;
+    struct rig r;
+    sage_arena *a;
+    sage_value res;
+
+    sage_task_opts_init(&o);
+    o.kind = &kind;
+    rig_up(&r, &testsvc, &o, 5);
+    ASSERT_OK(sage_arena_new(&a, 0));
+    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "ping", a, &res, "[]"));
+    ASSERT_STREQ(res.as.str.ptr, "pong");
+    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "add", a, &res, "[i i]", 1, 2));
+    ASSERT_EQ(res.as.i, 3);
+    ASSERT_EQ(handled, 2);
+    sage_arena_free(a);
+    rig_down(&r);
+}
+
+static void t_stopped_service(void)
+{
+    struct rig r;
+    sage_arena *a;
+    sage_value res;
+
+    rig_up(&r, &testsvc, NULL, 5);
+    ASSERT_OK(sage_arena_new(&a, 0));
+    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]"));
+    ASSERT_OK(sage_task_stop(r.task));
+    /* a cached connection to a stopped task: unavailable, not a hang */
+    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]"), SAGE_EUNAVAILABLE);
+    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]"), SAGE_EUNAVAILABLE);
+    ASSERT_OK(sage_task_start(r.task));
+    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]"));
+    sage_arena_free(a);
+    rig_down(&r);
+}
+
+static void t_env(void)
+{
+    sage_env *e;
+    sage_task *t;
+
+    ASSERT_OK(sage_env_new(&e, "ns1"));
+    ASSERT_STREQ(sage_env_ns(e), "ns1");
+    ASSERT_OK(sage_task_new(&t, &sage_example_kv, NULL));
+    ASSERT_OK(sage_env_register(e, NULL, t));
+    ASSERT_ERR(sage_env_register(e, "kv", t), SAGE_EEXIST);
+    ASSERT_OK(sage_env_register(e, "kv2", t));
+    ASSERT_TRUE(sage_env_find(e, "kv2") == t);
+    ASSERT_OK(sage_env_unregister(e, "kv2"));
+    ASSERT_ERR(sage_env_unregister(e, "kv2"), SAGE_ENOENT);
+    ASSERT_TRUE(sage_env_find(e, "kv2") == NULL);
+    ASSERT_ERR(sage_env_new(&e, "bad ns"), SAGE_EINVAL);
+    sage_env_unregister(e, "kv");
+    sage_task_free(t);
+    sage_env_free(e);
+}
+
+static void t_manager_free_completes_pending(void)
+{
+    struct rig r;
+    sage_future *f;
+    sage_value args[1] = {sage_int(300)};
+
+    rig_up(&r, &testsvc, NULL, 10);
+    atomic_store(&cb_runs, 0);
+    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", args, 1, NULL, 0, NULL, &f));
+    ASSERT_OK(sage_future_on_done(f, count_cb, NULL));
+    sage_manager_free(r.m); /* completes it with ECLOSED: the callback runs */
+    ASSERT_EQ(atomic_load(&cb_runs), 1);
+    sage_env_unregister(r.env, "testsvc");
+    sage_task_free(r.task);
+    sage_env_free(r.env);
+}
+
+static const struct th_case cases[] = {
+    {"lifecycle", t_lifecycle, 20},
+    {"bad_tasks", t_bad_tasks, 10},
+    {"sync_calls", t_sync_calls, 20},
+    {"errors", t_errors, 20},
+    {"threads", t_threads, 60},
+    {"async_and_futures", t_async_and_futures, 20},
+    {"callback_once_under_races", t_callback_once_under_races, 60},
+    {"caller_timeout_then_late", t_caller_timeout_then_late, 20},
+    {"service_side_deadline", t_service_side_deadline, 20},
+    {"backpressure", t_backpressure, 20},
+    {"idempotent_retry", t_idempotent_retry, 20},
+    {"middleware", t_middleware, 20},
+    {"custom_kind", t_custom_kind, 20},
+    {"stopped_service", t_stopped_service, 20},
+    {"env", t_env, 10},
+    {"manager_free_completes_pending", t_manager_free_completes_pending, 20},
+    {NULL, NULL, 0},
+};
+
+TH_MAIN(cases)

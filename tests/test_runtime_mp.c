@@ -1,0 +1,397 @@
+/* test_runtime_mp.c - services in one process, callers in others (shm). */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "kv.h"
+#include "runtime/hostreg.h"
+#include "sage/manager.h"
+#include "sage/queue.h"
+#include "testsvc.h"
+#include "wire/wire.h"
+
+/* A process hosting one shm service until its control pipe closes. The
+ * case's unique prefix is the namespace, so the harness cleans up after it. */
+struct host {
+    int pid;
+    int ctl; /* write end: closing it stops the host */
+};
+
+static struct host spawn_host(const sage_service *svc, const char *name, uint32_t max_workers)
+{
+    int ready[2], ctl[2];
+    struct host h;
+    char c;
+
+    ASSERT_EQ(pipe(ready), 0);
+    ASSERT_EQ(pipe(ctl), 0);
+    h.pid = fork();
+    if (h.pid == 0) {
+        sage_task_opts o;
+        sage_task *t;
+        sage_err r;
+
+        close(ready[0]);
+        close(ctl[1]);
+        sage_task_opts_init(&o);
+        o.transport = SAGE_TRANSPORT_SHM;
+        o.ns = th_prefix();
+        o.name = name;
+        if (max_workers)
+            o.max_workers = max_workers;
+        ASSERT_OK(sage_task_new(&t, svc, &o));
+        r = sage_task_start(t);
+        c = r == SAGE_OK ? 'R' : 'E';
+        ASSERT_EQ(write(ready[1], &c, 1), 1);
+        if (r != SAGE_OK)
+            _exit(2);
+        while (read(ctl[0], &c, 1) > 0) /* until the parent closes it */
+            ;
+        sage_task_free(t);
+        _exit(0);
+    }
+    close(ready[1]);
+    close(ctl[0]);
+    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    ASSERT_EQ(c, 'R');
+    close(ready[0]);
+    h.ctl = ctl[1];
+    return h;
+}
+
+static void stop_host(struct host h)
+{
+    close(h.ctl);
+    ASSERT_EQ(th_wait_child(h.pid, 10000), 0);
+}
+
+static sage_manager *manager(double timeout)
+{
+    sage_manager_opts o;
+    sage_manager *m;
+
+    sage_manager_opts_init(&o);
+    o.ns = th_prefix();
+    o.timeout = timeout;
+    ASSERT_OK(sage_manager_new(&m, &o));
+    return m;
+}
+
+struct lister {
+    int found, alive;
+    char name[80];
+};
+
+static void on_entry(void *arg, const sage_host_entry *e)
+{
+    struct lister *l = arg;
+
+    l->found++;
+    l->alive += e->owner_alive;
+    snprintf(l->name, sizeof l->name, "%s", e->name);
+}
+
+/* ------------------------------------------------------------------ cases */
+
+static void t_call_across_processes(void)
+{
+    struct host h = spawn_host(&sage_example_kv, "kv", 0);
+    sage_manager *m = manager(5);
+    sage_arena *a;
+    sage_value res;
+    sage_endpoint ep;
+    sage_status st;
+    struct lister l = {0, 0, ""};
+    sage_future *f;
+    sage_value args[2] = {sage_str("x"), sage_int(7)};
+
+    ASSERT_OK(sage_arena_new(&a, 0));
+    ASSERT_OK(sage_manager_callf(m, "kv", "put", a, &res, "[s i]", "answer", 42));
+    ASSERT_OK(sage_manager_callf(m, "kv", "get", a, &res, "[s]", "answer"));
+    ASSERT_EQ(res.as.i, 42);
+    ASSERT_OK(sage_manager_call_async(m, "kv", "put", args, 2, NULL, 0, NULL, &f));
+    ASSERT_OK(sage_future_wait(f, 5000));
+    ASSERT_OK(sage_future_result(f, NULL));
+    sage_future_free(f);
+    ASSERT_OK(sage_manager_lookup(m, "kv", &ep));
+    ASSERT_EQ(ep.transport, SAGE_TRANSPORT_SHM);
+    ASSERT_EQ(ep.pid, h.pid);
+    ASSERT_TRUE(strstr(ep.queue, "kv.req") != NULL);
+    /* the host registry lists it, and its status reads from here */
+    ASSERT_OK(sage_host_list(th_prefix(), 0, on_entry, &l));
+    ASSERT_EQ(l.found, 1);
+    ASSERT_EQ(l.alive, 1);
+    ASSERT_STREQ(l.name, "kv");
+    ASSERT_OK(sage_host_status(th_prefix(), "kv", &st));
+    ASSERT_EQ(st.requests, 3);
+    ASSERT_EQ(st.state, SAGE_STATE_RUNNING);
+    ASSERT_EQ(st.pid, h.pid);
+    ASSERT_EQ(st.owner_alive, 1);
+    ASSERT_EQ(st.transport, SAGE_TRANSPORT_SHM);
+    ASSERT_TRUE(st.heartbeat_ns > 0);
+    ASSERT_ERR(sage_host_status(th_prefix(), "nope", &st), SAGE_ENOSERVICE);
+    sage_arena_free(a);
+    sage_manager_free(m);
+    stop_host(h);
+    /* after a clean stop it is gone */
+    l.found = 0;
+    ASSERT_OK(sage_host_list(th_prefix(), 0, on_entry, &l));
+    ASSERT_EQ(l.found, 0);
+}
+
+static _Atomic int completions;
+
+static void on_add(void *arg, sage_future *f)
+{
+    const sage_value *v;
+
+    ASSERT_OK(sage_future_result(f, &v));
+    ASSERT_EQ(v->as.i, (int64_t)(intptr_t)arg + 1);
+    atomic_fetch_add(&completions, 1);
+    sage_future_free(f);
+}
+
+/* 4 caller processes keep 25,000 async calls each outstanding */
+static void t_async_100k(void)
+{
+    enum { PROCS = 4, PER = 25000 };
+    struct host h = spawn_host(&testsvc, "testsvc", 0);
+    int pids[PROCS];
+
+    for (int p = 0; p < PROCS; p++) {
+        pids[p] = fork();
+        if (pids[p] == 0) {
+            sage_manager *m = manager(60);
+            sage_manager_stats ms;
+
+            for (int i = 0; i < PER; i++) {
+                sage_value args[2] = {sage_int(p * PER + i), sage_int(1)};
+                sage_future *f;
+
+                ASSERT_OK(sage_manager_call_async(m, "testsvc", "add", args, 2, NULL, 0, NULL, &f));
+                ASSERT_OK(sage_future_on_done(f, on_add, (void *)(intptr_t)(p * PER + i)));
+            }
+            for (int w = 0; w < 60000 && atomic_load(&completions) < PER; w++)
+                usleep(1000);
+            ASSERT_EQ(atomic_load(&completions), PER);
+            ASSERT_OK(sage_manager_stats_read(m, &ms));
+            ASSERT_EQ(ms.completed, PER);
+            ASSERT_EQ(ms.errors, 0);
+            ASSERT_EQ(ms.late, 0);
+            ASSERT_EQ(ms.pending, 0);
+            sage_manager_free(m);
+            _exit(0);
+        }
+    }
+    for (int p = 0; p < PROCS; p++)
+        ASSERT_EQ(th_wait_child(pids[p], 120000), 0);
+    {
+        sage_status st;
+
+        ASSERT_OK(sage_host_status(th_prefix(), "testsvc", &st));
+        ASSERT_EQ(st.requests, PROCS * PER);
+        ASSERT_EQ(st.errors, 0);
+    }
+    stop_host(h);
+}
+
+struct blocked {
+    sage_manager *m;
+    sage_err got;
+    double took_ms;
+};
+
+static void *sync_sleeper(void *p)
+{
+    struct blocked *b = p;
+    sage_value args[1] = {sage_int(20000)};
+    double t0 = th_now_ms();
+
+    b->got = sage_manager_call_sync(b->m, "testsvc", "sleep", args, 1, NULL, 0, NULL, NULL, NULL);
+    b->took_ms = th_now_ms() - t0;
+    return NULL;
+}
+
+/* the host process dies mid-call: every pending call fails fast */
+static void t_host_killed_during_calls(void)
+{
+    struct host h = spawn_host(&testsvc, "testsvc", 4);
+    sage_manager *m = manager(30);
+    sage_future *f[50];
+    pthread_t th;
+    struct blocked b = {m, SAGE_OK, 0};
+    sage_value args[1] = {sage_int(20000)};
+    double t0;
+
+    for (int i = 0; i < 50; i++)
+        ASSERT_OK(sage_manager_call_async(m, "testsvc", "sleep", args, 1, NULL, 0, NULL, &f[i]));
+    pthread_create(&th, NULL, sync_sleeper, &b);
+    usleep(100000);
+    kill(h.pid, SIGKILL);
+    t0 = th_now_ms();
+    for (int i = 0; i < 50; i++) {
+        ASSERT_OK(sage_future_wait(f[i], 5000));
+        ASSERT_ERR(sage_future_result(f[i], NULL), SAGE_EUNAVAILABLE);
+        sage_future_free(f[i]);
+    }
+    ASSERT_LE(th_now_ms() - t0, 1000);
+    pthread_join(th, NULL);
+    ASSERT_EQ(b.got, SAGE_EUNAVAILABLE);
+    ASSERT_LE(b.took_ms, 1500);
+    /* a new call fails at once too: the registry says its owner is dead */
+    t0 = th_now_ms();
+    ASSERT_ERR(sage_manager_call_sync(m, "testsvc", "count", NULL, 0, NULL, 0, NULL, NULL, NULL),
+               SAGE_EUNAVAILABLE);
+    ASSERT_LE(th_now_ms() - t0, 1000);
+    th_wait_child(h.pid, 5000);
+    close(h.ctl);
+    /* listing cleans the dead entry; then the service is simply unknown */
+    {
+        struct lister l = {0, 0, ""};
+
+        ASSERT_OK(sage_host_list(th_prefix(), 1, on_entry, &l));
+        ASSERT_EQ(l.found, 1);
+        ASSERT_EQ(l.alive, 0);
+        l.found = 0;
+        ASSERT_OK(sage_host_list(th_prefix(), 0, on_entry, &l));
+        ASSERT_EQ(l.found, 0);
+    }
+    ASSERT_ERR(sage_manager_call_sync(m, "testsvc", "count", NULL, 0, NULL, 0, NULL, NULL, NULL),
+               SAGE_ENOSERVICE);
+    sage_manager_free(m);
+}
+
+/* one name, one live owner per host; a dead owner's entry is taken over */
+static void t_name_taken_then_taken_over(void)
+{
+    struct host h = spawn_host(&sage_example_kv, "kv", 0);
+    sage_task_opts o;
+    sage_task *t;
+    sage_manager *m;
+    sage_arena *a;
+    sage_value res;
+
+    sage_task_opts_init(&o);
+    o.transport = SAGE_TRANSPORT_SHM;
+    o.ns = th_prefix();
+    ASSERT_OK(sage_task_new(&t, &sage_example_kv, &o));
+    ASSERT_ERR(sage_task_start(t), SAGE_EEXIST);
+    ASSERT_TRUE(strstr(sage_errdetail(), "already served by pid") != NULL);
+    kill(h.pid, SIGKILL);
+    th_wait_child(h.pid, 5000);
+    close(h.ctl);
+    ASSERT_OK(sage_task_start(t)); /* the stale entry and queue are replaced */
+    m = manager(5);
+    ASSERT_OK(sage_arena_new(&a, 0));
+    ASSERT_OK(sage_manager_callf(m, "kv", "size", a, &res, "[]"));
+    ASSERT_EQ(res.as.i, 0);
+    sage_arena_free(a);
+    sage_manager_free(m);
+    sage_task_free(t);
+}
+
+/* bytes that are not a request: answered when a reply-to can be read,
+ * else dropped with a reason; never a crash */
+static void t_malformed_requests(void)
+{
+    struct host h = spawn_host(&testsvc, "testsvc", 0);
+    struct sage__reg *reg;
+    sage_queue *rq, *mine;
+    sage_queue_opts o;
+    sage__req req;
+    sage__resp resp;
+    sage_arena *a;
+    uint8_t buf[512], got[512];
+    size_t len, reqlen;
+    sage_status st;
+    char myq[128];
+
+    ASSERT_OK(sage__reg_open(&reg, th_prefix(), "testsvc"));
+    ASSERT_OK(sage_queue_open(&rq, reg->queue, NULL));
+    sage__reg_close(reg);
+    snprintf(myq, sizeof myq, "%s.myreplies", th_prefix());
+    sage_queue_opts_init(&o);
+    o.flags = SAGE_QUEUE_CREATE;
+    ASSERT_OK(sage_queue_open(&mine, myq, &o));
+    ASSERT_OK(sage_arena_new(&a, 0));
+    /* 1: garbage with no reply-to */
+    ASSERT_OK(sage_queue_send(rq, "\xc1\xc1garbage", 9, 1000));
+    /* 2: a valid envelope whose args is not an array, with a reply-to */
+    memset(&req, 0, sizeof req);
+    req.id = 77;
+    req.service = "testsvc";
+    req.service_len = 7;
+    req.method = "add";
+    req.method_len = 3;
+    req.args = sage_array(NULL, 0);
+    req.kwargs = sage_map(NULL, 0);
+    req.reply_to = myq;
+    req.reply_to_len = strlen(myq);
+    ASSERT_OK(sage__wire_req_encode(&req, buf, sizeof buf, &reqlen));
+    /* [1, 0, 77, "testsvc", "add", [] ...]: args is at byte 16; make it 5 */
+    ASSERT_EQ(buf[16], 0x90);
+    buf[16] = 0x05;
+    ASSERT_OK(sage_queue_send(rq, buf, reqlen, 1000));
+    ASSERT_OK(sage_queue_recv(mine, got, sizeof got, &len, 5000));
+    ASSERT_OK(sage__wire_resp_decode(got, len, a, &resp));
+    ASSERT_EQ(resp.id, 77);
+    ASSERT_EQ(resp.ok, 0);
+    ASSERT_EQ(resp.err_code, SAGE_EPROTO);
+    /* 3: truncated: the service still answers nothing it cannot, and lives */
+    ASSERT_OK(sage_queue_send(rq, buf, reqlen / 2, 1000));
+    /* 4: a valid request still works afterwards */
+    req.args = sage_array((sage_value[]){sage_int(1), sage_int(2)}, 2);
+    req.id = 78;
+    ASSERT_OK(sage__wire_req_encode(&req, buf, sizeof buf, &len));
+    ASSERT_OK(sage_queue_send(rq, buf, len, 1000));
+    ASSERT_OK(sage_queue_recv(mine, got, sizeof got, &len, 5000));
+    ASSERT_OK(sage__wire_resp_decode(got, len, a, &resp));
+    ASSERT_EQ(resp.id, 78);
+    ASSERT_EQ(resp.ok, 1);
+    ASSERT_EQ(resp.result.as.i, 3);
+    ASSERT_OK(sage_host_status(th_prefix(), "testsvc", &st));
+    ASSERT_EQ(st.malformed, 3);
+    ASSERT_TRUE(strstr(st.last_drop, "malformed") != NULL);
+    sage_arena_free(a);
+    sage_queue_free(rq);
+    sage_queue_free(mine);
+    sage_queue_unlink(myq);
+    stop_host(h);
+}
+
+static void t_idle_connections_closed(void)
+{
+    struct host h = spawn_host(&testsvc, "testsvc", 0);
+    sage_manager_opts o;
+    sage_manager *m;
+    sage_manager_stats ms;
+
+    sage_manager_opts_init(&o);
+    o.ns = th_prefix();
+    o.idle_close = 0.2;
+    ASSERT_OK(sage_manager_new(&m, &o));
+    ASSERT_OK(sage_manager_call_sync(m, "testsvc", "count", NULL, 0, NULL, 0, NULL, NULL, NULL));
+    ASSERT_OK(sage_manager_stats_read(m, &ms));
+    ASSERT_EQ(ms.connections, 1);
+    usleep(2500000); /* housekeeping runs every second */
+    ASSERT_OK(sage_manager_stats_read(m, &ms));
+    ASSERT_EQ(ms.connections, 0);
+    ASSERT_OK(sage_manager_call_sync(m, "testsvc", "count", NULL, 0, NULL, 0, NULL, NULL, NULL));
+    sage_manager_free(m);
+    stop_host(h);
+}
+
+static const struct th_case cases[] = {
+    {"call_across_processes", t_call_across_processes, 30},
+    {"async_100k", t_async_100k, 180},
+    {"host_killed_during_calls", t_host_killed_during_calls, 30},
+    {"name_taken_then_taken_over", t_name_taken_then_taken_over, 30},
+    {"malformed_requests", t_malformed_requests, 30},
+    {"idle_connections_closed", t_idle_connections_closed, 30},
+    {NULL, NULL, 0},
+};
+
+TH_MAIN(cases)

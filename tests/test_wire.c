@@ -1,0 +1,1094 @@
+/* test_wire.c - the MessagePack envelope: round trips, limits, hostile input. */
+#include <malloc.h>
+#include <math.h>
+#include <pthread.h>
+
+#include "harness.h"
+#include "sage/value.h"
+#include "wire/arena.h"
+#include "wire/wire.h"
+
+#define ASSERT_DETAIL(want) ASSERT_STREQ(sage_errdetail(), want)
+
+/* ASSERT_DETAIL_HAS: the thread's error detail contains sub. */
+#define ASSERT_DETAIL_HAS(sub)                                                                 \
+    do {                                                                                       \
+        if (strstr(sage_errdetail(), (sub)) == NULL)                                           \
+            th_fail(__FILE__, __LINE__, "detail \"%s\" lacks \"%s\"", sage_errdetail(), (sub)); \
+    } while (0)
+
+/* --------------------------------------- a tiny MessagePack writer for tests */
+
+struct mp {
+    uint8_t b[1 << 17];
+    size_t n;
+};
+
+static void mp_raw(struct mp *m, const void *p, size_t n)
+{
+    ASSERT_TRUE(m->n + n <= sizeof m->b);
+    memcpy(m->b + m->n, p, n);
+    m->n += n;
+}
+
+static void mp_byte(struct mp *m, uint8_t b)
+{
+    mp_raw(m, &b, 1);
+}
+
+static void mp_be(struct mp *m, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--)
+        mp_byte(m, (uint8_t)(v >> (8 * i)));
+}
+
+static void mp_head(struct mp *m, uint64_t n, uint8_t fix, uint8_t fixmax, uint8_t b16)
+{
+    if (n <= fixmax) {
+        mp_byte(m, (uint8_t)(fix | n));
+    } else if (n <= 0xffff) {
+        mp_byte(m, b16);
+        mp_be(m, n, 2);
+    } else {
+        mp_byte(m, (uint8_t)(b16 + 1));
+        mp_be(m, n, 4);
+    }
+}
+
+static void mp_arr(struct mp *m, uint64_t n)
+{
+    mp_head(m, n, 0x90, 15, 0xdc);
+}
+
+static void mp_map(struct mp *m, uint64_t n)
+{
+    mp_head(m, n, 0x80, 15, 0xde);
+}
+
+static void mp_uint(struct mp *m, uint64_t v)
+{
+    if (v <= 0x7f) {
+        mp_byte(m, (uint8_t)v);
+    } else if (v <= 0xff) {
+        mp_byte(m, 0xcc);
+        mp_be(m, v, 1);
+    } else if (v <= 0xffff) {
+        mp_byte(m, 0xcd);
+        mp_be(m, v, 2);
+    } else if (v <= 0xffffffff) {
+        mp_byte(m, 0xce);
+        mp_be(m, v, 4);
+    } else {
+        mp_byte(m, 0xcf);
+        mp_be(m, v, 8);
+    }
+}
+
+static void mp_str(struct mp *m, const char *s)
+{
+    size_t n = strlen(s);
+
+    if (n <= 31) {
+        mp_byte(m, (uint8_t)(0xa0 | n));
+    } else {
+        mp_byte(m, 0xd9);
+        mp_be(m, n, 1);
+    }
+    mp_raw(m, s, n);
+}
+
+/* ------------------------------------------------- fixtures and helpers */
+
+static sage_arena *arena(void)
+{
+    sage_arena *a = NULL;
+
+    ASSERT_OK(sage_arena_new(&a, 0));
+    return a;
+}
+
+/* The worked examples of docs/PROTOCOL.md. */
+static const uint8_t doc_req[] = {0x9a, 0x01, 0x00, 0x07, 0xa2, 0x6b, 0x76, 0xa3,
+                                  0x70, 0x75, 0x74, 0x92, 0xa1, 0x6b, 0x01, 0x80,
+                                  0xa2, 0x72, 0x31, 0xcd, 0x13, 0x88, 0x00};
+static const uint8_t doc_resp[] = {0x97, 0x01, 0x01, 0x07, 0xc3, 0xc3, 0x00, 0xa0};
+
+static sage__req simple_req(const sage_value *args)
+{
+    sage__req r;
+
+    memset(&r, 0, sizeof r);
+    r.id = 7;
+    r.service = "kv";
+    r.service_len = 2;
+    r.method = "put";
+    r.method_len = 3;
+    r.args = *args;
+    r.kwargs = sage_map(NULL, 0);
+    r.reply_to = "r1";
+    r.reply_to_len = 2;
+    r.timeout_ms = 5000;
+    return r;
+}
+
+static size_t encode_req(const sage__req *r, uint8_t *buf, size_t cap)
+{
+    size_t len = 0;
+
+    ASSERT_OK(sage__wire_req_encode(r, buf, cap, &len));
+    ASSERT_EQ(len, sage__wire_req_size(r));
+    return len;
+}
+
+static size_t encode_resp(const sage__resp *r, uint8_t *buf, size_t cap)
+{
+    size_t len = 0;
+
+    ASSERT_OK(sage__wire_resp_encode(r, buf, cap, &len));
+    ASSERT_EQ(len, sage__wire_resp_size(r));
+    return len;
+}
+
+static void req_equal(const sage__req *a, const sage__req *b)
+{
+    ASSERT_TRUE(a->id == b->id);
+    ASSERT_TRUE(a->service_len == b->service_len &&
+                memcmp(a->service, b->service, a->service_len) == 0);
+    ASSERT_TRUE(a->method_len == b->method_len &&
+                memcmp(a->method, b->method, a->method_len) == 0);
+    ASSERT_TRUE(a->reply_to_len == b->reply_to_len &&
+                (a->reply_to_len == 0 || memcmp(a->reply_to, b->reply_to, a->reply_to_len) == 0));
+    ASSERT_TRUE(sage_value_equal(&a->args, &b->args));
+    ASSERT_TRUE(sage_value_equal(&a->kwargs, &b->kwargs));
+    ASSERT_EQ(a->timeout_ms, b->timeout_ms);
+    ASSERT_EQ(a->flags, b->flags);
+    ASSERT_EQ(a->sent_ns, b->sent_ns);
+}
+
+/* Every string and value the decoder returns is NUL-terminated in place. */
+static void assert_terminated(const sage_value *v)
+{
+    switch (v->type) {
+    case SAGE_STR:
+        ASSERT_EQ(v->as.str.ptr[v->as.str.len], '\0');
+        break;
+    case SAGE_ARRAY:
+        for (size_t i = 0; i < v->as.array.len; i++)
+            assert_terminated(&v->as.array.items[i]);
+        break;
+    case SAGE_MAP:
+        for (size_t i = 0; i < v->as.map.len; i++) {
+            assert_terminated(&v->as.map.items[i].key);
+            assert_terminated(&v->as.map.items[i].val);
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+/*
+ * A value of every type and encoding width, built in arena a. Indices:
+ * 0 nil, 1-2 bools, 3-16 ints (0, -1, -32, -33, 127, 128, 255, 256, 65535,
+ * 65536, INT32_MIN, INT64_MIN, INT64_MAX, 2^32), 17-18 uints (5, UINT64_MAX),
+ * 19-22 doubles (1.5, -0.0, 1e300, NaN), 23-25 strs ("", "a\0b", 300 bytes),
+ * 26-28 bins (empty, NULs, 300 bytes), 29 nested, 30 array16, 31 map16,
+ * 32 a map with non-string keys; with huge, 33-34 str32 and bin32.
+ */
+static sage_value every_type(sage_arena *a, bool huge)
+{
+    static const int64_t ints[] = {0,   -1,    -32,   -33,       127,       128,       255,
+                                   256, 65535, 65536, INT32_MIN, INT64_MIN, INT64_MAX, 1LL << 32};
+    static char big[70000], mid[300];
+    static const char nuls[] = {0, 'x', 0, 0};
+    sage_value *v = sage_arena_alloc(a, 40 * sizeof *v);
+    sage_value *many = sage_arena_alloc(a, 20 * sizeof *many);
+    sage_pair *pairs = sage_arena_alloc(a, 20 * sizeof *pairs);
+    sage_pair *odd = sage_arena_alloc(a, 6 * sizeof *odd);
+    sage_value *one = sage_arena_alloc(a, sizeof *one);
+    size_t n = 0;
+
+    ASSERT_TRUE(v && many && pairs && odd && one);
+    memset(big, 'b', sizeof big);
+    memset(mid, 'm', sizeof mid);
+    v[n++] = sage_nil();
+    v[n++] = sage_bool(true);
+    v[n++] = sage_bool(false);
+    for (size_t i = 0; i < sizeof ints / sizeof ints[0]; i++)
+        v[n++] = sage_int(ints[i]);
+    v[n++] = sage_uint(5);
+    v[n++] = sage_uint(UINT64_MAX);
+    v[n++] = sage_double(1.5);
+    v[n++] = sage_double(-0.0);
+    v[n++] = sage_double(1e300);
+    v[n++] = sage_double(NAN);
+    v[n++] = sage_str("");
+    v[n++] = sage_strn("a\0b", 3);
+    v[n++] = sage_strn(mid, sizeof mid);
+    v[n++] = sage_bin(NULL, 0);
+    v[n++] = sage_bin(nuls, sizeof nuls);
+    v[n++] = sage_bin(mid, sizeof mid);
+    ASSERT_OK(sage_pack(a, &v[n++], "[[[]], {}, {s:[n]}]", "x"));
+    for (int i = 0; i < 20; i++) {
+        char key[8];
+
+        snprintf(key, sizeof key, "k%d", i);
+        many[i] = sage_int(i * 1000);
+        ASSERT_OK(sage_pack(a, &pairs[i].key, "s", key));
+        pairs[i].val = sage_int(-i);
+    }
+    v[n++] = sage_array(many, 20);
+    v[n++] = sage_map(pairs, 20);
+    *one = sage_int(1);
+    odd[0] = (sage_pair){sage_int(-7), sage_str("int key")};
+    odd[1] = (sage_pair){sage_str("k"), sage_bool(true)};
+    odd[2] = (sage_pair){sage_nil(), sage_nil()};
+    odd[3] = (sage_pair){sage_array(one, 1), sage_int(2)};
+    odd[4] = (sage_pair){sage_double(2.5), sage_double(3.0)};
+    odd[5] = (sage_pair){sage_bin("b", 1), sage_bool(false)};
+    v[n++] = sage_map(odd, 6);
+    if (huge) {
+        v[n++] = sage_strn(big, sizeof big);
+        v[n++] = sage_bin(big, sizeof big);
+    }
+    return sage_array(v, n);
+}
+
+/* ------------------------------------------------------------------ cases */
+
+static void t_doc_examples(void)
+{
+    sage_value items[] = {sage_str("k"), sage_int(1)};
+    sage_value args = sage_array(items, 2);
+    sage__req r = simple_req(&args), q;
+    sage__resp p = {.id = 7, .ok = true, .result = sage_bool(true)}, s;
+    uint8_t buf[256];
+    size_t len;
+    sage_arena *a = arena();
+    int kind;
+    uint64_t id;
+
+    len = encode_req(&r, buf, sizeof buf);
+    ASSERT_EQ(len, sizeof doc_req);
+    ASSERT_TRUE(memcmp(buf, doc_req, len) == 0);
+    len = encode_resp(&p, buf, sizeof buf);
+    ASSERT_EQ(len, sizeof doc_resp);
+    ASSERT_TRUE(memcmp(buf, doc_resp, len) == 0);
+
+    ASSERT_OK(sage__wire_req_decode(doc_req, sizeof doc_req, a, &q));
+    req_equal(&r, &q);
+    ASSERT_STREQ(q.service, "kv");
+    ASSERT_STREQ(q.method, "put");
+    ASSERT_STREQ(q.reply_to, "r1");
+    ASSERT_OK(sage__wire_resp_decode(doc_resp, sizeof doc_resp, a, &s));
+    ASSERT_TRUE(s.id == 7 && s.ok && s.err_code == 0 && s.err_msg_len == 0);
+    ASSERT_STREQ(s.err_msg, "");
+    ASSERT_TRUE(s.result.type == SAGE_BOOL && s.result.as.b);
+
+    ASSERT_OK(sage__wire_peek(doc_req, sizeof doc_req, &kind, &id));
+    ASSERT_TRUE(kind == SAGE__WIRE_REQUEST && id == 7);
+    ASSERT_OK(sage__wire_peek(doc_resp, sizeof doc_resp, &kind, &id));
+    ASSERT_TRUE(kind == SAGE__WIRE_RESPONSE && id == 7);
+    sage_arena_free(a);
+}
+
+static void t_roundtrip_request(void)
+{
+    static uint8_t buf[1 << 18];
+    sage_arena *a = arena(), *b = arena();
+    sage_value args = every_type(a, true), kw;
+    sage__req r, q;
+    size_t len;
+
+    ASSERT_OK(sage_pack(a, &kw, "{s:i, s:s, s:{s:[y#]}, s:n}", "a", 1, "", "empty key", "nested",
+                        "bytes", "\0\0", (size_t)2, "nil"));
+    r = simple_req(&args);
+    r.kwargs = kw;
+    r.id = UINT64_MAX;
+    r.timeout_ms = UINT32_MAX;
+    r.flags = SAGE__REQ_IDEMPOTENT | 0x80000000u;
+    r.sent_ns = UINT64_MAX - 1; /* the optional 11th field travels too */
+    r.reply_to = NULL;
+    r.reply_to_len = 0;
+    len = encode_req(&r, buf, sizeof buf);
+    ASSERT_OK(sage__wire_req_decode(buf, len, b, &q));
+    req_equal(&r, &q);
+    ASSERT_STREQ(q.reply_to, ""); /* never NULL once decoded */
+    assert_terminated(&q.args);
+    assert_terminated(&q.kwargs);
+    /* the integer rule: INT whenever it fits int64, UINT only above */
+    ASSERT_EQ(q.args.as.array.items[16].type, SAGE_INT);  /* I 4294967296 */
+    ASSERT_EQ(q.args.as.array.items[17].type, SAGE_INT);  /* u 5 */
+    ASSERT_EQ(q.args.as.array.items[18].type, SAGE_UINT); /* u UINT64_MAX */
+    ASSERT_EQ(q.args.as.array.items[15].type, SAGE_INT);  /* INT64_MAX */
+    ASSERT_TRUE(q.args.as.array.items[15].as.i == INT64_MAX);
+    ASSERT_TRUE(q.args.as.array.items[14].as.i == INT64_MIN);
+    ASSERT_TRUE(signbit(q.args.as.array.items[20].as.d)); /* -0.0 survives */
+    ASSERT_TRUE(isnan(q.args.as.array.items[22].as.d));
+    ASSERT_EQ(q.args.as.array.len, 35);
+    ASSERT_EQ(q.args.as.array.items[26].as.bin.len, 0);
+    ASSERT_TRUE(memcmp(q.args.as.array.items[27].as.bin.ptr, "\0x\0\0", 4) == 0);
+    ASSERT_EQ(q.args.as.array.items[34].as.bin.len, 70000);
+
+    /* the decoded copy lives in b alone: wipe the buffer and a, compare again */
+    {
+        sage_arena *c = arena();
+        sage__req again;
+        static uint8_t buf2[1 << 18];
+        size_t len2 = encode_req(&q, buf2, sizeof buf2);
+
+        memset(buf, 0xee, len);
+        ASSERT_EQ(len2, len);
+        ASSERT_OK(sage__wire_req_decode(buf2, len2, c, &again));
+        req_equal(&q, &again);
+        sage_arena_free(c);
+    }
+    sage_arena_free(a);
+    sage_arena_free(b);
+}
+
+static void t_roundtrip_response(void)
+{
+    uint8_t buf[4096];
+    sage_arena *a = arena(), *b = arena();
+    sage__resp r = {0}, p;
+    size_t len;
+
+    ASSERT_OK(sage_pack(a, &r.result, "{s:[i, f, s], s:y#}", "rows", -5, 0.5, "x", "raw", "\0",
+                        (size_t)1));
+    r.id = 1ull << 40;
+    r.ok = true;
+    len = encode_resp(&r, buf, sizeof buf);
+    ASSERT_OK(sage__wire_resp_decode(buf, len, b, &p));
+    ASSERT_TRUE(p.id == r.id && p.ok && p.err_code == 0);
+    ASSERT_TRUE(sage_value_equal(&p.result, &r.result));
+
+    memset(&r, 0, sizeof r);
+    r.id = 9;
+    r.ok = false;
+    r.err_code = SAGE_ENOMETHOD;
+    r.err_msg = "no method 'get' in service 'kv'";
+    r.err_msg_len = strlen(r.err_msg);
+    len = encode_resp(&r, buf, sizeof buf);
+    ASSERT_OK(sage__wire_resp_decode(buf, len, b, &p));
+    ASSERT_TRUE(p.id == 9 && !p.ok && p.err_code == SAGE_ENOMETHOD);
+    ASSERT_EQ(p.result.type, SAGE_NIL);
+    ASSERT_STREQ(p.err_msg, "no method 'get' in service 'kv'");
+
+    r.err_code = -70000; /* unknown codes from a newer peer still travel */
+    len = encode_resp(&r, buf, sizeof buf);
+    ASSERT_OK(sage__wire_resp_decode(buf, len, b, &p));
+    ASSERT_EQ(p.err_code, -70000);
+    r.err_code = INT32_MIN;
+    len = encode_resp(&r, buf, sizeof buf);
+    ASSERT_OK(sage__wire_resp_decode(buf, len, b, &p));
+    ASSERT_EQ(p.err_code, INT32_MIN);
+    sage_arena_free(a);
+    sage_arena_free(b);
+}
+
+static void t_nil_args_kwargs(void)
+{
+    sage__req r, q;
+    uint8_t buf[64];
+    size_t len;
+    sage_arena *a = arena();
+
+    memset(&r, 0, sizeof r); /* every field empty: args and kwargs nil */
+    len = encode_req(&r, buf, sizeof buf);
+    ASSERT_OK(sage__wire_req_decode(buf, len, a, &q));
+    ASSERT_TRUE(q.args.type == SAGE_ARRAY && q.args.as.array.len == 0);
+    ASSERT_TRUE(q.kwargs.type == SAGE_MAP && q.kwargs.as.map.len == 0);
+    ASSERT_STREQ(q.service, "");
+    ASSERT_STREQ(q.method, "");
+    ASSERT_EQ(len, 11);
+    sage_arena_free(a);
+}
+
+static void t_msgsize(void)
+{
+    sage_arena *a = arena();
+    sage_value args = every_type(a, true);
+    sage__req r = simple_req(&args);
+    sage__resp p = {.id = 3, .ok = true, .result = args};
+    static uint8_t buf[1 << 18];
+    size_t need = sage__wire_req_size(&r), len = 12345;
+
+    ASSERT_TRUE(need > 70000);
+    ASSERT_ERR(sage__wire_req_encode(&r, buf, need - 1, &len), SAGE_EMSGSIZE);
+    ASSERT_EQ(len, 12345);
+    ASSERT_DETAIL_HAS("request needs");
+    ASSERT_ERR(sage__wire_req_encode(&r, buf, 0, &len), SAGE_EMSGSIZE);
+    ASSERT_ERR(sage__wire_req_encode(&r, NULL, 0, &len), SAGE_EMSGSIZE);
+    ASSERT_OK(sage__wire_req_encode(&r, buf, need, &len));
+    ASSERT_EQ(len, need);
+
+    need = sage__wire_resp_size(&p);
+    ASSERT_ERR(sage__wire_resp_encode(&p, buf, need - 1, &len), SAGE_EMSGSIZE);
+    ASSERT_DETAIL_HAS("response needs");
+    ASSERT_OK(sage__wire_resp_encode(&p, buf, need, &len));
+    ASSERT_EQ(len, need);
+
+    /* the doc example, byte-exact edge */
+    {
+        sage_value items[] = {sage_str("k"), sage_int(1)};
+        sage_value small = sage_array(items, 2);
+        sage__req s = simple_req(&small);
+
+        ASSERT_ERR(sage__wire_req_encode(&s, buf, sizeof doc_req - 1, &len), SAGE_EMSGSIZE);
+        ASSERT_DETAIL("request needs 23 bytes, the buffer has 22");
+    }
+    sage_arena_free(a);
+}
+
+static void t_encode_errors(void)
+{
+    sage_value items[] = {sage_str("k")};
+    sage_value args = sage_array(items, 1), bad;
+    sage_pair kp[] = {{sage_int(1), sage_nil()}};
+    sage__req r = simple_req(&args);
+    sage__resp p = {.id = 1};
+    uint8_t buf[4096];
+    size_t len;
+    sage_value nest[40];
+
+    r.args = sage_str("x");
+    ASSERT_ERR(sage__wire_req_encode(&r, buf, sizeof buf, &len), SAGE_EINVAL);
+    ASSERT_DETAIL("request.args: expected array, got string");
+    ASSERT_EQ(sage__wire_req_size(&r), 0);
+    r.args = args;
+    r.kwargs = sage_array(items, 1);
+    ASSERT_ERR(sage__wire_req_encode(&r, buf, sizeof buf, &len), SAGE_EINVAL);
+    ASSERT_DETAIL("request.kwargs: expected map, got array");
+    r.kwargs = sage_map(kp, 1);
+    ASSERT_ERR(sage__wire_req_encode(&r, buf, sizeof buf, &len), SAGE_EINVAL);
+    ASSERT_DETAIL("request.kwargs: key #0 is int, not string");
+    r.kwargs = sage_nil();
+    r.service = NULL;
+    ASSERT_ERR(sage__wire_req_encode(&r, buf, sizeof buf, &len), SAGE_EINVAL);
+    ASSERT_DETAIL("request.service: 2-byte string at NULL");
+    r.service = "kv";
+    bad.type = (sage_type)42;
+    r.args = sage_array(&bad, 1);
+    ASSERT_ERR(sage__wire_req_encode(&r, buf, sizeof buf, &len), SAGE_EINVAL);
+    ASSERT_DETAIL("request.args: unknown value type 42");
+    r.args = sage_array(NULL, 3);
+    ASSERT_ERR(sage__wire_req_encode(&r, buf, sizeof buf, &len), SAGE_EINVAL);
+    ASSERT_DETAIL("request.args: array of 3 items at NULL");
+    bad = sage_bin(NULL, 1);
+    r.args = sage_array(&bad, 1);
+    ASSERT_ERR(sage__wire_req_encode(&r, buf, sizeof buf, &len), SAGE_EINVAL);
+    ASSERT_DETAIL("request.args: 1-byte bin at NULL");
+
+    /* nesting: args is level 2, so 30 arrays inside it reach the limit of 32 */
+    nest[0] = sage_int(1);
+    for (int i = 1; i < 40; i++)
+        nest[i] = sage_array(&nest[i - 1], 1);
+    r.args = sage_array(&nest[29], 1); /* nest[k] is k arrays deep: 2 + 29 levels */
+    ASSERT_OK(sage__wire_req_encode(&r, buf, sizeof buf, &len));
+    r.args = sage_array(&nest[30], 1);
+    ASSERT_OK(sage__wire_req_encode(&r, buf, sizeof buf, &len)); /* 32 */
+    r.args = sage_array(&nest[31], 1);
+    ASSERT_ERR(sage__wire_req_encode(&r, buf, sizeof buf, &len), SAGE_EINVAL);
+    ASSERT_DETAIL("request.args: values nested deeper than 32 (envelope included)");
+
+    p.ok = true;
+    p.err_code = SAGE_EPROTO;
+    ASSERT_ERR(sage__wire_resp_encode(&p, buf, sizeof buf, &len), SAGE_EINVAL);
+    ASSERT_DETAIL("response: ok is true but err_code is 10");
+    ASSERT_EQ(sage__wire_resp_size(&p), 0);
+    p.ok = false;
+    p.err_code = 0;
+    ASSERT_ERR(sage__wire_resp_encode(&p, buf, sizeof buf, &len), SAGE_EINVAL);
+    ASSERT_DETAIL("response: ok is false but err_code is 0");
+    p.err_code = 1;
+    p.result = sage_array(&nest[31], 1);
+    ASSERT_ERR(sage__wire_resp_encode(&p, buf, sizeof buf, &len), SAGE_EINVAL);
+    ASSERT_DETAIL("response.result: values nested deeper than 32 (envelope included)");
+}
+
+static void t_depth_limit_decode(void)
+{
+    struct mp *m = calloc(1, sizeof *m);
+    sage_arena *a = arena();
+    sage__req q;
+
+    for (int extra = 29; extra <= 31; extra++) {
+        m->n = 0;
+        mp_arr(m, 10);
+        mp_uint(m, 1);
+        mp_uint(m, 0);
+        mp_uint(m, 1);
+        mp_str(m, "s");
+        mp_str(m, "m");
+        mp_arr(m, 1); /* args: level 2 */
+        for (int i = 0; i < extra; i++)
+            mp_arr(m, 1);
+        mp_uint(m, 5);
+        mp_map(m, 0);
+        mp_str(m, "");
+        mp_uint(m, 0);
+        mp_uint(m, 0);
+        if (extra <= 30) {
+            ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+        } else {
+            ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+            ASSERT_DETAIL("request: nested deeper than 32 at byte 39");
+        }
+    }
+    sage_arena_free(a);
+    free(m);
+}
+
+/* every prefix of a valid message is refused, by decode and (short ones) peek */
+static void t_truncations(void)
+{
+    static uint8_t req[1 << 18], resp[1 << 18];
+    sage_arena *a = arena(), *b = arena();
+    sage_value args = every_type(a, false), kw;
+    sage__req r = simple_req(&args), q;
+    sage__resp p = {.id = 1, .ok = true}, s;
+    size_t rlen, plen;
+    int kind;
+    uint64_t id;
+
+    ASSERT_OK(sage_pack(a, &kw, "{s:i, s:[s]}", "x", 1, "y", "z"));
+    r.kwargs = kw;
+    p.result = args;
+    rlen = encode_req(&r, req, sizeof req);
+    plen = encode_resp(&p, resp, sizeof resp);
+    for (size_t n = 0; n < rlen; n++) {
+        sage_err e = sage__wire_req_decode(req, n, b, &q);
+
+        if (e != SAGE_EPROTO)
+            th_fail(__FILE__, __LINE__, "request prefix %zu/%zu: %s (%s)", n, rlen,
+                    sage_errname(e), sage_errdetail());
+        sage_arena_reset(b);
+    }
+    for (size_t n = 0; n < plen; n++) {
+        sage_err e = sage__wire_resp_decode(resp, n, b, &s);
+
+        if (e != SAGE_EPROTO)
+            th_fail(__FILE__, __LINE__, "response prefix %zu/%zu: %s (%s)", n, plen,
+                    sage_errname(e), sage_errdetail());
+        sage_arena_reset(b);
+    }
+    ASSERT_OK(sage__wire_req_decode(req, rlen, b, &q));
+    ASSERT_OK(sage__wire_resp_decode(resp, plen, b, &s));
+    ASSERT_ERR(sage__wire_req_decode(req, 0, b, &q), SAGE_EPROTO);
+    ASSERT_DETAIL("request: empty message");
+
+    /* peek needs the array header, version, kind and id: 4 bytes here */
+    for (size_t n = 0; n < 4; n++)
+        ASSERT_ERR(sage__wire_peek(req, n, &kind, &id), SAGE_EPROTO);
+    ASSERT_OK(sage__wire_peek(req, 4, &kind, &id));
+    ASSERT_TRUE(kind == 0 && id == 7);
+    sage_arena_free(a);
+    sage_arena_free(b);
+}
+
+typedef void (*writer)(struct mp *m);
+
+static void w_str(struct mp *m)
+{
+    mp_str(m, "x");
+}
+static void w_int(struct mp *m)
+{
+    mp_uint(m, 5);
+}
+static void w_neg(struct mp *m)
+{
+    mp_byte(m, 0xff); /* -1 */
+}
+static void w_nil(struct mp *m)
+{
+    mp_byte(m, 0xc0);
+}
+static void w_true(struct mp *m)
+{
+    mp_byte(m, 0xc3);
+}
+static void w_false(struct mp *m)
+{
+    mp_byte(m, 0xc2);
+}
+static void w_two(struct mp *m)
+{
+    mp_uint(m, 2);
+}
+static void w_big(struct mp *m)
+{
+    mp_uint(m, 1ull << 32);
+}
+static void w_huge(struct mp *m)
+{
+    mp_uint(m, 1ull << 40);
+}
+static void w_intkey(struct mp *m)
+{
+    mp_map(m, 2);
+    mp_str(m, "ok");
+    mp_uint(m, 1);
+    mp_uint(m, 1);
+    mp_uint(m, 2);
+}
+static void w_ext(struct mp *m)
+{
+    mp_arr(m, 1);
+    mp_raw(m, "\xd4\x01\x00", 3); /* fixext1 */
+}
+static void w_c1(struct mp *m)
+{
+    mp_arr(m, 1);
+    mp_byte(m, 0xc1);
+}
+static void w_float32(struct mp *m)
+{
+    mp_arr(m, 2);
+    mp_raw(m, "\xca\x3f\xc0\x00\x00", 5);                 /* 1.5f */
+    mp_raw(m, "\xcb\x3f\xf8\x00\x00\x00\x00\x00\x00", 9); /* 1.5 */
+}
+static void w_wide_id(struct mp *m)
+{
+    mp_raw(m, "\xcf\x00\x00\x00\x00\x00\x00\x00\x07", 9); /* 7 as uint64 */
+}
+static void w_int8_id(struct mp *m)
+{
+    mp_raw(m, "\xd0\x07", 2); /* 7 as int8 */
+}
+static void w_neg_int64(struct mp *m)
+{
+    mp_raw(m, "\xd3\xff\xff\xff\xff\xff\xff\xff\xfe", 9); /* -2 as int64 */
+}
+static void w_arr32(struct mp *m)
+{
+    mp_raw(m, "\xdd\xff\xff\xff\xff", 5);
+}
+static void w_map32(struct mp *m)
+{
+    mp_raw(m, "\xdf\x80\x00\x00\x00", 5);
+}
+static void w_str32(struct mp *m)
+{
+    mp_raw(m, "\xdb\xff\xff\xff\xff", 5);
+}
+static void w_bin32(struct mp *m)
+{
+    mp_raw(m, "\xc6\x7f\xff\xff\xff", 5);
+}
+
+static const char *const defaults_req[] = {"version", "kind",   "id",       "service",    "method",
+                                           "args",    "kwargs", "reply_to", "timeout_ms", "flags"};
+
+/* make_req writes a request array of count elements, element bad written by
+ * w instead of its valid default; elements past 10 are extras. */
+static void make_req(struct mp *m, unsigned count, unsigned bad, writer w)
+{
+    m->n = 0;
+    mp_arr(m, count);
+    for (unsigned i = 0; i < count; i++) {
+        if (i == bad) {
+            w(m);
+            continue;
+        }
+        switch (i) {
+        case 0:
+            mp_uint(m, 1);
+            break;
+        case 1:
+            mp_uint(m, 0);
+            break;
+        case 2:
+            mp_uint(m, 7);
+            break;
+        case 3:
+            mp_str(m, "kv");
+            break;
+        case 4:
+            mp_str(m, "put");
+            break;
+        case 5:
+            mp_arr(m, 2);
+            mp_str(m, "k");
+            mp_uint(m, 1);
+            break;
+        case 6:
+            mp_map(m, 0);
+            break;
+        case 7:
+            mp_str(m, "r1");
+            break;
+        case 8:
+            mp_uint(m, 5000);
+            break;
+        case 9:
+            mp_uint(m, 0);
+            break;
+        case 10: /* the optional sent_ns */
+            mp_uint(m, 123456789012ull);
+            break;
+        default:
+            mp_map(m, 1); /* extras of any shape */
+            mp_str(m, "future");
+            mp_arr(m, 0);
+        }
+    }
+}
+
+static void make_resp(struct mp *m, unsigned count, unsigned bad, writer w)
+{
+    m->n = 0;
+    mp_arr(m, count);
+    for (unsigned i = 0; i < count; i++) {
+        if (i == bad) {
+            w(m);
+            continue;
+        }
+        switch (i) {
+        case 0:
+        case 1:
+            mp_uint(m, 1);
+            break;
+        case 2:
+            mp_uint(m, 7);
+            break;
+        case 3:
+            mp_byte(m, 0xc3);
+            break;
+        case 4:
+            mp_byte(m, 0xc0);
+            break;
+        case 5:
+            mp_uint(m, 0);
+            break;
+        case 6:
+            mp_str(m, "");
+            break;
+        default:
+            mp_str(m, "extra");
+        }
+    }
+}
+
+struct bad_case {
+    unsigned count, bad;
+    writer w;
+    sage_err want;
+    const char *detail;
+};
+
+static void t_bad_requests(void)
+{
+    static const struct bad_case cases[] = {
+        {10, 0, w_two, SAGE_EVERSION, "request: protocol version 2, this side speaks 1"},
+        {10, 0, w_str, SAGE_EPROTO, "request.version: expected uint, got str"},
+        {10, 0, w_neg, SAGE_EPROTO, "request.version: expected uint, got -1"},
+        {10, 1, w_two, SAGE_EPROTO, "request.kind: expected 0 (request), got 2"},
+        {10, 1, w_int, SAGE_EPROTO, "request.kind: expected 0 (request), got 5"},
+        {10, 1, w_nil, SAGE_EPROTO, "request.kind: expected uint, got nil"},
+        {10, 2, w_neg, SAGE_EPROTO, "request.id: expected uint, got -1"},
+        {10, 2, w_neg_int64, SAGE_EPROTO, "request.id: expected uint, got -2"},
+        {10, 2, w_str, SAGE_EPROTO, "request.id: expected uint, got str"},
+        {10, 3, w_int, SAGE_EPROTO, "request.service: expected str, got int"},
+        {10, 4, w_int, SAGE_EPROTO, "request.method: expected str, got int"},
+        {10, 4, w_nil, SAGE_EPROTO, "request.method: expected str, got nil"},
+        {10, 5, w_str, SAGE_EPROTO, "request.args: expected array, got str"},
+        {10, 5, w_intkey, SAGE_EPROTO, "request.args: expected array, got map"},
+        {10, 6, w_nil, SAGE_EPROTO, "request.kwargs: expected map, got nil"},
+        {10, 6, w_intkey, SAGE_EPROTO, "request.kwargs: key #1 is int, not str"},
+        {10, 7, w_nil, SAGE_EPROTO, "request.reply_to: expected str, got nil"},
+        {10, 8, w_big, SAGE_EPROTO, "request.timeout_ms: 4294967296 does not fit in uint32"},
+        {10, 8, w_neg, SAGE_EPROTO, "request.timeout_ms: expected uint32, got -1"},
+        {10, 8, w_true, SAGE_EPROTO, "request.timeout_ms: expected uint32, got bool"},
+        {10, 9, w_str, SAGE_EPROTO, "request.flags: expected uint32, got str"},
+        {10, 5, w_ext, SAGE_EPROTO, "request: ext (0xd4) at byte 12 is not allowed"},
+        {10, 5, w_c1, SAGE_EPROTO, "request: reserved (0xc1) at byte 12 is not allowed"},
+        {10, 5, w_arr32, SAGE_EPROTO,
+         "request: array at byte 11 declares 4294967295 elements, only 8 bytes remain"},
+        {10, 6, w_map32, SAGE_EPROTO,
+         "request: map at byte 15 declares 4294967296 elements, only 7 bytes remain"},
+        {10, 7, w_str32, SAGE_EPROTO,
+         "request: str at byte 16 declares 4294967295 bytes, only 4 remain"},
+        {10, 5, w_bin32, SAGE_EPROTO,
+         "request: bin at byte 11 declares 2147483647 bytes, only 8 remain"},
+        {0, 99, NULL, SAGE_EPROTO, "request.version: missing (empty array)"},
+        {1, 99, NULL, SAGE_EPROTO, "request.kind: missing (array of 1)"},
+        {2, 99, NULL, SAGE_EPROTO, "request.id: missing (array of 2)"},
+        {3, 99, NULL, SAGE_EPROTO, "request.service: missing (array of 3, 10 fields needed)"},
+        {9, 99, NULL, SAGE_EPROTO, "request.flags: missing (array of 9, 10 fields needed)"},
+    };
+    struct mp *m = calloc(1, sizeof *m);
+    sage_arena *a = arena();
+    sage__req q;
+
+    memset(&q, 0x5a, sizeof q);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct bad_case *c = &cases[i];
+        sage_err e;
+
+        make_req(m, c->count, c->bad, c->w);
+        e = sage__wire_req_decode(m->b, m->n, a, &q);
+        if (e != c->want || strcmp(sage_errdetail(), c->detail) != 0)
+            th_fail(__FILE__, __LINE__, "case %zu (%s): got %s \"%s\", want %s \"%s\"", i,
+                    c->bad < 10 ? defaults_req[c->bad] : "-", sage_errname(e), sage_errdetail(),
+                    sage_errname(c->want), c->detail);
+        ASSERT_EQ(q.id, 0x5a5a5a5a5a5a5a5aull); /* untouched on failure */
+    }
+    sage_arena_free(a);
+    free(m);
+}
+
+static void t_bad_responses(void)
+{
+    static const struct bad_case cases[] = {
+        {7, 0, w_two, SAGE_EVERSION, "response: protocol version 2, this side speaks 1"},
+        {7, 1, w_nil, SAGE_EPROTO, "response.kind: expected uint, got nil"},
+        {10, 99, NULL, SAGE_EPROTO, "response.kind: expected 1 (response), got 0"}, /* a request */
+        {7, 3, w_int, SAGE_EPROTO, "response.ok: expected bool, got int"},
+        {7, 5, w_str, SAGE_EPROTO, "response.err_code: expected int, got str"},
+        {7, 5, w_int, SAGE_EPROTO, "response.err_code: 5 with ok true"},
+        {7, 5, w_huge, SAGE_EPROTO, "response.err_code: does not fit in int32"},
+        {7, 6, w_nil, SAGE_EPROTO, "response.err_msg: expected str, got nil"},
+        {7, 4, w_ext, SAGE_EPROTO, "response: ext (0xd4) at byte 6 is not allowed"},
+        {6, 99, NULL, SAGE_EPROTO, "response.err_msg: missing (array of 6, 7 fields needed)"},
+    };
+    struct mp *m = calloc(1, sizeof *m);
+    sage_arena *a = arena();
+    sage__resp p;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct bad_case *c = &cases[i];
+        sage_err e;
+
+        if (c->count == 10)
+            make_req(m, 10, 99, NULL);
+        else
+            make_resp(m, c->count, c->bad, c->w);
+        e = sage__wire_resp_decode(m->b, m->n, a, &p);
+        if (e != c->want || strcmp(sage_errdetail(), c->detail) != 0)
+            th_fail(__FILE__, __LINE__, "case %zu: got %s \"%s\", want %s \"%s\"", i,
+                    sage_errname(e), sage_errdetail(), sage_errname(c->want), c->detail);
+    }
+    /* ok false with code 0 */
+    make_resp(m, 7, 3, w_false);
+    ASSERT_ERR(sage__wire_resp_decode(m->b, m->n, a, &p), SAGE_EPROTO);
+    ASSERT_DETAIL("response.err_code: 0 with ok false");
+    sage_arena_free(a);
+    free(m);
+}
+
+/* what decoders must accept: any integer width, float32, extra elements */
+static void t_lenient_forms(void)
+{
+    struct mp *m = calloc(1, sizeof *m);
+    sage_arena *a = arena();
+    sage__req q;
+    sage__resp p;
+
+    make_req(m, 10, 2, w_wide_id);
+    ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+    ASSERT_EQ(q.id, 7);
+    make_req(m, 10, 2, w_int8_id);
+    ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+    ASSERT_EQ(q.id, 7);
+    make_req(m, 10, 5, w_float32);
+    ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+    ASSERT_TRUE(q.args.as.array.items[0].type == SAGE_DOUBLE &&
+                q.args.as.array.items[0].as.d == 1.5);
+    ASSERT_TRUE(q.args.as.array.items[1].as.d == 1.5);
+
+    /* forward compatibility: extra trailing elements are ignored */
+    make_req(m, 14, 99, NULL);
+    ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+    ASSERT_TRUE(q.id == 7 && q.timeout_ms == 5000 && q.method_len == 3);
+    ASSERT_EQ(q.sent_ns, 123456789012ull);
+    /* sent_ns is optional: 10 elements mean "unknown" */
+    make_req(m, 10, 99, NULL);
+    ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+    ASSERT_EQ(q.sent_ns, 0);
+    /* but when present it is a uint64 */
+    make_req(m, 11, 10, w_str);
+    ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+    ASSERT_DETAIL("request.sent_ns: expected uint64, got str");
+    make_resp(m, 9, 99, NULL);
+    ASSERT_OK(sage__wire_resp_decode(m->b, m->n, a, &p));
+    ASSERT_TRUE(p.ok && p.id == 7);
+    /* a 10-element array with an array16 header is still just an array */
+    make_req(m, 10, 99, NULL);
+    memmove(m->b + 3, m->b + 1, m->n - 1); /* 0x9a becomes dc 00 0a */
+    memcpy(m->b, "\xdc\x00\x0a", 3);
+    m->n += 2;
+    ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+    ASSERT_EQ(q.id, 7);
+    sage_arena_free(a);
+    free(m);
+}
+
+static void t_trailing_garbage(void)
+{
+    uint8_t buf[64];
+    sage_arena *a = arena();
+    sage__req q;
+    sage__resp p;
+
+    memcpy(buf, doc_req, sizeof doc_req);
+    buf[sizeof doc_req] = 0xc0;
+    ASSERT_ERR(sage__wire_req_decode(buf, sizeof doc_req + 1, a, &q), SAGE_EPROTO);
+    ASSERT_DETAIL("request: 1 trailing bytes after the envelope");
+    memcpy(buf, doc_resp, sizeof doc_resp);
+    memcpy(buf + sizeof doc_resp, doc_resp, sizeof doc_resp);
+    ASSERT_ERR(sage__wire_resp_decode(buf, 2 * sizeof doc_resp, a, &p), SAGE_EPROTO);
+    ASSERT_DETAIL("response: 8 trailing bytes after the envelope");
+    sage_arena_free(a);
+}
+
+static void t_hostile_fast(void)
+{
+    static const uint8_t five[] = {0xdd, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t lying[] = {0xdd, 0xff, 0xff, 0xff, 0xff, 0x01, 0x00, 0x07};
+    static uint8_t deep[100000];
+    sage_arena *a = arena();
+    sage__req q;
+    sage__resp p;
+    size_t held;
+    double t0 = th_now_ms();
+
+    ASSERT_ERR(sage__wire_req_decode(five, sizeof five, a, &q), SAGE_EPROTO);
+    ASSERT_DETAIL("request: truncated in version");
+    ASSERT_ERR(sage__wire_resp_decode(five, sizeof five, a, &p), SAGE_EPROTO);
+    ASSERT_ERR(sage__wire_req_decode(lying, sizeof lying, a, &q), SAGE_EPROTO);
+    ASSERT_DETAIL("request: array at byte 0 declares 4294967295 elements, only 3 bytes remain");
+
+    /* 1000 nested arrays, bare and inside a valid header */
+    memset(deep, 0x91, 1000);
+    deep[1000] = 0x01;
+    ASSERT_ERR(sage__wire_req_decode(deep, 1001, a, &q), SAGE_EPROTO);
+    ASSERT_DETAIL("request.version: expected uint, got array");
+    memcpy(deep, "\x9a\x01\x00\x07\xa1s\xa1m", 8);
+    memset(deep + 8, 0x91, sizeof deep - 8);
+    ASSERT_ERR(sage__wire_req_decode(deep, sizeof deep, a, &q), SAGE_EPROTO);
+    ASSERT_DETAIL("request: nested deeper than 32 at byte 39");
+    memset(deep + 8, 0xdc, sizeof deep - 8); /* array16 of 0xdcdc elements, nested */
+    ASSERT_ERR(sage__wire_req_decode(deep, sizeof deep, a, &q), SAGE_EPROTO);
+    ASSERT_DETAIL_HAS("request: array at byte");
+
+    ASSERT_LE(th_now_ms() - t0, 200);
+    sage__arena_stats(a, &held, NULL);
+    ASSERT_LE(held, 8192); /* nothing got allocated for the lies */
+    sage_arena_free(a);
+}
+
+static void t_peek(void)
+{
+    struct mp *m = calloc(1, sizeof *m);
+    int kind = -1;
+    uint64_t id = 0;
+
+    make_req(m, 10, 2, w_wide_id);
+    ASSERT_OK(sage__wire_peek(m->b, m->n, &kind, &id));
+    ASSERT_TRUE(kind == SAGE__WIRE_REQUEST && id == 7);
+    make_req(m, 10, 1, w_two);
+    ASSERT_ERR(sage__wire_peek(m->b, m->n, &kind, &id), SAGE_EPROTO);
+    ASSERT_DETAIL("message.kind: unknown kind 2");
+    make_req(m, 10, 0, w_two);
+    ASSERT_ERR(sage__wire_peek(m->b, m->n, &kind, &id), SAGE_EVERSION);
+    ASSERT_DETAIL("message: protocol version 2, this side speaks 1");
+    ASSERT_ERR(sage__wire_peek("\xc0", 1, &kind, &id), SAGE_EPROTO);
+    ASSERT_DETAIL("message: expected array, got nil");
+    ASSERT_ERR(sage__wire_peek("\xdc\x00", 2, &kind, &id), SAGE_EPROTO);
+    ASSERT_DETAIL("message: truncated in the array header");
+    ASSERT_ERR(sage__wire_peek(NULL, 0, &kind, &id), SAGE_EPROTO);
+    ASSERT_TRUE(kind == SAGE__WIRE_REQUEST && id == 7); /* untouched on failure */
+    free(m);
+}
+
+static void t_arena_reuse_100k(void)
+{
+    sage_value items[] = {sage_str("key"), sage_int(12345)};
+    sage_value args = sage_array(items, 2);
+    sage__req r = simple_req(&args), q;
+    sage__resp p = {.id = 1, .ok = true, .result = sage_str("value")}, s;
+    uint8_t req[128], resp[128];
+    size_t rlen = encode_req(&r, req, sizeof req), plen = encode_resp(&p, resp, sizeof resp);
+    sage_arena *a = arena();
+    uint64_t m0, m1;
+    size_t h0, h1, heap0 = 0, heap1 = 0;
+
+    for (int i = 0; i < 100; i++) { /* warm up: the thread's zone, the arena */
+        ASSERT_OK(sage__wire_req_decode(req, rlen, a, &q));
+        sage_arena_reset(a);
+    }
+    sage__arena_stats(a, &h0, &m0);
+    heap0 = mallinfo2().uordblks;
+    for (int i = 0; i < 100000; i++) {
+        ASSERT_OK(sage__wire_req_decode(req, rlen, a, &q));
+        if (q.id != 7 || q.args.as.array.items[1].as.i != 12345)
+            th_fail(__FILE__, __LINE__, "decode %d went wrong", i);
+        ASSERT_OK(sage__wire_resp_decode(resp, plen, a, &s));
+        sage_arena_reset(a);
+    }
+    heap1 = mallinfo2().uordblks;
+    sage__arena_stats(a, &h1, &m1);
+    ASSERT_EQ(m1, m0);
+    ASSERT_EQ(h1, h0);
+#ifndef SAGE_SANITIZED
+    ASSERT_LE(heap1, heap0 + 1024); /* nor does the msgpack zone grow */
+#endif
+    (void)heap0;
+    (void)heap1;
+    sage_arena_free(a);
+}
+
+static void *decode_thread(void *arg)
+{
+    const uint8_t *req = arg;
+    sage_arena *a = NULL;
+    sage__req q;
+
+    if (sage_arena_new(&a, 0) != SAGE_OK)
+        return (void *)1;
+    for (int i = 0; i < 20000; i++) {
+        if (sage__wire_req_decode(req, sizeof doc_req, a, &q) != SAGE_OK || q.id != 7 ||
+            q.args.as.array.len != 2)
+            return (void *)1;
+        sage_arena_reset(a);
+    }
+    sage_arena_free(a);
+    return NULL;
+}
+
+static void t_threads(void)
+{
+    pthread_t th[4];
+    void *ret;
+
+    for (int i = 0; i < 4; i++)
+        ASSERT_EQ(pthread_create(&th[i], NULL, decode_thread, (void *)doc_req), 0);
+    for (int i = 0; i < 4; i++) {
+        ASSERT_EQ(pthread_join(th[i], &ret), 0);
+        ASSERT_TRUE(ret == NULL);
+    }
+}
+
+static const struct th_case cases[] = {
+    {"doc_examples", t_doc_examples, 10},
+    {"roundtrip_request", t_roundtrip_request, 10},
+    {"roundtrip_response", t_roundtrip_response, 10},
+    {"nil_args_kwargs", t_nil_args_kwargs, 10},
+    {"msgsize", t_msgsize, 10},
+    {"encode_errors", t_encode_errors, 10},
+    {"depth_limit_decode", t_depth_limit_decode, 10},
+    {"truncations", t_truncations, 30},
+    {"bad_requests", t_bad_requests, 10},
+    {"bad_responses", t_bad_responses, 10},
+    {"lenient_forms", t_lenient_forms, 10},
+    {"trailing_garbage", t_trailing_garbage, 10},
+    {"hostile_fast", t_hostile_fast, 10},
+    {"peek", t_peek, 10},
+    {"arena_reuse_100k", t_arena_reuse_100k, 60},
+    {"threads", t_threads, 60},
+    {NULL, NULL, 0},
+};
+
+TH_MAIN(cases)
