@@ -376,4 +376,10 @@ static const sage_method kv_methods[] = {
     {"keys", kv_keys}, {"size", kv_size}, {NULL, NULL},
 };
 
-const sage_service sage_example_kv = {SAGE_SERVICE_ABI, "kv", kv_create, kv_destroy, kv_methods};
+const sage_service sage_example_kv = {
+    .abi = SAGE_SERVICE_ABI,
+    .name = "kv",
+    .create = kv_create,
+    .destroy = kv_destroy,
+    .methods = kv_methods,
+};

@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <dirent.h>
+#include <ftw.h>
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
@@ -104,6 +105,32 @@ static void cleanup_shm(const char *pfx)
     closedir(d);
 }
 
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    return remove(path);
+}
+
+/* cleanup_tmp removes /tmp/sagesvc-* directories of the case (NATS stores) */
+static void cleanup_tmp(const char *pfx)
+{
+    DIR *d = opendir("/tmp");
+    struct dirent *e;
+    char path[512];
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, "sagesvc-", 8) == 0 && strstr(e->d_name, pfx)) {
+            snprintf(path, sizeof path, "/tmp/%s", e->d_name);
+            nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        }
+    }
+    closedir(d);
+}
+
 static bool selected(const char *name, int argc, char **argv)
 {
     if (argc < 2)
@@ -146,6 +173,7 @@ int th_run(const struct th_case *cases, int argc, char **argv)
         status = th_wait_child(pid, c->timeout_s * 1000);
         kill(-pid, SIGKILL); /* whatever the case left running */
         cleanup_shm(prefix);
+        cleanup_tmp(prefix);
         if (status == -1) {
             printf("[ FAIL ] %s: timed out after %d s\n", c->name, c->timeout_s);
             failed++;

@@ -237,7 +237,7 @@ static void t_example_file(void)
     ASSERT_EQ(kv->cluster.replicas, 3);
     ASSERT_TRUE(kv->cluster.cpus == 2.0);
     ASSERT_EQ(kv->cluster.memory, 256u << 20);
-    ASSERT_STREQ(text->transport, "local");
+    ASSERT_STREQ(text->transport, "shm");
     sage_config_free(c);
 }
 
@@ -472,7 +472,7 @@ static void t_ranges(void)
 static void t_types(void)
 {
     static const struct bad bad[] = {
-        /* The example of the brief, at line 7, column 18. */
+        /* The example of the specification, at line 7, column 18. */
         {"# a comment\n\nnamespace: demo\n\nservice:\n  local:\n    max_workers: ten\n",
          "t.yaml:7:18: service.local.max_workers: expected an integer in 1..1024, got 'ten'"},
         {"service:\n  local:\n    max_workers: \"4\"\n",

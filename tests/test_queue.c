@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "base/err_internal.h"
 #include "queue/layout.h"
 #include "sage/queue.h"
 
@@ -78,6 +79,14 @@ static void t_names(void)
     longname[SAGE_QUEUE_NAME_MAX] = '\0';
     ASSERT_OK(sage_queue_check_name(longname));
     ASSERT_TRUE(strstr(sage_errdetail(), "") != NULL);
+}
+
+/* a detail may quote the previous one: SAGE_SETERR(e, "...: %s", sage_errdetail()) */
+static void t_errdetail_quotes_itself(void)
+{
+    ASSERT_ERR(SAGE_SETERR(SAGE_ENOENT, "inner reason %d", 42), SAGE_ENOENT);
+    ASSERT_ERR(SAGE_SETERR(SAGE_ESYS, "outer: %s", sage_errdetail()), SAGE_ESYS);
+    ASSERT_STREQ(sage_errdetail(), "outer: inner reason 42");
 }
 
 static void t_open_rules(void)
@@ -707,6 +716,7 @@ static void t_corrupt_records(void)
 }
 
 static const struct th_case cases[] = {
+    {"errdetail_quotes_itself", t_errdetail_quotes_itself, 10},
     {"names", t_names, 10},
     {"open_rules", t_open_rules, 10},
     {"basic", t_basic, 10},

@@ -73,9 +73,9 @@ static void t_bad_tasks(void)
 {
     static const sage_method dup[] = {{"a", ts_echo}, {"a", ts_echo}, {NULL, NULL}};
     static const sage_method badname[] = {{"a b", ts_echo}, {NULL, NULL}};
-    const sage_service s1 = {SAGE_SERVICE_ABI, "dup", NULL, NULL, dup};
-    const sage_service s2 = {SAGE_SERVICE_ABI, "bad", NULL, NULL, badname};
-    const sage_service s3 = {99, "abi", NULL, NULL, dup};
+    const sage_service s1 = {.abi = SAGE_SERVICE_ABI, .name = "dup", .methods = dup};
+    const sage_service s2 = {.abi = SAGE_SERVICE_ABI, .name = "bad", .methods = badname};
+    const sage_service s3 = {.abi = 99, .name = "abi", .methods = dup};
     sage_task_opts o;
     sage_task *t = NULL;
 
@@ -164,7 +164,7 @@ static void t_errors(void)
     ASSERT_OK(sage_task_status(r.task, &st));
     ASSERT_EQ(st.requests, 4);
     ASSERT_EQ(st.errors, 3);
-    ASSERT_EQ(st.nmethods, 7);
+    ASSERT_EQ(st.nmethods, 8);
     for (size_t i = 0; i < st.nmethods; i++) {
         if (strcmp(st.methods[i].name, "fail") == 0) {
             ASSERT_EQ(st.methods[i].requests, 1);

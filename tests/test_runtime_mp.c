@@ -248,6 +248,17 @@ static void t_host_killed_during_calls(void)
     ASSERT_LE(th_now_ms() - t0, 1000);
     th_wait_child(h.pid, 5000);
     close(h.ctl);
+    /* its status says so, and its uptime stopped */
+    {
+        sage_status st, st2;
+
+        ASSERT_OK(sage_host_status(th_prefix(), "testsvc", &st));
+        ASSERT_EQ(st.state, SAGE_STATE_FAILED);
+        ASSERT_EQ(st.owner_alive, 0);
+        usleep(20000);
+        ASSERT_OK(sage_host_status(th_prefix(), "testsvc", &st2));
+        ASSERT_TRUE(st2.uptime_s == st.uptime_s);
+    }
     /* listing cleans the dead entry; then the service is simply unknown */
     {
         struct lister l = {0, 0, ""};
@@ -362,6 +373,101 @@ static void t_malformed_requests(void)
     stop_host(h);
 }
 
+/* a service that asks for dedupe runs a repeated request id once and
+ * answers the repeat with the same answer */
+static sage_err dd_add(void *state, sage_call *c)
+{
+    return ts_add(state, c);
+}
+
+static void t_dedupe_repeats(void)
+{
+    static const sage_method methods[] = {{"add", dd_add}, {"count", ts_count}, {NULL, NULL}};
+    static const sage_service dd = {.abi = SAGE_SERVICE_ABI, .name = "dd", .create = ts_create,
+                                    .destroy = ts_destroy, .methods = methods, .dedupe = 64};
+    struct host h = spawn_host(&dd, "dd", 0);
+    struct sage__reg *reg;
+    sage_queue *rq, *mine;
+    sage_queue_opts o;
+    sage__req req;
+    sage__resp resp;
+    sage_arena *a;
+    uint8_t buf[512], got[2][512];
+    size_t len, glen[2];
+    char myq[128];
+    sage_manager *m;
+    sage_value res;
+
+    ASSERT_OK(sage__reg_open(&reg, th_prefix(), "dd"));
+    ASSERT_OK(sage_queue_open(&rq, reg->queue, NULL));
+    sage__reg_close(reg);
+    snprintf(myq, sizeof myq, "%s.ddreplies", th_prefix());
+    sage_queue_opts_init(&o);
+    o.flags = SAGE_QUEUE_CREATE;
+    ASSERT_OK(sage_queue_open(&mine, myq, &o));
+    ASSERT_OK(sage_arena_new(&a, 0));
+    memset(&req, 0, sizeof req);
+    req.id = 4242;
+    req.service = "dd";
+    req.service_len = 2;
+    req.method = "add";
+    req.method_len = 3;
+    req.args = sage_array((sage_value[]){sage_int(40), sage_int(2)}, 2);
+    req.kwargs = sage_map(NULL, 0);
+    req.reply_to = myq;
+    req.reply_to_len = strlen(myq);
+    ASSERT_OK(sage__wire_req_encode(&req, buf, sizeof buf, &len));
+    for (int i = 0; i < 2; i++) { /* the same request twice: a retry */
+        ASSERT_OK(sage_queue_send(rq, buf, len, 1000));
+        ASSERT_OK(sage_queue_recv(mine, got[i], sizeof got[i], &glen[i], 5000));
+    }
+    ASSERT_EQ(glen[0], glen[1]);
+    ASSERT_TRUE(memcmp(got[0], got[1], glen[0]) == 0);
+    ASSERT_OK(sage__wire_resp_decode(got[1], glen[1], a, &resp));
+    ASSERT_EQ(resp.id, 4242);
+    ASSERT_EQ(resp.result.as.i, 42);
+    /* the method ran once: count() says one call served before it */
+    m = manager(5);
+    ASSERT_OK(sage_manager_callf(m, "dd", "count", a, &res, "[]"));
+    ASSERT_EQ(res.as.i, 1);
+    /* another id runs again */
+    req.id = 4243;
+    ASSERT_OK(sage__wire_req_encode(&req, buf, sizeof buf, &len));
+    ASSERT_OK(sage_queue_send(rq, buf, len, 1000));
+    ASSERT_OK(sage_queue_recv(mine, got[0], sizeof got[0], &glen[0], 5000));
+    ASSERT_OK(sage_manager_callf(m, "dd", "count", a, &res, "[]"));
+    ASSERT_EQ(res.as.i, 2);
+    sage_manager_free(m);
+    sage_arena_free(a);
+    sage_queue_free(rq);
+    sage_queue_free(mine);
+    sage_queue_unlink(myq);
+    stop_host(h);
+}
+
+/* a caller that died leaves its response queue; the next manager of the
+ * user removes it */
+static void t_stale_replies_cleaned(void)
+{
+    char name[128], path[256];
+    int pid = fork();
+    sage_manager *m;
+
+    if (pid == 0) {
+        sage_manager *dying = manager(5);
+
+        (void)dying;
+        raise(SIGKILL); /* no sage_manager_free: its queue stays behind */
+    }
+    th_wait_child(pid, 5000);
+    snprintf(name, sizeof name, "%u.%s.reply.%d.0", (unsigned)getuid(), th_prefix(), pid);
+    snprintf(path, sizeof path, "/dev/shm/sage.q.%s", name);
+    ASSERT_EQ(access(path, F_OK), 0);
+    m = manager(5);
+    ASSERT_TRUE(access(path, F_OK) != 0);
+    sage_manager_free(m);
+}
+
 static void t_idle_connections_closed(void)
 {
     struct host h = spawn_host(&testsvc, "testsvc", 0);
@@ -391,6 +497,8 @@ static const struct th_case cases[] = {
     {"name_taken_then_taken_over", t_name_taken_then_taken_over, 30},
     {"malformed_requests", t_malformed_requests, 30},
     {"idle_connections_closed", t_idle_connections_closed, 30},
+    {"dedupe_repeats", t_dedupe_repeats, 30},
+    {"stale_replies_cleaned", t_stale_replies_cleaned, 30},
     {NULL, NULL, 0},
 };
 

@@ -1015,7 +1015,7 @@ static void t_arena_reuse_100k(void)
     uint64_t m0, m1;
     size_t h0, h1, heap0 = 0, heap1 = 0;
 
-    for (int i = 0; i < 100; i++) { /* warm up: the thread's zone, the arena */
+    for (int i = 0; i < 100; i++) { /* warm up: the arena */
         ASSERT_OK(sage__wire_req_decode(req, rlen, a, &q));
         sage_arena_reset(a);
     }
@@ -1033,7 +1033,7 @@ static void t_arena_reuse_100k(void)
     ASSERT_EQ(m1, m0);
     ASSERT_EQ(h1, h0);
 #ifndef SAGE_SANITIZED
-    ASSERT_LE(heap1, heap0 + 1024); /* nor does the msgpack zone grow */
+    ASSERT_LE(heap1, heap0 + 1024); /* nor does decoding malloc anything else */
 #endif
     (void)heap0;
     (void)heap1;
@@ -1071,6 +1071,533 @@ static void t_threads(void)
     }
 }
 
+/* ------------------------------------ the decoder, format by format */
+
+/* same_value: a and b are the same value, types included (sage_value_equal
+ * takes INT 5 and UINT 5, or 0.0 and -0.0, as equal; the decoder may not
+ * confuse them), and every str and bin is NUL-terminated. */
+static bool same_value(const sage_value *a, const sage_value *b)
+{
+    if (a->type != b->type)
+        return false;
+    switch (a->type) {
+    case SAGE_NIL:
+        return true;
+    case SAGE_BOOL:
+        return a->as.b == b->as.b;
+    case SAGE_INT:
+    case SAGE_UINT:
+        return a->as.u == b->as.u;
+    case SAGE_DOUBLE:
+        return memcmp(&a->as.d, &b->as.d, sizeof a->as.d) == 0;
+    case SAGE_STR:
+    case SAGE_BIN:
+        return a->as.str.len == b->as.str.len && a->as.str.ptr[a->as.str.len] == '\0' &&
+               memcmp(a->as.str.ptr, b->as.str.ptr, a->as.str.len) == 0;
+    case SAGE_ARRAY:
+        if (a->as.array.len != b->as.array.len)
+            return false;
+        for (size_t i = 0; i < a->as.array.len; i++)
+            if (!same_value(&a->as.array.items[i], &b->as.array.items[i]))
+                return false;
+        return true;
+    case SAGE_MAP:
+        if (a->as.map.len != b->as.map.len)
+            return false;
+        for (size_t i = 0; i < a->as.map.len; i++)
+            if (!same_value(&a->as.map.items[i].key, &b->as.map.items[i].key) ||
+                !same_value(&a->as.map.items[i].val, &b->as.map.items[i].val))
+                return false;
+        return true;
+    }
+    return false;
+}
+
+/*
+ * One encoding of each MessagePack format and the value it must decode to.
+ * Containers hold small ints: array items 1, 2, ...; map pairs 1: 101,
+ * 2: 102, ... (n counts items or pairs).
+ */
+struct fmt_case {
+    const char *name;
+    const char *enc;
+    size_t enc_len;
+    sage_type type;
+    int64_t i;     /* SAGE_INT, SAGE_BOOL */
+    uint64_t u;    /* SAGE_UINT */
+    double d;      /* SAGE_DOUBLE */
+    const char *s; /* SAGE_STR, SAGE_BIN */
+    size_t n;      /* str/bin bytes, array items, map pairs */
+};
+
+#define ENC(lit) lit, sizeof lit - 1
+
+static const struct fmt_case fmt_cases[] = {
+    {"positive fixint 0", ENC("\x00"), SAGE_INT, .i = 0},
+    {"positive fixint 127", ENC("\x7f"), SAGE_INT, .i = 127},
+    {"negative fixint -32", ENC("\xe0"), SAGE_INT, .i = -32},
+    {"negative fixint -1", ENC("\xff"), SAGE_INT, .i = -1},
+    {"uint8 0", ENC("\xcc\x00"), SAGE_INT, .i = 0},
+    {"uint8 255", ENC("\xcc\xff"), SAGE_INT, .i = 255},
+    {"uint16", ENC("\xcd\xff\xfe"), SAGE_INT, .i = 65534},
+    {"uint32", ENC("\xce\xff\xff\xff\xfd"), SAGE_INT, .i = 4294967293},
+    {"uint64 7", ENC("\xcf\x00\x00\x00\x00\x00\x00\x00\x07"), SAGE_INT, .i = 7},
+    {"uint64 INT64_MAX", ENC("\xcf\x7f\xff\xff\xff\xff\xff\xff\xff"), SAGE_INT, .i = INT64_MAX},
+    {"uint64 2^63", ENC("\xcf\x80\x00\x00\x00\x00\x00\x00\x00"), SAGE_UINT, .u = 1ull << 63},
+    {"uint64 max", ENC("\xcf\xff\xff\xff\xff\xff\xff\xff\xfe"), SAGE_UINT, .u = UINT64_MAX - 1},
+    {"int8 -128", ENC("\xd0\x80"), SAGE_INT, .i = -128},
+    {"int8 127", ENC("\xd0\x7f"), SAGE_INT, .i = 127},
+    {"int16 -32768", ENC("\xd1\x80\x00"), SAGE_INT, .i = -32768},
+    {"int16 258", ENC("\xd1\x01\x02"), SAGE_INT, .i = 258},
+    {"int32 min", ENC("\xd2\x80\x00\x00\x00"), SAGE_INT, .i = INT32_MIN},
+    {"int32 -2", ENC("\xd2\xff\xff\xff\xfe"), SAGE_INT, .i = -2},
+    {"int64 min", ENC("\xd3\x80\x00\x00\x00\x00\x00\x00\x00"), SAGE_INT, .i = INT64_MIN},
+    {"int64 -1", ENC("\xd3\xff\xff\xff\xff\xff\xff\xff\xff"), SAGE_INT, .i = -1},
+    {"int64 2^40", ENC("\xd3\x00\x00\x01\x00\x00\x00\x00\x00"), SAGE_INT, .i = 1ll << 40},
+    {"float32 1.5", ENC("\xca\x3f\xc0\x00\x00"), SAGE_DOUBLE, .d = 1.5},
+    {"float32 -0.0", ENC("\xca\x80\x00\x00\x00"), SAGE_DOUBLE, .d = -0.0},
+    {"float32 max", ENC("\xca\x7f\x7f\xff\xff"), SAGE_DOUBLE, .d = 3.4028234663852886e38},
+    {"float32 tiny", ENC("\xca\x00\x00\x00\x01"), SAGE_DOUBLE, .d = 1.401298464324817e-45},
+    {"float64 -2.5", ENC("\xcb\xc0\x04\x00\x00\x00\x00\x00\x00"), SAGE_DOUBLE, .d = -2.5},
+    {"float64 1e300", ENC("\xcb\x7e\x37\xe4\x3c\x88\x00\x75\x9c"), SAGE_DOUBLE, .d = 1e300},
+    {"nil", ENC("\xc0"), SAGE_NIL, .i = 0},
+    {"false", ENC("\xc2"), SAGE_BOOL, .i = 0},
+    {"true", ENC("\xc3"), SAGE_BOOL, .i = 1},
+    {"fixstr empty", ENC("\xa0"), SAGE_STR, .s = "", .n = 0},
+    {"fixstr", ENC("\xa3" "abc"), SAGE_STR, .s = "abc", .n = 3},
+    {"fixstr 31", ENC("\xbf" "0123456789abcdef0123456789abcde"), SAGE_STR,
+     .s = "0123456789abcdef0123456789abcde", .n = 31},
+    {"str8 empty", ENC("\xd9\x00"), SAGE_STR, .s = "", .n = 0},
+    {"str8 with NUL", ENC("\xd9\x03" "a\0c"), SAGE_STR, .s = "a\0c", .n = 3},
+    {"str16", ENC("\xda\x00\x03" "xyz"), SAGE_STR, .s = "xyz", .n = 3},
+    {"str32", ENC("\xdb\x00\x00\x00\x04" "wxyz"), SAGE_STR, .s = "wxyz", .n = 4},
+    {"bin8 empty", ENC("\xc4\x00"), SAGE_BIN, .s = "", .n = 0},
+    {"bin8", ENC("\xc4\x02\x00\x01"), SAGE_BIN, .s = "\x00\x01", .n = 2},
+    {"bin16", ENC("\xc5\x00\x03\xff\x00\xfe"), SAGE_BIN, .s = "\xff\x00\xfe", .n = 3},
+    {"bin32", ENC("\xc6\x00\x00\x00\x01\x00"), SAGE_BIN, .s = "\x00", .n = 1},
+    {"fixarray empty", ENC("\x90"), SAGE_ARRAY, .n = 0},
+    {"fixarray", ENC("\x92\x01\x02"), SAGE_ARRAY, .n = 2},
+    {"array16", ENC("\xdc\x00\x03\x01\x02\x03"), SAGE_ARRAY, .n = 3},
+    {"array32", ENC("\xdd\x00\x00\x00\x02\x01\x02"), SAGE_ARRAY, .n = 2},
+    {"array16 empty", ENC("\xdc\x00\x00"), SAGE_ARRAY, .n = 0},
+    {"fixmap empty", ENC("\x80"), SAGE_MAP, .n = 0},
+    {"fixmap", ENC("\x82\x01\x65\x02\x66"), SAGE_MAP, .n = 2},
+    {"map16", ENC("\xde\x00\x01\x01\x65"), SAGE_MAP, .n = 1},
+    {"map32", ENC("\xdf\x00\x00\x00\x02\x01\x65\x02\x66"), SAGE_MAP, .n = 2},
+    {"map32 empty", ENC("\xdf\x00\x00\x00\x00"), SAGE_MAP, .n = 0},
+};
+
+/* fmt_want builds a case's expected value, in a. */
+static sage_value fmt_want(const struct fmt_case *c, sage_arena *a)
+{
+    sage_value *items;
+    sage_pair *pairs;
+
+    switch (c->type) {
+    case SAGE_NIL:
+        return sage_nil();
+    case SAGE_BOOL:
+        return sage_bool(c->i != 0);
+    case SAGE_INT:
+        return sage_int(c->i);
+    case SAGE_UINT:
+        return sage_uint(c->u);
+    case SAGE_DOUBLE:
+        return sage_double(c->d);
+    case SAGE_STR:
+        return sage_strn(c->s, c->n);
+    case SAGE_BIN:
+        return sage_bin(c->s, c->n);
+    case SAGE_ARRAY:
+        items = sage_arena_alloc(a, (c->n + 1) * sizeof *items);
+        ASSERT_TRUE(items != NULL);
+        for (size_t i = 0; i < c->n; i++)
+            items[i] = sage_int((int64_t)i + 1);
+        return sage_array(items, c->n);
+    case SAGE_MAP:
+        pairs = sage_arena_alloc(a, (c->n + 1) * sizeof *pairs);
+        ASSERT_TRUE(pairs != NULL);
+        for (size_t i = 0; i < c->n; i++)
+            pairs[i] = (sage_pair){sage_int((int64_t)i + 1), sage_int((int64_t)i + 101)};
+        return sage_map(pairs, c->n);
+    }
+    return sage_nil();
+}
+
+/* every format decodes to its type and value, as an argument, a kwargs
+ * value and a result, and is refused cleanly when cut anywhere */
+static void t_every_format(void)
+{
+    struct mp *m = calloc(1, sizeof *m);
+    sage_arena *a = arena(), *b = arena();
+    sage__req q;
+    sage__resp p;
+
+    for (size_t k = 0; k < sizeof fmt_cases / sizeof fmt_cases[0]; k++) {
+        const struct fmt_case *c = &fmt_cases[k];
+        sage_value want = fmt_want(c, a);
+        size_t start, stop;
+        sage_err e;
+
+        /* as the one argument and as the kwargs value of "v" */
+        m->n = 0;
+        mp_arr(m, 10);
+        mp_uint(m, 1);
+        mp_uint(m, 0);
+        mp_uint(m, 7);
+        mp_str(m, "s");
+        mp_str(m, "m");
+        mp_arr(m, 1);
+        mp_raw(m, c->enc, c->enc_len);
+        mp_map(m, 1);
+        mp_str(m, "v");
+        mp_raw(m, c->enc, c->enc_len);
+        mp_str(m, "r");
+        mp_uint(m, 0);
+        mp_uint(m, 0);
+        e = sage__wire_req_decode(m->b, m->n, b, &q);
+        if (e != SAGE_OK)
+            th_fail(__FILE__, __LINE__, "%s: %s (%s)", c->name, sage_errname(e), sage_errdetail());
+        if (q.args.type != SAGE_ARRAY || q.args.as.array.len != 1 ||
+            !same_value(&q.args.as.array.items[0], &want))
+            th_fail(__FILE__, __LINE__, "%s: wrong argument", c->name);
+        if (q.kwargs.as.map.len != 1 || !same_value(&q.kwargs.as.map.items[0].val, &want))
+            th_fail(__FILE__, __LINE__, "%s: wrong kwargs value", c->name);
+        sage_arena_reset(b);
+
+        /* as the result: then cut the message at every byte */
+        m->n = 0;
+        mp_arr(m, 7);
+        mp_uint(m, 1);
+        mp_uint(m, 1);
+        mp_uint(m, 7);
+        mp_byte(m, 0xc3);
+        start = m->n;
+        mp_raw(m, c->enc, c->enc_len);
+        stop = m->n;
+        mp_uint(m, 0);
+        mp_str(m, "");
+        e = sage__wire_resp_decode(m->b, m->n, b, &p);
+        if (e != SAGE_OK || !same_value(&p.result, &want))
+            th_fail(__FILE__, __LINE__, "%s: wrong result (%s)", c->name, sage_errname(e));
+        for (size_t n = 0; n < m->n; n++) {
+            memset(&p, 0x5a, sizeof p);
+            e = sage__wire_resp_decode(m->b, n, b, &p);
+            if (e != SAGE_EPROTO || strncmp(sage_errdetail(), "response", 8) != 0)
+                th_fail(__FILE__, __LINE__, "%s cut at %zu: %s (%s)", c->name, n,
+                        sage_errname(e), sage_errdetail());
+            /* inside the value, the structure is what is wrong, not a field */
+            if (n > start && n < stop && strncmp(sage_errdetail(), "response: ", 10) != 0)
+                th_fail(__FILE__, __LINE__, "%s cut at %zu: \"%s\"", c->name, n, sage_errdetail());
+            ASSERT_EQ(p.id, 0x5a5a5a5a5a5a5a5aull);
+            sage_arena_reset(b);
+        }
+    }
+    sage_arena_free(a);
+    sage_arena_free(b);
+    free(m);
+}
+
+/* The decoder's result is a copy: the buffer can be wiped at once. */
+static void t_decoded_copy(void)
+{
+    struct mp *m = calloc(1, sizeof *m);
+    sage_arena *a = arena();
+    sage__req q;
+
+    make_req(m, 10, 5, w_float32);
+    ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+    memset(m->b, 0xee, sizeof m->b);
+    ASSERT_STREQ(q.service, "kv");
+    ASSERT_STREQ(q.method, "put");
+    ASSERT_STREQ(q.reply_to, "r1");
+    ASSERT_TRUE(q.args.as.array.items[0].as.d == 1.5);
+
+    m->n = 0; /* a bin, an array and a map inside args */
+    mp_arr(m, 10);
+    mp_uint(m, 1);
+    mp_uint(m, 0);
+    mp_uint(m, 7);
+    mp_str(m, "s");
+    mp_str(m, "m");
+    mp_arr(m, 2);
+    mp_raw(m, "\xc4\x03\x00\x01\x02", 5);
+    mp_map(m, 1);
+    mp_str(m, "key");
+    mp_arr(m, 1);
+    mp_str(m, "deep");
+    mp_map(m, 0);
+    mp_str(m, "");
+    mp_uint(m, 0);
+    mp_uint(m, 0);
+    ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+    memset(m->b, 0xee, sizeof m->b);
+    ASSERT_TRUE(memcmp(q.args.as.array.items[0].as.bin.ptr, "\x00\x01\x02", 3) == 0);
+    ASSERT_STREQ(q.args.as.array.items[1].as.map.items[0].key.as.str.ptr, "key");
+    ASSERT_STREQ(q.args.as.array.items[1].as.map.items[0].val.as.array.items[0].as.str.ptr,
+                 "deep");
+    sage_arena_free(a);
+    free(m);
+}
+
+/* req_head writes a request's first five fields; args comes next. */
+static void req_head(struct mp *m)
+{
+    m->n = 0;
+    mp_arr(m, 10);
+    mp_uint(m, 1);
+    mp_uint(m, 0);
+    mp_uint(m, 7);
+    mp_str(m, "kv");
+    mp_str(m, "put");
+}
+
+static void req_tail(struct mp *m)
+{
+    mp_map(m, 0);
+    mp_str(m, "r1");
+    mp_uint(m, 5000);
+    mp_uint(m, 0);
+}
+
+/* large arrays and maps: decoded whole, or refused before their items are
+ * allocated when anything in them is wrong */
+static void t_large_containers(void)
+{
+    struct mp *m = calloc(1, sizeof *m);
+    sage_arena *a = arena();
+    sage__req q;
+    size_t h0, h1, bad_at = 0;
+    uint64_t m0, m1;
+    char want[128];
+
+    req_head(m); /* 1000 ints */
+    mp_arr(m, 1000);
+    for (int i = 0; i < 1000; i++)
+        mp_uint(m, (uint64_t)i * 1000);
+    req_tail(m);
+    ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+    ASSERT_EQ(q.args.as.array.len, 1000);
+    for (int i = 0; i < 1000; i++)
+        ASSERT_EQ(q.args.as.array.items[i].as.i, i * 1000);
+    sage_arena_reset(a);
+
+    req_head(m); /* 40 arrays of 40 maps of 1 pair, then 100 kwargs */
+    mp_arr(m, 40);
+    for (int i = 0; i < 40; i++) {
+        mp_arr(m, 40);
+        for (int j = 0; j < 40; j++) {
+            mp_map(m, 1);
+            mp_uint(m, (uint64_t)i);
+            mp_uint(m, (uint64_t)j);
+        }
+    }
+    mp_map(m, 100);
+    for (int i = 0; i < 100; i++) {
+        char key[8];
+
+        snprintf(key, sizeof key, "k%d", i);
+        mp_str(m, key);
+        mp_uint(m, (uint64_t)i);
+    }
+    mp_str(m, "r1");
+    mp_uint(m, 5000);
+    mp_uint(m, 0);
+    ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+    ASSERT_EQ(q.args.as.array.len, 40);
+    ASSERT_EQ(q.args.as.array.items[39].as.array.len, 40);
+    ASSERT_EQ(q.args.as.array.items[39].as.array.items[38].as.map.items[0].key.as.i, 39);
+    ASSERT_EQ(q.args.as.array.items[39].as.array.items[38].as.map.items[0].val.as.i, 38);
+    ASSERT_EQ(q.kwargs.as.map.len, 100);
+    ASSERT_STREQ(q.kwargs.as.map.items[99].key.as.str.ptr, "k99");
+    ASSERT_EQ(q.kwargs.as.map.items[99].val.as.i, 99);
+    sage_arena_free(a);
+
+    /* an ext deep in a large array: refused before its 300 items (7 KiB) are
+     * allocated, so the fresh arena's first chunk is all it ever holds */
+    a = arena();
+    sage__arena_stats(a, &h0, &m0);
+    req_head(m);
+    mp_arr(m, 300);
+    for (int i = 0; i < 300; i++) {
+        if (i == 250) {
+            bad_at = m->n;
+            mp_raw(m, "\xd4\x01\x00", 3);
+        } else {
+            mp_uint(m, 1);
+        }
+    }
+    req_tail(m);
+    ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+    snprintf(want, sizeof want, "request: ext (0xd4) at byte %zu is not allowed", bad_at);
+    ASSERT_DETAIL(want);
+    sage__arena_stats(a, &h1, &m1);
+    ASSERT_EQ(h1, h0);
+    ASSERT_EQ(m1, m0);
+
+    /* the same array cut short: the bytes do cover the count, not the items */
+    req_head(m);
+    mp_arr(m, 300);
+    for (int i = 0; i < 299; i++)
+        mp_raw(m, "\xd3\x00\x00\x00\x00\x00\x00\x00\x01", 9);
+    ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+    snprintf(want, sizeof want, "request: truncated at byte %zu", m->n);
+    ASSERT_DETAIL(want);
+    sage__arena_stats(a, &h1, &m1);
+    ASSERT_EQ(h1, h0);
+    ASSERT_EQ(m1, m0);
+
+    /* a large map in args whose pairs the bytes cannot hold */
+    req_head(m);
+    mp_arr(m, 1);
+    mp_raw(m, "\xde\xff\xff", 3);
+    req_tail(m);
+    ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+    ASSERT_DETAIL("request: map at byte 12 declares 131070 elements, only 8 bytes remain");
+    sage_arena_free(a);
+    free(m);
+}
+
+/* nesting of maps and of empty containers, at the limit of 32 levels */
+static void t_depth_maps(void)
+{
+    struct mp *m = calloc(1, sizeof *m);
+    sage_arena *a = arena();
+    sage__req q;
+
+    for (int extra = 30; extra <= 31; extra++) {
+        req_head(m);
+        mp_arr(m, 1); /* args: level 2, then maps to level 2 + extra */
+        for (int i = 0; i < extra; i++) {
+            mp_map(m, 1);
+            mp_str(m, "k");
+        }
+        mp_uint(m, 5);
+        req_tail(m);
+        if (extra == 30) {
+            ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+        } else {
+            ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+            ASSERT_DETAIL("request: nested deeper than 32 at byte 102");
+        }
+    }
+    /* an empty array or map counts as a level too: fine at 32, not at 33
+     * (where the msgpack-c decoder said ENOMEM, "msgpack-c refused") */
+    for (int empty = 0x80; empty <= 0x90; empty += 0x10) {
+        for (int extra = 29; extra <= 30; extra++) {
+            req_head(m);
+            mp_arr(m, 1);
+            for (int i = 0; i < extra; i++)
+                mp_arr(m, 1);
+            mp_byte(m, (uint8_t)empty);
+            req_tail(m);
+            if (extra == 29) {
+                ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
+                ASSERT_EQ(q.args.as.array.items[0].type, SAGE_ARRAY);
+            } else {
+                ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+                ASSERT_DETAIL("request: nested deeper than 32 at byte 42");
+            }
+        }
+    }
+    sage_arena_free(a);
+    free(m);
+}
+
+/*
+ * docs/PROTOCOL.md, "Order of checks": with several things wrong, the head,
+ * then missing fields, then the structure of the whole message, then the
+ * fields in index order. A decoder in one pass meets a wrong field before
+ * the broken structure after it, and must still report the structure.
+ */
+static void t_check_order(void)
+{
+    struct mp *m = calloc(1, sizeof *m);
+    sage_arena *a = arena();
+    sage__req q;
+    sage__resp p;
+    size_t at;
+    char want[128];
+
+    /* a wrong service, then trailing bytes */
+    make_req(m, 10, 3, w_int);
+    mp_byte(m, 0xc0);
+    ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+    ASSERT_DETAIL("request: 1 trailing bytes after the envelope");
+
+    /* a wrong service, then an ext inside args */
+    m->n = 0;
+    mp_arr(m, 10);
+    mp_uint(m, 1);
+    mp_uint(m, 0);
+    mp_uint(m, 7);
+    mp_uint(m, 5); /* service */
+    mp_str(m, "put");
+    mp_arr(m, 2);
+    mp_uint(m, 1);
+    at = m->n;
+    mp_raw(m, "\xc7\x00\x01", 3); /* ext8 */
+    req_tail(m);
+    ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+    snprintf(want, sizeof want, "request: ext (0xc7) at byte %zu is not allowed", at);
+    ASSERT_DETAIL(want);
+    /* ... and without the ext, the service */
+    memcpy(m->b + at, "\xc0\xc0\xc0", 3);
+    m->b[at - 2] = 0x94;
+    ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+    ASSERT_DETAIL("request.service: expected str, got int");
+
+    /* a non-str kwargs key, then a reply_to longer than the message */
+    req_head(m);
+    mp_arr(m, 0);
+    mp_map(m, 1);
+    mp_uint(m, 1);
+    mp_uint(m, 2);
+    at = m->n;
+    mp_raw(m, "\xda\x01\x00", 3);
+    mp_uint(m, 5000);
+    mp_uint(m, 0);
+    ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+    snprintf(want, sizeof want, "request: str at byte %zu declares 256 bytes, only 4 remain", at);
+    ASSERT_DETAIL(want);
+
+    /* two wrong fields: the first by index */
+    make_req(m, 10, 4, w_int); /* method */
+    m->n -= 4;                 /* timeout_ms 5000 (cd 13 88) and flags 0 */
+    mp_byte(m, 0xc3);          /* timeout_ms true */
+    mp_uint(m, 0);
+    ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+    ASSERT_DETAIL("request.method: expected str, got int");
+    make_req(m, 11, 10, w_str); /* sent_ns a str */
+    m->b[m->n - 3] = 0xc0;      /* and flags nil */
+    ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+    ASSERT_DETAIL("request.flags: expected uint32, got nil");
+
+    /* responses: ok wrong and err_msg cut; err_code wrong and a reserved
+     * byte for err_msg; a mismatch and an ext among the extra elements */
+    make_resp(m, 7, 3, w_int);
+    m->b[m->n - 1] = 0xa5; /* err_msg "" becomes a 5-byte string, missing */
+    ASSERT_ERR(sage__wire_resp_decode(m->b, m->n, a, &p), SAGE_EPROTO);
+    snprintf(want, sizeof want, "response: str at byte %zu declares 5 bytes, only 0 remain",
+             m->n - 1);
+    ASSERT_DETAIL(want);
+    make_resp(m, 7, 5, w_str);
+    m->b[m->n - 1] = 0xc1; /* err_msg */
+    ASSERT_ERR(sage__wire_resp_decode(m->b, m->n, a, &p), SAGE_EPROTO);
+    ASSERT_DETAIL("response: reserved (0xc1) at byte 8 is not allowed");
+    make_resp(m, 8, 5, w_int);
+    m->n -= 6; /* the extra "extra" */
+    mp_raw(m, "\xd5\x01\x00\x00", 4);
+    ASSERT_ERR(sage__wire_resp_decode(m->b, m->n, a, &p), SAGE_EPROTO);
+    snprintf(want, sizeof want, "response: ext (0xd5) at byte %zu is not allowed", m->n - 4);
+    ASSERT_DETAIL(want);
+    make_resp(m, 8, 5, w_int);
+    ASSERT_ERR(sage__wire_resp_decode(m->b, m->n, a, &p), SAGE_EPROTO);
+    ASSERT_DETAIL("response.err_code: 5 with ok true");
+    sage_arena_free(a);
+    free(m);
+}
+
 static const struct th_case cases[] = {
     {"doc_examples", t_doc_examples, 10},
     {"roundtrip_request", t_roundtrip_request, 10},
@@ -1088,6 +1615,11 @@ static const struct th_case cases[] = {
     {"peek", t_peek, 10},
     {"arena_reuse_100k", t_arena_reuse_100k, 60},
     {"threads", t_threads, 60},
+    {"every_format", t_every_format, 30},
+    {"decoded_copy", t_decoded_copy, 10},
+    {"large_containers", t_large_containers, 10},
+    {"depth_maps", t_depth_maps, 10},
+    {"check_order", t_check_order, 10},
     {NULL, NULL, 0},
 };
 

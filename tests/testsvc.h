@@ -9,6 +9,7 @@
  *   flaky(n)         -> fails with SAGE_EUNAVAILABLE the first n times a
  *                       request id is seen, then returns the count of sightings
  *   count()          -> how many calls the service has served in total
+ *   pid()            -> the serving process's pid (which replica answered)
  */
 #ifndef SAGE_TEST_TESTSVC_H
 #define SAGE_TEST_TESTSVC_H
@@ -18,6 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sage/service.h"
 
@@ -128,12 +130,24 @@ static sage_err ts_count(void *state, sage_call *c)
     return sage_call_resultf(c, "I", (int64_t)atomic_load(&((struct testsvc *)state)->served));
 }
 
+static sage_err ts_pid(void *state, sage_call *c)
+{
+    atomic_fetch_add(&((struct testsvc *)state)->served, 1);
+    return sage_call_resultf(c, "I", (int64_t)getpid());
+}
+
 static const sage_method ts_methods[] = {
     {"echo", ts_echo},   {"kw", ts_kw},       {"add", ts_add},     {"fail", ts_fail},
-    {"sleep", ts_sleep}, {"flaky", ts_flaky}, {"count", ts_count}, {NULL, NULL},
+    {"sleep", ts_sleep}, {"flaky", ts_flaky}, {"count", ts_count}, {"pid", ts_pid},
+    {NULL, NULL},
 };
 
-static const sage_service testsvc = {SAGE_SERVICE_ABI, "testsvc", ts_create, ts_destroy,
-                                     ts_methods};
+static const sage_service testsvc = {
+    .abi = SAGE_SERVICE_ABI,
+    .name = "testsvc",
+    .create = ts_create,
+    .destroy = ts_destroy,
+    .methods = ts_methods,
+};
 
 #endif

@@ -14,7 +14,7 @@
  *       return sage_call_resultf(call, "s", text);
  *   }
  *   static const sage_method methods[] = {{"echo", echo}, {NULL, NULL}};
- *   const sage_service echo_service = {SAGE_SERVICE_ABI, "echo", NULL, NULL, methods};
+ *   const sage_service echo_service = {.abi = SAGE_SERVICE_ABI, .name = "echo", .methods = methods};
  *
  * Concurrency: with max_workers > 1 methods run concurrently on several
  * threads, on the same state. A stateful service protects its state itself
@@ -66,6 +66,11 @@ typedef struct sage_service {
     /* destroy frees the state after the last call; may be NULL. */
     void (*destroy)(void *state);
     const sage_method *methods; /* ends with {NULL, NULL} */
+    /* dedupe: remember the answers to the last N request ids (per caller):
+     * a repeat - a retried idempotent call, a redelivered durable one -
+     * gets the remembered answer instead of running again, and a repeat
+     * of a call still running is dropped (the first answers). 0: off. */
+    uint32_t dedupe;
 } sage_service;
 
 /* ---------------------------------------------------------------- calls */

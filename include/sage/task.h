@@ -108,6 +108,18 @@ const char *sage_state_name(sage_state s);
 
 #define SAGE_NAME_MAX 64
 
+/* Latency histogram bounds for exporters (Prometheus "le"), in seconds:
+ * 1 us .. 10 s in 1-2.5-5 steps. */
+#define SAGE_LATENCY_BUCKETS 22
+extern const double sage_latency_bounds[SAGE_LATENCY_BUCKETS];
+
+/* A latency distribution in exporter form. */
+typedef struct sage_latency {
+    uint64_t count;                           /* calls measured */
+    double sum_s;                             /* their total run time */
+    uint64_t le[SAGE_LATENCY_BUCKETS];        /* cumulative: calls <= bound */
+} sage_latency;
+
 /* Figures of one method of a task. */
 typedef struct sage_method_status {
     char name[SAGE_NAME_MAX + 1];
@@ -115,6 +127,7 @@ typedef struct sage_method_status {
     uint64_t errors;
     double latency_p50_us;
     double latency_p99_us;
+    sage_latency latency;
 } sage_method_status;
 
 /* Health figures of a task (R11). */
@@ -136,6 +149,7 @@ typedef struct sage_status {
     uint64_t queue_full;     /* times a caller found the queue full */
     double latency_p50_us;   /* method run time, all methods */
     double latency_p99_us;
+    sage_latency latency;    /* the same, for exporters */
     int64_t last_activity_ns; /* wall clock of the last call, 0 if none */
     int64_t heartbeat_ns;    /* wall clock the listener last proved alive */
     uint32_t max_workers;

@@ -40,13 +40,16 @@ const char *sage_errdetail(void)
 
 sage_err sage__seterr(sage_err err, const char *fn, int line, const char *fmt, ...)
 {
+    char text[sizeof detail];
     va_list ap;
 
     (void)fn;
     (void)line;
+    /* through a copy: an argument may be sage_errdetail() itself */
     va_start(ap, fmt);
-    vsnprintf(detail, sizeof detail, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(detail, text, strlen(text) + 1);
     return err;
 }
 

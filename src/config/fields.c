@@ -47,7 +47,7 @@ static sage_err integer(struct cf_walk *w, const struct cf_node *v, const struct
 sage_err sage__cf_read_u32(struct cf_walk *w, const struct cf_node *v,
                            const struct cf_field *f, void *dst)
 {
-    int64_t i;
+    int64_t i = 0;
     sage_err r = integer(w, v, f, &i);
 
     if (r == SAGE_OK)
@@ -58,7 +58,7 @@ sage_err sage__cf_read_u32(struct cf_walk *w, const struct cf_node *v,
 sage_err sage__cf_read_i32(struct cf_walk *w, const struct cf_node *v,
                            const struct cf_field *f, void *dst)
 {
-    int64_t i;
+    int64_t i = 0;
     sage_err r = integer(w, v, f, &i);
 
     if (r == SAGE_OK)

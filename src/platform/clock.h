@@ -14,12 +14,33 @@ static inline int64_t sage__now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* sage__now_coarse_ns: CLOCK_MONOTONIC_COARSE (behind sage__now_ns by at
+ * most a tick, a few ms; a quarter of its cost): for idle times and for
+ * deadlines where a few ms late is fine. Never ahead of sage__now_ns. */
+static inline int64_t sage__now_coarse_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 /* sage__wall_ns: CLOCK_REALTIME in nanoseconds since the epoch. */
 static inline int64_t sage__wall_ns(void)
 {
     struct timespec ts;
 
     clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* sage__wall_coarse_ns: CLOCK_REALTIME_COARSE (a few ms of resolution, and
+ * much cheaper than the precise clock): for heartbeats and "last seen". */
+static inline int64_t sage__wall_coarse_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 

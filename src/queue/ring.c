@@ -491,8 +491,8 @@ static sage_err own_claim(sage_queue *q, void *buf, struct sq_rec **recp, struct
 
 sage_err sage_queue_commit(sage_queue *q, void *buf)
 {
-    struct sq_rec *rec;
-    struct sq_slot *s;
+    struct sq_rec *rec = NULL;
+    struct sq_slot *s = NULL;
     sage_err r = own_claim(q, buf, &rec, &s);
 
     if (r == SAGE_OK)
@@ -503,8 +503,8 @@ sage_err sage_queue_commit(sage_queue *q, void *buf)
 
 sage_err sage_queue_abort(sage_queue *q, void *buf)
 {
-    struct sq_rec *rec;
-    struct sq_slot *s;
+    struct sq_rec *rec = NULL;
+    struct sq_slot *s = NULL;
     sage_err r = own_claim(q, buf, &rec, &s);
 
     if (r == SAGE_OK)

@@ -21,6 +21,7 @@
 
 #include "base/err_internal.h"
 #include "platform/clock.h"
+#include "runtime/dedupe.h"
 #include "runtime/task_internal.h"
 
 struct sage_call *sage__call_get(struct sage_task *t)
@@ -50,6 +51,7 @@ struct sage_call *sage__call_get(struct sage_task *t)
     c->result = sage_nil();
     c->ran = 0;
     c->mw_log_start = NULL;
+    c->remember = false;
     c->next = NULL;
     return c;
 }
@@ -283,6 +285,7 @@ static void account(struct sage_task *t, sage_call *c, int64_t start_ns)
     if (failed)
         atomic_fetch_add_explicit(&reg->errors, 1, memory_order_relaxed);
     sage__hist_add(&reg->lat, (uint64_t)took);
+    atomic_fetch_add_explicit(&reg->lat_sum_ns, (uint64_t)took, memory_order_relaxed);
     if (m) {
         /* typical run time, an EWMA weighting the newest run by 1/8 */
         int64_t e = atomic_load_explicit(&m->ewma_ns, memory_order_relaxed);
@@ -294,15 +297,54 @@ static void account(struct sage_task *t, sage_call *c, int64_t start_ns)
             if (failed)
                 atomic_fetch_add_explicit(&m->stats->errors, 1, memory_order_relaxed);
             sage__hist_add(&m->stats->lat, (uint64_t)took);
+            atomic_fetch_add_explicit(&m->stats->lat_sum_ns, (uint64_t)took, memory_order_relaxed);
         }
     }
-    atomic_store_explicit(&reg->last_activity_ns, sage__wall_ns(), memory_order_relaxed);
+    atomic_store_explicit(&reg->last_activity_ns, sage__wall_coarse_ns(), memory_order_relaxed);
+}
+
+void sage__call_remember(struct sage_call *c, const void *bytes, size_t len)
+{
+    if (c->remember) {
+        sage__dedupe_finish(c->task->dedupe, c->reply_to, c->req.id, bytes, len);
+        c->remember = false;
+    }
+}
+
+/* seen handles a repeat of a remembered call; true if c needs no run */
+static bool seen(struct sage_call *c)
+{
+    struct sage_task *t = c->task;
+    void *bytes = NULL;
+    size_t len = 0;
+
+    if (t->dedupe == NULL || c->status != SAGE_OK || c->reply_to == NULL)
+        return false;
+    switch (sage__dedupe_begin(t->dedupe, c->reply_to, c->req.id, &bytes, &len)) {
+    case SAGE__DEDUPE_NEW:
+        c->remember = true;
+        return false;
+    case SAGE__DEDUPE_DONE:
+        sage__reply_send_bytes(c, bytes, len); /* the same answer again */
+        free(bytes);
+        return true;
+    case SAGE__DEDUPE_RUNNING:
+    default:
+        return true; /* the first one answers */
+    }
 }
 
 void sage__call_run(struct sage_call *c)
 {
     struct sage_task *t = c->task;
     int64_t start = sage__now_ns();
+
+    if (seen(c)) {
+        sage__call_put(c);
+        atomic_fetch_sub_explicit(&t->running, 1, memory_order_seq_cst);
+        sage__listener_room(t);
+        return;
+    }
 
     atomic_fetch_add_explicit(&t->reg->in_flight, 1, memory_order_relaxed);
     if (c->status != SAGE_OK) {
@@ -327,6 +369,7 @@ void sage__call_run(struct sage_call *c)
      * finds its own call counted */
     account(t, c, start);
     sage__reply_send(c);
+    sage__call_remember(c, NULL, 0); /* no answer was recorded: forget it */
     atomic_fetch_sub_explicit(&t->reg->in_flight, 1, memory_order_relaxed);
     sage__call_put(c);
     atomic_fetch_sub_explicit(&t->running, 1, memory_order_seq_cst);

@@ -33,7 +33,7 @@ static void conn_free(struct sage__conn *c)
         close(c->pidfd); /* also leaves the watcher's epoll set */
     sage_queue_free(c->q);
     sage__lep_unref(c->lep);
-    if (c->remote && sage__cluster_conn_free)
+    if (c->remote)
         sage__cluster_conn_free(c);
     free(c);
 }
@@ -99,7 +99,7 @@ static sage_err resolve(sage_manager *m, const char *service, struct sage__conn 
     r = resolve_host(m, service, c);
     if (r != SAGE_ENOSERVICE)
         return r;
-    if (m->cluster && sage__cluster_resolve) {
+    if (m->cluster) {
         r = sage__cluster_resolve(m, service, c);
         if (r != SAGE_ENOSERVICE)
             return r;
@@ -114,7 +114,7 @@ static sage_err resolve(sage_manager *m, const char *service, struct sage__conn 
 sage_err sage__conn_get(sage_manager *m, const char *service, struct sage__conn **cp)
 {
     struct sage__conn *c, *e;
-    int64_t now = sage__now_ns();
+    int64_t now = sage__now_coarse_ns(); /* for idle_close only */
     sage_err r;
 
     pthread_mutex_lock(&m->conn_lock);
@@ -233,53 +233,84 @@ void sage__conn_free_all(sage_manager *m)
     }
 }
 
+/* scratch returns this thread's encoding buffer, grown to n bytes. */
+static _Thread_local void *scratch_buf;
+static _Thread_local size_t scratch_cap;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_init(void)
+{
+    pthread_key_create(&scratch_key, free); /* frees a thread's buffer at its exit */
+}
+
+static void *scratch(size_t n)
+{
+    if (n > scratch_cap) {
+        size_t cap = n < 4096 ? 4096 : n;
+        void *b = realloc(scratch_buf, cap);
+
+        if (b == NULL)
+            return NULL;
+        pthread_once(&scratch_once, scratch_init);
+        pthread_setspecific(scratch_key, b);
+        scratch_buf = b;
+        scratch_cap = cap;
+    }
+    return scratch_buf;
+}
+
 sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req *req,
                          int64_t deadline_ns, const void **copyp, size_t *lenp,
                          sage_arena *copy_arena)
 {
-    size_t size = sage__wire_req_size(req), len;
     sage_queue *q = c->lep ? c->lep->q : c->q;
     int timeout_ms = (int)c->queue_timeout_ms;
+    size_t len = 0;
     void *buf;
     sage_err r;
 
-    if (size > c->max_request)
+    /* encode once into this thread's scratch (grown and redone only when a
+     * request outgrows it), then one copy into the ring: cheaper than a
+     * sizing pass plus an encoding in place */
+    buf = scratch(4096);
+    if (buf == NULL)
+        return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+    r = sage__wire_req_encode(req, buf, scratch_cap, &len);
+    if (r == SAGE_EMSGSIZE) {
+        size_t size = sage__wire_req_size(req);
+
+        if (size > c->max_request)
+            return SAGE_SETERR(SAGE_EMSGSIZE, "request of %zu bytes exceeds service '%s''s max %zu",
+                               size, c->name, c->max_request);
+        if ((buf = scratch(size)) == NULL)
+            return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+        r = sage__wire_req_encode(req, buf, scratch_cap, &len);
+    }
+    if (r != SAGE_OK)
+        return r;
+    if (len > c->max_request)
         return SAGE_SETERR(SAGE_EMSGSIZE, "request of %zu bytes exceeds service '%s''s max %zu",
-                           size, c->name, c->max_request);
+                           len, c->name, c->max_request);
     if (deadline_ns >= 0) {
         int64_t left = (deadline_ns - sage__now_ns()) / 1000000;
 
         if (left < timeout_ms)
             timeout_ms = left > 0 ? (int)left : 0;
     }
-    if (copyp) { /* kept for retries: encode once into the call's arena */
-        buf = sage_arena_alloc(copy_arena, size);
-        if (buf == NULL)
+    if (copyp) { /* kept for retries */
+        void *copy = sage_arena_alloc(copy_arena, len);
+
+        if (copy == NULL)
             return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-        if ((r = sage__wire_req_encode(req, buf, size, &len)) != SAGE_OK)
-            return r;
-        *copyp = buf;
+        memcpy(copy, buf, len);
+        *copyp = copy;
         *lenp = len;
-        if (c->remote)
-            return sage__cluster_send ? sage__cluster_send(m, c, buf, len) : SAGE_ENOTSUP;
-        r = sage_queue_send(q, buf, len, timeout_ms);
-    } else if (c->remote) {
-        buf = sage_arena_alloc(copy_arena, size);
-        if (buf == NULL)
-            return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-        if ((r = sage__wire_req_encode(req, buf, size, &len)) != SAGE_OK)
-            return r;
-        return sage__cluster_send ? sage__cluster_send(m, c, buf, len) : SAGE_ENOTSUP;
-    } else {
-        r = sage_queue_claim(q, size, &buf, timeout_ms);
-        if (r == SAGE_OK) {
-            r = sage__wire_req_encode(req, buf, size, &len);
-            if (r == SAGE_OK)
-                r = sage_queue_commit(q, buf);
-            else
-                sage_queue_abort(q, buf);
-        }
     }
+    if (c->remote)
+        r = sage__cluster_send(m, c, buf, len);
+    else
+        r = sage_queue_send(q, buf, len, timeout_ms);
     switch (r) {
     case SAGE_OK:
         return SAGE_OK;

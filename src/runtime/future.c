@@ -84,8 +84,10 @@ sage_err sage_future_wait(sage_future *f, int timeout_ms)
         return SAGE_SETERR(SAGE_EINVAL, "sage_future_wait: f is NULL");
     if ((atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) == FS_DONE)
         return SAGE_OK;
-    /* spin a little: an answer from a hot service takes microseconds */
-    if (sage__ncpu() > 1) {
+    /* spin a little: an answer from a hot service takes microseconds. Not
+     * for a call over NATS: its answer takes a network round trip and comes
+     * on a thread of this process, which the spin would only slow down. */
+    if (sage__ncpu() > 1 && !f->remote) {
         spin_end = sage__now_ns() + SPIN_NS;
         if (deadline >= 0 && deadline < spin_end)
             spin_end = deadline;

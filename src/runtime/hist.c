@@ -57,3 +57,24 @@ double sage__hist_quantile(const struct sage__hist *h, double q)
     }
     return (double)sage__hist_upper(SAGE__HIST_N - 1) / 1000.0;
 }
+
+void sage__hist_cumulative(const struct sage__hist *h, const double *bounds, int n, uint64_t *le,
+                           uint64_t *count)
+{
+    uint64_t total = 0;
+
+    for (int k = 0; k < n; k++)
+        le[k] = 0;
+    for (int i = 0; i < SAGE__HIST_N; i++) {
+        uint64_t c = atomic_load_explicit(&h->b[i], memory_order_relaxed);
+        double upper_s = (double)sage__hist_upper(i) / 1e9;
+
+        total += c;
+        if (i == SAGE__HIST_N - 1)
+            break; /* the overflow bucket is only in the count ("+Inf") */
+        for (int k = 0; k < n; k++)
+            if (upper_s <= bounds[k] * (1 + 1e-9)) /* the bounds are decimal */
+                le[k] += c;
+    }
+    *count = total;
+}

@@ -28,4 +28,10 @@ double sage__hist_quantile(const struct sage__hist *h, double q);
 /* sage__hist_upper returns bucket i's upper bound in ns (for exporters). */
 uint64_t sage__hist_upper(int i);
 
+/* sage__hist_cumulative fills le[k] with the calls known to be <= bounds[k]
+ * seconds (a fine bucket counts once it lies wholly below a bound), and
+ * *count with all calls. */
+void sage__hist_cumulative(const struct sage__hist *h, const double *bounds, int n, uint64_t *le,
+                           uint64_t *count);
+
 #endif

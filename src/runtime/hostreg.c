@@ -30,6 +30,11 @@
 #include "runtime/names.h"
 #include "sage/queue.h"
 
+const double sage_latency_bounds[SAGE_LATENCY_BUCKETS] = {
+    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
+    5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,  0.25,   0.5,  1,    2.5,    5,    10,
+};
+
 static int lock_registry(void)
 {
     char path[64];
@@ -231,6 +236,13 @@ void sage__reg_status(const struct sage__reg *reg, uint64_t queue_depth, sage_st
     st->pid = reg->pid;
     st->owner_alive = sage__reg_owner_alive(reg);
     st->uptime_s = reg->started_mono_ns ? (sage__now_ns() - reg->started_mono_ns) / 1e9 : 0;
+    if (!st->owner_alive && reg->pid != 0) {
+        /* its process died: the entry's state is what it was then */
+        int64_t hb = atomic_load_explicit(&reg->heartbeat_ns, memory_order_relaxed);
+
+        st->state = SAGE_STATE_FAILED;
+        st->uptime_s = hb > reg->started_ns ? (hb - reg->started_ns) / 1e9 : 0;
+    }
     st->requests = atomic_load_explicit(&reg->requests, memory_order_relaxed);
     st->errors = atomic_load_explicit(&reg->errors, memory_order_relaxed);
     st->in_flight = atomic_load_explicit(&reg->in_flight, memory_order_relaxed);
@@ -240,6 +252,9 @@ void sage__reg_status(const struct sage__reg *reg, uint64_t queue_depth, sage_st
     st->rejected = atomic_load_explicit(&reg->rejected, memory_order_relaxed);
     st->latency_p50_us = sage__hist_quantile(&reg->lat, 0.50);
     st->latency_p99_us = sage__hist_quantile(&reg->lat, 0.99);
+    sage__hist_cumulative(&reg->lat, sage_latency_bounds, SAGE_LATENCY_BUCKETS, st->latency.le,
+                          &st->latency.count);
+    st->latency.sum_s = atomic_load_explicit(&reg->lat_sum_ns, memory_order_relaxed) / 1e9;
     st->last_activity_ns = atomic_load_explicit(&reg->last_activity_ns, memory_order_relaxed);
     st->heartbeat_ns = atomic_load_explicit(&reg->heartbeat_ns, memory_order_relaxed);
     st->max_workers = reg->max_workers;
@@ -257,5 +272,8 @@ void sage__reg_status(const struct sage__reg *reg, uint64_t queue_depth, sage_st
         st->methods[i].errors = atomic_load_explicit(&m->errors, memory_order_relaxed);
         st->methods[i].latency_p50_us = sage__hist_quantile(&m->lat, 0.50);
         st->methods[i].latency_p99_us = sage__hist_quantile(&m->lat, 0.99);
+        sage__hist_cumulative(&m->lat, sage_latency_bounds, SAGE_LATENCY_BUCKETS,
+                              st->methods[i].latency.le, &st->methods[i].latency.count);
+        st->methods[i].latency.sum_s = atomic_load_explicit(&m->lat_sum_ns, memory_order_relaxed) / 1e9;
     }
 }

@@ -24,6 +24,7 @@ struct sage__reg_method {
     char name[72];
     _Atomic uint64_t requests;
     _Atomic uint64_t errors;
+    _Atomic uint64_t lat_sum_ns;
     struct sage__hist lat;
 };
 
@@ -60,6 +61,7 @@ struct sage__reg {
     char last_drop[128];
     uint32_t nmethods;
     struct sage__reg_method methods[SAGE__REG_METHODS];
+    _Atomic uint64_t lat_sum_ns;
     struct sage__hist lat;
 };
 

@@ -50,7 +50,19 @@ static void dispatch(struct sage_task *t, struct sage_call *c)
         sage__call_run(c); /* no thread to be had: serve it here rather than drop it */
 }
 
+static void request(struct sage_task *t, const void *data, size_t len, bool sync);
+
 void sage__task_request(struct sage_task *t, const void *data, size_t len)
+{
+    request(t, data, len, false);
+}
+
+void sage__task_request_sync(struct sage_task *t, const void *data, size_t len)
+{
+    request(t, data, len, true);
+}
+
+static void request(struct sage_task *t, const void *data, size_t len, bool sync)
 {
     struct sage_call *c = sage__call_get(t);
     sage_err r;
@@ -100,6 +112,11 @@ void sage__task_request(struct sage_task *t, const void *data, size_t len)
         c->deadline_ns = -1;
     }
     c->method = sage__method_find(t, c->req.method, c->req.method_len);
+    if (sync) { /* served here, to the end */
+        atomic_fetch_add_explicit(&t->running, 1, memory_order_acq_rel);
+        sage__call_run(c);
+        return;
+    }
     if (t->batching) { /* the listener dispatches after the batch */
         c->next = NULL;
         if (t->batch_tail)
@@ -153,6 +170,12 @@ static size_t wait_room(struct sage_task *t)
     return running < t->max_workers ? t->max_workers - running : 0;
 }
 
+void sage__listener_wait_free(struct sage_task *t)
+{
+    while (wait_room(t) == 0 && !atomic_load_explicit(&t->draining, memory_order_acquire))
+        ;
+}
+
 void sage__listener_room(struct sage_task *t)
 {
     /* seq_cst pairs with wait_room's: either it sees the lower count or we
@@ -182,7 +205,7 @@ static void *listener_main(void *arg)
         else
             r = sage_queue_drain(t->rq, on_request, t, room && room < BATCH ? room : BATCH,
                                  HEARTBEAT_MS, &n);
-        now = sage__wall_ns();
+        now = sage__wall_coarse_ns();
 
         dispatch_batch(t);
         if (now - t->last_heartbeat_ns > 250 * 1000000LL) {

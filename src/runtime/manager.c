@@ -18,14 +18,28 @@
  *   travels every time.
  * - All fields the response thread reads are written before the future is
  *   published PENDING with release ordering, before the request is sent.
+ * - Caller-runs. Answers cross one more thread than needed if the response
+ *   thread relays them to a synchronous caller: on 2 CPUs that third
+ *   spinning thread means a kernel wake-up (tens of microseconds) per call.
+ *   So a thread waiting in call_sync drains the response queue itself,
+ *   completing every future it finds (its own among them). A token (rx)
+ *   lets one thread drain at a time. The response thread steps aside while
+ *   synchronous callers are active and for STEP_ASIDE_NS after the last one
+ *   (so back-to-back calls never wait for it); then it drains again, for
+ *   asynchronous calls. A caller that finds the token held by the response
+ *   thread pokes it with an empty message, so it leaves its drain and
+ *   steps aside. Callbacks therefore run on whichever thread drains.
  */
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/err_internal.h"
 #include "platform/clock.h"
+#include "platform/futex.h"
 #include "platform/proc.h"
 #include "runtime/manager_internal.h"
 #include "runtime/names.h"
@@ -33,6 +47,7 @@
 
 #define DEFAULT_MAX_RESPONSE (1u << 20)
 #define HOUSEKEEPING_MS 1000
+#define STEP_ASIDE_NS (5 * 1000 * 1000LL)
 
 static _Atomic unsigned manager_serial;
 
@@ -118,47 +133,71 @@ void sage__mgr_fail_conn(sage_manager *m, uint64_t serial, sage_err err, const c
     sage__fut_foreach(m, fail_if_conn, &a);
 }
 
-/* resend: the response thread sends f's next attempt. f is claimed. */
+static void fail_if_remote(struct sage_future *f, void *arg)
+{
+    struct fail_arg *a = arg;
+
+    if ((atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) == FS_PENDING &&
+        f->remote && !f->retry_wait)
+        fail(f, a->err, a->why);
+}
+
+void sage__mgr_fail_remote(sage_manager *m, sage_err err, const char *why)
+{
+    struct fail_arg a = {0, err, why};
+
+    sage__fut_foreach(m, fail_if_remote, &a);
+}
+
+/* resend: a timer's thread sends f's next attempt. f is claimed. f goes
+ * back to PENDING before the send, as in start(): the answer may reach
+ * another draining thread before the send returns, and a claimed future
+ * would drop it as late. Once PENDING, f may complete and be reused at any
+ * moment, so the send works from a copy and a failure names f by its id. */
 static void resend(struct sage_future *f)
 {
     sage_manager *m = f->m;
     struct sage__conn *c = NULL;
     int64_t now = sage__now_ns(), span = -1;
+    uint64_t id = f->id;
+    size_t len = f->req_len;
+    void *copy;
     sage_err r;
 
     f->retry_wait = false;
     r = sage__conn_get(m, f->service, &c);
-    if (r == SAGE_OK) {
-        sage_queue *q = c->lep ? c->lep->q : c->q;
-
-        f->conn_serial = c->serial;
-        if (f->deadline_ns >= 0) {
-            span = (f->deadline_ns - now) / (int64_t)(f->retries_left + 1);
-            f->attempt_deadline_ns = now + span;
-        }
-        if (c->remote) {
-            r = sage__cluster_send ? sage__cluster_send(m, c, f->req_bytes, f->req_len)
-                                   : SAGE_ENOTSUP;
-        } else {
-            /* a fresh send time, so the service counts this attempt's wait */
-            sage__wire_req_restamp((void *)f->req_bytes, f->req_len, (uint64_t)now);
-            r = sage_queue_send(q, f->req_bytes, f->req_len, 0);
-            if (r == SAGE_ECLOSED)
-                r = SAGE_EUNAVAILABLE;
-        }
+    if (r == SAGE_OK && (copy = malloc(len)) == NULL) {
         sage__conn_put(m, c);
+        r = SAGE_SETERR(SAGE_ENOMEM, "out of memory");
     }
-    if (r == SAGE_OK) {
-        if (f->attempt_deadline_ns >= 0)
-            sage__timers_add(m->timers, f->index, (uint32_t)(f->id >> 32), f->attempt,
-                             f->attempt_deadline_ns, span);
-        atomic_store_explicit(&f->state, FS_PENDING | (atomic_load(&f->state) & FS_WAITERS),
-                              memory_order_release);
+    if (r != SAGE_OK) {
+        if (!schedule_retry(f, r))
+            sage__fut_complete(f, r, sage_errdetail());
         return;
     }
-    if (schedule_retry(f, r))
-        return;
-    sage__fut_complete(f, r, sage_errdetail());
+    memcpy(copy, f->req_bytes, len);
+    f->conn_serial = c->serial;
+    if (f->deadline_ns >= 0) {
+        span = (f->deadline_ns - now) / (int64_t)(f->retries_left + 1);
+        f->attempt_deadline_ns = now + span;
+        sage__timers_add(m->timers, f->index, (uint32_t)(id >> 32), f->attempt,
+                         f->attempt_deadline_ns, span);
+    }
+    atomic_store_explicit(&f->state, FS_PENDING | (atomic_load(&f->state) & FS_WAITERS),
+                          memory_order_release);
+    if (c->remote) {
+        r = sage__cluster_send(m, c, copy, len);
+    } else {
+        /* a fresh send time, so the service counts this attempt's wait */
+        sage__wire_req_restamp(copy, len, (uint64_t)now);
+        r = sage_queue_send(c->lep ? c->lep->q : c->q, copy, len, 0);
+        if (r == SAGE_ECLOSED)
+            r = SAGE_EUNAVAILABLE;
+    }
+    sage__conn_put(m, c);
+    free(copy);
+    if (r != SAGE_OK) /* unless its deadline timer or an answer got there first */
+        sage__mgr_fail_id(m, id, r, sage_errdetail());
 }
 
 static void on_timer(void *arg, uint32_t index, uint32_t gen, uint32_t attempt)
@@ -189,9 +228,16 @@ static bool timer_stale(void *arg, uint32_t index, uint32_t gen, uint32_t attemp
            (atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) != FS_PENDING;
 }
 
-static void on_response(void *arg, const void *data, size_t len)
+void sage__mgr_fail_id(sage_manager *m, uint64_t id, sage_err err, const char *why)
 {
-    sage_manager *m = arg;
+    struct sage_future *f = sage__fut_lookup(m, id);
+
+    if (f && (atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) == FS_PENDING)
+        fail(f, err, why);
+}
+
+void sage__mgr_on_response(sage_manager *m, const void *data, size_t len)
+{
     struct sage_future *f;
     sage__resp resp;
     uint64_t id;
@@ -225,6 +271,52 @@ static void on_response(void *arg, const void *data, size_t len)
     sage__fut_complete(f, resp.err_code > 0 ? (sage_err)resp.err_code : SAGE_EPROTO, resp.err_msg);
 }
 
+static void on_response(void *arg, const void *data, size_t len)
+{
+    sage__mgr_on_response(arg, data, len);
+}
+
+static void housekeeping(sage_manager *m, int64_t *last_house)
+{
+    int64_t now = sage__now_ns();
+
+    sage__timers_expire(m->timers, now, on_timer, m);
+    if (now - *last_house >= (int64_t)HOUSEKEEPING_MS * 1000000) {
+        sage__timers_trim(m->timers, atomic_load_explicit(&m->n_pending, memory_order_relaxed));
+        sage__conn_sweep(m, now);
+        *last_house = now;
+    }
+}
+
+/* rx_take / rx_give: the drain token (acquire/release order the queue's
+ * consumer state between the threads that take turns draining) */
+static bool rx_take(sage_manager *m)
+{
+    uint32_t free_ = 0;
+
+    return atomic_compare_exchange_strong_explicit(&m->rx, &free_, 1, memory_order_acquire,
+                                                   memory_order_relaxed);
+}
+
+static void rx_give(sage_manager *m)
+{
+    atomic_store_explicit(&m->rx, 0, memory_order_release);
+    /* seq_cst pairs with rx_wait: a sleeper either sees the new seq before
+     * it sleeps, or we see it counted - and only then pay for a wake */
+    atomic_fetch_add_explicit(&m->rx_seq, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&m->rx_sleepers, memory_order_seq_cst))
+        sage__futex_wake(&m->rx_seq, -1, false);
+}
+
+/* rx_wait sleeps until the token is given back (seq moved) or deadline_ns */
+static void rx_wait(sage_manager *m, uint32_t seq, int64_t deadline_ns)
+{
+    atomic_fetch_add_explicit(&m->rx_sleepers, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&m->rx_seq, memory_order_seq_cst) == seq)
+        sage__futex_wait(&m->rx_seq, seq, deadline_ns, false);
+    atomic_fetch_sub_explicit(&m->rx_sleepers, 1, memory_order_relaxed);
+}
+
 static void *resp_main(void *arg)
 {
     sage_manager *m = arg;
@@ -238,23 +330,108 @@ static void *resp_main(void *arg)
         wait_ns = (int64_t)HOUSEKEEPING_MS * 1000000;
         if (next >= 0 && next - now < wait_ns)
             wait_ns = next > now ? next - now : 0;
+        /* rx_last_sync is on the coarse clock: compare like with like */
+        if (atomic_load_explicit(&m->rx_want, memory_order_acquire) > 0 ||
+            sage__now_coarse_ns() - atomic_load_explicit(&m->rx_last_sync, memory_order_relaxed) <
+                STEP_ASIDE_NS ||
+            !rx_take(m)) {
+            /* synchronous callers drain: stay aside until they have been
+             * quiet for STEP_ASIDE_NS (nobody wakes us for that: a timed
+             * sleep), keeping the timers */
+            int64_t until = atomic_load_explicit(&m->rx_last_sync, memory_order_relaxed) +
+                            STEP_ASIDE_NS; /* early by a tick at worst: it looks again */
+            uint32_t aside = atomic_load_explicit(&m->aside_seq, memory_order_acquire);
+
+            if (until <= now)
+                until = now + STEP_ASIDE_NS / 5;
+            if (now + wait_ns < until)
+                until = now + wait_ns;
+            atomic_store_explicit(&m->resp_wake_at, until, memory_order_release);
+            sage__futex_wait(&m->aside_seq, aside, until, false);
+            housekeeping(m, &last_house);
+            continue;
+        }
         atomic_store_explicit(&m->resp_wake_at, now + wait_ns, memory_order_release);
-        r = sage_queue_drain(m->rq, on_response, m, 0, (int)((wait_ns + 999999) / 1000000), &n);
+        atomic_store_explicit(&m->resp_draining, 1, memory_order_seq_cst);
+        /* a caller that arrived between our checks and the flag store
+         * pokes only if it sees the flag: look once more */
+        if (atomic_load_explicit(&m->rx_want, memory_order_seq_cst) > 0)
+            r = SAGE_OK;
+        else
+            r = sage_queue_drain(m->rq, on_response, m, 0, (int)((wait_ns + 999999) / 1000000),
+                                 &n);
+        atomic_store_explicit(&m->resp_draining, 0, memory_order_relaxed);
+        rx_give(m);
         if (r == SAGE_ECLOSED || r == SAGE_EPROTO)
             break;
-        now = sage__now_ns();
-        sage__timers_expire(m->timers, now, on_timer, m);
-        if (now - last_house >= (int64_t)HOUSEKEEPING_MS * 1000000) {
-            sage__timers_trim(m->timers, timer_stale, m,
-                              atomic_load_explicit(&m->n_pending, memory_order_relaxed));
-            sage__conn_sweep(m, now);
-            last_house = now;
-        }
+        housekeeping(m, &last_house);
     }
     return NULL;
 }
 
+/* sync_drain: a synchronous caller waits for f by draining answers itself
+ * (see "caller-runs"), until f completes or deadline_ns (-1: none). */
+static void sync_drain(sage_manager *m, struct sage_future *f, int64_t deadline_ns)
+{
+    atomic_fetch_add_explicit(&m->rx_want, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&m->resp_draining, memory_order_seq_cst))
+        sage_queue_send(m->rq, "", 0, 0); /* poke: the response thread steps aside */
+    while (!sage_future_done(f)) {
+        uint32_t seq = atomic_load_explicit(&m->rx_seq, memory_order_acquire);
+        int64_t now = sage__now_coarse_ns(); /* a few ms late at worst */
+
+        if (deadline_ns >= 0 && now >= deadline_ns)
+            break;
+        if (rx_take(m)) {
+            int64_t left = deadline_ns >= 0 ? (deadline_ns - now) / 1000000 + 1 : 1000;
+            size_t n;
+
+            if (!sage_future_done(f))
+                sage_queue_drain(m->rq, on_response, m, 0, left < 1000 ? (int)left : 1000, &n);
+            atomic_store_explicit(&m->rx_last_sync, sage__now_coarse_ns(), memory_order_relaxed);
+            rx_give(m);
+        } else {
+            /* another thread drains: it completes our future too; wait for
+             * it to give the token back (or finish a batch) */
+            int64_t until = now + 1000000; /* and look at our future each ms */
+
+            if (deadline_ns >= 0 && deadline_ns < until)
+                until = deadline_ns;
+            if (!sage_future_done(f))
+                rx_wait(m, seq, until);
+        }
+    }
+    atomic_fetch_sub_explicit(&m->rx_want, 1, memory_order_seq_cst);
+}
+
 /* ----------------------------------------------------------- lifecycle */
+
+/* clean_stale_replies removes response queues this user's dead processes
+ * left behind ("UID.NS.reply.PID.N" whose PID is gone): a caller that dies
+ * cannot remove its own. */
+static void clean_stale_replies(void)
+{
+    char prefix[32], name[SAGE_QUEUE_NAME_MAX + 1];
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+
+    if (d == NULL)
+        return;
+    snprintf(prefix, sizeof prefix, "sage.q.%u.", (unsigned)getuid());
+    while ((e = readdir(d)) != NULL) {
+        const char *r = strstr(e->d_name, ".reply.");
+        int pid;
+
+        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || r == NULL)
+            continue;
+        pid = atoi(r + 7);
+        if (pid > 0 && pid != sage__pid() && !sage__pid_alive(pid)) {
+            snprintf(name, sizeof name, "%s", e->d_name + 7); /* past "sage.q." */
+            sage_queue_unlink(name);
+        }
+    }
+    closedir(d);
+}
 
 sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
 {
@@ -294,7 +471,7 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
     m->chunks = calloc(m->max_chunks, sizeof *m->chunks);
     pthread_mutex_init(&m->grow_lock, NULL);
     pthread_mutex_init(&m->conn_lock, NULL);
-    if (m->chunks == NULL || (r = sage__timers_new(&m->timers)) != SAGE_OK) {
+    if (m->chunks == NULL || (r = sage__timers_new(&m->timers, timer_stale, m)) != SAGE_OK) {
         r = SAGE_SETERR(SAGE_ENOMEM, "out of memory");
         goto fail;
     }
@@ -306,16 +483,11 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
     qo.max_msg = m->max_response;
     qo.capacity = 4 * m->max_response > (4u << 20) ? 4 * m->max_response : (4u << 20);
     sage_queue_unlink(m->rq_name); /* a dead process's leftover with our pid */
+    clean_stale_replies();
     if ((r = sage_queue_open(&m->rq, m->rq_name, &qo)) != SAGE_OK)
         goto fail;
-    if (m->cluster_opts) {
-        if (!sage__cluster_client_new) {
-            r = SAGE_SETERR(SAGE_ENOTSUP, "this library was built without the cluster transport");
-            goto fail;
-        }
-        if ((r = sage__cluster_client_new(m)) != SAGE_OK)
-            goto fail;
-    }
+    if (m->cluster_opts && (r = sage__cluster_client_new(m)) != SAGE_OK)
+        goto fail;
     if (pthread_create(&m->resp_thread, NULL, resp_main, m) != 0) {
         r = SAGE_SETERR(SAGE_ESYS, "cannot start the response thread");
         goto fail;
@@ -323,7 +495,7 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
     *mp = m;
     return SAGE_OK;
 fail:
-    if (m->cluster && sage__cluster_client_free)
+    if (m->cluster)
         sage__cluster_client_free(m);
     if (m->rq) {
         sage_queue_free(m->rq);
@@ -353,7 +525,7 @@ void sage_manager_free(sage_manager *m)
     pthread_join(m->resp_thread, NULL);
     sage__watch_stop(m);
     sage__fut_foreach(m, close_pending, NULL);
-    if (m->cluster && sage__cluster_client_free)
+    if (m->cluster)
         sage__cluster_client_free(m);
     sage__conn_free_all(m);
     sage_queue_free(m->rq);
@@ -383,6 +555,7 @@ static sage_err start(sage_manager *m, const char *service, const char *method,
     struct sage__conn *c = NULL;
     struct sage_future *f = NULL;
     int64_t now = sage__now_ns(), span = -1;
+    char reply[160];
     sage__req req;
     sage_err r;
 
@@ -402,8 +575,13 @@ static sage_err start(sage_manager *m, const char *service, const char *method,
         sage__conn_put(m, c);
         return r;
     }
-    snprintf(f->service, sizeof f->service, "%s", service);
+    {
+        size_t sl = strlen(service); /* checked: at most 64 bytes */
+
+        memcpy(f->service, service, sl + 1);
+    }
     f->dest = dest;
+    f->remote = c->remote != NULL;
     f->conn_serial = c->serial;
     f->idempotent = opts && opts->idempotent;
     f->retries_left = f->idempotent ? (opts->retries > 0 ? (uint32_t)opts->retries : m->retries) : 0;
@@ -421,8 +599,11 @@ static sage_err start(sage_manager *m, const char *service, const char *method,
     req.method_len = strlen(method);
     req.args = sage_array(args, nargs);
     req.kwargs = sage_map(kwargs, nkwargs);
-    req.reply_to = m->rq_name;
-    req.reply_to_len = strlen(m->rq_name);
+    if (c->remote) /* over NATS: the answer comes to our inbox */
+        req.reply_to = sage__cluster_reply_to(m, f->id, reply, sizeof reply);
+    else
+        req.reply_to = m->rq_name;
+    req.reply_to_len = strlen(req.reply_to);
     req.timeout_ms = span > 0 ? (uint32_t)((span + 999999) / 1000000) : 0;
     req.flags = f->idempotent ? SAGE__REQ_IDEMPOTENT : 0;
     req.sent_ns = (uint64_t)now; /* lets a same-host service count queue waits */
@@ -489,7 +670,11 @@ sage_err sage_manager_call_sync(sage_manager *m, const char *service, const char
     if (r != SAGE_OK)
         return r;
     wait_ms = timeout > 0 ? (int)(timeout * 1000 + 0.5) : -1;
-    if (sage_future_wait(f, wait_ms) == SAGE_ETIMEDOUT) {
+    if (f->remote) /* its answer arrives on a cluster thread, not our queue */
+        sage_future_wait(f, wait_ms);
+    else
+        sync_drain(m, f, f->deadline_ns); /* start() set it from the same timeout */
+    if (!sage_future_done(f)) {
         char msg[160];
 
         snprintf(msg, sizeof msg, "no answer from '%s' within %.3f s", service, timeout);

@@ -49,11 +49,12 @@ struct sage_future {
     char service[SAGE_NAME_MAX + 1];
     int64_t deadline_ns;         /* whole call; -1: none */
     int64_t attempt_deadline_ns; /* this attempt; -1: none */
-    uint32_t attempt;            /* number of the attempt in flight */
+    _Atomic uint32_t attempt;    /* number of the attempt in flight (timers read it) */
     uint32_t retries_left;
     int64_t backoff_ns;
     bool idempotent;
     bool retry_wait; /* waiting out a backoff before the next attempt */
+    bool remote;     /* answered over the cluster, not through our response queue */
     const void *req_bytes; /* encoded request, kept for retries */
     size_t req_len;
 };
@@ -95,6 +96,14 @@ struct sage_manager {
     pthread_t resp_thread;
     _Atomic int closing;
     _Atomic int64_t resp_wake_at; /* when the response thread will look next */
+    /* who drains the response queue (see manager.c, "caller-runs") */
+    _Atomic uint32_t rx;          /* 0 free, 1 taken: the drain token */
+    _Atomic uint32_t rx_want;     /* synchronous callers waiting for answers */
+    _Atomic uint32_t rx_seq;      /* bumped when the token is given back */
+    _Atomic uint32_t rx_sleepers; /* callers asleep waiting for the token */
+    _Atomic uint32_t aside_seq;   /* the response thread sleeps aside on it */
+    _Atomic int64_t rx_last_sync; /* when a synchronous caller last drained (coarse clock) */
+    _Atomic int resp_draining;    /* the response thread holds the token */
 
     /* futures */
     pthread_mutex_t grow_lock;
@@ -136,18 +145,22 @@ bool sage__fut_claim(struct sage_future *f);
 void sage__fut_complete(struct sage_future *f, sage_err err, const char *msg);
 
 /* ---- timers.c */
-sage_err sage__timers_new(struct sage__timers **tp);
+/* sage__timer_stale_fn says whether an entry no longer matters (its call
+ * completed, or moved on to a later attempt). Called under the timers'
+ * lock: it must not call back into the timers. */
+typedef bool (*sage__timer_stale_fn)(void *arg, uint32_t index, uint32_t gen, uint32_t attempt);
+sage_err sage__timers_new(struct sage__timers **tp, sage__timer_stale_fn stale, void *arg);
 void sage__timers_free(struct sage__timers *t);
 /* sage__timers_add schedules (index, gen, attempt) at deadline_ns; span is
  * the timeout it came from (entries of one span expire in order). */
 void sage__timers_add(struct sage__timers *t, uint32_t index, uint32_t gen, uint32_t attempt,
                       int64_t deadline_ns, int64_t span_ns);
-/* sage__timers_trim drops entries that stale() says no longer matter, from
- * the head of each span (cheap), or everywhere when stale entries pile up
- * beyond four times live (pending calls). */
-void sage__timers_trim(struct sage__timers *t,
-                       bool (*stale)(void *arg, uint32_t index, uint32_t gen, uint32_t attempt),
-                       void *arg, uint64_t live);
+/* sage__timers_trim drops stale entries from the head of each span (cheap),
+ * or everywhere when they pile up beyond four times live (pending calls). */
+void sage__timers_trim(struct sage__timers *t, uint64_t live);
+/* sage__timers_footprint returns the entries the FIFOs can hold without
+ * growing, and stores those they hold in *entries (if not NULL). */
+size_t sage__timers_footprint(struct sage__timers *t, size_t *entries);
 /* sage__timers_next returns the earliest deadline, or -1 if none. */
 int64_t sage__timers_next(struct sage__timers *t);
 /* sage__timers_expire pops every entry due at now, calling fn for each. */
@@ -175,19 +188,25 @@ sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req 
 sage_err sage__watch_add(sage_manager *m, struct sage__conn *c);
 void sage__watch_stop(sage_manager *m);
 
-/* ---- cluster.c: linked in when the library is built with NATS; these are
- * weak references, NULL otherwise */
-sage_err sage__cluster_client_new(sage_manager *m) __attribute__((weak));
-void sage__cluster_client_free(sage_manager *m) __attribute__((weak));
-sage_err sage__cluster_resolve(sage_manager *m, const char *service, struct sage__conn *c)
-    __attribute__((weak));
-sage_err sage__cluster_send(sage_manager *m, struct sage__conn *c, const void *data, size_t len)
-    __attribute__((weak));
-void sage__cluster_conn_free(struct sage__conn *c) __attribute__((weak));
+/* ---- cluster/client.c: the manager's NATS route */
+sage_err sage__cluster_client_new(sage_manager *m);
+void sage__cluster_client_free(sage_manager *m);
+sage_err sage__cluster_resolve(sage_manager *m, const char *service, struct sage__conn *c);
+sage_err sage__cluster_send(sage_manager *m, struct sage__conn *c, const void *data, size_t len);
+void sage__cluster_conn_free(struct sage__conn *c);
+const char *sage__cluster_reply_to(sage_manager *m, uint64_t id, char *buf, size_t cap);
 
 /* ---- manager.c */
 /* sage__mgr_fail_conn fails (or retries) every pending call sent through
  * the connection with that serial. */
 void sage__mgr_fail_conn(sage_manager *m, uint64_t serial, sage_err err, const char *why);
+/* sage__mgr_fail_remote fails (or retries) every pending call sent over
+ * the cluster: its answer cannot arrive on a lost connection. */
+void sage__mgr_fail_remote(sage_manager *m, sage_err err, const char *why);
+/* sage__mgr_fail_id fails (or retries) the pending call with that id. */
+void sage__mgr_fail_id(sage_manager *m, uint64_t id, sage_err err, const char *why);
+/* sage__mgr_on_response completes the call an encoded answer is for (any
+ * thread; answers of transports other than the response queue). */
+void sage__mgr_on_response(sage_manager *m, const void *data, size_t len);
 
 #endif

@@ -106,11 +106,12 @@ sage_err sage__fut_alloc(sage_manager *m, struct sage_future **fp)
     f->conn_serial = 0;
     f->deadline_ns = -1;
     f->attempt_deadline_ns = -1;
-    f->attempt = 0;
+    atomic_store_explicit(&f->attempt, 0, memory_order_relaxed);
     f->retries_left = 0;
     f->backoff_ns = 0;
     f->idempotent = false;
     f->retry_wait = false;
+    f->remote = false;
     f->req_bytes = NULL;
     f->req_len = 0;
     atomic_store_explicit(&f->cb_state, CB_NONE, memory_order_relaxed);

@@ -6,6 +6,10 @@
  *   counted while a send uses them. A queue that fails for good (closed:
  *   its manager is gone; unavailable: its process died; missing) is marked
  *   dead and freed once unused; idle entries are swept every SWEEP_NS.
+ * - Each sending thread keeps the entry it used last, with its reference:
+ *   answers to the caller it answered last (the common case) take no lock.
+ *   Entries are told apart across tasks by the cache's unique id, so a
+ *   thread never touches an entry of a cache that is gone.
  * - An answer is encoded straight into the claimed room of the caller's
  *   queue: no intermediate buffer.
  * - A caller whose queue stays full for REPLY_WAIT_MS loses that answer (it
@@ -19,6 +23,7 @@
 #include "base/err_internal.h"
 #include "platform/clock.h"
 #include "runtime/task_internal.h"
+#include "cluster/cluster_internal.h"
 
 #define REPLY_WAIT_MS 1000
 #define SWEEP_NS (10 * 1000000000LL)
@@ -28,13 +33,22 @@ struct rentry {
     char name[SAGE_QUEUE_NAME_MAX + 1];
     sage_queue *q;
     int refs;
-    bool dead;
+    _Atomic bool dead; /* written under the lock; the thread cache reads it */
     int64_t last_used;
     struct rentry *next;
 };
 
+static _Atomic uint64_t next_id = 1;
+
+/* this thread's last entry (a reference held), and the cache it is of */
+static _Thread_local struct {
+    uint64_t owner;
+    struct rentry *e;
+} last;
+
 struct sage__replies {
     pthread_mutex_t lock;
+    uint64_t id; /* unique in the process, for the thread caches */
     struct rentry *head;
     int64_t last_sweep;
 };
@@ -46,6 +60,7 @@ sage_err sage__replies_new(struct sage__replies **rp)
     if (r == NULL)
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
     pthread_mutex_init(&r->lock, NULL);
+    r->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
     r->last_sweep = sage__now_ns();
     *rp = r;
     return SAGE_OK;
@@ -89,7 +104,7 @@ static struct rentry *get(struct sage__replies *r, const char *name, sage_err *e
 {
     struct rentry *e;
     sage_queue *q = NULL;
-    int64_t now = sage__now_ns();
+    int64_t now = sage__now_coarse_ns(); /* for sweeps of idle entries only */
 
     pthread_mutex_lock(&r->lock);
     if (now - r->last_sweep > SWEEP_NS)
@@ -138,12 +153,37 @@ static void put(struct sage__replies *r, struct rentry *e, bool dead)
     pthread_mutex_lock(&r->lock);
     e->refs--;
     if (dead)
-        e->dead = true;
+        atomic_store_explicit(&e->dead, true, memory_order_relaxed);
     pthread_mutex_unlock(&r->lock);
 }
 
+/* acquire returns the entry for name with a reference this thread keeps:
+ * the last one, if it still fits, else a fresh one from get() */
+static struct rentry *acquire(struct sage__replies *r, const char *name, sage_err *errp)
+{
+    if (last.owner == r->id && last.e != NULL) {
+        if (!atomic_load_explicit(&last.e->dead, memory_order_relaxed) &&
+            strcmp(last.e->name, name) == 0)
+            return last.e;
+        put(r, last.e, false);
+    }
+    last.owner = r->id;
+    last.e = get(r, name, errp);
+    return last.e;
+}
+
+/* release: a queue that failed for good is given back, marked dead */
+static void release(struct sage__replies *r, struct rentry *e, bool dead)
+{
+    if (!dead)
+        return; /* kept for the next answer */
+    if (last.e == e)
+        last.e = NULL;
+    put(r, e, true);
+}
+
 /* send_resp claims room for resp in q, encodes it there and commits. */
-static sage_err send_resp(sage_queue *q, const sage__resp *resp)
+static sage_err send_resp(struct sage_call *c, sage_queue *q, const sage__resp *resp)
 {
     size_t size = sage__wire_resp_size(resp), len;
     void *buf;
@@ -156,7 +196,25 @@ static sage_err send_resp(sage_queue *q, const sage__resp *resp)
         sage_queue_abort(q, buf);
         return r;
     }
+    sage__call_remember(c, buf, len); /* before commit: the room is ours */
     return sage_queue_commit(q, buf);
+}
+
+void sage__reply_send_bytes(struct sage_call *c, const void *bytes, size_t len)
+{
+    struct sage_task *t = c->task;
+    struct rentry *e;
+    sage_err r = SAGE_OK;
+
+    if (t->cluster) {
+        sage__cluster_reply_bytes(c, bytes, len);
+        return;
+    }
+    e = acquire(t->replies, c->reply_to, &r);
+    if (e == NULL)
+        return;
+    r = sage_queue_send(e->q, bytes, len, REPLY_WAIT_MS);
+    release(t->replies, e, r == SAGE_ECLOSED || r == SAGE_EUNAVAILABLE || r == SAGE_EPROTO);
 }
 
 void sage__reply_send(struct sage_call *c)
@@ -168,7 +226,20 @@ void sage__reply_send(struct sage_call *c)
 
     if (c->reply_to == NULL || c->reply_to[0] == '\0')
         return; /* a one-way call: nobody waits */
-    e = get(t->replies, c->reply_to, &r);
+    if (t->cluster) { /* the caller waits on its NATS inbox */
+        memset(&resp, 0, sizeof resp);
+        resp.id = c->req.id;
+        resp.ok = c->status == SAGE_OK;
+        resp.result = resp.ok ? c->result : sage_nil();
+        resp.err_code = (int32_t)c->status;
+        if (!resp.ok) {
+            resp.err_msg = c->errmsg ? c->errmsg : sage_strerror(c->status);
+            resp.err_msg_len = strlen(resp.err_msg);
+        }
+        sage__cluster_reply(c, &resp);
+        return;
+    }
+    e = acquire(t->replies, c->reply_to, &r);
     if (e == NULL) {
         sage__task_drop(t, "answer to '%s' dropped: cannot open its queue: %s", c->reply_to,
                         sage_errdetail());
@@ -183,7 +254,7 @@ void sage__reply_send(struct sage_call *c)
         resp.err_msg = c->errmsg ? c->errmsg : sage_strerror(c->status);
         resp.err_msg_len = strlen(resp.err_msg);
     }
-    r = send_resp(e->q, &resp);
+    r = send_resp(c, e->q, &resp);
     if (r == SAGE_EMSGSIZE) {
         /* the answer does not fit the caller's queue: tell it so instead */
         char msg[200];
@@ -195,10 +266,10 @@ void sage__reply_send(struct sage_call *c)
         resp.err_code = SAGE_EMSGSIZE;
         resp.err_msg = msg;
         resp.err_msg_len = strlen(msg);
-        r = send_resp(e->q, &resp);
+        r = send_resp(c, e->q, &resp);
     }
     if (r != SAGE_OK)
         sage__task_drop(t, "answer to '%s' (id %llu) dropped: %s", c->reply_to,
                         (unsigned long long)c->req.id, sage_errdetail());
-    put(t->replies, e, r == SAGE_ECLOSED || r == SAGE_EUNAVAILABLE || r == SAGE_EPROTO);
+    release(t->replies, e, r == SAGE_ECLOSED || r == SAGE_EUNAVAILABLE || r == SAGE_EPROTO);
 }

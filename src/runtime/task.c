@@ -20,8 +20,10 @@
 #include "base/err_internal.h"
 #include "platform/clock.h"
 #include "platform/proc.h"
+#include "runtime/dedupe.h"
 #include "runtime/names.h"
 #include "runtime/task_internal.h"
+#include "cluster/cluster_internal.h"
 
 #define DEFAULT_MAX_REQUEST (1u << 20)
 #define TYPICAL_REQUEST 256 /* bytes per request when sizing a ring */
@@ -316,12 +318,15 @@ static sage_err open_queue(struct sage_task *t)
         sage_queue_unlink(t->reg->queue); /* a leftover of a dead owner, if any */
         return sage_queue_open(&t->rq, t->reg->queue, &o);
     }
-    return SAGE_SETERR(SAGE_ENOTSUP, "task '%s': transport %s is not built into this runtime",
-                       t->name, sage_transport_name(t->transport));
+    return sage__cluster_serve_start(t); /* SAGE_TRANSPORT_NATS */
 }
 
 static void close_queue(struct sage_task *t)
 {
+    if (t->cluster) {
+        sage__cluster_serve_stop(t);
+        return;
+    }
     if (t->lep) {
         sage__lep_unref(t->lep); /* frees the queue once callers let go */
         t->lep = NULL;
@@ -369,15 +374,20 @@ sage_err sage_task_start(sage_task *t)
         goto undo_state;
     if ((r = sage__replies_new(&t->replies)) != SAGE_OK)
         goto undo_queue;
+    if (t->svc->dedupe && (r = sage__dedupe_new(&t->dedupe, t->svc->dedupe)) != SAGE_OK)
+        goto undo_replies;
     t->last_heartbeat_ns = sage__wall_ns();
     atomic_store_explicit(&t->reg->heartbeat_ns, t->last_heartbeat_ns, memory_order_relaxed);
     set_state(t, SAGE_STATE_RUNNING);
-    if ((r = sage__listener_start(t)) != SAGE_OK)
+    /* over NATS the subscription threads are the listener */
+    if (t->transport != SAGE_TRANSPORT_NATS && (r = sage__listener_start(t)) != SAGE_OK)
         goto undo_replies;
     pthread_mutex_unlock(&t->life);
     return SAGE_OK;
 
 undo_replies:
+    sage__dedupe_free(t->dedupe);
+    t->dedupe = NULL;
     sage__replies_free(t->replies);
     t->replies = NULL;
 undo_queue:
@@ -406,13 +416,16 @@ sage_err sage_task_stop(sage_task *t)
         pthread_mutex_unlock(&t->life);
         return SAGE_OK; /* not running: nothing to do */
     }
-    if (t->rq == NULL) { /* failed before it ran */
+    if (t->rq == NULL && t->cluster == NULL) { /* failed before it ran */
         pthread_mutex_unlock(&t->life);
         return SAGE_OK;
     }
     set_state(t, SAGE_STATE_STOPPING);
     atomic_store_explicit(&t->draining, 1, memory_order_release);
-    sage_queue_close(t->rq);
+    if (t->cluster) /* stop taking calls; those received are answered */
+        sage__cluster_serve_stop(t);
+    else
+        sage_queue_close(t->rq);
     pthread_mutex_lock(&t->wlock); /* a listener waiting for a free slot */
     pthread_cond_signal(&t->room);
     pthread_mutex_unlock(&t->wlock);
@@ -423,6 +436,8 @@ sage_err sage_task_stop(sage_task *t)
     t->svc_state = NULL;
     sage__replies_free(t->replies);
     t->replies = NULL;
+    sage__dedupe_free(t->dedupe);
+    t->dedupe = NULL;
     close_queue(t);
     atomic_store_explicit(&t->draining, 0, memory_order_relaxed);
     set_state(t, SAGE_STATE_STOPPED);

@@ -55,6 +55,7 @@ struct sage_call {
     sage_value result;
     int ran;      /* the method ran (for after_call hooks) */
     int64_t *mw_log_start; /* the logging middleware's start time */
+    bool remember; /* dedupe: record this call's answer */
     struct sage_call *next;
 };
 
@@ -87,6 +88,7 @@ struct sage_task {
     pthread_t listener;
     bool listener_started;
     struct sage__replies *replies;
+    struct sage__dedupe *dedupe; /* the service asked for it */
     int64_t last_heartbeat_ns;
     bool batching;                  /* listener: collect, then dispatch */
     pthread_cond_t room;            /* a call finished: the listener may read */
@@ -130,6 +132,12 @@ void sage__listener_join(struct sage_task *t);
  * override the envelope's (NATS inboxes). */
 void sage__task_request(struct sage_task *t, const void *data, size_t len);
 
+/* sage__task_request_sync handles one request's bytes and returns once it
+ * is answered (durable delivery acknowledges only then). */
+void sage__task_request_sync(struct sage_task *t, const void *data, size_t len);
+/* sage__listener_wait_free blocks until fewer than max_workers calls run
+ * (or the task stops): a transport thread's backpressure. */
+void sage__listener_wait_free(struct sage_task *t);
 /* sage__listener_room tells a listener waiting for a free slot that a call
  * finished (called by sage__call_run). */
 void sage__listener_room(struct sage_task *t);
@@ -146,6 +154,10 @@ sage_err sage__replies_new(struct sage__replies **rp);
 void sage__replies_free(struct sage__replies *r);
 /* sage__reply_send encodes and sends c's answer to its caller. */
 void sage__reply_send(struct sage_call *c);
+/* sage__reply_send_bytes sends an already encoded answer to c's caller. */
+void sage__reply_send_bytes(struct sage_call *c, const void *bytes, size_t len);
+/* sage__call_remember records c's encoded answer for dedupe, if asked. */
+void sage__call_remember(struct sage_call *c, const void *bytes, size_t len);
 
 /* ---- task.c */
 /* sage__task_lep returns a new reference to a running local task's request

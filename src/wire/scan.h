@@ -1,6 +1,7 @@
 /*
- * scan.h - reading MessagePack bytes without msgpack-c: the structural
- * pre-scan every decode runs first, and the envelope header.
+ * scan.h - reading MessagePack bytes without msgpack-c: a structural walk
+ * (salvage.c uses it to read what it can of a malformed request) and the
+ * envelope header.
  */
 #ifndef SAGE_WIRE_SCAN_H
 #define SAGE_WIRE_SCAN_H
@@ -12,9 +13,9 @@
 
 /*
  * Deepest nesting of arrays and maps in a message, the envelope array
- * counting as 1 (so args is at 2). msgpack-c 4.0 is built with a parse stack
- * of 32 (MSGPACK_EMBED_STACK_SIZE) and fails beyond it, so the protocol
- * limit cannot be larger without replacing msgpack_unpack.
+ * counting as 1 (so args is at 2). The decoder and the encoder both enforce
+ * it; it bounds the decoder's recursion, and matches what other MessagePack
+ * implementations (msgpack-c's default parse stack) accept.
  */
 #define SAGE__WIRE_MAX_DEPTH 32
 

@@ -4,23 +4,19 @@
  *
  * Encoding runs msgpack-c's packer over a sink that copies into the caller's
  * buffer while counting; with no buffer the same pass measures the exact
- * size. Decoding first proves the bytes sane (scan.c), then lets
- * msgpack_unpack build its object tree in a per-thread zone, converts that
- * tree into sage_values in the caller's arena, and clears the zone. A
- * cleared zone keeps its first chunk, so typical messages decode with no
- * malloc; the zone is freed when its thread exits.
+ * size. Decoding does not use msgpack-c: decode.c reads the bytes once,
+ * checking them as it goes, straight into sage_values in the caller's arena;
+ * this file says which fields an envelope has and what each must hold.
  */
 #include <inttypes.h>
 #include <msgpack.h>
-#include <pthread.h>
 #include <string.h>
 
 #include "base/err_internal.h"
-#include "wire/arena.h"
+#include "wire/decode.h"
 #include "wire/scan.h"
 #include "wire/wire.h"
 
-#define ZONE_CHUNK 8192
 #define REQ_FIELDS 10
 #define RESP_FIELDS 7
 #define MAX_LEN UINT32_MAX /* longest str, bin, array or map MessagePack can say */
@@ -284,235 +280,45 @@ sage_err sage__wire_resp_encode(const sage__resp *r, void *buf, size_t cap, size
 
 /* ------------------------------------------------------------- decoding */
 
-static pthread_key_t zone_key;
-static pthread_once_t zone_once = PTHREAD_ONCE_INIT;
-static bool zone_key_ok;
-static _Thread_local msgpack_zone *thread_zone;
-
-static void zone_destroy(void *z)
-{
-    msgpack_zone_free(z);
-}
-
-static void zone_key_init(void)
-{
-    zone_key_ok = pthread_key_create(&zone_key, zone_destroy) == 0;
-}
-
-/* get_zone returns this thread's zone, made on first use; the key's
- * destructor frees it when the thread exits. */
-static msgpack_zone *get_zone(void)
-{
-    msgpack_zone *z = thread_zone;
-
-    if (z != NULL)
-        return z;
-    pthread_once(&zone_once, zone_key_init);
-    if (!zone_key_ok)
-        return NULL;
-    z = msgpack_zone_new(ZONE_CHUNK);
-    if (z == NULL)
-        return NULL;
-    if (pthread_setspecific(zone_key, z) != 0) {
-        msgpack_zone_free(z);
-        return NULL;
-    }
-    thread_zone = z;
-    return z;
-}
-
-static const char *mp_type_name(msgpack_object_type t)
-{
-    switch (t) {
-    case MSGPACK_OBJECT_NIL:
-        return "nil";
-    case MSGPACK_OBJECT_BOOLEAN:
-        return "bool";
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        return "int";
-    case MSGPACK_OBJECT_FLOAT32:
-    case MSGPACK_OBJECT_FLOAT64:
-        return "float";
-    case MSGPACK_OBJECT_STR:
-        return "str";
-    case MSGPACK_OBJECT_BIN:
-        return "bin";
-    case MSGPACK_OBJECT_ARRAY:
-        return "array";
-    case MSGPACK_OBJECT_MAP:
-        return "map";
-    default:
-        return "ext";
-    }
-}
-
-/* dec: one decoding pass into an arena. */
-struct dec {
-    sage_arena *a;
-    const char *what; /* "request" or "response" */
-};
-
-static sage_err type_error(const struct dec *d, const char *field, const char *want,
-                           const msgpack_object *o)
-{
-    return SAGE_SETERR(SAGE_EPROTO, "%s.%s: expected %s, got %s", d->what, field, want,
-                       mp_type_name(o->type));
-}
-
-static sage_err no_memory(const struct dec *d, const char *field)
-{
-    return SAGE_SETERR(SAGE_ENOMEM, "%s.%s: arena out of memory", d->what, field);
-}
-
-static sage_err get_value(const struct dec *d, const msgpack_object *o, const char *field,
-                          sage_value *out);
-
-static sage_err get_array(const struct dec *d, const msgpack_object *o, const char *field,
-                          sage_value *out)
-{
-    size_t n = o->via.array.size;
-    sage_value *items = sage_arena_alloc(d->a, n * sizeof *items);
-
-    if (items == NULL)
-        return no_memory(d, field);
-    for (size_t i = 0; i < n; i++) {
-        sage_err err = get_value(d, &o->via.array.ptr[i], field, &items[i]);
-
-        if (err)
-            return err;
-    }
-    *out = sage_array(items, n);
-    return SAGE_OK;
-}
-
-static sage_err get_map(const struct dec *d, const msgpack_object *o, const char *field,
-                        sage_value *out)
-{
-    size_t n = o->via.map.size;
-    sage_pair *pairs = sage_arena_alloc(d->a, n * sizeof *pairs);
-
-    if (pairs == NULL)
-        return no_memory(d, field);
-    for (size_t i = 0; i < n; i++) {
-        sage_err err = get_value(d, &o->via.map.ptr[i].key, field, &pairs[i].key);
-
-        if (err == SAGE_OK)
-            err = get_value(d, &o->via.map.ptr[i].val, field, &pairs[i].val);
-        if (err)
-            return err;
-    }
-    *out = sage_map(pairs, n);
-    return SAGE_OK;
-}
-
-static sage_err get_value(const struct dec *d, const msgpack_object *o, const char *field,
-                          sage_value *out)
-{
-    const char *s;
-
-    switch (o->type) {
-    case MSGPACK_OBJECT_NIL:
-        *out = sage_nil();
-        return SAGE_OK;
-    case MSGPACK_OBJECT_BOOLEAN:
-        *out = sage_bool(o->via.boolean);
-        return SAGE_OK;
-    case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        *out = o->via.u64 <= INT64_MAX ? sage_int((int64_t)o->via.u64) : sage_uint(o->via.u64);
-        return SAGE_OK;
-    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        *out = sage_int(o->via.i64);
-        return SAGE_OK;
-    case MSGPACK_OBJECT_FLOAT32: /* msgpack-c widens both to f64 */
-    case MSGPACK_OBJECT_FLOAT64:
-        *out = sage_double(o->via.f64);
-        return SAGE_OK;
-    case MSGPACK_OBJECT_STR:
-        s = sage__arena_strndup(d->a, o->via.str.ptr, o->via.str.size);
-        if (s == NULL)
-            return no_memory(d, field);
-        *out = sage_strn(s, o->via.str.size);
-        return SAGE_OK;
-    case MSGPACK_OBJECT_BIN:
-        s = sage__arena_strndup(d->a, o->via.bin.ptr, o->via.bin.size);
-        if (s == NULL)
-            return no_memory(d, field);
-        *out = sage_bin(s, o->via.bin.size);
-        return SAGE_OK;
-    case MSGPACK_OBJECT_ARRAY:
-        return get_array(d, o, field, out);
-    case MSGPACK_OBJECT_MAP:
-        return get_map(d, o, field, out);
-    default: /* the scan already refused ext */
-        return SAGE_SETERR(SAGE_EPROTO, "%s.%s: %s is not allowed", d->what, field,
-                           mp_type_name(o->type));
-    }
-}
-
-static sage_err get_str(const struct dec *d, const msgpack_object *o, const char *field,
-                        const char **s, size_t *n)
-{
-    if (o->type != MSGPACK_OBJECT_STR)
-        return type_error(d, field, "str", o);
-    *s = sage__arena_strndup(d->a, o->via.str.ptr, o->via.str.size);
-    if (*s == NULL)
-        return no_memory(d, field);
-    *n = o->via.str.size;
-    return SAGE_OK;
-}
-
-static sage_err get_u32(const struct dec *d, const msgpack_object *o, const char *field,
-                        uint32_t *out)
-{
-    if (o->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-        return o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER
-                   ? SAGE_SETERR(SAGE_EPROTO, "%s.%s: expected uint32, got %" PRId64, d->what,
-                                 field, o->via.i64)
-                   : type_error(d, field, "uint32", o);
-    if (o->via.u64 > UINT32_MAX)
-        return SAGE_SETERR(SAGE_EPROTO, "%s.%s: %" PRIu64 " does not fit in uint32", d->what,
-                           field, o->via.u64);
-    *out = (uint32_t)o->via.u64;
-    return SAGE_OK;
-}
-
 /*
- * unpack_envelope checks the header and structure of buf and lets msgpack-c
- * parse it into zone z. The envelope must have the wanted kind and at least
- * need elements; on success *root is the envelope array and *idp its id.
+ * begin reads an envelope's head and judges it in the protocol's order of
+ * checks: the head itself, then the kind, then missing fields (the names of
+ * all need of them in fields), then whether the declared elements can fit.
  */
-static sage_err unpack_envelope(const void *buf, size_t len, const char *what, uint64_t want_kind,
-                                uint32_t need, const char *const *fields, msgpack_zone *z,
-                                msgpack_object *root, uint64_t *idp)
+static sage_err begin(sage__dec *d, const char *what, uint64_t want_kind, uint32_t need,
+                      const char *const *fields, uint32_t *countp, uint64_t *idp)
 {
-    uint32_t count;
     uint64_t kind;
-    size_t used, off = 0;
-    msgpack_unpack_return r;
-    sage_err err;
+    sage_err err = sage__dec_head(d, countp, &kind, idp);
 
-    err = sage__wire_header(buf, len, what, &count, &kind, idp);
     if (err)
         return err;
     if (kind != want_kind)
         return SAGE_SETERR(SAGE_EPROTO, "%s.kind: expected %" PRIu64 " (%s), got %" PRIu64,
                            what, want_kind, what, kind);
-    if (count < need)
+    if (*countp < need)
         return SAGE_SETERR(SAGE_EPROTO, "%s.%s: missing (array of %" PRIu32 ", %" PRIu32
                                         " fields needed)",
-                           what, fields[count], count, need);
-    err = sage__wire_scan(buf, len, what, &used);
-    if (err)
-        return err;
-    if (used != len)
-        return SAGE_SETERR(SAGE_EPROTO, "%s: %zu trailing bytes after the envelope", what,
-                           len - used);
-    r = msgpack_unpack(buf, len, &off, z, root);
-    if (r != MSGPACK_UNPACK_SUCCESS)
-        return SAGE_SETERR(r == MSGPACK_UNPACK_NOMEM_ERROR ? SAGE_ENOMEM : SAGE_EPROTO,
-                           "%s: msgpack-c refused the envelope (%d)", what, (int)r);
-    return SAGE_OK;
+                           what, fields[*countp], *countp, need);
+    return sage__dec_body(d, *countp);
+}
+
+static void get_u32(sage__dec *d, const char *field, uint32_t *out)
+{
+    bool neg;
+    uint64_t u;
+
+    if (!sage__dec_int(d, field, "uint32", &neg, &u))
+        return;
+    if (neg)
+        sage__dec_fail(d, SAGE_SETERR(SAGE_EPROTO, "request.%s: expected uint32, got %" PRId64,
+                                      field, (int64_t)u));
+    else if (u > UINT32_MAX)
+        sage__dec_fail(d, SAGE_SETERR(SAGE_EPROTO, "request.%s: %" PRIu64
+                                                   " does not fit in uint32",
+                                      field, u));
+    else
+        *out = (uint32_t)u;
 }
 
 static const char *const req_fields[REQ_FIELDS] = {
@@ -520,55 +326,46 @@ static const char *const req_fields[REQ_FIELDS] = {
     "args",    "kwargs", "reply_to", "timeout_ms", "flags",
 };
 
-static sage_err get_req(const struct dec *d, const msgpack_object *f, uint32_t count,
-                        sage__req *q)
+/* get_req reads a request's fields after the head; the readers keep the
+ * error to report (decode.h), so each field is read whatever came before. */
+static sage_err get_req(sage__dec *d, uint32_t count, sage__req *q)
 {
-    const msgpack_object *kw = &f[6];
-    sage_err err;
+    uint32_t known = count > REQ_FIELDS ? REQ_FIELDS + 1 : REQ_FIELDS;
+    bool neg;
+    uint64_t u;
 
-    if ((err = get_str(d, &f[3], "service", &q->service, &q->service_len)) ||
-        (err = get_str(d, &f[4], "method", &q->method, &q->method_len)))
-        return err;
-    if (f[5].type != MSGPACK_OBJECT_ARRAY)
-        return type_error(d, "args", "array", &f[5]);
-    if (kw->type != MSGPACK_OBJECT_MAP)
-        return type_error(d, "kwargs", "map", kw);
-    for (uint32_t i = 0; i < kw->via.map.size; i++)
-        if (kw->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR)
-            return SAGE_SETERR(SAGE_EPROTO, "request.kwargs: key #%" PRIu32 " is %s, not str",
-                               i, mp_type_name(kw->via.map.ptr[i].key.type));
-    if ((err = get_value(d, &f[5], "args", &q->args)) ||
-        (err = get_value(d, kw, "kwargs", &q->kwargs)) ||
-        (err = get_str(d, &f[7], "reply_to", &q->reply_to, &q->reply_to_len)) ||
-        (err = get_u32(d, &f[8], "timeout_ms", &q->timeout_ms)) ||
-        (err = get_u32(d, &f[9], "flags", &q->flags)))
-        return err;
-    if (count > REQ_FIELDS) { /* the optional sent_ns */
-        if (f[10].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-            return type_error(d, "sent_ns", "uint64", &f[10]);
-        q->sent_ns = f[10].via.u64;
+    sage__dec_str(d, "service", &q->service, &q->service_len);
+    sage__dec_str(d, "method", &q->method, &q->method_len);
+    sage__dec_array(d, "args", &q->args);
+    sage__dec_kwargs(d, "kwargs", &q->kwargs);
+    sage__dec_str(d, "reply_to", &q->reply_to, &q->reply_to_len);
+    get_u32(d, "timeout_ms", &q->timeout_ms);
+    get_u32(d, "flags", &q->flags);
+    if (count > REQ_FIELDS && sage__dec_int(d, "sent_ns", "uint64", &neg, &u)) {
+        if (neg) /* msgpack-c's word for a negative integer: the detail stays */
+            sage__dec_fail(d, SAGE_SETERR(SAGE_EPROTO,
+                                          "request.sent_ns: expected uint64, got int"));
+        else
+            q->sent_ns = u;
     }
-    return SAGE_OK;
+    sage__dec_skip(d, count - known); /* later fields: checked, ignored */
+    return sage__dec_end(d);
 }
 
 sage_err sage__wire_req_decode(const void *buf, size_t len, sage_arena *a, sage__req *out)
 {
-    struct dec d = {a, "request"};
-    msgpack_zone *z = get_zone();
-    msgpack_object root;
+    sage__dec d;
     sage__req q;
+    uint32_t count;
     sage_err err;
 
     if (a == NULL || out == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "request: NULL arena or result");
-    if (z == NULL)
-        return SAGE_SETERR(SAGE_ENOMEM, "request: cannot make the decoding zone");
     memset(&q, 0, sizeof q);
-    err = unpack_envelope(buf, len, "request", SAGE__WIRE_REQUEST, REQ_FIELDS, req_fields, z,
-                          &root, &q.id);
+    sage__dec_init(&d, buf, len, a, "request");
+    err = begin(&d, "request", SAGE__WIRE_REQUEST, REQ_FIELDS, req_fields, &count, &q.id);
     if (err == SAGE_OK)
-        err = get_req(&d, root.via.array.ptr, root.via.array.size, &q);
-    msgpack_zone_clear(z);
+        err = get_req(&d, count, &q);
     if (err == SAGE_OK)
         *out = q;
     return err;
@@ -578,50 +375,49 @@ static const char *const resp_fields[RESP_FIELDS] = {
     "version", "kind", "id", "ok", "result", "err_code", "err_msg",
 };
 
-static sage_err get_resp(const struct dec *d, const msgpack_object *f, sage__resp *p)
+/* get_code reads err_code, an int32 of any integer encoding. */
+static bool get_code(sage__dec *d, int32_t *out)
 {
-    const msgpack_object *code = &f[5];
-    sage_err err;
+    bool neg;
+    uint64_t u;
 
-    if (f[3].type != MSGPACK_OBJECT_BOOLEAN)
-        return type_error(d, "ok", "bool", &f[3]);
-    p->ok = f[3].via.boolean;
-    if (code->type == MSGPACK_OBJECT_POSITIVE_INTEGER && code->via.u64 <= INT32_MAX)
-        p->err_code = (int32_t)code->via.u64;
-    else if (code->type == MSGPACK_OBJECT_NEGATIVE_INTEGER && code->via.i64 >= INT32_MIN)
-        p->err_code = (int32_t)code->via.i64;
-    else if (code->type == MSGPACK_OBJECT_POSITIVE_INTEGER ||
-             code->type == MSGPACK_OBJECT_NEGATIVE_INTEGER)
-        return SAGE_SETERR(SAGE_EPROTO, "response.err_code: does not fit in int32");
-    else
-        return type_error(d, "err_code", "int", code);
-    if (p->ok != (p->err_code == 0))
-        return SAGE_SETERR(SAGE_EPROTO, "response.err_code: %" PRId32 " with ok %s", p->err_code,
-                           p->ok ? "true" : "false");
-    if ((err = get_value(d, &f[4], "result", &p->result)) ||
-        (err = get_str(d, &f[6], "err_msg", &p->err_msg, &p->err_msg_len)))
-        return err;
-    return SAGE_OK;
+    if (!sage__dec_int(d, "err_code", "int", &neg, &u))
+        return false;
+    if (neg ? (int64_t)u < INT32_MIN : u > INT32_MAX) {
+        sage__dec_fail(d, SAGE_SETERR(SAGE_EPROTO, "response.err_code: does not fit in int32"));
+        return false;
+    }
+    *out = (int32_t)(int64_t)u;
+    return true;
+}
+
+static sage_err get_resp(sage__dec *d, uint32_t count, sage__resp *p)
+{
+    bool have_ok = sage__dec_bool(d, "ok", &p->ok);
+
+    sage__dec_value(d, "result", &p->result);
+    if (get_code(d, &p->err_code) && have_ok && p->ok != (p->err_code == 0))
+        sage__dec_fail(d, SAGE_SETERR(SAGE_EPROTO, "response.err_code: %" PRId32 " with ok %s",
+                                      p->err_code, p->ok ? "true" : "false"));
+    sage__dec_str(d, "err_msg", &p->err_msg, &p->err_msg_len);
+    sage__dec_skip(d, count - RESP_FIELDS);
+    return sage__dec_end(d);
 }
 
 sage_err sage__wire_resp_decode(const void *buf, size_t len, sage_arena *a, sage__resp *out)
 {
-    struct dec d = {a, "response"};
-    msgpack_zone *z = get_zone();
-    msgpack_object root;
+    sage__dec d;
     sage__resp p;
+    uint32_t count;
     sage_err err;
 
     if (a == NULL || out == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "response: NULL arena or result");
-    if (z == NULL)
-        return SAGE_SETERR(SAGE_ENOMEM, "response: cannot make the decoding zone");
     memset(&p, 0, sizeof p);
-    err = unpack_envelope(buf, len, "response", SAGE__WIRE_RESPONSE, RESP_FIELDS, resp_fields, z,
-                          &root, &p.id);
+    sage__dec_init(&d, buf, len, a, "response");
+    err = begin(&d, "response", SAGE__WIRE_RESPONSE, RESP_FIELDS, resp_fields, &count, &p.id);
     if (err == SAGE_OK)
-        err = get_resp(&d, root.via.array.ptr, &p);
-    msgpack_zone_clear(z);
+        err = get_resp(&d, count, &p);
     if (err == SAGE_OK)
         *out = p;
     return err;

@@ -6,10 +6,11 @@
  *   request:  [1, 0, id, service, method, args, kwargs, reply_to, timeout_ms, flags]
  *   response: [1, 1, id, ok, result, err_code, err_msg]
  * Encoding writes straight into the caller's buffer and never allocates.
- * Decoding copies everything it returns (strings NUL-terminated, arrays,
- * maps) into the caller's arena, so the input buffer can be reused at once;
- * its only other memory is a per-thread msgpack-c zone that is cleared, not
- * freed, after each message. Decoders accept envelopes with extra trailing
+ * Decoding (decode.c) reads the bytes in one pass and copies everything it
+ * returns (strings NUL-terminated, arrays, maps) into the caller's arena, so
+ * the input buffer can be reused at once; it allocates nothing else, and
+ * nothing proportional to a count before the bytes for it are proven
+ * present. Decoders accept envelopes with extra trailing
  * elements (forward compatibility) and reject everything else malformed with
  * SAGE_EPROTO (or SAGE_EVERSION) and a detail naming the field. All functions
  * are thread-safe; an arena must not be shared by threads at once. On
