@@ -1,0 +1,346 @@
+/*
+ * deploy.c - sage_cluster_deploy: specs written, replicas placed, and
+ * (optionally) waited for.
+ *
+ * Design notes
+ * - Per service: create the spec (status "placing"; create fails if the
+ *   name is deployed already), reserve room on hosts (place.c), then set the
+ *   placement and status "running" with a compare-and-set. The spec exists
+ *   before any reservation for it, which lets hosts drop reservations whose
+ *   spec is gone without racing a deployer.
+ * - Hosts start replicas only for "running" specs, so a half-placed
+ *   deployment never runs anything.
+ * - All or nothing: a failure removes every service this call deployed
+ *   (undeploy.c's path, replicas and service records included).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/err_internal.h"
+#include "cluster/ops.h"
+
+void sage_cluster_deploy_opts_init(sage_cluster_deploy_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->wait_ms = 30000;
+}
+
+static json_t *make_spec(const sage_cluster_deploy_opts *o, const sage_service_conf *sc,
+                         const char *ns)
+{
+    const sage_cluster_conf *c = &sc->cluster;
+    char id[24];
+    json_t *yaml = json_stringn(o->config_text, o->config_len);
+
+    if (yaml == NULL)
+        return NULL;
+    sage__nio_uid(id, sizeof id);
+    return json_pack("{s:s, s:s, s:s, s:o, s:s, s:i, s:f, s:I, s:s, s:s, s:i, s:b, s:{}, s:s, "
+                     "s:s, s:I}",
+                     "ns", ns, "name", sc->name, "id", id, "config_yaml", yaml, "config_path",
+                     o->config_path ? o->config_path : "", "replicas", (int)c->replicas, "cpus",
+                     c->cpus, "memory", (json_int_t)c->memory, "lifetime",
+                     c->detached ? "detached" : "owned", "owner",
+                     c->detached ? "" : sage_cluster_lease_id(o->lease), "max_restarts",
+                     (int)c->max_restarts, "durable", c->durable, "placement", "status",
+                     "placing", "reason", "", "created", (json_int_t)sage__wall_ms());
+}
+
+/* stale_spec: an existing spec that hosts are about to remove anyway (its
+ * lease lapsed, or it was abandoned half placed) may be taken over */
+static bool stale_spec(struct sage__ops *ops, const json_t *spec)
+{
+    const char *owner = sage__jstr(spec, "owner");
+    void *val = NULL;
+    size_t len;
+
+    if (sage__spec_abandoned(spec, sage__wall_ms()))
+        return true;
+    if (owner[0] && sage__nio_kv_get(ops->leases, owner, &val, &len, NULL) == SAGE_ENOENT)
+        return true;
+    free(val);
+    return false;
+}
+
+/* create_spec writes spec under key unless a live deployment has it */
+static sage_err create_spec(struct sage__ops *ops, const char *key, const json_t *spec,
+                            uint64_t *revp)
+{
+    for (int attempt = 0; attempt < 3; attempt++) {
+        json_t *old = NULL;
+        uint64_t rev = 0;
+        sage_err r = sage__kv_put_json(ops->deploy, key, spec, true, 0, revp);
+
+        if (r != SAGE_EEXIST)
+            return r;
+        if ((r = sage__kv_get_json(ops->deploy, key, &old, &rev)) != SAGE_OK) {
+            if (r == SAGE_ENOENT || r == SAGE_EPROTO)
+                continue; /* gone meanwhile (or garbage we may not delete): try again */
+            return r;
+        }
+        if (!stale_spec(ops, old)) {
+            r = SAGE_SETERR(SAGE_EEXIST,
+                            "service '%s' is already deployed in namespace '%s' (deployment %s, "
+                            "%s, %s): undeploy it first",
+                            sage__jstr(old, "name"), sage__jstr(old, "ns"),
+                            sage__jstr(old, "id"), sage__jstr(old, "status"),
+                            sage__jstr(old, "lifetime"));
+            json_decref(old);
+            return r;
+        }
+        /* its owner is gone: finish the hosts' job and take the name */
+        sage__undeploy_spec(ops, key, old, rev, 0);
+        json_decref(old);
+    }
+    return SAGE_SETERR(SAGE_EBUSY, "deployment '%s' kept changing", key);
+}
+
+static sage_err deploy_one(struct sage__ops *ops, const sage_cluster_deploy_opts *o,
+                           const sage_service_conf *sc, const char *ns, json_t *done)
+{
+    char key[160];
+    json_t *spec = make_spec(o, sc, ns);
+    uint64_t rev = 0;
+    sage_err r;
+
+    if (spec == NULL)
+        return SAGE_SETERR(SAGE_ECONFIG, "%s: the configuration is not valid UTF-8",
+                           o->config_path ? o->config_path : "configuration");
+    sage__spec_key(key, sizeof key, ns, sc->name);
+    if ((r = create_spec(ops, key, spec, &rev)) != SAGE_OK)
+        goto out;
+    if ((r = sage__place(ops, spec)) != SAGE_OK) {
+        char detail[1200];
+
+        snprintf(detail, sizeof detail, "%s", sage_errdetail());
+        sage__nio_kv_delete_rev(ops->deploy, key, rev);
+        r = SAGE_SETERR(r, "%s", detail);
+        goto out;
+    }
+    json_object_set_new(spec, "status", json_string("running"));
+    r = sage__kv_put_json(ops->deploy, key, spec, false, rev, &rev);
+    if (r != SAGE_OK) {
+        char why[512];
+
+        /* a host judged it dead meanwhile (its lease lapsed?) */
+        snprintf(why, sizeof why, "%s", sage_errdetail());
+        r = SAGE_SETERR(r, "deployment of '%s' was changed by someone else while placing: %s",
+                        key, why);
+        sage__hostrec_release_all(ops->hosts, key, sage__jstr(spec, "id"),
+                                  json_object_get(spec, "placement"));
+        goto out;
+    }
+    json_object_set_new(spec, "rev", json_integer((json_int_t)rev));
+    json_array_append(done, spec);
+out:
+    json_decref(spec);
+    return r;
+}
+
+/* ------------------------------------------------------------- waiting */
+
+struct running {
+    json_t *specs; /* deployed this call */
+    char why[512];
+};
+
+static int all_running(void *arg, const json_t *hosts, int64_t now_ms, sage_err *errp)
+{
+    struct running *w = arg;
+    size_t i;
+    json_t *spec;
+
+    json_array_foreach(w->specs, i, spec) {
+        const char *deploy = sage__jstr(spec, "id"), *hid;
+        int64_t want = sage__jint(spec, "replicas"), running = 0, failed = 0;
+        json_t *rec;
+
+        json_object_foreach((json_t *)hosts, hid, rec) {
+            size_t k;
+            json_t *rep;
+
+            if (!sage__hostrec_alive(rec, now_ms))
+                continue;
+            json_array_foreach(json_object_get(rec, "replicas"), k, rep) {
+                if (strcmp(sage__jstr(rep, "deploy"), deploy) != 0)
+                    continue;
+                running += strcmp(sage__jstr(rep, "state"), "running") == 0;
+                failed += strcmp(sage__jstr(rep, "state"), "failed") == 0;
+            }
+        }
+        if (failed > 0 && failed + running >= want && running == 0) {
+            *errp = SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s' failed while starting",
+                                sage__jstr(spec, "name"));
+            return -1;
+        }
+        if (running < want) {
+            snprintf(w->why, sizeof w->why, "service '%s': %lld of %lld replicas running",
+                     sage__jstr(spec, "name"), (long long)running, (long long)want);
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* failure_reason reads the reason a failed spec gives, for the detail */
+static void failure_reason(struct sage__ops *ops, const json_t *specs, char *buf, size_t cap)
+{
+    size_t i;
+    json_t *spec;
+
+    buf[0] = '\0';
+    json_array_foreach(specs, i, spec) {
+        char key[160];
+        json_t *cur = NULL;
+
+        sage__spec_key(key, sizeof key, sage__jstr(spec, "ns"), sage__jstr(spec, "name"));
+        if (sage__kv_get_json(ops->deploy, key, &cur, NULL) == SAGE_OK &&
+            sage__jstr(cur, "reason")[0]) {
+            snprintf(buf, cap, "service '%s': %s", sage__jstr(spec, "name"),
+                     sage__jstr(cur, "reason"));
+            json_decref(cur);
+            return;
+        }
+        json_decref(cur);
+    }
+}
+
+static sage_err await_running(struct sage__ops *ops, json_t *specs, int wait_ms)
+{
+    struct running w = {specs, ""};
+    char reason[600];
+    sage_err r = sage__await_hosts(ops, all_running, &w, wait_ms);
+
+    if (r == SAGE_ETIMEDOUT)
+        return SAGE_SETERR(r, "replicas not all running after %d ms (%s)", wait_ms, w.why);
+    if (r == SAGE_EUNAVAILABLE) {
+        /* the host marks the spec failed just after its record says so */
+        for (int i = 0; i < 20; i++) {
+            struct timespec ts = {0, 50 * 1000000L};
+
+            failure_reason(ops, specs, reason, sizeof reason);
+            if (reason[0])
+                return SAGE_SETERR(r, "%s", reason);
+            nanosleep(&ts, NULL);
+        }
+        return SAGE_SETERR(r, "a service's replicas failed while starting (see the host's log)");
+    }
+    return r;
+}
+
+/* ----------------------------------------------------------- selecting */
+
+static sage_err select_services(const sage_cluster_deploy_opts *o, const sage_config *cfg,
+                                const sage_service_conf ***listp, size_t *np)
+{
+    size_t n = o->services ? o->nservices : sage_config_nservices(cfg), k = 0;
+    const sage_service_conf **list = calloc(n ? n : 1, sizeof *list);
+    const char *file = o->config_path ? o->config_path : "configuration";
+
+    if (list == NULL)
+        return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const sage_service_conf *sc;
+
+        if (o->services) {
+            sc = sage_config_find(cfg, o->services[i]);
+            if (sc == NULL) {
+                free(list);
+                return SAGE_SETERR(SAGE_ECONFIG, "%s lists no service '%s'", file,
+                                   o->services[i]);
+            }
+            if (strcmp(sc->transport, "nats") != 0) {
+                free(list);
+                return SAGE_SETERR(SAGE_ECONFIG,
+                                   "%s:%d: service '%s' has transport %s: only transport nats "
+                                   "services can be deployed to the cluster",
+                                   file, sc->line, sc->name, sc->transport);
+            }
+        } else {
+            sc = sage_config_service(cfg, i);
+            if (strcmp(sc->transport, "nats") != 0)
+                continue;
+        }
+        if (!sc->cluster.detached && o->lease == NULL) {
+            free(list);
+            return SAGE_SETERR(SAGE_EINVAL,
+                               "service '%s' has lifetime owned: deploying it needs a lease "
+                               "(sage_cluster_lease_new)",
+                               sc->name);
+        }
+        list[k++] = sc;
+    }
+    if (k == 0) {
+        free(list);
+        return SAGE_SETERR(SAGE_ECONFIG,
+                           "%s: no service has transport nats, so none can be deployed (set "
+                           "`transport: nats` at the top or on a service)",
+                           file);
+    }
+    *listp = list;
+    *np = k;
+    return SAGE_OK;
+}
+
+/* rollback removes what this call deployed */
+static void rollback(struct sage__ops *ops, json_t *done)
+{
+    size_t i;
+    json_t *spec;
+
+    json_array_foreach(done, i, spec) {
+        char key[160];
+
+        sage__spec_key(key, sizeof key, sage__jstr(spec, "ns"), sage__jstr(spec, "name"));
+        sage__undeploy_spec(ops, key, spec, (uint64_t)sage__jint(spec, "rev"), 5000);
+    }
+}
+
+sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o)
+{
+    sage_config *cfg = NULL;
+    const sage_service_conf **list = NULL;
+    size_t n = 0;
+    struct sage__ops ops;
+    json_t *done = NULL;
+    const char *ns;
+    char saved[1400];
+    sage_err r;
+
+    memset(&ops, 0, sizeof ops);
+    if (o == NULL || o->config_text == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "deploy: no configuration given");
+    if ((r = sage_config_parse(&cfg, o->config_text, o->config_len, o->config_path)) != SAGE_OK)
+        return r;
+    ns = o->ns ? o->ns : sage_config_namespace(cfg);
+    if (!sage__valid_name(ns)) {
+        r = SAGE_SETERR(SAGE_EINVAL, "namespace '%s' must be 1..64 of [A-Za-z0-9_-]", ns);
+        goto out;
+    }
+    if ((r = select_services(o, cfg, &list, &n)) != SAGE_OK)
+        goto out;
+    if ((r = sage__ops_open(&ops, o->nats ? o->nats : sage_config_nats(cfg), "sagesvc deploy",
+                            NULL, NULL)) != SAGE_OK)
+        goto out;
+    if ((done = json_array()) == NULL) {
+        r = SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < n && r == SAGE_OK; i++)
+        r = deploy_one(&ops, o, list[i], ns, done);
+    if (r == SAGE_OK && o->wait_ms > 0)
+        r = await_running(&ops, done, o->wait_ms);
+    if (r != SAGE_OK) {
+        snprintf(saved, sizeof saved, "%s", sage_errdetail());
+        rollback(&ops, done);
+        r = SAGE_SETERR(r, "%s", saved);
+    }
+out:
+    json_decref(done);
+    sage__ops_close(&ops);
+    free(list);
+    sage_config_free(cfg);
+    return r;
+}

@@ -1,0 +1,521 @@
+/*
+ * host.c - sage_cluster_host_run: the host daemon's loop, start and stop.
+ *
+ * Design notes
+ * - One thread does everything (the caller's): it polls the stop fd, an
+ *   eventfd (watched deployment changes, hostspecs.c), and each replica's
+ *   pidfd and ready pipe, with a timeout that is the next heartbeat or slot
+ *   timer. No sleeping, no SIGCHLD.
+ * - Each turn: handle what became readable, then due slot timers; then
+ *   reconcile when the cache changed or a heartbeat is due, drop finished
+ *   groups, and write the record (hostbeat.c) when due or dirty.
+ * - Stop: every replica gets SIGTERM (SIGKILL after the grace), the loop
+ *   waits for them through their pidfds, then the record is deleted, which
+ *   releases the host's reservations.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "base/err_internal.h"
+#include "cluster/host.h"
+#include "platform/clock.h"
+#include "platform/proc.h"
+
+#define MS 1000000LL
+#define MS 1000000LL
+
+/* a change seen by the watch, waiting for the loop */
+const char *sage__host_id(const struct sage__host *h)
+{
+    return h->id;
+}
+
+void sage__host_log(struct sage__host *h, const char *fmt, ...)
+{
+    char line[1024];
+    int n = snprintf(line, sizeof line, "host %s: ", h->id);
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof line - (size_t)n, fmt, ap);
+    va_end(ap);
+    if (h->o->log)
+        h->o->log(h->o->arg, line);
+    else
+        fprintf(stderr, "%s\n", line);
+}
+
+void sage__host_dirty(struct sage__host *h)
+{
+    h->dirty = true;
+}
+
+void sage__host_wake(struct sage__host *h)
+{
+    uint64_t one = 1;
+
+    if (write(h->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
+        return; /* cannot happen with an eventfd below its maximum */
+}
+
+/* ------------------------------------------------------------- replicas */
+
+static char *join_servers(const sage_nats_conf *c)
+{
+    size_t len = 1;
+    char *s;
+
+    for (size_t i = 0; i < c->nservers; i++)
+        len += strlen(c->servers[i]) + 1;
+    if ((s = calloc(1, len)) == NULL)
+        return NULL;
+    for (size_t i = 0; i < c->nservers; i++) {
+        if (i)
+            strcat(s, ",");
+        strcat(s, c->servers[i]);
+    }
+    return s;
+}
+
+static bool push(char ***v, size_t *n, const char *s)
+{
+    char **nv = realloc(*v, (*n + 2) * sizeof *nv);
+
+    if (nv == NULL)
+        return false;
+    *v = nv;
+    if ((nv[*n] = strdup(s)) == NULL)
+        return false;
+    nv[++*n] = NULL;
+    return true;
+}
+
+static void free_strv(char **v)
+{
+    for (size_t i = 0; v && v[i]; i++)
+        free(v[i]);
+    free(v);
+}
+
+/* build_command makes the replica command line's fixed part and its
+ * environment: credentials stay off the command line */
+static sage_err build_command(struct sage__host *h)
+{
+    static const char *const dflt[] = {"nats://127.0.0.1:4222"};
+    const sage_nats_conf *c = &h->nats;
+    sage_nats_conf servers = *c;
+    char *urls, pid[24], **e;
+    size_t ne = 0;
+    bool ok = true;
+
+    if (servers.nservers == 0) {
+        servers.servers = dflt;
+        servers.nservers = 1;
+    }
+    if ((urls = join_servers(&servers)) == NULL)
+        return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    for (size_t i = 0; h->o->replica_argv[i]; i++)
+        ok = ok && push(&h->argv, &h->nargv, h->o->replica_argv[i]);
+    ok = ok && push(&h->argv, &h->nargv, "--nats") && push(&h->argv, &h->nargv, urls);
+    ok = ok && push(&h->argv, &h->nargv, "--ready-fd") && push(&h->argv, &h->nargv, "3");
+    ok = ok && push(&h->argv, &h->nargv, "--host-pid") && push(&h->argv, &h->nargv, pid);
+    if (c->creds)
+        ok = ok && push(&h->argv, &h->nargv, "--creds") && push(&h->argv, &h->nargv, c->creds);
+    if (c->tls_ca)
+        ok = ok && push(&h->argv, &h->nargv, "--tls-ca") && push(&h->argv, &h->nargv, c->tls_ca);
+    if (c->tls_cert)
+        ok = ok && push(&h->argv, &h->nargv, "--tls-cert") &&
+             push(&h->argv, &h->nargv, c->tls_cert) && push(&h->argv, &h->nargv, "--tls-key") &&
+             push(&h->argv, &h->nargv, c->tls_key ? c->tls_key : "");
+    free(urls);
+    for (e = environ; ok && e && *e; e++)
+        if (strncmp(*e, "SAGESVC_NATS_", 13) != 0)
+            ok = push(&h->envp, &ne, *e);
+    if (ok && c->user) {
+        char *kv1 = NULL, *kv2 = NULL;
+
+        ok = asprintf(&kv1, "SAGESVC_NATS_USER=%s", c->user) > 0 &&
+             asprintf(&kv2, "SAGESVC_NATS_PASSWORD=%s", c->password ? c->password : "") > 0 &&
+             push(&h->envp, &ne, kv1) && push(&h->envp, &ne, kv2);
+        free(kv1);
+        free(kv2);
+    }
+    if (ok && c->token) {
+        char *kv = NULL;
+
+        ok = asprintf(&kv, "SAGESVC_NATS_TOKEN=%s", c->token) > 0 && push(&h->envp, &ne, kv);
+        free(kv);
+    }
+    if (ok && h->envp == NULL)
+        ok = push(&h->envp, &ne, "SAGESVC_REPLICA=1");
+    return ok ? SAGE_OK : SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+}
+
+void sage__host_spawn(struct sage__host *h, struct sage__group *g, struct sage__slot *s)
+{
+    char *argv[64 + 8];
+    size_t n = 0;
+    sage_err r;
+
+    for (size_t i = 0; i < h->nargv && n < 64; i++)
+        argv[n++] = h->argv[i];
+    argv[n++] = "--ns";
+    argv[n++] = g->ns;
+    argv[n++] = "--service";
+    argv[n++] = g->name;
+    argv[n] = NULL;
+    r = sage__child_spawn(&s->child, argv, h->envp);
+    sage__host_dirty(h);
+    if (r == SAGE_OK) {
+        s->state = SAGE__SLOT_STARTING;
+        sage__host_log(h, "%s: started replica pid %d%s", g->key, (int)s->child.pid,
+                       s->restarts ? " (a restart)" : "");
+        return;
+    }
+    sage__host_log(h, "%s: %s", g->key, sage_errdetail());
+    s->state = SAGE__SLOT_STARTING; /* counts as a death at start */
+    sage__slot_exited(h, g, s, 127 << 8);
+}
+
+/* ------------------------------------------------------------- the loop */
+
+struct pollset {
+    struct pollfd *fds;
+    struct sage__slot **slot; /* per fd; NULL for stop/wake */
+    struct sage__group **group;
+    size_t n, cap;
+};
+
+static bool pollset_add(struct pollset *p, int fd, struct sage__group *g, struct sage__slot *s)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? 2 * p->cap : 16;
+        struct pollfd *f = realloc(p->fds, cap * sizeof *f);
+        struct sage__slot **sl;
+        struct sage__group **gr;
+
+        if (f == NULL)
+            return false;
+        p->fds = f;
+        if ((sl = realloc(p->slot, cap * sizeof *sl)) == NULL)
+            return false;
+        p->slot = sl;
+        if ((gr = realloc(p->group, cap * sizeof *gr)) == NULL)
+            return false;
+        p->group = gr;
+        p->cap = cap;
+    }
+    p->fds[p->n] = (struct pollfd){fd, POLLIN, 0};
+    p->slot[p->n] = s;
+    p->group[p->n] = g;
+    p->n++;
+    return true;
+}
+
+/* build_pollset lists the descriptors to wait on and returns the poll
+ * timeout in ms: until the next heartbeat or slot timer */
+static int build_pollset(struct sage__host *h, struct pollset *p, bool stopping)
+{
+    int64_t now = sage__now_ns(), next = stopping ? now + 1000 * MS : h->next_beat_ns;
+
+    p->n = 0;
+    if (!stopping && h->o->stop_fd >= 0)
+        pollset_add(p, h->o->stop_fd, NULL, NULL);
+    pollset_add(p, h->wake_fd, NULL, NULL);
+    for (struct sage__group *g = h->groups; g; g = g->next)
+        for (size_t i = 0; i < g->nslots; i++) {
+            struct sage__slot *s = &g->slots[i];
+
+            if (s->child.pidfd >= 0)
+                pollset_add(p, s->child.pidfd, g, s);
+            if (s->child.readyfd >= 0)
+                pollset_add(p, s->child.readyfd, g, s);
+            if ((s->state == SAGE__SLOT_BACKOFF || s->state == SAGE__SLOT_STOPPING) &&
+                s->due_ns > 0 && s->due_ns < next)
+                next = s->due_ns;
+        }
+    if (!stopping && (h->dirty || h->cache_changed))
+        return 0;
+    return next <= now ? 0 : (int)((next - now + MS - 1) / MS);
+}
+
+/* on_fd handles one readable descriptor of a slot */
+static void on_fd(struct sage__host *h, struct sage__group *g, struct sage__slot *s, int fd)
+{
+    if (fd == s->child.readyfd) {
+        char buf[16];
+        ssize_t n = read(fd, buf, sizeof buf);
+
+        if (n > 0 && memchr(buf, 'R', (size_t)n) && s->state == SAGE__SLOT_STARTING) {
+            s->state = SAGE__SLOT_RUNNING;
+            sage__host_log(h, "%s: replica pid %d serves", g->key, (int)s->child.pid);
+            h->dirty = true;
+        }
+        if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
+            close(s->child.readyfd);
+            s->child.readyfd = -1;
+        }
+    } else if (fd == s->child.pidfd) {
+        int status = 0;
+
+        if (sage__child_reap(&s->child, &status))
+            sage__slot_exited(h, g, s, status);
+    }
+}
+
+static void run_timers(struct sage__host *h, bool stopping)
+{
+    int64_t now = sage__now_ns();
+
+    for (struct sage__group *g = h->groups; g; g = g->next)
+        for (size_t i = 0; i < g->nslots; i++) {
+            struct sage__slot *s = &g->slots[i];
+
+            if (s->due_ns > 0 && s->due_ns <= now &&
+                (s->state == SAGE__SLOT_STOPPING ||
+                 (s->state == SAGE__SLOT_BACKOFF && !stopping && g->runnable)))
+                sage__slot_due(h, g, s);
+        }
+}
+
+/* turn waits for one event and handles it; returns true when asked to stop */
+static bool turn(struct sage__host *h, struct pollset *p, bool stopping)
+{
+    int timeout = build_pollset(h, p, stopping);
+    int n = poll(p->fds, p->n, timeout);
+    bool stop = false;
+
+    if (n < 0 && errno != EINTR) {
+        sage__host_log(h, "poll: %s", strerror(errno));
+        return true;
+    }
+    for (size_t i = 0; n > 0 && i < p->n; i++) {
+        if (p->fds[i].revents == 0)
+            continue;
+        if (p->fds[i].fd == h->wake_fd)
+            sage__host_take_changes(h);
+        else if (p->slot[i] == NULL)
+            stop = true; /* the stop fd */
+        else
+            on_fd(h, p->group[i], p->slot[i], p->fds[i].fd);
+    }
+    run_timers(h, stopping);
+    return stop;
+}
+
+/* ------------------------------------------------------------ start, stop */
+
+static sage_err check_opts(const sage_cluster_host_opts *o)
+{
+    if (o == NULL || o->replica_argv == NULL || o->replica_argv[0] == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "host: replica_argv must name the replica command");
+    if (o->id && !sage__valid_name(o->id))
+        return SAGE_SETERR(SAGE_EINVAL, "host id '%s' must be 1..64 of [A-Za-z0-9_-]", o->id);
+    if (o->cpus < 0)
+        return SAGE_SETERR(SAGE_EINVAL, "host: cpus must be positive, got %g", o->cpus);
+    return SAGE_OK;
+}
+
+static void default_id(char *id, size_t cap, const char *hostname)
+{
+    size_t n = 0;
+
+    for (const char *c = hostname; *c && n < 64 && n + 1 < cap; c++)
+        id[n++] = sage__valid_name((char[]){*c, 0}) ? *c : '-';
+    id[n] = '\0';
+    if (n == 0)
+        snprintf(id, cap, "host");
+}
+
+/* claim refuses to run when another live host has our id */
+static sage_err claim(struct sage__host *h)
+{
+    json_t *rec = NULL;
+    sage_err r = sage__kv_get_json(h->ops.hosts, h->id, &rec, NULL);
+    int pid;
+
+    if (r != SAGE_OK)
+        return SAGE_OK;
+    pid = (int)sage__jint(rec, "pid");
+    if (sage__hostrec_alive(rec, sage__wall_ms()) &&
+        (strcmp(sage__jstr(rec, "hostname"), h->hostname) != 0 ||
+         (pid != getpid() && sage__pid_alive(pid)))) {
+        r = SAGE_SETERR(SAGE_EEXIST,
+                        "host id '%s' is taken by a live host (pid %d on %s): pick another id, "
+                        "or stop that one",
+                        h->id, pid, sage__jstr(rec, "hostname"));
+    }
+    json_decref(rec);
+    return r;
+}
+
+/* open_buckets connects and opens the buckets; JetStream that does not
+ * answer yet (a cluster still electing its leader) is waited for, up to
+ * 30 s, while the stop fd is watched */
+static sage_err open_buckets(struct sage__host *h, const char *name)
+{
+    int64_t end = sage__now_ns() + 30000 * MS;
+    bool said = false;
+
+    for (;;) {
+        sage_err r = sage__ops_open(&h->ops, &h->nats, name, sage__host_on_event, h);
+        struct pollfd p = {h->o->stop_fd, POLLIN, 0};
+
+        if (r != SAGE_ETIMEDOUT || sage__now_ns() > end)
+            return r;
+        if (!said)
+            sage__host_log(h, "JetStream does not answer yet: %s; retrying for 30 s",
+                           sage_errdetail());
+        said = true;
+        if (poll(&p, h->o->stop_fd >= 0 ? 1 : 0, 500) > 0)
+            return SAGE_SETERR(SAGE_ECLOSED, "host %s: stopped while starting", h->id);
+    }
+}
+
+static void host_fini(struct sage__host *h)
+{
+    struct sage__change *c;
+
+    sage__nio_kv_unwatch(h->watch);
+    while ((c = h->changes) != NULL) {
+        h->changes = c->next;
+        json_decref(c->spec);
+        free(c->key);
+        free(c);
+    }
+    sage__ops_close(&h->ops);
+    for (struct sage__group *g = h->groups, *next; g; g = next) {
+        next = g->next;
+        for (size_t i = 0; i < g->nslots; i++)
+            sage__child_close(&g->slots[i].child);
+        free(g->slots);
+        free(g);
+    }
+    json_decref(h->cache);
+    json_decref(h->last);
+    free_strv(h->argv);
+    free_strv(h->envp);
+    if (h->wake_fd >= 0)
+        close(h->wake_fd);
+    pthread_mutex_destroy(&h->lock);
+}
+
+/* shutdown stops every replica (SIGTERM, SIGKILL after the grace) and waits
+ * for them, then deletes the record: its reservations go with it */
+static void shutdown_host(struct sage__host *h, struct pollset *p)
+{
+    int64_t deadline = sage__now_ns() + (SAGE__STOP_GRACE_MS + 2000) * MS;
+
+    for (struct sage__group *g = h->groups; g; g = g->next) {
+        g->want = 0;
+        g->runnable = false;
+        sage__group_apply(h, g);
+    }
+    for (;;) {
+        bool any = false;
+
+        for (struct sage__group *g = h->groups; g; g = g->next)
+            for (size_t i = 0; i < g->nslots; i++)
+                any = any || g->slots[i].child.pid > 0;
+        if (!any || sage__now_ns() > deadline)
+            break;
+        turn(h, p, true);
+    }
+    sage__nio_kv_delete(h->ops.hosts, h->id);
+    sage__host_log(h, "stopped; record removed");
+}
+
+void sage_cluster_host_opts_init(sage_cluster_host_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->stop_fd = -1;
+}
+
+sage_err sage_cluster_host_run(const sage_cluster_host_opts *o)
+{
+    struct sage__host h;
+    struct pollset p = {0};
+    char name[128];
+    sage_err r;
+
+    if ((r = check_opts(o)) != SAGE_OK)
+        return r;
+    memset(&h, 0, sizeof h);
+    h.o = o;
+    h.wake_fd = -1;
+    h.tail = &h.changes;
+    pthread_mutex_init(&h.lock, NULL);
+    if (o->nats)
+        h.nats = *o->nats;
+    else
+        sage_nats_conf_init(&h.nats);
+    h.nats.reconnect_max = -1; /* a daemon rides out outages */
+    if (gethostname(h.hostname, sizeof h.hostname - 1) != 0)
+        snprintf(h.hostname, sizeof h.hostname, "localhost");
+    if (o->id)
+        snprintf(h.id, sizeof h.id, "%s", o->id);
+    else
+        default_id(h.id, sizeof h.id, h.hostname);
+    h.cpus = o->cpus > 0 ? o->cpus : (double)sage__ncpu();
+    h.memory = o->memory ? o->memory
+                         : (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
+    h.cache = json_object();
+    h.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (h.cache == NULL || h.wake_fd < 0) {
+        r = SAGE_SETERR(SAGE_ESYS, "host: cannot make its event descriptor: %s",
+                        strerror(errno));
+        goto out;
+    }
+    if ((r = build_command(&h)) != SAGE_OK)
+        goto out;
+    snprintf(name, sizeof name, "sagesvc host %s", h.id);
+    if ((r = open_buckets(&h, name)) != SAGE_OK)
+        goto out;
+    if ((r = claim(&h)) != SAGE_OK)
+        goto out;
+    if ((r = sage__host_write_record(&h)) != SAGE_OK)
+        goto out;
+    if ((r = sage__nio_kv_watch(h.ops.deploy, NULL, sage__host_on_watch, &h, &h.watch)) != SAGE_OK)
+        goto out;
+    h.next_resync_ns = sage__now_ns() + SAGE__RESYNC_MS * MS;
+    h.next_beat_ns = sage__now_ns() + SAGE__HEARTBEAT_MS * MS;
+    sage__host_log(&h, "up: %g CPUs, %llu bytes of memory offered; pid %d", h.cpus,
+                   (unsigned long long)h.memory, (int)getpid());
+    for (;;) {
+        bool beat;
+
+        if (turn(&h, &p, false))
+            break;
+        beat = sage__now_ns() >= h.next_beat_ns;
+        if (beat && sage__now_ns() >= h.next_resync_ns)
+            sage__host_take_changes(&h); /* the periodic full reread */
+        if (h.cache_changed || beat) {
+            h.cache_changed = false;
+            sage__host_reconcile(&h);
+        }
+        sage__host_reap_groups(&h);
+        if (beat || h.dirty) {
+            sage__host_write_record(&h);
+            if (beat)
+                h.next_beat_ns = sage__now_ns() + SAGE__HEARTBEAT_MS * MS;
+        }
+    }
+    shutdown_host(&h, &p);
+    r = SAGE_OK;
+out:
+    free(p.fds);
+    free(p.slot);
+    free(p.group);
+    host_fini(&h);
+    return r;
+}
+

@@ -1,0 +1,201 @@
+/*
+ * host.h - the host daemon's insides: host.c runs the loop, hostspecs.c
+ * follows the deployments, hostbeat.c writes the host's record,
+ * supervise.c runs the replica slots, child.c the processes.
+ *
+ * Everything here runs on the host's own thread (the caller of
+ * sage_cluster_host_run), except the watch callback, which only queues
+ * changes for it (host.c).
+ */
+#ifndef SAGE_CLUSTER_HOST_H
+#define SAGE_CLUSTER_HOST_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <sys/types.h>
+
+#include "cluster/ops.h"
+
+#define SAGE__BACKOFF_FIRST_MS 100 /* first restart delay, doubling */
+#define SAGE__BACKOFF_MAX_MS 5000
+#define SAGE__STOP_GRACE_MS 5000   /* SIGTERM, then SIGKILL this long after */
+#define SAGE__RESYNC_MS 5000       /* full reread of the deployments: a safety net */
+
+/* ------------------------------------------------ child.c: one process */
+
+struct sage__child {
+    pid_t pid;   /* 0: none */
+    int pidfd;   /* readable once the process exited; -1: none */
+    int readyfd; /* the replica writes 'R' here once it serves; -1: closed */
+};
+
+/*
+ * sage__child_spawn starts argv (argv[0] a path) with envp, stdin from
+ * /dev/null, a pipe's write end as fd 3 (--ready-fd 3), no other inherited
+ * descriptor, default signal dispositions and an empty signal mask, in our
+ * process group. SAGE_ESYS (detail: why) if it cannot.
+ */
+sage_err sage__child_spawn(struct sage__child *c, char *const *argv, char *const *envp);
+
+/* sage__child_signal sends sig to c if it runs. */
+void sage__child_signal(struct sage__child *c, int sig);
+
+/* sage__child_reap collects c's exit status without blocking: true and
+ * *statusp (a wait status) once it exited, false while it runs. */
+bool sage__child_reap(struct sage__child *c, int *statusp);
+
+/* sage__child_close closes c's descriptors (after reaping). */
+void sage__child_close(struct sage__child *c);
+
+/* sage__child_describe writes "exited with status N" or "killed by SIGX". */
+void sage__child_describe(char *buf, size_t cap, int status);
+
+/* ------------------------------------------ supervise.c: replica slots */
+
+enum sage__slot_state {
+    SAGE__SLOT_STARTING, /* spawned, not yet serving */
+    SAGE__SLOT_RUNNING,  /* said it serves */
+    SAGE__SLOT_BACKOFF,  /* died; restarts at due_ns */
+    SAGE__SLOT_STOPPING, /* asked to stop; SIGKILL at due_ns */
+    SAGE__SLOT_FAILED,   /* died once more after max_restarts restarts */
+    SAGE__SLOT_DONE,     /* stopped; to be dropped */
+};
+
+struct sage__slot {
+    enum sage__slot_state state;
+    struct sage__child child;
+    uint32_t restarts; /* restarts made */
+    int64_t due_ns;    /* monotonic */
+    int last_status;   /* wait status of the last exit */
+};
+
+/* The replicas of one deployment on this host. */
+struct sage__group {
+    char key[160]; /* "NS.NAME" */
+    char ns[72];
+    char name[72];
+    char deploy[32]; /* the deployment's id */
+    uint32_t max_restarts;
+    double cpus;
+    uint64_t memory;
+    int durable;
+    uint32_t want;         /* replicas placed here; 0: stop them all */
+    bool runnable;         /* the spec says "running": (re)start replicas */
+    bool gone;             /* the deployment was removed: clean up after */
+    bool need_reservation; /* make sure the record reserves for it */
+    struct sage__slot *slots;
+    size_t nslots;
+    struct sage__group *next;
+};
+
+/* A deployment change seen by the watch, queued for the host's thread. */
+struct sage__change {
+    char *key;
+    json_t *spec; /* NULL: deleted */
+    uint64_t rev;
+    struct sage__change *next;
+};
+
+/* The host daemon's state; only its own thread touches it, except the
+ * fields under `lock`. */
+struct sage__host {
+    const sage_cluster_host_opts *o;
+    sage_nats_conf nats; /* o->nats with reconnects forever */
+    char id[72];
+    char hostname[256];
+    double cpus;
+    uint64_t memory;
+    struct sage__ops ops;
+    struct sage__nio_watch *watch;
+    int wake_fd;                             /* eventfd: changes are queued */
+    pthread_mutex_t lock;                    /* guards changes, tail, resync */
+    struct sage__change *changes, **tail;
+    bool resync;                             /* reread the whole deploy bucket */
+    json_t *cache;                           /* "NS.NAME" -> {"spec": {...}, "rev": n} */
+    bool cache_changed;
+    struct sage__group *groups;
+    bool dirty;                              /* write the record at the next turn */
+    bool record_failing;                     /* the last record write failed */
+    json_t *last;                            /* the record as last written, or NULL */
+    uint64_t last_rev;                       /* its revision */
+    char released[256];                      /* reservations the last write dropped */
+    int64_t next_beat_ns;                    /* monotonic */
+    int64_t next_resync_ns;
+    char **argv;                             /* replica command line, fixed part */
+    size_t nargv;
+    char **envp;
+};
+
+/* sage__group_apply starts or stops slots of g until `want` of them live. */
+void sage__group_apply(struct sage__host *h, struct sage__group *g);
+
+/* sage__slot_exited handles the exit of s's process: expected (stopping),
+ * or a death to restart after a backoff or to give up on. */
+void sage__slot_exited(struct sage__host *h, struct sage__group *g, struct sage__slot *s,
+                       int status);
+
+/* sage__slot_due handles s's timer: a restart, or a SIGKILL. */
+void sage__slot_due(struct sage__host *h, struct sage__group *g, struct sage__slot *s);
+
+/* sage__slot_stop asks s's process to stop (SIGTERM; SIGKILL after the
+ * grace), or drops s at once when no process runs. */
+void sage__slot_stop(struct sage__host *h, struct sage__slot *s);
+
+/* sage__slot_state_name: "starting", "running", ... */
+const char *sage__slot_state_name(enum sage__slot_state st);
+
+/* ---------------------------------------------- hostspecs.c: specs */
+
+/* The watch's callback and the connection's event callback (nats.c
+ * threads): queue, poke the eventfd. */
+void sage__host_on_watch(void *arg, const char *key, const void *val, size_t len, uint64_t rev,
+                         bool deleted);
+void sage__host_on_event(void *arg, enum sage__nio_event ev, const char *url);
+
+/* sage__host_take_changes applies queued changes to the cache (and
+ * rereads the bucket after a reconnect or every 30 s). */
+void sage__host_take_changes(struct sage__host *h);
+
+/* sage__host_reconcile removes dead deployments (lapsed lease, abandoned),
+ * then sets every group's wanted replicas from the cache and applies it. */
+void sage__host_reconcile(struct sage__host *h);
+
+/* sage__host_reap_groups frees groups with nothing left running. */
+void sage__host_reap_groups(struct sage__host *h);
+
+/* sage__host_find_group finds the group of key (of deployment deploy, or
+ * any when NULL). */
+struct sage__group *sage__host_find_group(struct sage__host *h, const char *key,
+                                          const char *deploy);
+
+/* sage__host_wake pokes the host's eventfd. Any thread. */
+void sage__host_wake(struct sage__host *h);
+
+/* ----------------------------------------------- hostbeat.c: record */
+
+/* sage__host_write_record writes the host's record now (heartbeat,
+ * replicas, reservations kept or dropped). Clears dirty either way. */
+sage_err sage__host_write_record(struct sage__host *h);
+
+/* ---------------------------------------------------------- host.c */
+
+/* sage__host_log writes one line of the host's log. */
+void sage__host_log(struct sage__host *h, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* sage__host_spawn starts a replica of g in slot s (state STARTING, or
+ * BACKOFF towards the next attempt when it cannot be started). */
+void sage__host_spawn(struct sage__host *h, struct sage__group *g, struct sage__slot *s);
+
+/* sage__host_dirty asks for the record to be written at the next turn. */
+void sage__host_dirty(struct sage__host *h);
+
+/* sage__host_gave_up: a slot of g failed for good; reason says how. The
+ * record is written, and when no replica of g's deployment lives on any
+ * host any more, the deployment and its service are marked failed. */
+void sage__host_gave_up(struct sage__host *h, struct sage__group *g, const char *reason);
+
+/* sage__host_id returns the host's id (borrowed). */
+const char *sage__host_id(const struct sage__host *h);
+
+#endif

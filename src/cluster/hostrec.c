@@ -1,0 +1,218 @@
+/*
+ * hostrec.c - host records in bucket sagesvc_hosts, and the reservations in
+ * them.
+ *
+ * Design notes
+ * - A host record has two writers: its host (heartbeat, replicas, every
+ *   second) and deployers (reservations). Neither overwrites the other:
+ *   both go through sage__hostrec_modify, a read-change-compare-and-set loop
+ *   that starts over from a fresh read whenever the revision moved.
+ * - Reservations are kept per service ("NS.NAME" -> {deploy, replicas,
+ *   cpus, memory}, totals of all its replicas on the host) and tagged with
+ *   the deployment's id, so releasing one is idempotent and never takes
+ *   away the reservation of a later deployment of the same name. The
+ *   record's reserved_cpus and reserved_memory are their sums, recomputed
+ *   at every write.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/err_internal.h"
+#include "cluster/ops.h"
+
+#define MODIFY_TRIES 64
+
+bool sage__hostrec_alive(const json_t *rec, int64_t now_ms)
+{
+    int64_t hb = sage__jint(rec, "heartbeat");
+
+    return hb > 0 && now_ms - hb <= SAGE__HOST_STALE_MS;
+}
+
+double sage__hostrec_free_cpus(const json_t *rec)
+{
+    return sage__jnum(rec, "cpus") - sage__jnum(rec, "reserved_cpus");
+}
+
+int64_t sage__hostrec_free_memory(const json_t *rec)
+{
+    return sage__jint(rec, "memory") - sage__jint(rec, "reserved_memory");
+}
+
+static json_t *reservations(json_t *rec)
+{
+    json_t *res = json_object_get(rec, "reservations");
+
+    if (!json_is_object(res)) {
+        res = json_object();
+        json_object_set_new(rec, "reservations", res);
+    }
+    return res;
+}
+
+void sage__hostrec_totals(json_t *rec)
+{
+    const char *key;
+    json_t *e, *res = reservations(rec);
+    double cpus = 0;
+    int64_t memory = 0;
+
+    json_object_foreach(res, key, e) {
+        cpus += sage__jnum(e, "cpus");
+        memory += sage__jint(e, "memory");
+    }
+    /* sums of binary fractions (0.1 CPU) drift: keep 1e-6 CPU precision */
+    cpus = (double)(int64_t)(cpus * 1e6 + 0.5) / 1e6;
+    json_object_set_new(rec, "reserved_cpus", json_real(cpus));
+    json_object_set_new(rec, "reserved_memory", json_integer(memory));
+}
+
+void sage__hostrec_reserve(json_t *rec, const char *key, const char *deploy, double cpus,
+                           uint64_t memory)
+{
+    json_t *res = reservations(rec), *e = json_object_get(res, key);
+
+    if (!json_is_object(e) || strcmp(sage__jstr(e, "deploy"), deploy) != 0) {
+        e = json_pack("{s:s, s:i, s:f, s:I}", "deploy", deploy, "replicas", 0, "cpus", 0.0,
+                      "memory", (json_int_t)0);
+        json_object_set_new(res, key, e);
+    }
+    json_object_set_new(e, "replicas", json_integer(sage__jint(e, "replicas") + 1));
+    json_object_set_new(e, "cpus", json_real(sage__jnum(e, "cpus") + cpus));
+    json_object_set_new(e, "memory", json_integer(sage__jint(e, "memory") + (json_int_t)memory));
+}
+
+void sage__hostrec_set_reservation(json_t *rec, const char *key, const char *deploy,
+                                   uint32_t replicas, double cpus, uint64_t memory)
+{
+    json_object_set_new(reservations(rec), key,
+                        json_pack("{s:s, s:i, s:f, s:I}", "deploy", deploy, "replicas",
+                                  (int)replicas, "cpus", cpus * replicas, "memory",
+                                  (json_int_t)(memory * replicas)));
+}
+
+bool sage__hostrec_release(json_t *rec, const char *key, const char *deploy)
+{
+    json_t *res = reservations(rec), *e = json_object_get(res, key);
+
+    if (e == NULL || (deploy && strcmp(sage__jstr(e, "deploy"), deploy) != 0))
+        return false;
+    json_object_del(res, key);
+    return true;
+}
+
+/* try_write applies fn to rec (revision rev; absent: none) and writes it
+ * with a compare-and-set. 1: written (*written: the record, *revp: its
+ * revision, when asked for), 0: fn declined, -1: failed (*rp), 2: someone
+ * wrote first */
+static int try_write(struct sage__nio_kv *hosts, const char *id, json_t *rec, bool absent,
+                     uint64_t rev, sage__hostrec_fn fn, void *arg, sage_err *rp, json_t **written,
+                     uint64_t *revp)
+{
+    sage_err err = SAGE_OK, r;
+    int w = fn(arg, rec, absent, &err);
+
+    if (w <= 0) {
+        *rp = err;
+        return w < 0 ? -1 : 0;
+    }
+    sage__hostrec_totals(rec);
+    r = sage__kv_put_json(hosts, id, rec, absent, absent ? 0 : rev, revp);
+    if (r == SAGE_OK) {
+        if (written)
+            *written = json_incref(rec);
+        return 1;
+    }
+    *rp = r;
+    return r == SAGE_EBUSY || r == SAGE_EEXIST ? 2 : -1;
+}
+
+sage_err sage__hostrec_modify_cached(struct sage__nio_kv *hosts, const char *id,
+                                     sage__hostrec_fn fn, void *arg, json_t **cachep,
+                                     uint64_t *revp)
+{
+    sage_err r = SAGE_OK;
+
+    if (cachep && *cachep) { /* our last write, if nobody wrote since */
+        json_t *rec = json_deep_copy(*cachep), *written = NULL;
+        uint64_t rev = *revp;
+        int w = rec ? try_write(hosts, id, rec, false, rev, fn, arg, &r, &written, &rev) : 2;
+
+        json_decref(rec);
+        if (w == 1) {
+            json_decref(*cachep);
+            *cachep = written;
+            *revp = rev;
+            return SAGE_OK;
+        }
+        if (w <= 0)
+            return w == 0 ? SAGE_OK : r;
+        json_decref(*cachep); /* stale: read it */
+        *cachep = NULL;
+    }
+    for (int attempt = 0; attempt < MODIFY_TRIES; attempt++) {
+        json_t *rec = NULL, *written = NULL;
+        uint64_t rev = 0;
+        bool absent = false;
+        int w;
+
+        r = sage__kv_get_json(hosts, id, &rec, &rev);
+        if (r == SAGE_ENOENT || r == SAGE_EPROTO) { /* a garbled record is replaced */
+            absent = r == SAGE_ENOENT;
+            rec = json_object();
+        } else if (r != SAGE_OK) {
+            return r;
+        }
+        if (rec == NULL)
+            return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+        w = try_write(hosts, id, rec, absent, rev, fn, arg, &r, cachep ? &written : NULL, &rev);
+        json_decref(rec);
+        if (w == 1 && cachep) {
+            *cachep = written;
+            *revp = rev;
+        }
+        if (w == 1 || w == 0)
+            return SAGE_OK;
+        if (w < 0)
+            return r;
+        /* someone wrote first: read again and redo the change */
+    }
+    return SAGE_SETERR(SAGE_EBUSY, "host '%s': record kept changing under %d attempts", id,
+                       MODIFY_TRIES);
+}
+
+sage_err sage__hostrec_modify(struct sage__nio_kv *hosts, const char *id, sage__hostrec_fn fn,
+                              void *arg)
+{
+    return sage__hostrec_modify_cached(hosts, id, fn, arg, NULL, NULL);
+}
+
+struct release {
+    const char *key;
+    const char *deploy;
+};
+
+static int release_fn(void *arg, json_t *rec, bool absent, sage_err *errp)
+{
+    struct release *rl = arg;
+
+    (void)errp;
+    if (absent)
+        return 0; /* the host is gone, and its reservations with it */
+    return sage__hostrec_release(rec, rl->key, rl->deploy) ? 1 : 0;
+}
+
+void sage__hostrec_release_all(struct sage__nio_kv *hosts, const char *key, const char *deploy,
+                               const json_t *placement)
+{
+    struct release rl = {key, deploy};
+    const char *host;
+    json_t *count;
+
+    /* best effort: a host whose release fails drops the reservation itself
+     * when it finds the deployment gone */
+    json_object_foreach((json_t *)placement, host, count) {
+        (void)count;
+        sage__hostrec_modify(hosts, host, release_fn, &rl);
+    }
+}

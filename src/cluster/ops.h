@@ -1,0 +1,191 @@
+/*
+ * ops.h - what the cluster operations share: the three buckets, their
+ * records (JSON, through jansson), the compare-and-set loop on host records
+ * and the timings. sage/cluster.h describes the records' fields.
+ *
+ * Files: ops.c (connection, JSON helpers), hostrec.c (host records and
+ * reservations), spec.c (deployment specs), place.c (placement), deploy.c
+ * and undeploy.c (the public calls), await.c (waiting on host records),
+ * info.c (listings), lease.c, and the host daemon (host.h): host.c (the
+ * loop), hostspecs.c (deployments to run), hostbeat.c (its record),
+ * supervise.c (replica slots: start, restart, give up, stop), child.c
+ * (spawning a replica process).
+ */
+#ifndef SAGE_CLUSTER_OPS_H
+#define SAGE_CLUSTER_OPS_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "cluster/natsio.h"
+#include "sage/cluster.h"
+
+#define SAGE__HOSTS_BUCKET "sagesvc_hosts"
+#define SAGE__DEPLOY_BUCKET "sagesvc_deploy"
+#define SAGE__LEASES_BUCKET "sagesvc_leases"
+#define SAGE__SERVICES_BUCKET "sagesvc_services" /* = SAGE__SVC_BUCKET of serve.c */
+
+#define SAGE__LEASE_TTL_MS 3000      /* a lease lapses this long after its last write */
+#define SAGE__LEASE_REFRESH_MS 1000  /* its owner rewrites it this often */
+#define SAGE__HEARTBEAT_MS 1000      /* a host rewrites its record this often */
+#define SAGE__HOST_STALE_MS 5000     /* a host silent this long is down */
+#define SAGE__PLACING_STALE_MS 60000 /* a deployment placing this long was abandoned */
+
+/* A connection with the buckets open (each created if missing). */
+struct sage__ops {
+    struct sage__nio *nio;
+    struct sage__nio_kv *hosts;
+    struct sage__nio_kv *deploy;
+    struct sage__nio_kv *leases;
+    struct sage__nio_kv *services;
+};
+
+/* sage__ops_open connects (name labels the connection) and opens every
+ * bucket; on_event/arg as in sage__nio_opts (may be NULL). */
+sage_err sage__ops_open(struct sage__ops *o, const sage_nats_conf *nats, const char *name,
+                        void (*on_event)(void *arg, enum sage__nio_event ev, const char *url),
+                        void *arg);
+
+/* sage__ops_close closes what sage__ops_open opened; o may be half open. */
+void sage__ops_close(struct sage__ops *o);
+
+/* sage__wall_ms: the wall clock in ms since the epoch (heartbeats). */
+int64_t sage__wall_ms(void);
+
+/* sage__valid_name: 1..64 of [A-Za-z0-9_-] (namespaces, services, hosts). */
+bool sage__valid_name(const char *s);
+
+/* ------------------------------------------------------------ JSON helpers */
+
+/* sage__kv_get_json reads key as a JSON object (*op, json_decref) and its
+ * revision. SAGE_ENOENT if absent, SAGE_EPROTO if not a JSON object. */
+sage_err sage__kv_get_json(struct sage__nio_kv *kv, const char *key, json_t **op, uint64_t *revp);
+
+/* sage__kv_put_json writes o to key: unconditionally (rev 0 and !create),
+ * only if absent (create), or only at revision rev (compare-and-set). */
+sage_err sage__kv_put_json(struct sage__nio_kv *kv, const char *key, const json_t *o, bool create,
+                           uint64_t rev, uint64_t *revp);
+
+/* Typed reads of a member: "" / 0 when absent or of another type. */
+const char *sage__jstr(const json_t *o, const char *key);
+double sage__jnum(const json_t *o, const char *key);
+int64_t sage__jint(const json_t *o, const char *key);
+
+/* sage__kv_each calls fn with every key of kv, its JSON object and its
+ * revision (entries that vanish meanwhile or are not JSON objects are
+ * skipped). fn borrows o. */
+sage_err sage__kv_each(struct sage__nio_kv *kv,
+                       void (*fn)(void *arg, const char *key, json_t *o, uint64_t rev), void *arg);
+
+/* ----------------------------------------------------- hostrec.c: hosts */
+
+/*
+ * sage__hostrec_modify reads host id's record (an empty object when
+ * absent), lets fn change it, and writes it back with a compare-and-set,
+ * re-reading and calling fn again whenever someone else wrote first. fn
+ * returns 1 to write, 0 to leave the record as it is, or a negative value to
+ * stop with the error it recorded in *errp; `absent` tells it the record
+ * did not exist (writing then creates it). Reserved totals are recomputed
+ * from "reservations" before each write. fn may run several times.
+ */
+typedef int (*sage__hostrec_fn)(void *arg, json_t *rec, bool absent, sage_err *errp);
+sage_err sage__hostrec_modify(struct sage__nio_kv *hosts, const char *id, sage__hostrec_fn fn,
+                              void *arg);
+
+/* sage__hostrec_modify_cached is sage__hostrec_modify starting from
+ * *cachep at revision *revp (the caller's last write, NULL: none) instead
+ * of a read: the host's heartbeat costs one round trip while nobody else
+ * writes its record. Updates both after a write. */
+sage_err sage__hostrec_modify_cached(struct sage__nio_kv *hosts, const char *id,
+                                     sage__hostrec_fn fn, void *arg, json_t **cachep,
+                                     uint64_t *revp);
+
+/* sage__hostrec_alive: the record's heartbeat is at most 5 s old. */
+bool sage__hostrec_alive(const json_t *rec, int64_t now_ms);
+
+/* sage__hostrec_free_cpus / _free_memory: offered minus reserved. */
+double sage__hostrec_free_cpus(const json_t *rec);
+int64_t sage__hostrec_free_memory(const json_t *rec);
+
+/* sage__hostrec_totals recomputes reserved_cpus and reserved_memory. */
+void sage__hostrec_totals(json_t *rec);
+
+/* sage__hostrec_reserve adds one replica of cpus and memory to the
+ * reservation of key (a service "NS.NAME") by deployment deploy. */
+void sage__hostrec_reserve(json_t *rec, const char *key, const char *deploy, double cpus,
+                           uint64_t memory);
+
+/* sage__hostrec_release removes key's reservation if deployment deploy
+ * made it (deploy NULL: whoever did); true if there was one. */
+bool sage__hostrec_release(json_t *rec, const char *key, const char *deploy);
+
+/* sage__hostrec_set_reservation makes key's reservation exactly replicas x
+ * (cpus, memory) for deployment deploy (a host resuming its replicas). */
+void sage__hostrec_set_reservation(json_t *rec, const char *key, const char *deploy,
+                                   uint32_t replicas, double cpus, uint64_t memory);
+
+/* sage__hostrec_release_all removes deployment deploy's reservation of key
+ * from every host named in placement (a JSON object HOST-ID: count). */
+void sage__hostrec_release_all(struct sage__nio_kv *hosts, const char *key, const char *deploy,
+                               const json_t *placement);
+
+/* ------------------------------------------------------ spec.c: specs */
+
+/* sage__spec_key writes "NS.NAME". */
+void sage__spec_key(char *buf, size_t cap, const char *ns, const char *name);
+
+/* sage__spec_placed returns how many replicas spec places on host. */
+uint32_t sage__spec_placed(const json_t *spec, const char *host);
+
+/* sage__spec_abandoned: still placing, SAGE__PLACING_STALE_MS after it was
+ * created (its deployer died half way). */
+bool sage__spec_abandoned(const json_t *spec, int64_t now_ms);
+
+/*
+ * sage__spec_mark_failed sets the spec of key, if it still is deployment
+ * deploy, to status "failed" with reason (compare-and-set), and marks the
+ * service record failed, so callers fail fast with SAGE_EUNAVAILABLE.
+ */
+sage_err sage__spec_mark_failed(struct sage__ops *o, const char *key, const char *deploy,
+                                const char *reason);
+
+/* sage__service_record_delete deletes the service record of key. */
+sage_err sage__service_record_delete(struct sage__ops *o, const char *key);
+
+/* --------------------------------------------------- place.c: placement */
+
+/*
+ * sage__place reserves room for spec's replicas (its "replicas", "cpus",
+ * "memory") on live hosts and writes the placement into spec (member
+ * "placement"). On failure nothing stays reserved: SAGE_EUNAVAILABLE when
+ * no host is live, SAGE_EBUSY when the replicas do not fit (detail: asked
+ * and free).
+ */
+sage_err sage__place(struct sage__ops *o, json_t *spec);
+
+/* ----------------------------------------------- undeploy.c: removing */
+
+/*
+ * sage__undeploy_spec removes deployment spec (read at revision rev) of
+ * key: the spec (if still that deployment), its reservations, and, once no
+ * host lists its replicas (waiting up to wait_ms; 0: not at all), its
+ * service record and durable stream. SAGE_ETIMEDOUT if replicas were still
+ * listed after wait_ms (everything else is done).
+ */
+sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t *spec,
+                             uint64_t rev, int wait_ms);
+
+/* ---------------------------------------------- await.c: host records */
+
+/*
+ * sage__await_hosts waits up to timeout_ms until pred, evaluated over all
+ * host records (a JSON object HOST-ID: record, borrowed), returns 1; a
+ * negative return stops the wait with the error pred put in *errp (and
+ * recorded). pred runs on the calling thread, with the records' lock held:
+ * it must not block. SAGE_ETIMEDOUT when the time is up.
+ */
+typedef int (*sage__hosts_pred)(void *arg, const json_t *hosts, int64_t now_ms, sage_err *errp);
+sage_err sage__await_hosts(struct sage__ops *o, sage__hosts_pred pred, void *arg, int timeout_ms);
+
+#endif

@@ -1,0 +1,81 @@
+/*
+ * spec.c - deployment specs in bucket sagesvc_deploy, and the service
+ * record's "failed" mark in sagesvc_services.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "base/err_internal.h"
+#include "cluster/ops.h"
+
+void sage__spec_key(char *buf, size_t cap, const char *ns, const char *name)
+{
+    snprintf(buf, cap, "%s.%s", ns, name);
+}
+
+uint32_t sage__spec_placed(const json_t *spec, const char *host)
+{
+    const json_t *p = json_object_get(spec, "placement");
+    int64_t n = sage__jint(p, host);
+
+    return n > 0 ? (uint32_t)n : 0;
+}
+
+bool sage__spec_abandoned(const json_t *spec, int64_t now_ms)
+{
+    return strcmp(sage__jstr(spec, "status"), "placing") == 0 &&
+           now_ms - sage__jint(spec, "created") > SAGE__PLACING_STALE_MS;
+}
+
+/* mark_record marks the service record failed, keeping what else it says
+ * (a record that never was, because no replica ever started, is made) */
+static sage_err mark_record(struct sage__ops *o, const char *key, const json_t *spec,
+                            const char *reason)
+{
+    json_t *rec = NULL;
+    sage_err r = sage__kv_get_json(o->services, key, &rec, NULL);
+
+    if (r != SAGE_OK) {
+        rec = json_pack("{s:s, s:s, s:b}", "ns", sage__jstr(spec, "ns"), "name",
+                        sage__jstr(spec, "name"), "durable",
+                        json_is_true(json_object_get(spec, "durable")));
+        if (rec == NULL)
+            return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+    }
+    json_object_set_new(rec, "failed", json_true());
+    json_object_set_new(rec, "reason", json_string(reason));
+    r = sage__kv_put_json(o->services, key, rec, false, 0, NULL);
+    json_decref(rec);
+    return r;
+}
+
+sage_err sage__spec_mark_failed(struct sage__ops *o, const char *key, const char *deploy,
+                                const char *reason)
+{
+    for (int attempt = 0; attempt < 16; attempt++) {
+        json_t *spec = NULL;
+        uint64_t rev = 0;
+        sage_err r = sage__kv_get_json(o->deploy, key, &spec, &rev);
+
+        if (r != SAGE_OK)
+            return r == SAGE_ENOENT ? SAGE_OK : r; /* undeployed meanwhile */
+        if (strcmp(sage__jstr(spec, "id"), deploy) != 0) {
+            json_decref(spec);
+            return SAGE_OK; /* a later deployment of the same name */
+        }
+        json_object_set_new(spec, "status", json_string("failed"));
+        json_object_set_new(spec, "reason", json_string(reason));
+        r = sage__kv_put_json(o->deploy, key, spec, false, rev, NULL);
+        if (r == SAGE_OK)
+            r = mark_record(o, key, spec, reason);
+        json_decref(spec);
+        if (r != SAGE_EBUSY)
+            return r;
+    }
+    return SAGE_SETERR(SAGE_EBUSY, "deployment '%s' kept changing", key);
+}
+
+sage_err sage__service_record_delete(struct sage__ops *o, const char *key)
+{
+    return sage__nio_kv_delete(o->services, key);
+}
