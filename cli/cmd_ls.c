@@ -1,0 +1,275 @@
+/* cmd_ls.c - sagesvc ls: the services in the host registry. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "common.h"
+#include "json.h"
+#include "replicas.h"
+#include "sage/task.h"
+
+static const char help[] =
+    "NAME\n"
+    "    sagesvc ls - list the services on this host\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    sagesvc ls [--all] [--clean] [--json] [--cluster] [--nats URL] [-c FILE]\n"
+    "               [-n NS]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Lists the services of the current user registered in the host registry\n"
+    "    (those hosted with the shm transport, callable by name from any process\n"
+    "    of that user on this machine), one line each:\n"
+    "\n"
+    "        NAME       the service's registered name\n"
+    "        NAMESPACE  its namespace\n"
+    "        TRANSPORT  shm\n"
+    "        PID        the process hosting it\n"
+    "        STATE      created, starting, running, degraded, stopping, stopped or\n"
+    "                   failed\n"
+    "        UPTIME     time since it started (- when its process is dead)\n"
+    "        ALIVE      yes, or dead when the hosting process is gone\n"
+    "\n"
+    "    Entries of dead processes (killed before they could unregister) stay\n"
+    "    until removed with --clean; calling them fails with status 8.\n"
+    "\n"
+    "    With --cluster, the replicas in the cluster (NATS) follow, as they answer\n"
+    "    $SRV.STATS within --wait: TRANSPORT nats, STATE running, and a column\n"
+    "    HOST (the machine of each replica; '-' for this host's shm services).\n"
+    "\n"
+    "OPTIONS\n"
+    "    --all\n"
+    "        List every namespace, not only the current one.\n"
+    "    --clean\n"
+    "        After listing, remove the entries of dead processes and their request\n"
+    "        queues.\n"
+    "    --json\n"
+    "        Print a JSON array of objects with the keys name, namespace,\n"
+    "        transport, pid, state, alive (boolean), uptime_s, started_ns,\n"
+    "        heartbeat_age_s and queue; cluster replicas have transport nats and\n"
+    "        the keys host, id, requests, errors and durable instead of queue.\n"
+    "    --cluster\n"
+    "        Also list the cluster's replicas, from the NATS servers of the\n"
+    "        configuration's nats section (default nats://127.0.0.1:4222).\n"
+    "    --nats URL[,URL...]\n"
+    "        These NATS servers instead. Implies --cluster.\n"
+    "    --wait MS\n"
+    "        How long to collect the replicas' answers (1..60000). Default 500.\n"
+    "    -c, --config FILE\n"
+    "        Read the configuration from FILE (for its namespace).\n"
+    "    -n, --namespace NS\n"
+    "        List namespace NS. Default: the configuration's, else \"default\".\n"
+    "    -h, --help\n"
+    "        Print this help and exit.\n"
+    "\n" CLI_CONFIG_HELP "\n" CLI_EXIT_STATUS_HELP
+    "\n"
+    "EXAMPLES\n"
+    "    sagesvc ls\n"
+    "    sagesvc ls --all --json\n"
+    "    sagesvc ls -n demo --clean\n"
+    "    sagesvc ls --cluster --nats nats://10.0.0.5:4222\n";
+
+static const struct option options[] = {
+    {"all", no_argument, NULL, 'A'},       {"clean", no_argument, NULL, 'C'},
+    {"json", no_argument, NULL, 'j'},      {"config", required_argument, NULL, 'c'},
+    {"namespace", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
+    {"cluster", no_argument, NULL, 'K'},   {"nats", required_argument, NULL, 'N'},
+    {"wait", required_argument, NULL, 'W'}, {NULL, 0, NULL, 0},
+};
+
+struct entries {
+    sage_host_entry *v;
+    size_t n, cap;
+    int failed; /* out of memory while collecting */
+};
+
+static void collect(void *arg, const sage_host_entry *e)
+{
+    struct entries *l = arg;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        sage_host_entry *v = realloc(l->v, cap * sizeof *v);
+
+        if (v == NULL) {
+            l->failed = 1;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *e;
+}
+
+static int by_ns_name(const void *a, const void *b)
+{
+    const sage_host_entry *x = a, *y = b;
+    int c = strcmp(x->ns, y->ns);
+
+    return c != 0 ? c : strcmp(x->name, y->name);
+}
+
+static void print_table(const struct entries *l, const struct cli_replicas *rl, long long now)
+{
+    if (rl == NULL)
+        printf("%-20s %-16s %-9s %8s %-9s %10s %s\n", "NAME", "NAMESPACE", "TRANSPORT", "PID",
+               "STATE", "UPTIME", "ALIVE");
+    else
+        printf("%-20s %-16s %-9s %-20s %8s %-9s %10s %s\n", "NAME", "NAMESPACE", "TRANSPORT",
+               "HOST", "PID", "STATE", "UPTIME", "ALIVE");
+    for (size_t i = 0; i < l->n; i++) {
+        const sage_host_entry *e = &l->v[i];
+        char up[32];
+
+        cli_format_age(up, sizeof up, e->owner_alive ? now - e->started_ns : -1);
+        if (rl == NULL)
+            printf("%-20s %-16s %-9s %8d %-9s %10s %s\n", e->name, e->ns, "shm", (int)e->pid,
+                   sage_state_name(e->state), up, e->owner_alive ? "yes" : "dead");
+        else
+            printf("%-20s %-16s %-9s %-20s %8d %-9s %10s %s\n", e->name, e->ns, "shm", "-",
+                   (int)e->pid, sage_state_name(e->state), up, e->owner_alive ? "yes" : "dead");
+    }
+    for (size_t i = 0; rl && i < rl->n; i++) {
+        const sage_cluster_instance *x = &rl->v[i];
+        long long t0 = cli_replica_started_ns(x);
+        char up[32];
+
+        cli_format_age(up, sizeof up, t0 > 0 && now > t0 ? now - t0 : -1);
+        printf("%-20s %-16s %-9s %-20s %8d %-9s %10s %s\n", x->name, x->ns, "nats", x->host,
+               (int)x->pid, "running", up, "yes");
+    }
+}
+
+/* What print_json lists: this host's entries, then the replicas (if any). */
+struct listing {
+    const struct entries *l;
+    const struct cli_replicas *rl; /* NULL: no --cluster */
+    long long now;
+};
+
+static sage_err entry_value(sage_arena *a, const sage_host_entry *e, long long now,
+                            sage_value *out)
+{
+    return sage_pack(a, out, "{s:s s:s s:s s:i s:s s:b s:f s:I s:f s:s}", "name", e->name,
+                     "namespace", e->ns, "transport", "shm", "pid", (int)e->pid, "state",
+                     sage_state_name(e->state), "alive", e->owner_alive != 0, "uptime_s",
+                     e->owner_alive ? (double)(now - e->started_ns) / 1e9 : 0.0, "started_ns",
+                     (int64_t)e->started_ns, "heartbeat_age_s",
+                     e->heartbeat_ns ? (double)(now - e->heartbeat_ns) / 1e9 : -1.0, "queue",
+                     e->queue);
+}
+
+static sage_err replica_value(sage_arena *a, const sage_cluster_instance *x, long long now,
+                              sage_value *out)
+{
+    long long t0 = cli_replica_started_ns(x);
+
+    return sage_pack(a, out, "{s:s s:s s:s s:i s:s s:b s:f s:I s:s s:s s:I s:I s:b}", "name",
+                     x->name, "namespace", x->ns, "transport", "nats", "pid", (int)x->pid,
+                     "state", "running", "alive", 1, "uptime_s",
+                     t0 > 0 && now > t0 ? (double)(now - t0) / 1e9 : 0.0, "started_ns",
+                     (int64_t)t0, "host", x->host, "id", x->id, "requests", (int64_t)x->requests,
+                     "errors", (int64_t)x->errors, "durable", x->durable != 0);
+}
+
+/* Builds item i of the listing (arg) as a map in a. */
+static sage_err item_value(sage_arena *a, const void *arg, size_t i, sage_value *out)
+{
+    const struct listing *li = arg;
+
+    if (i < li->l->n)
+        return entry_value(a, &li->l->v[i], li->now, out);
+    return replica_value(a, &li->rl->v[i - li->l->n], li->now, out);
+}
+
+static int print_json(const struct entries *l, const struct cli_replicas *rl, long long now)
+{
+    struct listing li = {l, rl, now};
+
+    return cli_print_items(l->n + (rl ? rl->n : 0), 0, item_value, &li, "printing the list");
+}
+
+int cmd_ls(int argc, char **argv)
+{
+    const char *config = NULL, *opt_ns = NULL;
+    int all = 0, clean = 0, json = 0, opt, status;
+    struct cli_cluster_view cv = CLI_CLUSTER_VIEW_INIT;
+    struct entries l = {NULL, 0, 0, 0};
+    struct cli_replicas rl = {NULL, 0, 0, 0};
+    sage_config *cfg = NULL;
+    size_t dead = 0;
+    sage_err r;
+
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":c:n:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'A':
+            all = 1;
+            break;
+        case 'C':
+            clean = 1;
+            break;
+        case 'j':
+            json = 1;
+            break;
+        case 'K':
+        case 'N':
+        case 'W':
+            if ((status = cli_cluster_view_option(&cv, opt, optarg, argv[0])) != CLI_OK)
+                return status;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'n':
+            opt_ns = optarg;
+            break;
+        case 'h':
+            fputs(help, stdout);
+            return CLI_OK;
+        default:
+            return cli_bad_option(argv[0], opt, argv);
+        }
+    }
+    if (optind < argc)
+        return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
+    if ((status = cli_load_config_or_fail(config, &cfg)) != CLI_OK)
+        return status;
+    r = sage_host_list(all ? NULL : cli_namespace(opt_ns, cfg), clean, collect, &l);
+    if (r == SAGE_OK && l.failed)
+        r = SAGE_ENOMEM;
+    if (r != SAGE_OK) {
+        cli_error(r, "reading the host registry");
+        sage_config_free(cfg);
+        free(l.v);
+        return cli_exit_for(r);
+    }
+    if (cv.on &&
+        (status = cli_replicas_collect(cfg, cv.urls, all ? NULL : cli_namespace(opt_ns, cfg), NULL,
+                                       (int)cv.wait_ms, &rl)) != CLI_OK) {
+        sage_config_free(cfg);
+        free(l.v);
+        cli_replicas_free(&rl);
+        return status;
+    }
+    sage_config_free(cfg);
+    if (l.n > 0) /* qsort must not see NULL, even for no items */
+        qsort(l.v, l.n, sizeof *l.v, by_ns_name);
+    if (json) {
+        status = print_json(&l, cv.on ? &rl : NULL, cli_now_ns());
+    } else {
+        print_table(&l, cv.on ? &rl : NULL, cli_now_ns());
+        status = CLI_OK;
+    }
+    for (size_t i = 0; i < l.n; i++)
+        dead += !l.v[i].owner_alive;
+    if (clean && dead > 0 && !json)
+        fprintf(stderr, "sagesvc ls: removed %zu entr%s of dead processes\n", dead,
+                dead == 1 ? "y" : "ies");
+    free(l.v);
+    cli_replicas_free(&rl);
+    return status;
+}

@@ -1,0 +1,372 @@
+/*
+ * cmd_queue.c - sagesvc queue: the shared-memory queues of this machine.
+ *
+ * The library has no call that lists queues, so their names come from
+ * /dev/shm, where a queue NAME is the segment sage.q.NAME (sage/queue.h).
+ * Only the current user's segments are listed: others' cannot be opened.
+ */
+#include <dirent.h>
+#include <fnmatch.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "common.h"
+#include "json.h"
+#include "sage/queue.h"
+
+static const char help[] =
+    "NAME\n"
+    "    sagesvc queue - list, inspect and remove shared-memory queues\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    sagesvc queue ls [--json] [PATTERN...]\n"
+    "    sagesvc queue stat [--json] NAME\n"
+    "    sagesvc queue rm NAME...\n"
+    "    sagesvc queue rm --stale [PATTERN...]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Every service's request queue and every caller's response queue is a\n"
+    "    sage_queue: a ring in POSIX shared memory, /dev/shm/sage.q.NAME. A\n"
+    "    service's request queue is UID.NAMESPACE.SERVICE.req; a caller's response\n"
+    "    queue UID.NAMESPACE.reply.PID.N. Queues outlive processes killed before\n"
+    "    they could remove them; these commands find and remove them.\n"
+    "\n"
+    "    ls      lists the current user's queues (those whose name matches one of\n"
+    "            the shell PATTERNs, when given): name, capacity in bytes,\n"
+    "            messages queued (depth), messages in and out since creation, the\n"
+    "            consumer's pid and its state: alive, stale (the consumer process\n"
+    "            is dead), none (no consumer yet) or closed. A segment that is not\n"
+    "            a readable queue shows its error instead.\n"
+    "    stat    prints every figure of queue NAME.\n"
+    "    rm      removes the named queues. Processes that have one open keep\n"
+    "            using it until they close it; nobody can open it any more.\n"
+    "    rm --stale\n"
+    "            removes every queue (matching a PATTERN, when given) whose\n"
+    "            consumer process is dead, printing each name. Queues that never\n"
+    "            had a consumer are kept.\n"
+    "\n"
+    "OPTIONS\n"
+    "    --json\n"
+    "        (ls, stat) Print JSON: an array of objects for ls, one object for\n"
+    "        stat, with the figures' names as keys.\n"
+    "    --stale\n"
+    "        (rm) Remove the queues of dead consumers.\n"
+    "    -h, --help\n"
+    "        Print this help and exit.\n"
+    "\n" CLI_EXIT_STATUS_HELP
+    "    A queue that does not exist (stat, rm) exits with 1.\n"
+    "\n"
+    "EXAMPLES\n"
+    "    sagesvc queue ls\n"
+    "    sagesvc queue ls '*.demo.*'\n"
+    "    sagesvc queue stat 1000.demo.kv.req --json\n"
+    "    sagesvc queue rm --stale\n";
+
+static const struct option options[] = {
+    {"json", no_argument, NULL, 'j'},
+    {"stale", no_argument, NULL, 's'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+#define PREFIX "sage.q."
+
+/* What one queue looked like when read. */
+struct qinfo {
+    char name[SAGE_QUEUE_NAME_MAX + 1];
+    sage_err err; /* SAGE_OK: st is valid */
+    char detail[160];
+    sage_queue_stats st;
+};
+
+static const char *consumer_state(const sage_queue_stats *st)
+{
+    if (st->closed)
+        return "closed";
+    if (st->consumer_pid == 0)
+        return "none";
+    return st->consumer_alive ? "alive" : "stale";
+}
+
+/* Reads queue name's figures without creating it. Opening as a producer
+ * takes no slot until the first send, so this leaves no trace. */
+static void read_queue(const char *name, struct qinfo *qi)
+{
+    sage_queue_opts o;
+    sage_queue *q;
+
+    memset(qi, 0, sizeof *qi);
+    snprintf(qi->name, sizeof qi->name, "%s", name);
+    sage_queue_opts_init(&o);
+    o.flags = 0;
+    qi->err = sage_queue_open(&q, name, &o);
+    if (qi->err == SAGE_OK) {
+        qi->err = sage_queue_stats_read(q, &qi->st);
+        sage_queue_free(q);
+    }
+    if (qi->err != SAGE_OK)
+        snprintf(qi->detail, sizeof qi->detail, "%s", sage_errdetail());
+}
+
+static int matches(const char *name, char **patterns, int npatterns)
+{
+    if (npatterns == 0)
+        return 1;
+    for (int i = 0; i < npatterns; i++)
+        if (fnmatch(patterns[i], name, 0) == 0)
+            return 1;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const struct qinfo *)a)->name, ((const struct qinfo *)b)->name);
+}
+
+/* Reads every queue of this user matching patterns into *out, sorted. */
+static sage_err read_all(char **patterns, int npatterns, struct qinfo **out, size_t *np)
+{
+    struct qinfo *v = NULL;
+    size_t n = 0, cap = 0;
+    struct dirent *de;
+    DIR *d = opendir("/dev/shm");
+
+    if (d == NULL)
+        return cli_fail(SAGE_ESYS, "cannot read /dev/shm");
+    while ((de = readdir(d)) != NULL) {
+        const char *name = de->d_name + strlen(PREFIX);
+        struct stat sb;
+
+        if (strncmp(de->d_name, PREFIX, strlen(PREFIX)) != 0 || !matches(name, patterns, npatterns))
+            continue;
+        if (fstatat(dirfd(d), de->d_name, &sb, 0) != 0 || sb.st_uid != geteuid())
+            continue;
+        if (n == cap) {
+            size_t ncap = cap ? cap * 2 : 32;
+            struct qinfo *nv = realloc(v, ncap * sizeof *nv);
+
+            if (nv == NULL) {
+                free(v);
+                closedir(d);
+                return cli_fail(SAGE_ENOMEM, "out of memory listing queues");
+            }
+            v = nv;
+            cap = ncap;
+        }
+        read_queue(name, &v[n++]);
+    }
+    closedir(d);
+    if (n > 0)
+        qsort(v, n, sizeof *v, by_name);
+    *out = v;
+    *np = n;
+    return SAGE_OK;
+}
+
+/* scan is read_all for a subcommand: CLI_OK, or the exit status after
+ * reporting the failure. */
+static int scan(char **patterns, int npatterns, struct qinfo **out, size_t *np)
+{
+    sage_err r = read_all(patterns, npatterns, out, np);
+
+    if (r != SAGE_OK) {
+        cli_error(r, "listing queues");
+        return cli_exit_for(r);
+    }
+    return CLI_OK;
+}
+
+/* Builds queue i of qis (arg) as a map in a: its figures, or its error. */
+static sage_err stats_value(sage_arena *a, const void *qis, size_t i, sage_value *out)
+{
+    const struct qinfo *qi = (const struct qinfo *)qis + i;
+    const sage_queue_stats *s = &qi->st;
+
+    if (qi->err != SAGE_OK)
+        return sage_pack(a, out, "{s:s s:s s:s}", "name", qi->name, "error",
+                         sage_errname(qi->err), "detail", qi->detail);
+    return sage_pack(a, out,
+                     "{s:s s:u s:u s:u s:u s:u s:u s:u s:u s:u s:u s:u s:u s:u s:i s:i s:b s:b "
+                     "s:I s:s}",
+                     "name", qi->name, "capacity", s->capacity, "max_msg", s->max_msg, "max_msgs",
+                     s->max_msgs, "msgs_in", s->msgs_in, "bytes_in", s->bytes_in, "msgs_out",
+                     s->msgs_out, "bytes_out", s->bytes_out, "depth_msgs", s->depth_msgs,
+                     "depth_bytes", s->depth_bytes, "full_events", s->full_events, "wakeups",
+                     s->wakeups, "recovered", s->recovered, "aborted", s->aborted, "creator_pid",
+                     (int)s->creator_pid, "consumer_pid", (int)s->consumer_pid, "consumer_alive",
+                     s->consumer_alive != 0, "closed", s->closed != 0, "created_ns",
+                     (int64_t)s->created_ns, "consumer", consumer_state(s));
+}
+
+/* Prints qis as JSON: an array, or the first alone when one is set. */
+static int print_json(const struct qinfo *qis, size_t n, int one)
+{
+    return cli_print_items(n, one, stats_value, qis, "printing the queues");
+}
+
+static int queue_ls(char **patterns, int npatterns, int json)
+{
+    struct qinfo *qis = NULL;
+    size_t n = 0;
+    int status = scan(patterns, npatterns, &qis, &n);
+
+    if (status != CLI_OK)
+        return status;
+    if (json) {
+        status = print_json(qis, n, 0);
+    } else {
+        printf("%-48s %10s %8s %12s %12s %8s %s\n", "NAME", "CAPACITY", "DEPTH", "MSGS_IN",
+               "MSGS_OUT", "CONSUMER", "STATE");
+        for (size_t i = 0; i < n; i++) {
+            const sage_queue_stats *s = &qis[i].st;
+
+            if (qis[i].err != SAGE_OK)
+                printf("%-48s %s (%s)\n", qis[i].name, sage_errname(qis[i].err), qis[i].detail);
+            else
+                printf("%-48s %10llu %8llu %12llu %12llu %8d %s\n", qis[i].name,
+                       (unsigned long long)s->capacity, (unsigned long long)s->depth_msgs,
+                       (unsigned long long)s->msgs_in, (unsigned long long)s->msgs_out,
+                       (int)s->consumer_pid, consumer_state(s));
+        }
+    }
+    free(qis);
+    return status;
+}
+
+static int queue_stat(const char *name, int json)
+{
+    struct qinfo qi;
+    const sage_queue_stats *s = &qi.st;
+    char created[64];
+    time_t t;
+    struct tm tm;
+
+    read_queue(name, &qi);
+    if (qi.err != SAGE_OK) {
+        cli_error(qi.err, "queue '%s'", name);
+        return cli_exit_for(qi.err);
+    }
+    if (json)
+        return print_json(&qi, 1, 1);
+    t = (time_t)(s->created_ns / 1000000000LL);
+    localtime_r(&t, &tm);
+    strftime(created, sizeof created, "%Y-%m-%d %H:%M:%S %z", &tm);
+    printf("name:           %s\n", qi.name);
+    printf("capacity:       %llu bytes\n", (unsigned long long)s->capacity);
+    printf("max message:    %llu bytes\n", (unsigned long long)s->max_msg);
+    printf("max messages:   %llu%s\n", (unsigned long long)s->max_msgs,
+           s->max_msgs ? "" : " (bounded by bytes only)");
+    printf("depth:          %llu messages, %llu bytes\n", (unsigned long long)s->depth_msgs,
+           (unsigned long long)s->depth_bytes);
+    printf("in:             %llu messages, %llu bytes\n", (unsigned long long)s->msgs_in,
+           (unsigned long long)s->bytes_in);
+    printf("out:            %llu messages, %llu bytes\n", (unsigned long long)s->msgs_out,
+           (unsigned long long)s->bytes_out);
+    printf("full events:    %llu\n", (unsigned long long)s->full_events);
+    printf("wakeups:        %llu\n", (unsigned long long)s->wakeups);
+    printf("recovered:      %llu\n", (unsigned long long)s->recovered);
+    printf("aborted:        %llu\n", (unsigned long long)s->aborted);
+    printf("creator pid:    %d\n", (int)s->creator_pid);
+    printf("consumer pid:   %d (%s)\n", (int)s->consumer_pid, consumer_state(s));
+    printf("closed:         %s\n", s->closed ? "yes" : "no");
+    printf("created:        %s\n", created);
+    return CLI_OK;
+}
+
+static int queue_rm(char **names, int n)
+{
+    int status = CLI_OK;
+
+    for (int i = 0; i < n; i++) {
+        sage_err r = sage_queue_unlink(names[i]);
+
+        if (r != SAGE_OK) {
+            cli_error(r, "removing queue '%s'", names[i]);
+            if (status == CLI_OK)
+                status = cli_exit_for(r);
+        }
+    }
+    return status;
+}
+
+static int queue_rm_stale(char **patterns, int npatterns)
+{
+    struct qinfo *qis = NULL;
+    size_t n = 0;
+    int status = scan(patterns, npatterns, &qis, &n);
+    sage_err r;
+
+    if (status != CLI_OK)
+        return status;
+    for (size_t i = 0; i < n; i++) {
+        const sage_queue_stats *s = &qis[i].st;
+
+        if (qis[i].err != SAGE_OK || s->consumer_pid == 0 || s->consumer_alive)
+            continue;
+        r = sage_queue_unlink(qis[i].name);
+        if (r == SAGE_OK) {
+            printf("removed %s (consumer %d is dead)\n", qis[i].name, (int)s->consumer_pid);
+        } else if (r != SAGE_ENOENT) { /* ENOENT: someone removed it first */
+            cli_error(r, "removing queue '%s'", qis[i].name);
+            if (status == CLI_OK)
+                status = cli_exit_for(r);
+        }
+    }
+    free(qis);
+    return status;
+}
+
+int cmd_queue(int argc, char **argv)
+{
+    int json = 0, stale = 0, opt, nargs;
+    const char *sub;
+    char **args;
+
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'j':
+            json = 1;
+            break;
+        case 's':
+            stale = 1;
+            break;
+        case 'h':
+            fputs(help, stdout);
+            return CLI_OK;
+        default:
+            return cli_bad_option(argv[0], opt, argv);
+        }
+    }
+    if (optind == argc)
+        return cli_usage(argv[0], "expected a subcommand: ls, stat or rm");
+    sub = argv[optind];
+    args = argv + optind + 1;
+    nargs = argc - optind - 1;
+    if (stale && strcmp(sub, "rm") != 0)
+        return cli_usage(argv[0], "--stale belongs to 'rm'");
+    if (strcmp(sub, "ls") == 0)
+        return queue_ls(args, nargs, json);
+    if (json && strcmp(sub, "stat") != 0)
+        return cli_usage(argv[0], "--json belongs to 'ls' and 'stat'");
+    if (strcmp(sub, "stat") == 0) {
+        if (nargs != 1)
+            return cli_usage(argv[0], "stat takes one queue NAME");
+        return queue_stat(args[0], json);
+    }
+    if (strcmp(sub, "rm") == 0) {
+        if (stale)
+            return queue_rm_stale(args, nargs);
+        if (nargs == 0)
+            return cli_usage(argv[0], "rm takes queue NAMEs, or --stale");
+        return queue_rm(args, nargs);
+    }
+    return cli_usage(argv[0], "unknown subcommand '%s' (ls, stat, rm)", sub);
+}

@@ -1,0 +1,293 @@
+/*
+ * cmd_replica.c - `sagesvc replica`: one replica of a deployed service,
+ * started by `sagesvc host`.
+ *
+ * Design notes: the signals that stop it are blocked before any thread
+ * exists and taken with sigwait, as in `sagesvc run`. Started by a host, it
+ * asks the kernel for SIGTERM when the host dies (PR_SET_PDEATHSIG), so a
+ * killed host leaves no unsupervised replica serving; --host-pid closes the
+ * race of a host that died before that request.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "common.h"
+#include "natsopt.h"
+#include "plugins.h"
+#include "sage/cluster.h"
+#include "sage/plugin.h"
+#include "sage/task.h"
+
+static void usage(FILE *out)
+{
+    fputs("NAME\n"
+          "    sagesvc replica - serve one replica of a deployed service (started by a host)\n"
+          "\n"
+          "SYNOPSIS\n"
+          "    sagesvc replica --ns NS --service NAME [--nats URL[,URL...]]\n"
+          "                    [--creds FILE] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
+          "                    [--ready-fd FD] [--host-pid PID]\n"
+          "\n"
+          "DESCRIPTION\n"
+          "    `sagesvc host` runs this command for every replica placed on its node;\n"
+          "    people rarely do. It reads the deployment of service NAME in namespace\n"
+          "    NS from the bucket sagesvc_deploy, parses the configuration stored in it\n"
+          "    (the deploying file's full text), loads the service's plugin exactly as\n"
+          "    `sagesvc run` does (a relative path from the deploying file's directory;\n"
+          "    a bare name from $SAGE_PLUGIN_PATH, that directory, BIN/plugins,\n"
+          "    BIN/../lib/sagesvc/plugins, else the built-in service of that name), and\n"
+          "    serves the service over NATS: subject sage.NS.svc.NAME in queue group q\n"
+          "    (or its JetStream work queue when the service says delivery: durable),\n"
+          "    with the service's max_workers, queue_timeout, request_queue_size,\n"
+          "    middleware and config, until SIGTERM, SIGINT or SIGHUP.\n"
+          "\n"
+          "OPTIONS\n"
+          "    --ns NS, --service NAME\n"
+          "        The deployed service to serve (both required).\n" CLI_NATS_HELP
+          "    --creds FILE, --tls-ca FILE, --tls-cert FILE, --tls-key FILE\n"
+          "        NATS credentials file and TLS files, overriding the configuration's.\n"
+          "        User, password and token come from the environment variables\n"
+          "        SAGESVC_NATS_USER, SAGESVC_NATS_PASSWORD, SAGESVC_NATS_TOKEN.\n"
+          "    --ready-fd FD\n"
+          "        Write 'R' to descriptor FD once serving, then close it.\n"
+          "    --host-pid PID\n"
+          "        The supervising host's pid: exit at once if it is not our parent,\n"
+          "        and stop (as on SIGTERM) when it dies.\n"
+          "    -h, --help\n"
+          "        Print this help and exit.\n"
+          "\n"
+          "SIGNALS\n"
+          "    SIGTERM, SIGINT, SIGHUP\n"
+          "        Stop taking calls, answer those received, exit with status 0.\n"
+          "\n"
+          "EXIT STATUS\n"
+          "    0   stopped by a signal\n"
+          "    1   cannot connect, serve or read the deployment; the host is gone\n"
+          "    2   usage\n"
+          "    3   the service is not deployed (ENOSERVICE)\n"
+          "    9   the stored configuration is invalid or lacks the service, or an\n"
+          "        unknown middleware\n"
+          "    10  its plugin cannot be found or used\n",
+          out);
+}
+
+struct replica {
+    const char *ns, *service, *urls, *creds, *tls_ca, *tls_cert, *tls_key;
+    long ready_fd, host_pid;
+    char *yaml;
+    size_t yaml_len;
+    char *config_path;
+};
+
+static void on_deployment(void *arg, const sage_cluster_deployment *d)
+{
+    struct replica *rp = arg;
+
+    free(rp->yaml);
+    free(rp->config_path);
+    rp->yaml = malloc(d->config_len + 1);
+    rp->config_path = strdup(d->config_path);
+    if (rp->yaml) {
+        memcpy(rp->yaml, d->config_yaml, d->config_len);
+        rp->yaml[d->config_len] = '\0';
+        rp->yaml_len = d->config_len;
+    }
+}
+
+static int parse_options(struct replica *rp, int argc, char **argv)
+{
+    static const struct option options[] = {
+        {"ns", required_argument, NULL, 'n'},       {"service", required_argument, NULL, 's'},
+        {"nats", required_argument, NULL, 'N'},     {"creds", required_argument, NULL, 'C'},
+        {"tls-ca", required_argument, NULL, 'A'},   {"tls-cert", required_argument, NULL, 'T'},
+        {"tls-key", required_argument, NULL, 'K'},  {"ready-fd", required_argument, NULL, 'r'},
+        {"host-pid", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int c;
+
+    optind = 1;
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+        switch (c) {
+        case 'n':
+            rp->ns = optarg;
+            break;
+        case 's':
+            rp->service = optarg;
+            break;
+        case 'N':
+            rp->urls = optarg;
+            break;
+        case 'C':
+            rp->creds = optarg;
+            break;
+        case 'A':
+            rp->tls_ca = optarg;
+            break;
+        case 'T':
+            rp->tls_cert = optarg;
+            break;
+        case 'K':
+            rp->tls_key = optarg;
+            break;
+        case 'r':
+            if (cli_parse_count("--ready-fd", optarg, 0, 1 << 20, &rp->ready_fd) != SAGE_OK)
+                return cli_usage("replica", "--ready-fd needs a descriptor number");
+            break;
+        case 'p':
+            if (cli_parse_count("--host-pid", optarg, 1, 1L << 30, &rp->host_pid) != SAGE_OK)
+                return cli_usage("replica", "--host-pid needs a pid");
+            break;
+        case 'h':
+            usage(stdout);
+            return -1;
+        default:
+            return cli_bad_option("replica", c, argv);
+        }
+    }
+    if (optind < argc)
+        return cli_usage("replica", "unexpected argument '%s'", argv[optind]);
+    if (rp->ns == NULL || rp->service == NULL)
+        return cli_usage("replica", "--ns and --service are required");
+    return CLI_OK;
+}
+
+/* serve runs the task until a signal in set arrives */
+static int serve(struct replica *rp, const sage_config *cfg, const sage_nats_conf *nats,
+                 const sigset_t *set)
+{
+    const sage_service_conf *sc = sage_config_find(cfg, rp->service);
+    const sage_middleware *mw[32];
+    const sage_service *svc = NULL;
+    sage_plugin *plugin = NULL;
+    sage_arena *arena = NULL;
+    sage_value params;
+    sage_cluster_opts co;
+    sage_task_opts o;
+    sage_task *t = NULL;
+    size_t index = 0;
+    sage_err r;
+    int sig, e, rc = CLI_OK;
+
+    if (sc == NULL) {
+        fprintf(stderr, "sagesvc replica: the deployed configuration has no service '%s'\n",
+                rp->service);
+        return CLI_CONFIG;
+    }
+    while (sage_config_service(cfg, index) != sc)
+        index++;
+    for (size_t i = 0; i < sc->nmiddleware; i++)
+        if (i >= 32 || (mw[i] = sage_middleware_find(sc->middleware[i])) == NULL) {
+            fprintf(stderr, "sagesvc replica: service '%s': unknown middleware '%s'\n", sc->name,
+                    sc->middleware[i]);
+            return CLI_CONFIG;
+        }
+    if ((r = cli_plugin_resolve(cfg, sc, &plugin, &svc)) != SAGE_OK)
+        return CLI_PLUGIN;
+    if ((r = sage_arena_new(&arena, 0)) != SAGE_OK ||
+        (r = sage_config_service_params(cfg, index, arena, &params)) != SAGE_OK) {
+        cli_error(r, "service '%s': reading its config", sc->name);
+        rc = CLI_ERR;
+        goto out;
+    }
+    memset(&co, 0, sizeof co);
+    co.nats = nats;
+    co.durable = sc->cluster.durable;
+    sage_task_opts_init(&o);
+    o.name = sc->name;
+    o.ns = rp->ns;
+    o.transport = SAGE_TRANSPORT_NATS;
+    o.max_workers = sc->local.max_workers;
+    o.queue_timeout = sc->local.queue_timeout;
+    o.request_queue_size = sc->local.request_queue_size;
+    o.config = &params;
+    o.middleware = mw;
+    o.nmiddleware = sc->nmiddleware;
+    o.transport_opts = &co;
+    if ((r = sage_task_new(&t, svc, &o)) != SAGE_OK || (r = sage_task_start(t)) != SAGE_OK) {
+        cli_error(r, "replica of %s.%s cannot serve", rp->ns, rp->service);
+        rc = cli_exit_for(r) == CLI_USAGE ? CLI_CONFIG : CLI_ERR;
+        goto out;
+    }
+    if (rp->ready_fd > 0) {
+        if (write((int)rp->ready_fd, "R", 1) != 1)
+            fprintf(stderr, "sagesvc replica: cannot tell the host: %s\n", strerror(errno));
+        close((int)rp->ready_fd);
+    }
+    do {
+        e = sigwait(set, &sig);
+    } while (e == EINTR);
+    if ((r = sage_task_stop(t)) != SAGE_OK)
+        cli_error(r, "replica of %s.%s: stopping", rp->ns, rp->service);
+out:
+    sage_task_free(t); /* before its plugin: the code lives there */
+    sage_plugin_close(plugin);
+    sage_arena_free(arena);
+    return rc;
+}
+
+int cmd_replica(int argc, char **argv)
+{
+    struct replica rp;
+    struct cli_nats n;
+    sage_config *cfg = NULL;
+    sigset_t set;
+    sage_err r;
+    int rc;
+
+    memset(&rp, 0, sizeof rp);
+    if ((rc = parse_options(&rp, argc, argv)) != CLI_OK)
+        return rc < 0 ? CLI_OK : rc;
+    cli_block_stop_signals(&set); /* before any thread: all inherit it */
+    if (rp.host_pid > 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM);
+        if (getppid() != (pid_t)rp.host_pid) {
+            fprintf(stderr, "sagesvc replica: host %ld is gone: not starting\n", rp.host_pid);
+            return CLI_ERR;
+        }
+    }
+    if ((r = cli_nats_init(&n, rp.urls, NULL)) != SAGE_OK) {
+        cli_error(r, "replica");
+        return cli_exit_for(r);
+    }
+    n.conf.reconnect_max = -1; /* supervised: ride out outages */
+    n.conf.reconnect_wait = 1.0;
+    if (rp.creds)
+        n.conf.creds = rp.creds;
+    if (rp.tls_ca)
+        n.conf.tls_ca = rp.tls_ca;
+    if (rp.tls_cert) {
+        n.conf.tls_cert = rp.tls_cert;
+        n.conf.tls_key = rp.tls_key;
+    }
+    r = sage_cluster_deployments(&n.conf, rp.ns, rp.service, on_deployment, &rp);
+    if (r == SAGE_OK && rp.yaml == NULL)
+        r = cli_fail(SAGE_ENOMEM, "out of memory");
+    if (r != SAGE_OK) {
+        cli_error(r, "replica of %s.%s: reading its deployment", rp.ns, rp.service);
+        rc = r == SAGE_ENOSERVICE ? CLI_NOSERVICE : CLI_ERR;
+        goto out;
+    }
+    r = sage_config_parse(&cfg, rp.yaml, rp.yaml_len,
+                          rp.config_path && rp.config_path[0] ? rp.config_path : NULL);
+    if (r != SAGE_OK) {
+        cli_error(r, "replica of %s.%s: the deployed configuration", rp.ns, rp.service);
+        rc = CLI_CONFIG;
+        goto out;
+    }
+    rc = serve(&rp, cfg, &n.conf, &set);
+out:
+    sage_config_free(cfg);
+    free(rp.yaml);
+    free(rp.config_path);
+    cli_nats_fini(&n);
+    return rc;
+}

@@ -1,0 +1,341 @@
+/* cmd_status.c - sagesvc status: health figures of host-registered services. */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "commands.h"
+#include "common.h"
+#include "json.h"
+#include "sage/task.h"
+#include "replicas.h"
+#include "status_cluster.h"
+
+static const char help[] =
+    "NAME\n"
+    "    sagesvc status - show the health figures of services\n"
+    "\n"
+    "SYNOPSIS\n"
+    "    sagesvc status [SERVICE] [--json] [-c FILE] [-n NS]\n"
+    "    sagesvc status --cluster [SERVICE] [--nats URL] [--wait MS] [--json]\n"
+    "\n"
+    "DESCRIPTION\n"
+    "    Reads the health figures a service publishes in the host registry; any\n"
+    "    process of the same user may read them, the service is not called.\n"
+    "\n"
+    "    Without SERVICE, prints one summary line per service of the namespace:\n"
+    "    name, state, pid, uptime, requests, errors, in flight, queue depth, and\n"
+    "    the latency p50 and p99 of its methods in microseconds.\n"
+    "\n"
+    "    With SERVICE, prints every figure:\n"
+    "        state, pid, owner alive   lifecycle state and the hosting process\n"
+    "        uptime                    time since the service started\n"
+    "        requests, errors          calls answered; those answered with an error\n"
+    "        in flight, queue depth    calls running now, and waiting in its queue\n"
+    "        expired                   calls dropped: their caller had given up\n"
+    "        malformed                 undecodable requests\n"
+    "        rejected                  calls refused by middleware\n"
+    "        queue full                times a caller found the request queue full\n"
+    "        latency p50/p99 (us)      method run time, all methods\n"
+    "        last activity             time since the last call (never if none)\n"
+    "        heartbeat age             time since its listener last proved alive\n"
+    "        workers, queue size, queue timeout   its configuration\n"
+    "        last drop                 why the last request was dropped unanswered\n"
+    "    and a table of its methods: requests, errors, latency p50 and p99 (us).\n"
+    "\n"
+    "    With --cluster, asks the replicas in the cluster (NATS) instead, with\n"
+    "    $SRV.STATS: one line per replica that answers within --wait, with its\n"
+    "    id, host, pid, requests, errors, average processing time (us),\n"
+    "    delivery and last error.\n"
+    "\n"
+    "OPTIONS\n"
+    "    --json\n"
+    "        Print JSON: one object for SERVICE, else an array of them, with the\n"
+    "        keys name, namespace, transport, state, pid, owner_alive, uptime_s,\n"
+    "        requests, errors, in_flight, queue_depth, expired, malformed,\n"
+    "        rejected, queue_full, latency_p50_us, latency_p99_us,\n"
+    "        last_activity_ns, last_activity_age_s (null if never), heartbeat_ns,\n"
+    "        heartbeat_age_s, max_workers, request_queue_size, queue_timeout_s,\n"
+    "        last_drop, and methods: an array of {name, requests, errors,\n"
+    "        latency_p50_us, latency_p99_us}. With --cluster, an array of\n"
+    "        {name, namespace, id, host, pid, started, version, requests, errors,\n"
+    "        average_us, durable, last_error, subject}.\n"
+    "    --cluster\n"
+    "        Ask the cluster's replicas, on the NATS servers of the configuration's\n"
+    "        nats section (default nats://127.0.0.1:4222).\n"
+    "    --nats URL[,URL...]\n"
+    "        These NATS servers instead. Implies --cluster.\n"
+    "    --wait MS\n"
+    "        How long to collect the replicas' answers (1..60000). Default 500.\n"
+    "    -c, --config FILE\n"
+    "        Read the configuration from FILE (for its namespace).\n"
+    "    -n, --namespace NS\n"
+    "        The namespace. Default: the configuration's, else \"default\".\n"
+    "    -h, --help\n"
+    "        Print this help and exit.\n"
+    "\n" CLI_CONFIG_HELP "\n" CLI_EXIT_STATUS_HELP
+    "\n"
+    "EXAMPLES\n"
+    "    sagesvc status\n"
+    "    sagesvc status kv\n"
+    "    sagesvc status kv --json | jq .requests\n"
+    "    sagesvc status --cluster kv\n";
+
+static const struct option options[] = {
+    {"json", no_argument, NULL, 'j'},
+    {"config", required_argument, NULL, 'c'},
+    {"namespace", required_argument, NULL, 'n'},
+    {"cluster", no_argument, NULL, 'K'},
+    {"nats", required_argument, NULL, 'N'},
+    {"wait", required_argument, NULL, 'W'},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static void age(char *buf, size_t cap, long long now, long long then)
+{
+    if (then == 0)
+        snprintf(buf, cap, "never");
+    else
+        cli_format_age(buf, cap, now > then ? now - then : 0);
+}
+
+static void print_one(const sage_status *st, long long now)
+{
+    char up[32], last[32], hb[32];
+
+    cli_format_age(up, sizeof up, st->owner_alive ? (long long)(st->uptime_s * 1e9) : -1);
+    age(last, sizeof last, now, st->last_activity_ns);
+    age(hb, sizeof hb, now, st->heartbeat_ns);
+    printf("service:        %s\n", st->name);
+    printf("namespace:      %s\n", st->ns);
+    printf("transport:      %s\n", sage_transport_name(st->transport));
+    printf("state:          %s%s\n", sage_state_name(st->state),
+           st->owner_alive ? "" : " (as its dead process left it)");
+    printf("pid:            %d\n", (int)st->pid);
+    printf("owner alive:    %s\n", st->owner_alive ? "yes" : "no (dead)");
+    printf("uptime:         %s\n", up);
+    printf("requests:       %llu\n", (unsigned long long)st->requests);
+    printf("errors:         %llu\n", (unsigned long long)st->errors);
+    printf("in flight:      %llu\n", (unsigned long long)st->in_flight);
+    printf("queue depth:    %llu\n", (unsigned long long)st->queue_depth);
+    printf("expired:        %llu\n", (unsigned long long)st->expired);
+    printf("malformed:      %llu\n", (unsigned long long)st->malformed);
+    printf("rejected:       %llu\n", (unsigned long long)st->rejected);
+    printf("queue full:     %llu\n", (unsigned long long)st->queue_full);
+    printf("latency p50:    %.1f us\n", st->latency_p50_us);
+    printf("latency p99:    %.1f us\n", st->latency_p99_us);
+    printf("last activity:  %s%s\n", last, st->last_activity_ns ? " ago" : "");
+    printf("heartbeat age:  %s\n", hb);
+    printf("workers:        %u\n", (unsigned)st->max_workers);
+    printf("queue size:     %u\n", (unsigned)st->request_queue_size);
+    printf("queue timeout:  %g s\n", st->queue_timeout);
+    printf("last drop:      %s\n", st->last_drop[0] ? st->last_drop : "-");
+    if (st->nmethods == 0)
+        return;
+    printf("\n%-24s %10s %10s %12s %12s\n", "METHOD", "REQUESTS", "ERRORS", "P50_US", "P99_US");
+    for (size_t i = 0; i < st->nmethods; i++) {
+        const sage_method_status *m = &st->methods[i];
+
+        printf("%-24s %10llu %10llu %12.1f %12.1f\n", m->name, (unsigned long long)m->requests,
+               (unsigned long long)m->errors, m->latency_p50_us, m->latency_p99_us);
+    }
+}
+
+static void print_header(void)
+{
+    printf("%-20s %-9s %8s %10s %10s %8s %8s %7s %10s %10s\n", "NAME", "STATE", "PID", "UPTIME",
+           "REQUESTS", "ERRORS", "INFLIGHT", "QUEUE", "P50_US", "P99_US");
+}
+
+static void print_line(const sage_status *st)
+{
+    char up[32];
+
+    cli_format_age(up, sizeof up, st->owner_alive ? (long long)(st->uptime_s * 1e9) : -1);
+    printf("%-20s %-9s %8d %10s %10llu %8llu %8llu %7llu %10.1f %10.1f\n", st->name,
+           st->owner_alive ? sage_state_name(st->state) : "dead", (int)st->pid, up,
+           (unsigned long long)st->requests, (unsigned long long)st->errors,
+           (unsigned long long)st->in_flight, (unsigned long long)st->queue_depth,
+           st->latency_p50_us, st->latency_p99_us);
+}
+
+/* The statuses to print as JSON, and the time their ages count to. */
+struct statuses {
+    const sage_status *v;
+    long long now;
+};
+
+/* Builds status i of the statuses (arg) as a map in a. */
+static sage_err to_value(sage_arena *a, const void *arg, size_t i, sage_value *out)
+{
+    const struct statuses *l = arg;
+    const sage_status *st = &l->v[i];
+    long long now = l->now;
+    sage_value *methods = sage_arena_alloc(a, (st->nmethods ? st->nmethods : 1) * sizeof *methods);
+    sage_value last_age = sage_nil(), marr;
+    sage_err r;
+
+    if (methods == NULL)
+        return SAGE_ENOMEM;
+    for (size_t k = 0; k < st->nmethods; k++) {
+        const sage_method_status *m = &st->methods[k];
+
+        r = sage_pack(a, &methods[k], "{s:s s:u s:u s:f s:f}", "name", m->name, "requests",
+                      m->requests, "errors", m->errors, "latency_p50_us", m->latency_p50_us,
+                      "latency_p99_us", m->latency_p99_us);
+        if (r != SAGE_OK)
+            return r;
+    }
+    marr = sage_array(methods, st->nmethods);
+    if (st->last_activity_ns != 0)
+        last_age = sage_double((double)(now - st->last_activity_ns) / 1e9);
+    return sage_pack(a, out,
+                     "{s:s s:s s:s s:s s:i s:b s:f s:u s:u s:u s:u s:u s:u s:u s:u s:f s:f "
+                     "s:I s:v s:I s:f s:u s:u s:f s:s s:v}",
+                     "name", st->name, "namespace", st->ns, "transport",
+                     sage_transport_name(st->transport), "state", sage_state_name(st->state),
+                     "pid", (int)st->pid, "owner_alive", st->owner_alive != 0, "uptime_s",
+                     st->uptime_s, "requests", st->requests, "errors", st->errors, "in_flight",
+                     st->in_flight, "queue_depth", st->queue_depth, "expired", st->expired,
+                     "malformed", st->malformed, "rejected", st->rejected, "queue_full",
+                     st->queue_full, "latency_p50_us", st->latency_p50_us, "latency_p99_us",
+                     st->latency_p99_us, "last_activity_ns", (int64_t)st->last_activity_ns,
+                     "last_activity_age_s", &last_age, "heartbeat_ns", (int64_t)st->heartbeat_ns,
+                     "heartbeat_age_s",
+                     st->heartbeat_ns ? (double)(now - st->heartbeat_ns) / 1e9 : -1.0,
+                     "max_workers", (uint64_t)st->max_workers, "request_queue_size",
+                     (uint64_t)st->request_queue_size, "queue_timeout_s", st->queue_timeout,
+                     "last_drop", st->last_drop, "methods", &marr);
+}
+
+static int print_json(const sage_status *sts, size_t n, int one)
+{
+    struct statuses l = {sts, cli_now_ns()};
+
+    return cli_print_items(n, one, to_value, &l, "printing the status");
+}
+
+struct names {
+    char (*v)[SAGE_NAME_MAX + 1];
+    size_t n, cap;
+    int failed;
+};
+
+static void collect(void *arg, const sage_host_entry *e)
+{
+    struct names *l = arg;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        void *v = realloc(l->v, cap * sizeof *l->v);
+
+        if (v == NULL) {
+            l->failed = 1;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    snprintf(l->v[l->n++], sizeof *l->v, "%s", e->name);
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(((const sage_status *)a)->name, ((const sage_status *)b)->name);
+}
+
+/* Every service of ns: a summary line each, or a JSON array. */
+static int status_all(const char *ns, int json)
+{
+    struct names l = {NULL, 0, 0, 0};
+    sage_status *sts = NULL;
+    size_t n = 0;
+    int status = CLI_OK;
+    sage_err r;
+
+    r = sage_host_list(ns, 0, collect, &l);
+    if (r == SAGE_OK && l.failed)
+        r = SAGE_ENOMEM;
+    if (r == SAGE_OK && l.n > 0 && (sts = calloc(l.n, sizeof *sts)) == NULL)
+        r = SAGE_ENOMEM;
+    if (r != SAGE_OK) {
+        cli_error(r, "reading the host registry");
+        free(l.v);
+        return cli_exit_for(r);
+    }
+    /* A service that left between listing and reading is simply gone. */
+    for (size_t i = 0; i < l.n; i++)
+        if (sage_host_status(ns, l.v[i], &sts[n]) == SAGE_OK)
+            n++;
+    if (n > 0)
+        qsort(sts, n, sizeof *sts, by_name);
+    if (json) {
+        status = print_json(sts, n, 0);
+    } else {
+        print_header();
+        for (size_t i = 0; i < n; i++)
+            print_line(&sts[i]);
+    }
+    free(sts);
+    free(l.v);
+    return status;
+}
+
+int cmd_status(int argc, char **argv)
+{
+    const char *config = NULL, *opt_ns = NULL, *ns;
+    sage_config *cfg = NULL;
+    int json = 0, opt, status;
+    struct cli_cluster_view cv = CLI_CLUSTER_VIEW_INIT;
+    sage_status st;
+    sage_err r;
+
+    opterr = 0;
+    optind = 1;
+    while ((opt = getopt_long(argc, argv, ":c:n:h", options, NULL)) != -1) {
+        switch (opt) {
+        case 'j':
+            json = 1;
+            break;
+        case 'K':
+        case 'N':
+        case 'W':
+            if ((status = cli_cluster_view_option(&cv, opt, optarg, argv[0])) != CLI_OK)
+                return status;
+            break;
+        case 'c':
+            config = optarg;
+            break;
+        case 'n':
+            opt_ns = optarg;
+            break;
+        case 'h':
+            fputs(help, stdout);
+            return CLI_OK;
+        default:
+            return cli_bad_option(argv[0], opt, argv);
+        }
+    }
+    if (argc - optind > 1)
+        return cli_usage(argv[0], "unexpected argument '%s'", argv[optind + 1]);
+    if ((status = cli_load_config_or_fail(config, &cfg)) != CLI_OK)
+        return status;
+    ns = cli_namespace(opt_ns, cfg);
+    if (cv.on) {
+        status = cli_status_cluster(cfg, cv.urls, ns, optind < argc ? argv[optind] : NULL,
+                                    (int)cv.wait_ms, json);
+    } else if (optind == argc) {
+        status = status_all(ns, json);
+    } else if ((r = sage_host_status(ns, argv[optind], &st)) != SAGE_OK) {
+        cli_error(r, "%s", argv[optind]);
+        status = cli_exit_for(r);
+    } else if (json) {
+        status = print_json(&st, 1, 1);
+    } else {
+        print_one(&st, cli_now_ns());
+        status = CLI_OK;
+    }
+    sage_config_free(cfg);
+    return status;
+}

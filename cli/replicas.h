@@ -1,0 +1,53 @@
+/* replicas.h - the cluster's replicas as $SRV.STATS reports them, and the
+ * options that ask for them, for the --cluster views of `sagesvc ls` and
+ * `sagesvc status`. */
+#ifndef SAGE_CLI_REPLICAS_H
+#define SAGE_CLI_REPLICAS_H
+
+#include <stddef.h>
+
+#include "sage/cluster.h"
+#include "sage/config.h"
+
+struct cli_replicas {
+    sage_cluster_instance *v; /* sorted by namespace, name, host, id */
+    size_t n, cap;
+    int failed; /* out of memory while collecting */
+};
+
+/*
+ * cli_replicas_collect asks the NATS servers urls (comma-separated; NULL:
+ * cfg's nats section, cfg may be NULL) for the replicas of namespace ns
+ * (NULL: all) and service name (NULL: all) that answer $SRV.STATS within
+ * wait_ms. Returns CLI_OK, or the exit status after printing the error.
+ * Free l with cli_replicas_free either way.
+ */
+int cli_replicas_collect(const sage_config *cfg, const char *urls, const char *ns, const char *name,
+                         int wait_ms, struct cli_replicas *l);
+
+void cli_replicas_free(struct cli_replicas *l);
+
+/* The options of the --cluster views: --cluster, --nats URL[,URL...] (which
+ * implies --cluster) and --wait MS. */
+struct cli_cluster_view {
+    int on;           /* --cluster or --nats */
+    const char *urls; /* --nats; NULL: the configuration's servers */
+    long wait_ms;     /* --wait: how long the replicas' answers are collected */
+};
+
+/* CLI_CLUSTER_VIEW_INIT: not asked for, the configuration's servers, 500 ms. */
+#define CLI_CLUSTER_VIEW_INIT {0, NULL, 500}
+
+/*
+ * cli_cluster_view_option takes one of those options as getopt_long returns
+ * it: opt 'K' (--cluster), 'N' (--nats) or 'W' (--wait), with its argument
+ * arg (borrowed). Returns CLI_OK, or CLI_USAGE after the message for
+ * command cmd (a bad --wait).
+ */
+int cli_cluster_view_option(struct cli_cluster_view *v, int opt, const char *arg, const char *cmd);
+
+/* cli_replica_started_ns parses a replica's start time (ISO-8601, UTC, as
+ * in $SRV.STATS) into nanoseconds since the epoch; 0 if it cannot. */
+long long cli_replica_started_ns(const sage_cluster_instance *x);
+
+#endif

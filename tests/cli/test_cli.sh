@@ -1,0 +1,313 @@
+#!/bin/sh
+# test_cli.sh - runs the real sagesvc binary against services hosted by
+# svc_host (kv and testsvc over shm) and checks outputs and exit statuses.
+#
+#   sh test_cli.sh PATH/TO/sagesvc PATH/TO/svc_host
+#
+# Every run uses its own namespace; on exit, pass or fail, it kills the hosts
+# it started and removes every /dev/shm entry of that namespace. Every
+# command runs under `timeout`.
+set -u
+
+# Absolute paths: some checks run from another directory.
+S=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
+H=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
+NS="cli$$"
+UID_=$(id -u)
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/sagesvc-cli.XXXXXX")
+HOSTS=""
+FAILS=0
+N=0
+
+cleanup() {
+    for p in $HOSTS; do
+        kill -9 "$p" 2>/dev/null
+    done
+    wait 2>/dev/null
+    for f in /dev/shm/*."$NS".*; do
+        [ -e "$f" ] && rm -f "$f"
+    done
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
+
+# ------------------------------------------------------------- helpers
+
+# run ARGS...: runs sagesvc; leaves stdout in $TMP/out, stderr in
+# $TMP/err, the status in $rc.
+run() {
+    timeout 60 "$S" "$@" >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+}
+
+fail() {
+    FAILS=$((FAILS + 1))
+    echo "FAIL: $*"
+    echo "--- stdout:"
+    head -c 2000 "$TMP/out"
+    echo "--- stderr:"
+    head -c 2000 "$TMP/err"
+    echo "---"
+}
+
+# expect CODE DESC ARGS...: runs sagesvc ARGS and checks its exit status.
+expect() {
+    code=$1
+    desc=$2
+    shift 2
+    N=$((N + 1))
+    run "$@"
+    if [ "$rc" -ne "$code" ]; then
+        fail "$desc: 'sagesvc $*' exited $rc, expected $code"
+        return 1
+    fi
+    echo "ok $N - $desc"
+    return 0
+}
+
+# has FILE PATTERN DESC: FILE (out or err) matches the grep -E PATTERN.
+has() {
+    if ! grep -Eq -- "$2" "$TMP/$1"; then
+        fail "$3: $1 does not match '$2'"
+        return 1
+    fi
+    return 0
+}
+
+# json DESC: stdout is valid JSON.
+json() {
+    if ! python3 -c 'import json,sys; json.load(sys.stdin)' <"$TMP/out" 2>>"$TMP/err"; then
+        fail "$1: stdout is not JSON"
+        return 1
+    fi
+    return 0
+}
+
+# jq_ EXPR: prints a Python expression over the JSON on stdout as `d`.
+jq_() {
+    python3 -c "import json,sys; d=json.load(sys.stdin); print($1)" <"$TMP/out"
+}
+
+# py DESC EXPR: the Python expression EXPR over the JSON on stdout (`d`) is true.
+py() {
+    if [ "$(jq_ "bool($2)" 2>>"$TMP/err")" != True ]; then
+        fail "$1: not true of stdout: $2"
+        return 1
+    fi
+    return 0
+}
+
+# lines FILE OP N DESC: FILE's line count compares (test OP) with N.
+lines() {
+    if ! [ "$(wc -l <"$TMP/$1")" "$2" "$3" ]; then
+        fail "$4: $1 has $(wc -l <"$TMP/$1") lines, expected $2 $3"
+        return 1
+    fi
+    return 0
+}
+
+# count FILE PATTERN N DESC: FILE has N lines matching the grep -E PATTERN.
+count() {
+    if [ "$(grep -Ec -- "$2" "$TMP/$1")" -ne "$3" ]; then
+        fail "$4: $1 has $(grep -Ec -- "$2" "$TMP/$1") lines matching '$2', expected $3"
+        return 1
+    fi
+    return 0
+}
+
+start_host() {
+    "$H" "$NS" >"$TMP/host.out" 2>"$TMP/host.err" &
+    HOST=$!
+    HOSTS="$HOSTS $HOST"
+    i=0
+    while ! grep -q '^ready' "$TMP/host.out" 2>/dev/null; do
+        i=$((i + 1))
+        if [ $i -gt 200 ] || ! kill -0 "$HOST" 2>/dev/null; then
+            echo "FAIL: svc_host did not start"
+            cat "$TMP/host.err"
+            exit 1
+        fi
+        sleep 0.05
+    done
+}
+
+# ------------------------------------------------------- the dispatcher
+
+expect 0 "--version" --version && has out '^sagesvc [0-9]+\.[0-9]+\.[0-9]+$' "--version"
+expect 0 "--help" --help && has out 'SYNOPSIS' "--help" && has out 'EXIT STATUS' "--help"
+expect 2 "no command" && has err 'COMMANDS' "no command"
+expect 2 "unknown command" frobnicate && has err "unknown command 'frobnicate'" "unknown command"
+expect 2 "unknown global option" --frob
+expect 0 "help call" help call && has out 'sagesvc call \[OPTIONS\] SERVICE METHOD' "help call"
+expect 2 "help of an unknown command" help frobnicate
+
+for c in run call ls status queue bench; do
+    expect 0 "$c --help" "$c" --help && has out "SYNOPSIS" "$c --help" &&
+        has out "sagesvc $c" "$c --help" && has out "EXIT STATUS" "$c --help"
+    expect 0 "$c -h" "$c" -h && has out "SYNOPSIS" "$c -h"
+    expect 2 "$c with an unknown option" "$c" --no-such-option &&
+        has err "unknown option" "$c unknown option"
+done
+expect 0 "call --help documents the configuration" call --help &&
+    has out 'services.yaml' "call help" && has out '10 +plugin' "call help"
+
+# ---------------------------------------- usage errors, before any call
+
+expect 2 "call without METHOD" call -n "$NS" kv
+expect 2 "call: ARGS_JSON bad JSON" call -n "$NS" kv put '["a", 1' &&
+    has err 'ARGS_JSON: line 1 column' "bad JSON names the place"
+expect 2 "call: ARGS_JSON not an array" call -n "$NS" kv put '{"a": 1}' &&
+    has err 'must be a JSON array' "not an array"
+expect 2 "call: --kwargs bad JSON" call -n "$NS" kv put '[]' --kwargs '{"a":' &&
+    has err 'kwargs: line 1' "bad kwargs"
+expect 2 "call: --kwargs not an object" call -n "$NS" kv put '[]' --kwargs '[1]' &&
+    has err 'must be a JSON object' "kwargs not an object"
+expect 2 "call: bad --timeout" call -n "$NS" kv get --timeout soon
+expect 2 "call: zero --timeout" call -n "$NS" kv get --timeout 0
+expect 2 "call: bad --async" call -n "$NS" kv get --async 0
+expect 2 "call: bad --retries" call -n "$NS" kv get --idempotent --retries x
+expect 2 "call: --retries without --idempotent" call -n "$NS" kv get --retries 2
+expect 2 "call: option missing its argument" call -n "$NS" kv get --kwargs &&
+    has err 'needs an argument' "missing argument"
+expect 9 "call: -c of a missing file" call -c "$TMP/none.yaml" kv get
+printf 'service:\n  local:\n    max_workers: ten\n' >"$TMP/bad.yaml"
+expect 9 "call: -c of a bad file" call -c "$TMP/bad.yaml" kv get && has err 'ECONFIG' "bad config"
+
+# -------------------------------------------------------------- calls
+
+start_host
+
+expect 0 "call: put" call -n "$NS" kv put '["answer", 42]' && has out '^true$' "put"
+expect 0 "call: get" call -n "$NS" kv get '["answer"]' && has out '^42$' "get"
+expect 0 "call: default args []" call -n "$NS" kv size && has out '^1$' "size"
+expect 0 "call: --kwargs" call -n "$NS" testsvc kw --kwargs '{"a": 1, "b": [true, null]}' &&
+    has out '^\{"a":1,"b":\[true,null\]\}$' "kwargs echoed"
+expect 0 "call: values round trip" call -n "$NS" testsvc echo \
+    '[-7, 0.1, 1e300, "h\u00e9", {"$bin": "AAEC/w=="}, {"k": {}}, []]' &&
+    has out '^\[-7,0\.1,1e\+?300,"hé",\{"\$bin":"AAEC/w=="\},\{"k":\{\}\},\[\]\]$' "echo"
+expect 0 "call: --pretty" call -n "$NS" testsvc echo '[1, [2]]' --pretty &&
+    lines out -gt 3 "pretty" && json "pretty"
+expect 0 "call: --async 5" call -n "$NS" testsvc add '[2, 3]' --async 5 &&
+    count out '^5$' 5 "--async 5" && lines out -eq 5 "--async 5"
+expect 0 "call: --idempotent --retries retries the same request" \
+    call -n "$NS" testsvc flaky '[1]' --idempotent --retries 2 && has out '^2$' "retried"
+# (testsvc counts sightings by request id alone, and every caller's ids
+# start alike: asking for 1000 failures keeps this one failing.)
+expect 8 "call: the service's EUNAVAILABLE, not retried" call -n "$NS" testsvc flaky '[1000]' &&
+    has err 'EUNAVAILABLE' "flaky"
+
+expect 5 "call: wrong arity -> EBADARGS" call -n "$NS" testsvc add '[1]' &&
+    has err '^sagesvc: testsvc\.add: EBADARGS \(.+\)$' "EBADARGS message"
+expect 3 "call: unknown service" call -n "$NS" nosuch get && has err 'ENOSERVICE' "ENOSERVICE"
+expect 3 "call: --async of an unknown service" call -n "$NS" nosuch get --async 2 &&
+    count err "call [12] of 2: ENOSERVICE \(no service 'nosuch'" 2 "each failure reported"
+expect 4 "call: unknown method" call -n "$NS" kv frob && has err 'ENOMETHOD' "ENOMETHOD"
+expect 6 "call: handler error" call -n "$NS" testsvc fail '["boom"]' &&
+    has err 'EHANDLER \(failed as asked: boom\)' "EHANDLER"
+expect 7 "call: timeout" call -n "$NS" testsvc sleep '[3000]' --timeout 0.2 &&
+    has err 'ETIMEDOUT' "ETIMEDOUT"
+expect 6 "call: --async with failures exits with the first's status" \
+    call -n "$NS" testsvc fail '["x"]' --async 3 &&
+    count err 'call [0-9] of 3: EHANDLER' 3 "--async failures"
+
+# The configuration: its namespace and call timeout, -n over it, and the
+# search of ./services.yaml.
+printf 'namespace: %s\nservice:\n  call:\n    timeout: 0.2\n' "$NS" >"$TMP/cfg.yaml"
+expect 0 "call: namespace from -c" call -c "$TMP/cfg.yaml" kv get '["answer"]' && has out '^42$' "cfg"
+expect 7 "call: timeout from -c" call -c "$TMP/cfg.yaml" testsvc sleep '[3000]'
+expect 3 "call: --namespace over the configuration" call -c "$TMP/cfg.yaml" -n "x$NS" kv size
+mkdir "$TMP/cwd" && cp "$TMP/cfg.yaml" "$TMP/cwd/services.yaml"
+N=$((N + 1))
+(cd "$TMP/cwd" && timeout 30 "$S" call kv size >"$TMP/out" 2>"$TMP/err")
+rc=$?
+if [ $rc -eq 0 ] && grep -q '^1$' "$TMP/out"; then
+    echo "ok $N - ./services.yaml is found"
+else
+    fail "./services.yaml not used (rc $rc)"
+fi
+
+# ------------------------------------------------------------ ls, status
+
+expect 0 "ls" ls -n "$NS" &&
+    has out '^NAME +NAMESPACE +TRANSPORT +PID +STATE +UPTIME +ALIVE' "ls header" &&
+    has out "^kv +$NS +shm +$HOST +running +[0-9.]+s +yes" "ls kv" &&
+    has out "^testsvc +$NS" "ls testsvc"
+expect 0 "ls --json" ls -n "$NS" --json && json "ls --json" &&
+    py "ls --json" 'sorted(e["name"] for e in d if e["alive"] and e["transport"] == "shm")
+                    == ["kv", "testsvc"]'
+expect 0 "ls --all" ls --all && has out "^kv +$NS " "ls --all"
+expect 0 "ls of another namespace" ls -n "x$NS" && lines out -eq 1 "empty ls"
+
+expect 0 "status" status -n "$NS" && has out '^NAME +STATE +PID' "status header" &&
+    has out "^testsvc +running +$HOST " "status line"
+expect 0 "status SERVICE" status -n "$NS" testsvc && has out '^requests: +[0-9]+$' "requests" &&
+    has out '^latency p99: ' "p99" && has out '^heartbeat age: ' "heartbeat" &&
+    has out '^add +[0-9]+ +[0-9]+ ' "per-method line"
+expect 0 "status --json" status -n "$NS" --json && json "status --json" &&
+    py "status --json" 'len(d) == 2 and d[0]["name"] == "kv"'
+expect 0 "status SERVICE --json" status -n "$NS" kv --json && json "status kv --json" &&
+    before=$(jq_ 'd["requests"]') && py "status kv --json" 'd["owner_alive"] is True and
+        all(k in d for k in ("state", "pid", "uptime_s", "errors", "in_flight", "queue_depth",
+            "expired", "malformed", "rejected", "queue_full", "latency_p50_us", "latency_p99_us",
+            "last_activity_ns", "heartbeat_age_s", "max_workers", "request_queue_size",
+            "queue_timeout_s", "last_drop", "methods"))'
+expect 0 "calls for the figures" call -n "$NS" kv get '["answer"]' --async 7
+expect 0 "status figures move" status -n "$NS" kv --json &&
+    py "requests grew by 7 from $before" "d['requests'] == $before + 7" &&
+    py "get's requests" '[m["requests"] for m in d["methods"] if m["name"] == "get"][0] >= 7'
+expect 3 "status of an unknown service" status -n "$NS" nosuch
+
+# --------------------------------------------------------------- bench
+
+expect 0 "bench" bench -n "$NS" testsvc add --args '[1, 2]' --calls 200 --concurrency 8 &&
+    has out 'p50' "bench p50" && has out 'async calls/s +[0-9]+' "bench throughput"
+expect 0 "bench --json" bench -n "$NS" kv size --calls 100 --json && json "bench --json" &&
+    py "bench --json" 'd["sync_p50_us"] > 0 and d["async_calls_per_s"] > 0 and d["errors"] == 0'
+expect 3 "bench of an unknown service" bench -n "$NS" nosuch get --calls 10
+expect 2 "bench with bad --args" bench -n "$NS" kv get --args '[1'
+expect 2 "bench without METHOD" bench -n "$NS" kv
+
+# --------------------------------------------------------------- queue
+
+Q="$UID_.$NS.kv.req"
+expect 0 "queue ls" queue ls "*.$NS.*" && has out '^NAME +CAPACITY +DEPTH' "queue ls header" &&
+    has out "^$Q +[0-9]+ +0 +[0-9]+ +[0-9]+ +$HOST +alive$" "queue ls kv"
+expect 0 "queue ls --json" queue ls --json "*.$NS.*" && json "queue ls --json" &&
+    py "queue ls --json" 'len([q for q in d if q["consumer"] == "alive"]) == 2'
+expect 0 "queue stat" queue stat "$Q" && has out '^capacity: +[0-9]+ bytes' "stat" &&
+    has out "^consumer pid: +$HOST \(alive\)" "stat consumer"
+expect 0 "queue stat --json" queue stat --json "$Q" && json "queue stat --json" &&
+    py "queue stat --json" 'd["msgs_in"] >= 3 and d["consumer_alive"] is True'
+expect 1 "queue stat of a missing queue" queue stat "$UID_.$NS.nosuch"
+expect 1 "queue rm of a missing queue" queue rm "$UID_.$NS.nosuch"
+expect 2 "queue without a subcommand" queue
+expect 2 "queue with an unknown subcommand" queue frob
+
+# ------------------------------------------- a dead service, stale queues
+
+kill -9 "$HOST"
+wait "$HOST" 2>/dev/null
+expect 8 "call: dead service" call -n "$NS" kv size && has err 'EUNAVAILABLE' "dead"
+expect 0 "ls shows it dead" ls -n "$NS" && has out "^kv +$NS +shm +$HOST +[a-z]+ +- +dead$" "ls dead"
+expect 0 "ls --json shows it dead" ls -n "$NS" --json && json "ls dead" &&
+    py "ls --json dead" 'len(d) == 2 and not any(e["alive"] for e in d)'
+expect 0 "status shows it dead" status -n "$NS" && has out "^kv +dead +$HOST " "status dead"
+expect 0 "queue ls shows stale queues" queue ls "*.$NS.*" && has out "^$Q .* +$HOST +stale$" "stale"
+expect 0 "queue rm NAME" queue rm "$Q"
+expect 0 "queue rm --stale" queue rm --stale "*.$NS.*" &&
+    has out "^removed $UID_\.$NS\.testsvc\.req" "rm --stale"
+expect 0 "queue ls after rm" queue ls "*.$NS.*" && lines out -eq 1 "queues removed"
+expect 0 "ls --clean" ls -n "$NS" --clean && has err 'removed 2 entries' "clean"
+expect 0 "ls after --clean" ls -n "$NS" && lines out -eq 1 "entries removed"
+expect 3 "call after --clean" call -n "$NS" kv size
+
+# A service stopped cleanly leaves the registry: calls find no service.
+start_host
+expect 0 "second host" call -n "$NS" kv size && has out '^0$' "fresh kv"
+kill -TERM "$HOST"
+wait "$HOST"
+expect 3 "call: cleanly stopped service" call -n "$NS" kv size
+
+echo "$N checks, $FAILS failed"
+[ "$FAILS" -eq 0 ]
