@@ -1,0 +1,150 @@
+/*
+ * cluster_sage.c - the sage impl of "sage-bench cluster": call.h's echo
+ * service hosted in one process as a SAGE_TRANSPORT_NATS task, called from
+ * another through a sage_manager whose cluster connection points at the
+ * same nats-server. Default task and manager options otherwise; no
+ * reconnection (a dead server fails the run, at worst after one call's
+ * timeout, CALL_OP_TIMEOUT_MS).
+ *
+ * The caller's loops are "sage-bench call"'s (call_sage_measure): sync is
+ * sage_manager_call_sync one call at a time, async is
+ * sage_manager_call_async with a window of calls outstanding, each result
+ * checked in its future's callback.
+ *
+ * Names: the task makes nothing in /dev/shm over NATS, but the manager's
+ * response queue is a named segment (UID.NS.reply.PID.0): it is registered
+ * for removal before the caller starts, and cleanup sweeps /dev/shm for
+ * anything else of the namespace.
+ */
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bench_util.h"
+#include "cluster.h"
+#include "sage/cluster.h"
+#include "sage/task.h"
+
+struct conf {
+    const char *servers[1];
+    sage_nats_conf nats;
+    sage_cluster_opts cluster;
+};
+
+static int fail(const char *who, const char *what, sage_err e)
+{
+    fprintf(stderr, "sage-bench: cluster: sage %s: %s: %s (%s)\n", who, what, sage_strerror(e),
+            sage_errdetail());
+    return -1;
+}
+
+static void conf_init(struct conf *c, const char *url)
+{
+    memset(c, 0, sizeof *c);
+    c->servers[0] = url;
+    sage_nats_conf_init(&c->nats);
+    c->nats.servers = c->servers;
+    c->nats.nservers = 1;
+    c->nats.reconnect_max = 0;
+    c->cluster.nats = &c->nats;
+}
+
+static int host(struct cluster_run *r)
+{
+    struct conf c;
+    sage_task_opts o;
+
+    if (call_gate_wait(&r->ctl->go, "go from the parent") != 0)
+        return -1;
+    conf_init(&c, r->url);
+    sage_task_opts_init(&o);
+    o.transport = SAGE_TRANSPORT_NATS;
+    o.ns = r->ns;
+    o.transport_opts = &c.cluster;
+    return call_sage_serve(&o, &r->ctl->ready, &r->ctl->done, CLUSTER_RUN_TIMEOUT_S,
+                           "cluster: sage");
+}
+
+static int caller(struct cluster_run *r)
+{
+    struct call_run cr;
+    struct conf c;
+    sage_manager_opts o;
+    sage_manager *m;
+    sage_err e;
+    int rc;
+
+    if (call_gate_wait(&r->ctl->go, "go from the parent") != 0 ||
+        call_gate_wait(&r->ctl->ready, "ready from the sage host") != 0) {
+        bench_gate_open(&r->ctl->done);
+        return -1;
+    }
+    conf_init(&c, r->url);
+    sage_manager_opts_init(&o);
+    o.ns = r->ns;
+    o.timeout = CALL_OP_TIMEOUT_MS / 1000.0;
+    o.cluster = &c.cluster;
+    if ((e = sage_manager_new(&m, &o)) != SAGE_OK) {
+        bench_gate_open(&r->ctl->done);
+        return fail("caller", "manager", e);
+    }
+    /* call_sage_measure reads the case and the run lengths only */
+    memset(&cr, 0, sizeof cr);
+    cr.kase = r->kase;
+    cr.par = r->par;
+    rc = call_sage_measure(&cr, m, &r->ctl->fig);
+    sage_manager_free(m);
+    bench_gate_open(&r->ctl->done);
+    return rc;
+}
+
+static void spawned(struct cluster_run *r, int caller_pid)
+{
+    char name[160];
+
+    /* the caller's first manager: serial 0 (the parent never makes one, so
+     * the forked counter starts there); the runtime's naming, predicted */
+    snprintf(name, sizeof name, "%u.%s.reply.%d.0", (unsigned)getuid(), r->ns, caller_pid);
+    r->res = bench_res_add(BENCH_RES_SAGE_QUEUE, name);
+}
+
+/* sweep unlinks every /dev/shm entry of r's namespace; with tell, notes each */
+static void sweep(const struct cluster_run *r, bool tell)
+{
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    char pat[80];
+
+    if (d == NULL)
+        return;
+    snprintf(pat, sizeof pat, ".%s.", r->ns);
+    while ((e = readdir(d)) != NULL) {
+        char path[300];
+
+        if (strncmp(e->d_name, "sage.", 5) != 0 || strstr(e->d_name, pat) == NULL)
+            continue;
+        snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+        if (tell)
+            bench_note("cluster: sage: the runtime left %s behind after a clean stop", path);
+        unlink(path);
+    }
+    closedir(d);
+}
+
+static void cleanup(struct cluster_run *r)
+{
+    if (r->ok)
+        sweep(r, true);
+    bench_res_remove(r->res);
+    r->res = -1;
+    sweep(r, false);
+}
+
+const struct cluster_impl cluster_sage_impl = {
+    .name = "sage",
+    .spawned = spawned,
+    .host = host,
+    .caller = caller,
+    .cleanup = cleanup,
+};
