@@ -5,7 +5,7 @@
  * call at a time: p50/p99) and async (many outstanding: calls per second).
  * Then the resident memory of an idle shm task.
  *
- * Each row is one run (call.h): fresh children pinned before they touch
+ * Each row is one run (call_run.c): fresh children pinned before they touch
  * anything, a fresh namespace, figures back through a shared page. The
  * table is printed once all have run (call_print.c), so it can compare shm
  * with zmq whatever the order; JSON lines go out as the rows are measured.
@@ -76,71 +76,26 @@ struct setting {
 
 static int run_seq; /* makes namespaces unique within this process */
 
-static int child_caller(void *arg, int index)
-{
-    struct call_run *r = arg;
-
-    (void)index;
-    return r->impl->caller(r);
-}
-
-static int child_host(void *arg, int index)
-{
-    struct call_run *r = arg;
-
-    (void)index;
-    return r->impl->host(r);
-}
-
-/* run runs impl in kase; 0 with the shared page's figures copied to *ctl */
+/* run runs impl in kase; 0 with the shared page's figures copied to *out */
 static int run(const struct setting *s, const struct call_impl *impl, enum call_case kase,
                struct call_ctl *out)
 {
     struct call_run r;
-    pid_t pids[2] = {-1, -1};
     char label[64];
-    int rc = 0, n = 1;
 
     memset(&r, 0, sizeof r);
     r.impl = impl;
     r.kase = kase;
     r.par = s->par;
+    r.bench = "call";
     r.caller_cpu = s->caller_cpu;
     r.host_cpu = s->host_cpu;
     r.ncpus = s->ncpus;
     memcpy(r.cpus, s->cpus, sizeof r.cpus);
     snprintf(r.ns, sizeof r.ns, "bench%d-%d", (int)getpid(), ++run_seq);
-    for (int i = 0; i < 4; i++)
-        r.res[i] = -1;
-    r.ctl = bench_shared_alloc(sizeof *r.ctl);
-    if (r.ctl == NULL)
-        return -1;
     snprintf(label, sizeof label, "call %s %s", impl->name,
              impl == &call_rss_impl ? "idle_rss" : call_case_names[kase]);
-
-    if (impl->setup != NULL && impl->setup(&r) != 0) {
-        fprintf(stderr, "sage-bench: %s: setup failed\n", label);
-        rc = -1;
-    }
-    if (rc == 0) {
-        if (impl->two_procs) {
-            pids[1] = bench_spawn(r.host_cpu, CALL_RUN_TIMEOUT_S, child_host, &r, 1);
-            n = 2;
-        }
-        if (!impl->two_procs || pids[1] > 0)
-            pids[0] = bench_spawn(r.caller_cpu, CALL_RUN_TIMEOUT_S, child_caller, &r, 0);
-        if (pids[0] > 0 && impl->spawned != NULL)
-            impl->spawned(&r, (int)pids[0]);
-        bench_gate_open(&r.ctl->go); /* every name is registered */
-        rc = bench_reap(pids, n, CALL_RUN_TIMEOUT_S + 5, label);
-    }
-    r.ok = rc == 0;
-    if (impl->cleanup != NULL)
-        impl->cleanup(&r);
-    if (rc == 0)
-        *out = *r.ctl;
-    bench_shared_free(r.ctl, sizeof *r.ctl);
-    return rc;
+    return call_run_one(&r, CALL_RUN_TIMEOUT_S, label, out);
 }
 
 /* ------------------------------------------------------------------- main */

@@ -4,7 +4,7 @@
  * server with the same payload, in the same run; sync (one call at a time:
  * p50/p99) and async (about 1000 outstanding: calls per second).
  *
- * Each row is one run (cluster.h): fresh children, the caller pinned to
+ * Each row is one run (call_run.c): fresh children, the caller pinned to
  * one CPU and the service (or responder) to another, before they touch
  * anything; figures back through a shared page. The nats-server is started
  * once, unpinned (cluster_server.c), unless --nats names one. JSON lines go
@@ -60,7 +60,7 @@ static const struct call_params quick = {
 };
 
 /* the reference first, so each sage row follows the row it is compared to */
-static const struct cluster_impl *const impls[] = {&cluster_nats_impl, &cluster_sage_impl};
+static const struct call_impl *const impls[] = {&cluster_nats_impl, &cluster_sage_impl};
 #define NIMPLS (sizeof impls / sizeof impls[0])
 
 /* Where the runs happen. */
@@ -71,22 +71,6 @@ struct setting {
 };
 
 static int run_seq; /* makes the raw impl's subjects unique within this process */
-
-static int child_caller(void *arg, int index)
-{
-    struct cluster_run *r = arg;
-
-    (void)index;
-    return r->impl->caller(r);
-}
-
-static int child_host(void *arg, int index)
-{
-    struct cluster_run *r = arg;
-
-    (void)index;
-    return r->impl->host(r);
-}
 
 /* nats.c starts library threads (timers, callbacks) on first use, and a
  * forked child inherits the library's state without them: the parent must
@@ -117,11 +101,11 @@ static int errand(const struct setting *s, const char *ns)
 }
 
 /* run runs impl in kase; 0 with the figures in *fig */
-static int run(const struct setting *s, const struct cluster_impl *impl, enum call_case kase,
+static int run(const struct setting *s, const struct call_impl *impl, enum call_case kase,
                struct call_fig *fig)
 {
-    struct cluster_run r;
-    pid_t pids[2] = {-1, -1};
+    struct call_run r;
+    struct call_ctl ctl;
     char label[64];
     int rc;
 
@@ -129,29 +113,17 @@ static int run(const struct setting *s, const struct cluster_impl *impl, enum ca
     r.impl = impl;
     r.kase = kase;
     r.par = s->par;
+    r.bench = "cluster";
+    r.caller_cpu = s->caller_cpu;
+    r.host_cpu = s->host_cpu;
     r.url = s->url;
-    r.res = -1;
     snprintf(r.ns, sizeof r.ns, "benchc%d", (int)getpid());
     snprintf(r.subject, sizeof r.subject, "benchc.%d.%d.%s", (int)getpid(), ++run_seq,
              CALL_SERVICE);
-    r.ctl = bench_shared_alloc(sizeof *r.ctl);
-    if (r.ctl == NULL)
-        return -1;
     snprintf(label, sizeof label, "cluster %s %s", impl->name, call_case_names[kase]);
-
-    pids[1] = bench_spawn(s->host_cpu, CLUSTER_RUN_TIMEOUT_S, child_host, &r, 1);
-    if (pids[1] > 0)
-        pids[0] = bench_spawn(s->caller_cpu, CLUSTER_RUN_TIMEOUT_S, child_caller, &r, 0);
-    if (pids[0] > 0 && impl->spawned != NULL)
-        impl->spawned(&r, (int)pids[0]);
-    bench_gate_open(&r.ctl->go); /* every name is registered */
-    rc = bench_reap(pids, 2, CLUSTER_RUN_TIMEOUT_S + 5, label);
-    r.ok = rc == 0;
-    if (impl->cleanup != NULL)
-        impl->cleanup(&r);
+    rc = call_run_one(&r, CLUSTER_RUN_TIMEOUT_S, label, &ctl);
     if (rc == 0)
-        *fig = r.ctl->fig;
-    bench_shared_free(r.ctl, sizeof *r.ctl);
+        *fig = ctl.fig;
     return rc;
 }
 

@@ -2,14 +2,15 @@
  * call.h - "sage-bench call": the cost of one method call, made four ways
  * (direct, local, shm, zmq), behind one small interface.
  *
- * A run measures one impl in one case (sync or async) in fresh children:
- * the parent calls setup (names every object the run will create, so that
- * a signal or a failure removes them), forks the host (if the impl has
- * one) and the caller, each pinned first, opens the go gate, reaps both
- * and calls cleanup. The figures come back in struct call_ctl, a shared
- * page. The payload and the method are call_svc.c's, the same for all.
- * "sage-bench cluster" (cluster.h) shares the payload, the loops, the sage
- * sides and the rows and their printing.
+ * A run measures one impl in one case (sync or async) in fresh children
+ * (call_run.c): the parent calls setup (names every object the run will
+ * create, so that a signal or a failure removes them), forks the host (if
+ * the impl has one) and the caller, each pinned first, opens the go gate,
+ * reaps both and calls cleanup. The figures come back in struct call_ctl, a
+ * shared page. The payload and the method are call_svc.c's, the same for
+ * all. "sage-bench cluster" (cluster.h) shares the runs, the payload, the
+ * loops, the sage sides and the rows and their printing: its impls are
+ * call_impls too.
  */
 #ifndef SAGE_BENCH_CALL_H
 #define SAGE_BENCH_CALL_H
@@ -88,14 +89,17 @@ struct call_run {
     enum call_case kase;
     const struct call_params *par;
     struct call_ctl *ctl;
+    const char *bench; /* "call" or "cluster", for messages */
     int caller_cpu;
     int host_cpu;
-    int ncpus;      /* the CPUs the benchmark may use: */
-    int cpus[2];    /* local's runtime threads run on these */
-    char ns[64];    /* namespace unique to the run: "bench<pid>-<seq>" */
-    char ipc[96];   /* zmq: the ipc socket's path */
-    int res[4];     /* bench_res handles of the run's named objects */
-    bool ok;        /* parent, for cleanup: both children exited 0 */
+    int ncpus;         /* the CPUs the benchmark may use: */
+    int cpus[2];       /* local's runtime threads run on these */
+    char ns[64];       /* namespace: "bench<pid>-<seq>", cluster "benchc<pid>" */
+    char ipc[96];      /* zmq: the ipc socket's path */
+    const char *url;   /* cluster: the nats-server, "nats://127.0.0.1:PORT" */
+    char subject[96];  /* cluster nats: the service's subject, unique to the run */
+    int res[4];        /* bench_res handles of the run's named objects */
+    bool ok;           /* parent, for cleanup: both children exited 0 */
 };
 
 /* An impl. Calls return 0 on success, -1 with a message on stderr. */
@@ -119,6 +123,17 @@ extern const struct call_impl call_local_impl;
 extern const struct call_impl call_shm_impl;
 extern const struct call_impl call_zmq_impl;
 extern const struct call_impl call_rss_impl;
+
+/* ---- call_run.c: one run */
+
+/*
+ * call_run_one runs r, whose impl, case, run lengths, bench, CPUs and names
+ * the benchmark has filled in: it maps r->ctl, calls setup, forks the host
+ * (two_procs) and the caller with timeout_s to live, opens the go gate,
+ * reaps both and calls cleanup. 0 with the shared page copied to *out, or -1
+ * with the reason on stderr, naming label.
+ */
+int call_run_one(struct call_run *r, int timeout_s, const char *label, struct call_ctl *out);
 
 /* ---- call_print.c: the output (its rows and their lookup serve
  * "sage-bench cluster" too) */
@@ -235,10 +250,13 @@ int call_window_measure(const struct call_params *par, struct call_window *w,
 int call_sage_serve(const sage_task_opts *o, _Atomic uint32_t *ready, _Atomic uint32_t *done,
                     int timeout_s, const char *label);
 
-/* call_sage_measure measures r->kase calling CALL_SERVICE through m. */
-int call_sage_measure(const struct call_run *r, sage_manager *m, struct call_fig *out);
+/* call_sage_measure measures kase, with the run lengths par, calling
+ * CALL_SERVICE through m. */
+int call_sage_measure(enum call_case kase, const struct call_params *par, sage_manager *m,
+                      struct call_fig *out);
 
-/* ---- call_names.c: the runtime's shm names of a run, for cleanup */
+/* ---- call_names.c: the runtime's shm names of a run, for cleanup (also
+ * "sage-bench cluster"'s sage impl) */
 
 /* call_names_setup registers the request queue and registry entry of the
  * run's CALL_SERVICE task (shm), for removal on exit or signal. */

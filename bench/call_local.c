@@ -72,7 +72,7 @@ static int caller(struct call_run *r)
     snprintf(r->ctl->reply_queue, sizeof r->ctl->reply_queue, "%s", sage_manager_reply_queue(m));
     if (bench_pin(r->caller_cpu) != 0)
         goto out;
-    rc = call_sage_measure(r, m, &r->ctl->fig);
+    rc = call_sage_measure(r->kase, r->par, m, &r->ctl->fig);
 out:
     sage_manager_free(m);
     if (env && t)

@@ -1,7 +1,8 @@
 /*
- * call_names.c - the shared-memory names a run of "sage-bench call" makes
- * the runtime create, registered with bench_res before they exist so that
- * a signal or a killed child never leaves one behind.
+ * call_names.c - the shared-memory names a run of "sage-bench call" (or the
+ * sage impl of "sage-bench cluster") makes the runtime create, registered
+ * with bench_res before they exist so that a signal or a killed child never
+ * leaves one behind.
  *
  * The names mirror src/runtime/names.c (request queue "<uid>.<ns>.<name>.
  * req", registry entry "/sage.r.<uid>.<ns>.<name>", a manager's response
@@ -71,8 +72,8 @@ static void sweep(const struct call_run *r, bool tell)
             continue;
         snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
         if (tell)
-            bench_note("call: %s: the runtime left %s behind after a clean stop", r->impl->name,
-                       path);
+            bench_note("%s: %s: the runtime left %s behind after a clean stop", r->bench,
+                       r->impl->name, path);
         unlink(path);
     }
     closedir(d);

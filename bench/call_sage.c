@@ -111,7 +111,8 @@ static int issue(void *arg)
     return 0;
 }
 
-int call_sage_measure(const struct call_run *r, sage_manager *m, struct call_fig *out)
+int call_sage_measure(enum call_case kase, const struct call_params *par, sage_manager *m,
+                      struct call_fig *out)
 {
     /* static: after a failure, callbacks still run until the manager is freed */
     static struct sage_ctx c;
@@ -119,11 +120,11 @@ int call_sage_measure(const struct call_run *r, sage_manager *m, struct call_fig
 
     c.m = m;
     call_payload(c.args);
-    if (r->kase == CALL_ASYNC)
-        return call_window_measure(r->par, &c.w, issue, &c, "call", out);
+    if (kase == CALL_ASYNC)
+        return call_window_measure(par, &c.w, issue, &c, "call", out);
     if (sage_arena_new(&c.arena, 0) != SAGE_OK)
         return fail("arena", SAGE_ENOMEM);
-    rc = call_sync_measure(r->par, sync_once, &c, 1, out);
+    rc = call_sync_measure(par, sync_once, &c, 1, out);
     sage_arena_free(c.arena);
     return rc;
 }

@@ -48,7 +48,7 @@ static int caller(struct call_run *r)
         return fail("caller", "manager", e);
     }
     snprintf(r->ctl->reply_queue, sizeof r->ctl->reply_queue, "%s", sage_manager_reply_queue(m));
-    rc = call_sage_measure(r, m, &r->ctl->fig);
+    rc = call_sage_measure(r->kase, r->par, m, &r->ctl->fig);
     sage_manager_free(m);
     bench_gate_open(&r->ctl->done);
     return rc;

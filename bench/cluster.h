@@ -5,16 +5,17 @@
  * nats-server, with the same payload, in the same run.
  *
  * A run measures one impl in one case (call.h's sync or async) in fresh
- * children, as "sage-bench call" does: the parent forks the host (the
- * service or the responder) and the caller, each pinned to its own CPU
- * first, opens the go gate, reaps both and calls cleanup; the figures come
- * back through a shared page. The nats-server is one for the whole
- * benchmark (cluster_server.c), unless --nats names one.
+ * children, with "sage-bench call"'s run (call_run_one): the parent forks
+ * the host (the service or the responder) and the caller, each pinned to
+ * its own CPU first, opens the go gate, reaps both and calls cleanup; the
+ * figures come back through a shared page. The impls are call.h's struct
+ * call_impl, both with a host process; the run's url and subject are
+ * theirs. The nats-server is one for the whole benchmark
+ * (cluster_server.c), unless --nats names one.
  */
 #ifndef SAGE_BENCH_CLUSTER_H
 #define SAGE_BENCH_CLUSTER_H
 
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -29,42 +30,9 @@
 /* ...and of a child that probes the server or cleans up after the runs */
 #define CLUSTER_ERRAND_TIMEOUT_S 10
 
-/* The shared page of a run (MAP_SHARED). */
-struct cluster_ctl {
-    _Atomic uint32_t go;    /* parent: every name is registered, start */
-    _Atomic uint32_t ready; /* host: serving */
-    _Atomic uint32_t done;  /* caller: finished, the host may stop */
-    struct call_fig fig;    /* written by the caller */
-};
-
-/* A run as both children see it. */
-struct cluster_run {
-    const struct cluster_impl *impl;
-    enum call_case kase;
-    const struct call_params *par;
-    struct cluster_ctl *ctl;
-    const char *url;      /* the nats-server, "nats://127.0.0.1:PORT" */
-    char ns[64];          /* sage: the namespace, "benchc<pid>" */
-    char subject[96];     /* nats: the service's subject, unique to the run */
-    int res;              /* bench_res handle of the caller's response queue */
-    bool ok;              /* parent, for cleanup: both children exited 0 */
-};
-
-/* An impl. Calls return 0 on success, -1 with a message on stderr. */
-struct cluster_impl {
-    const char *name; /* "sage", "nats" */
-    /* parent, after fork, before the go gate: names that need a pid (or NULL) */
-    void (*spawned)(struct cluster_run *r, int caller_pid);
-    /* host child, after pinning: serve until ctl->done */
-    int (*host)(struct cluster_run *r);
-    /* caller child, after pinning: measure r->kase into r->ctl->fig */
-    int (*caller)(struct cluster_run *r);
-    /* parent, after both children have gone (or NULL) */
-    void (*cleanup)(struct cluster_run *r);
-};
-
-extern const struct cluster_impl cluster_sage_impl;
-extern const struct cluster_impl cluster_nats_impl;
+/* The impls: sagesvc's NATS transport, and raw nats.c. */
+extern const struct call_impl cluster_sage_impl;
+extern const struct call_impl cluster_nats_impl;
 
 /* ---- cluster_server.c: a private nats-server */
 

@@ -135,7 +135,7 @@ static void on_request(natsConnection *nc, natsSubscription *sub, natsMsg *msg, 
     natsMsg_Destroy(msg);
 }
 
-static int host(struct cluster_run *r)
+static int host(struct call_run *r)
 {
     static struct responder p; /* the callback may run until the close */
     natsSubscription *sub = NULL;
@@ -249,7 +249,7 @@ static int issue(void *arg)
     return s == NATS_OK ? 0 : nfail("publish a request", s);
 }
 
-static int async_measure(struct cluster_run *r, struct caller *c)
+static int async_measure(struct call_run *r, struct caller *c)
 {
     natsSubscription *sub = NULL;
     natsInbox *inbox = NULL;
@@ -284,7 +284,7 @@ static int async_measure(struct cluster_run *r, struct caller *c)
     return rc;
 }
 
-static int caller(struct cluster_run *r)
+static int caller(struct call_run *r)
 {
     static struct caller c; /* callbacks may run until the subscription goes */
     char reply_to[96];
@@ -365,8 +365,9 @@ void cluster_nats_forget(const char *url, const char *ns, const char *name)
     disconnect(nc);
 }
 
-const struct cluster_impl cluster_nats_impl = {
+const struct call_impl cluster_nats_impl = {
     .name = "nats",
+    .two_procs = true,
     .host = host,
     .caller = caller,
 };

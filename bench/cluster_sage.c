@@ -12,14 +12,12 @@
  * checked in its future's callback.
  *
  * Names: the task makes nothing in /dev/shm over NATS, but the manager's
- * response queue is a named segment (UID.NS.reply.PID.0): it is registered
- * for removal before the caller starts, and cleanup sweeps /dev/shm for
- * anything else of the namespace.
+ * response queue is a named segment (UID.NS.reply.PID.0): call_names.c
+ * registers it for removal before the caller starts, and its cleanup sweeps
+ * /dev/shm for anything else of the namespace.
  */
-#include <dirent.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "bench_util.h"
 #include "cluster.h"
@@ -50,7 +48,7 @@ static void conf_init(struct conf *c, const char *url)
     c->cluster.nats = &c->nats;
 }
 
-static int host(struct cluster_run *r)
+static int host(struct call_run *r)
 {
     struct conf c;
     sage_task_opts o;
@@ -66,9 +64,8 @@ static int host(struct cluster_run *r)
                            "cluster: sage");
 }
 
-static int caller(struct cluster_run *r)
+static int caller(struct call_run *r)
 {
-    struct call_run cr;
     struct conf c;
     sage_manager_opts o;
     sage_manager *m;
@@ -89,62 +86,17 @@ static int caller(struct cluster_run *r)
         bench_gate_open(&r->ctl->done);
         return fail("caller", "manager", e);
     }
-    /* call_sage_measure reads the case and the run lengths only */
-    memset(&cr, 0, sizeof cr);
-    cr.kase = r->kase;
-    cr.par = r->par;
-    rc = call_sage_measure(&cr, m, &r->ctl->fig);
+    rc = call_sage_measure(r->kase, r->par, m, &r->ctl->fig);
     sage_manager_free(m);
     bench_gate_open(&r->ctl->done);
     return rc;
 }
 
-static void spawned(struct cluster_run *r, int caller_pid)
-{
-    char name[160];
-
-    /* the caller's first manager: serial 0 (the parent never makes one, so
-     * the forked counter starts there); the runtime's naming, predicted */
-    snprintf(name, sizeof name, "%u.%s.reply.%d.0", (unsigned)getuid(), r->ns, caller_pid);
-    r->res = bench_res_add(BENCH_RES_SAGE_QUEUE, name);
-}
-
-/* sweep unlinks every /dev/shm entry of r's namespace; with tell, notes each */
-static void sweep(const struct cluster_run *r, bool tell)
-{
-    DIR *d = opendir("/dev/shm");
-    struct dirent *e;
-    char pat[80];
-
-    if (d == NULL)
-        return;
-    snprintf(pat, sizeof pat, ".%s.", r->ns);
-    while ((e = readdir(d)) != NULL) {
-        char path[300];
-
-        if (strncmp(e->d_name, "sage.", 5) != 0 || strstr(e->d_name, pat) == NULL)
-            continue;
-        snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
-        if (tell)
-            bench_note("cluster: sage: the runtime left %s behind after a clean stop", path);
-        unlink(path);
-    }
-    closedir(d);
-}
-
-static void cleanup(struct cluster_run *r)
-{
-    if (r->ok)
-        sweep(r, true);
-    bench_res_remove(r->res);
-    r->res = -1;
-    sweep(r, false);
-}
-
-const struct cluster_impl cluster_sage_impl = {
+const struct call_impl cluster_sage_impl = {
     .name = "sage",
-    .spawned = spawned,
+    .two_procs = true,
+    .spawned = call_names_caller,
     .host = host,
     .caller = caller,
-    .cleanup = cleanup,
+    .cleanup = call_names_cleanup,
 };

@@ -135,11 +135,12 @@ static sage_err run_sync(struct bench *b, sage_manager *m)
         sage_err r = call_once(b, m);
 
         lat[i] = (now_s() - t) * 1e6;
-        sum += lat[i];
         if (r != SAGE_OK)
             failed(b, r);
     }
     b->sync_s = now_s() - t0;
+    for (long i = 0; i < b->calls; i++) /* in call order, before the sort */
+        sum += lat[i];
     qsort(lat, (size_t)b->calls, sizeof *lat, by_double);
     b->p50 = lat[(size_t)((double)(b->calls - 1) * 0.50)];
     b->p99 = lat[(size_t)((double)(b->calls - 1) * 0.99)];
@@ -199,10 +200,10 @@ static sage_err run_async(struct bench *b, sage_manager *m)
 static int report(const struct bench *b)
 {
     double sync_rate = (double)b->calls / b->sync_s, async_rate = (double)b->calls / b->async_s;
-    sage_arena *a;
+    sage_arena *a = NULL;
     sage_value v;
-    char *text;
     sage_err r;
+    int status;
 
     if (!b->json) {
         printf("%s.%s: %ld calls per phase, %ld errors\n", b->service, b->method, b->calls,
@@ -217,26 +218,21 @@ static int report(const struct bench *b)
         printf("%-30s %14ld\n", "async concurrency", b->concurrency);
         return CLI_OK;
     }
-    if ((r = sage_arena_new(&a, 0)) != SAGE_OK)
-        goto fail;
-    r = sage_pack(a, &v, "{s:s s:s s:I s:I s:I s:f s:f s:f s:f s:f s:f s:f}", "service",
-                  b->service, "method", b->method, "calls", (int64_t)b->calls, "concurrency",
-                  (int64_t)b->concurrency, "errors", (int64_t)b->errors, "sync_p50_us", b->p50,
-                  "sync_p99_us", b->p99, "sync_mean_us", b->mean, "sync_max_us", b->max,
-                  "sync_calls_per_s", sync_rate, "async_calls_per_s", async_rate,
-                  "async_seconds", b->async_s);
-    text = r == SAGE_OK ? cli_value_to_json(&v, 0) : NULL;
-    sage_arena_free(a);
-    if (text == NULL) {
-        r = SAGE_ENOMEM;
-        goto fail;
+    if ((r = sage_arena_new(&a, 0)) == SAGE_OK)
+        r = sage_pack(a, &v, "{s:s s:s s:I s:I s:I s:f s:f s:f s:f s:f s:f s:f}", "service",
+                      b->service, "method", b->method, "calls", (int64_t)b->calls, "concurrency",
+                      (int64_t)b->concurrency, "errors", (int64_t)b->errors, "sync_p50_us",
+                      b->p50, "sync_p99_us", b->p99, "sync_mean_us", b->mean, "sync_max_us",
+                      b->max, "sync_calls_per_s", sync_rate, "async_calls_per_s", async_rate,
+                      "async_seconds", b->async_s);
+    if (r == SAGE_OK) {
+        status = cli_print_value(&v, 0, "printing the figures");
+    } else {
+        cli_error(r, "printing the figures");
+        status = cli_exit_for(r);
     }
-    puts(text);
-    free(text);
-    return CLI_OK;
-fail:
-    cli_error(r, "printing the figures");
-    return cli_exit_for(r);
+    sage_arena_free(a);
+    return status;
 }
 
 static int parse(struct bench *b, int argc, char **argv)
@@ -323,13 +319,11 @@ int cmd_bench(int argc, char **argv)
         cli_error(r, "starting");
         return cli_exit_for(r);
     }
-    r = cli_json_to_value(b.args_json, "--args", a, &b.args);
-    if (r != SAGE_OK || b.args.type != SAGE_ARRAY) {
-        if (r != SAGE_OK)
-            cli_error(r, "--args is not valid JSON");
-        else
-            cli_usage(argv[0], "--args must be a JSON array, got %s", sage_type_name(b.args.type));
-        status = r == SAGE_OK || r == SAGE_EBADARGS ? CLI_USAGE : cli_exit_for(r);
+    if ((status = cli_json_arg("--args", b.args_json, a, &b.args)) != CLI_OK)
+        goto out;
+    if (b.args.type != SAGE_ARRAY) {
+        status = cli_usage(argv[0], "--args must be a JSON array, got %s",
+                           sage_type_name(b.args.type));
         goto out;
     }
     if ((status = cli_load_config_or_fail(b.config, &cfg)) != CLI_OK)

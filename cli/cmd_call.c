@@ -213,43 +213,19 @@ static int parse(struct call *c, int argc, char **argv)
 /* Parses ARGS_JSON and --kwargs into a, checking their shapes. */
 static int parse_values(struct call *c, const char *cmd, sage_arena *a)
 {
-    sage_err r;
+    int status;
 
-    r = cli_json_to_value(c->args_json, "ARGS_JSON", a, &c->args);
-    if (r == SAGE_EBADARGS) {
-        cli_error(r, "ARGS_JSON is not valid JSON");
-        return CLI_USAGE;
-    }
-    if (r == SAGE_OK && c->args.type != SAGE_ARRAY)
+    if ((status = cli_json_arg("ARGS_JSON", c->args_json, a, &c->args)) != CLI_OK)
+        return status;
+    if (c->args.type != SAGE_ARRAY)
         return cli_usage(cmd, "ARGS_JSON must be a JSON array of positional arguments, got %s "
                               "(write [%s] for one argument)",
                          sage_type_name(c->args.type), c->args_json);
-    if (r == SAGE_OK)
-        r = cli_json_to_value(c->kwargs_json, "--kwargs", a, &c->kwargs);
-    if (r == SAGE_EBADARGS) {
-        cli_error(r, "--kwargs is not valid JSON");
-        return CLI_USAGE;
-    }
-    if (r == SAGE_OK && c->kwargs.type != SAGE_MAP)
+    if ((status = cli_json_arg("--kwargs", c->kwargs_json, a, &c->kwargs)) != CLI_OK)
+        return status;
+    if (c->kwargs.type != SAGE_MAP)
         return cli_usage(cmd, "--kwargs must be a JSON object, got %s",
                          sage_type_name(c->kwargs.type));
-    if (r != SAGE_OK) {
-        cli_error(r, "reading the arguments");
-        return cli_exit_for(r);
-    }
-    return CLI_OK;
-}
-
-static int print_value(const sage_value *v, int pretty)
-{
-    char *text = cli_value_to_json(v, pretty);
-
-    if (text == NULL) {
-        cli_error(SAGE_ENOMEM, "printing the result");
-        return CLI_ERR;
-    }
-    puts(text);
-    free(text);
     return CLI_OK;
 }
 
@@ -304,7 +280,7 @@ static int run_calls(const struct call *c, sage_manager *m)
             sage_future_wait(fs[i], -1); /* the call's own timeout bounds it */
             r = sage_future_result(fs[i], &v);
             if (r == SAGE_OK) {
-                code = print_value(v, c->pretty);
+                code = cli_print_value(v, c->pretty, "printing the result");
             } else {
                 report(c, i, r);
                 code = cli_exit_for_answer(r);

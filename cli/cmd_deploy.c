@@ -237,13 +237,12 @@ static void on_lost(void *arg)
 
 /* hold waits for a signal or the loss of the lease, then undeploys the
  * owned services */
-static int hold(const struct cli_nats *n, const sage_config *cfg, const char *ns,
-                const sage_service_conf **owned, size_t nowned, const sigset_t *set)
+static int hold(const struct cli_nats *n, const char *ns, const sage_service_conf **owned,
+                size_t nowned, const sigset_t *set)
 {
     struct pollfd pf[2];
     int sfd = signalfd(-1, set, SFD_CLOEXEC), rc = CLI_OK;
 
-    (void)cfg;
     printf("sagesvc deploy: holding %zu owned service%s (pid %d); Ctrl-C or SIGTERM removes "
            "them\n",
            nowned, nowned == 1 ? "" : "s", (int)getpid());
@@ -399,7 +398,7 @@ int cmd_deploy(int argc, char **argv)
         sage_cluster_deployments(&n.conf, ns, all[i]->name, print_deployment,
                                  o.wait_ms > 0 ? NULL : "p");
     fflush(stdout);
-    rc = nowned ? hold(&n, cfg, ns, owned, nowned, &set) : CLI_OK;
+    rc = nowned ? hold(&n, ns, owned, nowned, &set) : CLI_OK;
 out:
     sage_cluster_lease_free(lease);
     if (lost_fd >= 0)

@@ -79,29 +79,11 @@ static const struct option options[] = {
     {"wait", required_argument, NULL, 'W'}, {NULL, 0, NULL, 0},
 };
 
+/* This host's entries (cli_host_entries). */
 struct entries {
     sage_host_entry *v;
-    size_t n, cap;
-    int failed; /* out of memory while collecting */
+    size_t n;
 };
-
-static void collect(void *arg, const sage_host_entry *e)
-{
-    struct entries *l = arg;
-
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        sage_host_entry *v = realloc(l->v, cap * sizeof *v);
-
-        if (v == NULL) {
-            l->failed = 1;
-            return;
-        }
-        l->v = v;
-        l->cap = cap;
-    }
-    l->v[l->n++] = *e;
-}
 
 static int by_ns_name(const void *a, const void *b)
 {
@@ -196,7 +178,7 @@ int cmd_ls(int argc, char **argv)
     const char *config = NULL, *opt_ns = NULL;
     int all = 0, clean = 0, json = 0, opt, status;
     struct cli_cluster_view cv = CLI_CLUSTER_VIEW_INIT;
-    struct entries l = {NULL, 0, 0, 0};
+    struct entries l = {NULL, 0};
     struct cli_replicas rl = {NULL, 0, 0, 0};
     sage_config *cfg = NULL;
     size_t dead = 0;
@@ -238,13 +220,10 @@ int cmd_ls(int argc, char **argv)
         return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
     if ((status = cli_load_config_or_fail(config, &cfg)) != CLI_OK)
         return status;
-    r = sage_host_list(all ? NULL : cli_namespace(opt_ns, cfg), clean, collect, &l);
-    if (r == SAGE_OK && l.failed)
-        r = SAGE_ENOMEM;
+    r = cli_host_entries(all ? NULL : cli_namespace(opt_ns, cfg), clean, &l.v, &l.n);
     if (r != SAGE_OK) {
         cli_error(r, "reading the host registry");
         sage_config_free(cfg);
-        free(l.v);
         return cli_exit_for(r);
     }
     if (cv.on &&

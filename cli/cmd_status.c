@@ -216,30 +216,6 @@ static int print_json(const sage_status *sts, size_t n, int one)
     return cli_print_items(n, one, to_value, &l, "printing the status");
 }
 
-struct names {
-    char (*v)[SAGE_NAME_MAX + 1];
-    size_t n, cap;
-    int failed;
-};
-
-static void collect(void *arg, const sage_host_entry *e)
-{
-    struct names *l = arg;
-
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        void *v = realloc(l->v, cap * sizeof *l->v);
-
-        if (v == NULL) {
-            l->failed = 1;
-            return;
-        }
-        l->v = v;
-        l->cap = cap;
-    }
-    snprintf(l->v[l->n++], sizeof *l->v, "%s", e->name);
-}
-
 static int by_name(const void *a, const void *b)
 {
     return strcmp(((const sage_status *)a)->name, ((const sage_status *)b)->name);
@@ -248,25 +224,23 @@ static int by_name(const void *a, const void *b)
 /* Every service of ns: a summary line each, or a JSON array. */
 static int status_all(const char *ns, int json)
 {
-    struct names l = {NULL, 0, 0, 0};
+    sage_host_entry *es = NULL;
     sage_status *sts = NULL;
-    size_t n = 0;
+    size_t nes = 0, n = 0;
     int status = CLI_OK;
     sage_err r;
 
-    r = sage_host_list(ns, 0, collect, &l);
-    if (r == SAGE_OK && l.failed)
-        r = SAGE_ENOMEM;
-    if (r == SAGE_OK && l.n > 0 && (sts = calloc(l.n, sizeof *sts)) == NULL)
+    r = cli_host_entries(ns, 0, &es, &nes);
+    if (r == SAGE_OK && nes > 0 && (sts = calloc(nes, sizeof *sts)) == NULL)
         r = SAGE_ENOMEM;
     if (r != SAGE_OK) {
         cli_error(r, "reading the host registry");
-        free(l.v);
+        free(es);
         return cli_exit_for(r);
     }
     /* A service that left between listing and reading is simply gone. */
-    for (size_t i = 0; i < l.n; i++)
-        if (sage_host_status(ns, l.v[i], &sts[n]) == SAGE_OK)
+    for (size_t i = 0; i < nes; i++)
+        if (sage_host_status(ns, es[i].name, &sts[n]) == SAGE_OK)
             n++;
     if (n > 0)
         qsort(sts, n, sizeof *sts, by_name);
@@ -278,7 +252,7 @@ static int status_all(const char *ns, int json)
             print_line(&sts[i]);
     }
     free(sts);
-    free(l.v);
+    free(es);
     return status;
 }
 

@@ -1,5 +1,5 @@
 /* common.c - exit statuses, error messages, configuration search, parsing,
- * stop signals. */
+ * the host registry's listing, stop signals. */
 #include "common.h"
 
 #include <errno.h>
@@ -200,6 +200,46 @@ int cli_parse_timeout(const char *cmd, const char *text, double *out)
         return cli_usage(cmd, "--timeout: expected seconds above 0 (at most 86400), got '%s'",
                          text);
     return CLI_OK;
+}
+
+struct entries {
+    sage_host_entry *v;
+    size_t n, cap;
+    int failed; /* out of memory while collecting */
+};
+
+static void collect(void *arg, const sage_host_entry *e)
+{
+    struct entries *l = arg;
+
+    if (l->n == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        sage_host_entry *v = realloc(l->v, cap * sizeof *v);
+
+        if (v == NULL) {
+            l->failed = 1;
+            return;
+        }
+        l->v = v;
+        l->cap = cap;
+    }
+    l->v[l->n++] = *e;
+}
+
+sage_err cli_host_entries(const char *ns, int clean, sage_host_entry **vp, size_t *np)
+{
+    struct entries l = {NULL, 0, 0, 0};
+    sage_err r = sage_host_list(ns, clean, collect, &l);
+
+    if (r == SAGE_OK && l.failed)
+        r = SAGE_ENOMEM;
+    if (r != SAGE_OK) {
+        free(l.v);
+        return r;
+    }
+    *vp = l.v;
+    *np = l.n;
+    return SAGE_OK;
 }
 
 long long cli_now_ns(void)

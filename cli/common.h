@@ -1,7 +1,8 @@
 /*
  * common.h - what every sagesvc command shares: exit statuses, error
  * messages, the configuration search and the namespace rule, option
- * parsing, and the stop signals of the long-running commands.
+ * parsing, the host registry's listing, and the stop signals of the
+ * long-running commands.
  */
 #ifndef SAGE_CLI_COMMON_H
 #define SAGE_CLI_COMMON_H
@@ -10,6 +11,7 @@
 
 #include "sage/config.h"
 #include "sage/err.h"
+#include "sage/task.h"
 
 /* The exit statuses of every command, one per class of failure (the help's
  * shared "EXIT STATUS" section, CLI_EXIT_STATUS_HELP, lists them). */
@@ -89,6 +91,15 @@ sage_err cli_parse_count(const char *opt, const char *text, long min, long max, 
  * the message (cli_usage).
  */
 int cli_parse_timeout(const char *cmd, const char *text, double *out);
+
+/*
+ * cli_host_entries lists the host registry's services of namespace ns (NULL:
+ * every namespace) with sage_host_list, clean included, into a malloc'd
+ * array written to *vp (the caller frees it) with its length in *np, in the
+ * registry's order. SAGE_ENOMEM when memory runs out, else sage_host_list's
+ * error; *vp and *np are written only on success.
+ */
+sage_err cli_host_entries(const char *ns, int clean, sage_host_entry **vp, size_t *np);
 
 /* cli_now_ns returns the wall clock in nanoseconds since the epoch. */
 long long cli_now_ns(void);

@@ -228,6 +228,20 @@ sage_err cli_json_to_value(const char *text, const char *what, sage_arena *a, sa
     return r;
 }
 
+int cli_json_arg(const char *what, const char *text, sage_arena *a, sage_value *out)
+{
+    sage_err r = cli_json_to_value(text, what, a, out);
+
+    if (r == SAGE_OK)
+        return CLI_OK;
+    if (r == SAGE_EBADARGS) {
+        cli_error(r, "%s is not valid JSON", what);
+        return CLI_USAGE;
+    }
+    cli_error(r, "reading the arguments");
+    return cli_exit_for(r);
+}
+
 /* ------------------------------------------------------ values to JSON */
 
 /*
@@ -467,28 +481,39 @@ char *cli_value_to_json(const sage_value *v, int pretty)
     return o.buf;
 }
 
+int cli_print_value(const sage_value *v, int pretty, const char *what)
+{
+    char *text = cli_value_to_json(v, pretty);
+
+    if (text == NULL) {
+        cli_error(SAGE_ENOMEM, "%s", what);
+        return CLI_ERR;
+    }
+    puts(text);
+    free(text);
+    return CLI_OK;
+}
+
 int cli_print_items(size_t n, int one, cli_item_fn item, const void *arg, const char *what)
 {
     sage_value *items = calloc(n ? n : 1, sizeof *items), arr;
     sage_arena *a = NULL;
-    char *text = NULL;
     sage_err r = SAGE_ENOMEM;
+    int status;
 
-    if (items == NULL || sage_arena_new(&a, 0) != SAGE_OK)
-        goto out;
-    for (size_t i = 0; i < n; i++)
-        if ((r = item(a, arg, i, &items[i])) != SAGE_OK)
-            goto out;
-    arr = sage_array(items, n);
-    text = cli_value_to_json(one ? &items[0] : &arr, 1);
-    r = text != NULL ? SAGE_OK : SAGE_ENOMEM;
-    if (text != NULL)
-        puts(text);
-out:
-    if (r != SAGE_OK)
+    if (items != NULL && sage_arena_new(&a, 0) == SAGE_OK) {
+        r = SAGE_OK;
+        for (size_t i = 0; i < n && r == SAGE_OK; i++)
+            r = item(a, arg, i, &items[i]);
+    }
+    if (r == SAGE_OK) {
+        arr = sage_array(items, n);
+        status = cli_print_value(one ? &items[0] : &arr, 1, what);
+    } else {
         cli_error(r, "%s", what);
-    free(text);
+        status = cli_exit_for(r);
+    }
     sage_arena_free(a);
     free(items);
-    return cli_exit_for(r);
+    return status;
 }

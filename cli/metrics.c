@@ -70,19 +70,21 @@ static void put(struct out *o, const char *fmt, ...)
     }
 }
 
-/* put_label writes name="value" with \, " and newline escaped (format 0.0.4) */
+/* put_label writes name="value" with \, " and newline escaped (format 0.0.4);
+ * the runs between escapes go out whole, as names rarely have any */
 static void put_label(struct out *o, const char *name, const char *value)
 {
     put(o, "%s=\"", name);
-    for (const char *s = value; *s; s++) {
-        if (*s == '\\')
-            put(o, "\\\\");
-        else if (*s == '"')
-            put(o, "\\\"");
-        else if (*s == '\n')
-            put(o, "\\n");
-        else
-            put(o, "%c", *s);
+    for (const char *s = value; *s;) {
+        size_t run = strcspn(s, "\\\"\n");
+
+        if (run > 0) {
+            put(o, "%.*s", (int)run, s);
+            s += run;
+        } else {
+            put(o, "%s", *s == '\\' ? "\\\\" : *s == '"' ? "\\\"" : "\\n");
+            s++;
+        }
     }
     put(o, "\"");
 }
@@ -183,17 +185,18 @@ static void put_method_counter(struct out *o, const char *name, const char *help
 static void put_histogram(struct out *o, const sage_status *sts, size_t n)
 {
     static const char name[] = "sagesvc_call_duration_seconds";
+    char le[SAGE_LATENCY_BUCKETS][32]; /* the bounds' labels, the same for every method */
 
+    for (size_t b = 0; b < SAGE_LATENCY_BUCKETS; b++)
+        snprintf(le[b], sizeof le[b], "%.9g", sage_latency_bounds[b]);
     put_family(o, name, "histogram", "Run time of calls, by method (queueing not included).");
     for (size_t i = 0; i < n; i++)
         for (size_t j = 0; j < sts[i].nmethods; j++) {
             const sage_method_status *m = &sts[i].methods[j];
-            char le[32];
 
             for (size_t b = 0; b < SAGE_LATENCY_BUCKETS; b++) {
-                snprintf(le, sizeof le, "%.9g", sage_latency_bounds[b]);
                 put(o, "%s_bucket", name);
-                put_labels(o, &sts[i], m->name, le);
+                put_labels(o, &sts[i], m->name, le[b]);
                 put(o, " %llu\n", (unsigned long long)m->latency.le[b]);
             }
             put(o, "%s_bucket", name);

@@ -11,8 +11,8 @@
  * a put beyond it fails with SAGE_EFULL.
  *
  * State is shared by every worker thread, so it sits behind a rwlock. A
- * stored value is deep-copied into one malloc'd block (value_dup), so it
- * outlives the call that brought it.
+ * stored value is deep-copied (sage_value_copy) into an arena of its own,
+ * so it outlives the call that brought it and goes with one free.
  */
 #include <pthread.h>
 #include <stdlib.h>
@@ -23,7 +23,8 @@
 
 struct item {
     char *key;
-    sage_value *val; /* one block: the value and everything it points to */
+    sage_arena *arena; /* holds val and everything it points to */
+    sage_value val;
     struct item *next;
 };
 
@@ -33,104 +34,31 @@ struct kv {
     size_t nbuckets, count, capacity;
 };
 
-/* ------------------------------------------------ values in one block */
+/* KEEP_CHUNK: the arena chunk of a stored value, the smallest an arena
+ * takes: a small value fits in it whole, a larger piece gets its own. */
+#define KEEP_CHUNK 256
 
-static size_t value_size(const sage_value *v)
+/* keep copies v into a new arena of its own, for a value to keep. */
+static sage_err keep(const sage_value *v, sage_arena **ap, sage_value *out)
 {
-    size_t n = 0;
+    sage_arena *a;
+    sage_err r;
 
-    switch (v->type) {
-    case SAGE_STR:
-        return v->as.str.len + 1;
-    case SAGE_BIN:
-        return v->as.bin.len;
-    case SAGE_ARRAY:
-        n = v->as.array.len * sizeof(sage_value);
-        for (size_t i = 0; i < v->as.array.len; i++)
-            n += value_size(&v->as.array.items[i]);
-        return n;
-    case SAGE_MAP:
-        n = v->as.map.len * sizeof(sage_pair);
-        for (size_t i = 0; i < v->as.map.len; i++)
-            n += value_size(&v->as.map.items[i].key) + value_size(&v->as.map.items[i].val);
-        return n;
-    default:
-        return 0;
+    if ((r = sage_arena_new(&a, KEEP_CHUNK)) != SAGE_OK)
+        return r;
+    if ((r = sage_value_copy(a, out, v)) != SAGE_OK) {
+        sage_arena_free(a);
+        return r;
     }
+    *ap = a;
+    return SAGE_OK;
 }
 
-static size_t align8(size_t n)
+static void item_free(struct item *it)
 {
-    return (n + 7) & ~(size_t)7;
-}
-
-/* place copies v's storage at *cur (advancing it) and fixes dst's pointers */
-static void place(sage_value *dst, const sage_value *v, char **cur)
-{
-    *dst = *v;
-    switch (v->type) {
-    case SAGE_STR:
-        memcpy(*cur, v->as.str.ptr, v->as.str.len);
-        (*cur)[v->as.str.len] = '\0';
-        dst->as.str.ptr = *cur;
-        *cur += align8(v->as.str.len + 1);
-        break;
-    case SAGE_BIN:
-        if (v->as.bin.len)
-            memcpy(*cur, v->as.bin.ptr, v->as.bin.len);
-        dst->as.bin.ptr = *cur;
-        *cur += align8(v->as.bin.len);
-        break;
-    case SAGE_ARRAY: {
-        sage_value *items = (sage_value *)*cur;
-
-        *cur += align8(v->as.array.len * sizeof *items);
-        for (size_t i = 0; i < v->as.array.len; i++)
-            place(&items[i], &v->as.array.items[i], cur);
-        dst->as.array.items = items;
-        break;
-    }
-    case SAGE_MAP: {
-        sage_pair *items = (sage_pair *)*cur;
-
-        *cur += align8(v->as.map.len * sizeof *items);
-        for (size_t i = 0; i < v->as.map.len; i++) {
-            place(&items[i].key, &v->as.map.items[i].key, cur);
-            place(&items[i].val, &v->as.map.items[i].val, cur);
-        }
-        dst->as.map.items = items;
-        break;
-    }
-    default:
-        break;
-    }
-}
-
-/* value_dup: the worst-case padding of each piece is 7 bytes; count items */
-static size_t count_pieces(const sage_value *v)
-{
-    size_t n = 1;
-
-    if (v->type == SAGE_ARRAY)
-        for (size_t i = 0; i < v->as.array.len; i++)
-            n += count_pieces(&v->as.array.items[i]);
-    if (v->type == SAGE_MAP)
-        for (size_t i = 0; i < v->as.map.len; i++)
-            n += count_pieces(&v->as.map.items[i].key) + count_pieces(&v->as.map.items[i].val);
-    return n;
-}
-
-static sage_value *value_dup(const sage_value *v)
-{
-    size_t size = sizeof(sage_value) + value_size(v) + 8 * count_pieces(v);
-    sage_value *copy = malloc(size);
-    char *cur;
-
-    if (copy == NULL)
-        return NULL;
-    cur = (char *)(copy + 1);
-    place(copy, v, &cur);
-    return copy;
+    sage_arena_free(it->arena);
+    free(it->key);
+    free(it);
 }
 
 /* ---------------------------------------------------------- the table */
@@ -185,36 +113,39 @@ static sage_err kv_put(void *state, sage_call *call)
     size_t klen;
     const sage_value *val;
     struct item **pp, *it;
-    sage_value *copy;
+    sage_arena *arena, *old = NULL;
+    sage_value copy;
 
     if (sage_call_unpack(call, "[s#v]", &key, &klen, &val) != SAGE_OK)
         return SAGE_EBADARGS;
-    copy = value_dup(val);
-    if (copy == NULL)
+    if (keep(val, &arena, &copy) != SAGE_OK)
         return sage_call_error(call, SAGE_ENOMEM, "no memory for the value of '%s'", key);
     pthread_rwlock_wrlock(&kv->lock);
     pp = slot(kv, key, klen);
     if (*pp) {
-        free((*pp)->val);
+        old = (*pp)->arena;
+        (*pp)->arena = arena;
         (*pp)->val = copy;
     } else if (kv->capacity && kv->count >= kv->capacity) {
         pthread_rwlock_unlock(&kv->lock);
-        free(copy);
+        sage_arena_free(arena);
         return sage_call_error(call, SAGE_EFULL, "store full: capacity is %zu keys", kv->capacity);
     } else {
         it = calloc(1, sizeof *it);
         if (it == NULL || (it->key = strndup(key, klen)) == NULL) {
             pthread_rwlock_unlock(&kv->lock);
             free(it);
-            free(copy);
+            sage_arena_free(arena);
             return sage_call_error(call, SAGE_ENOMEM, "no memory for key '%s'", key);
         }
+        it->arena = arena;
         it->val = copy;
         *pp = it;
         if (++kv->count > kv->nbuckets)
             grow(kv);
     }
     pthread_rwlock_unlock(&kv->lock);
+    sage_arena_free(old); /* the replaced value, freed outside the lock */
     return sage_call_resultf(call, "b", 1);
 }
 
@@ -239,7 +170,7 @@ static sage_err kv_get(void *state, sage_call *call)
     it = *slot(kv, key, klen);
     /* copy out under the lock: a put may replace the value right after */
     if (it)
-        r = sage_value_copy(sage_call_arena(call), &out, it->val);
+        r = sage_value_copy(sage_call_arena(call), &out, &it->val);
     else if (dflt)
         r = sage_value_copy(sage_call_arena(call), &out, dflt);
     else
@@ -268,11 +199,8 @@ static sage_err kv_delete(void *state, sage_call *call)
         existed = 1;
     }
     pthread_rwlock_unlock(&kv->lock);
-    if (it) {
-        free(it->val);
-        free(it->key);
-        free(it);
-    }
+    if (it)
+        item_free(it);
     return sage_call_resultf(call, "b", existed);
 }
 
@@ -361,9 +289,7 @@ static void kv_destroy(void *state)
 
         for (; it; it = next) {
             next = it->next;
-            free(it->val);
-            free(it->key);
-            free(it);
+            item_free(it);
         }
     }
     free(kv->buckets);

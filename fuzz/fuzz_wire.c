@@ -1,10 +1,12 @@
 /*
  * fuzz_wire.c - libFuzzer target for the envelope decoders.
  *
- * Each input goes to both decoders and to peek. Whatever a decoder accepts
- * must survive a round trip: the exact size matches the encoding, decoding
- * the encoding gives equal fields, and encoding that again gives the same
- * bytes (the encoding is canonical). Any difference aborts.
+ * Each input goes to both decoders, to peek and to salvage. Whatever a
+ * decoder accepts must survive a round trip: the exact size matches the
+ * encoding, decoding the encoding gives equal fields, and encoding that
+ * again gives the same bytes (the encoding is canonical). Salvage must read
+ * the id and reply-to of every request the decoder accepts. Any difference
+ * aborts.
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -12,6 +14,7 @@
 #include <string.h>
 
 #include "sage/value.h"
+#include "wire/salvage.h"
 #include "wire/wire.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -66,13 +69,18 @@ static void check_value(const sage_value *v)
 
 static void fuzz_request(const uint8_t *data, size_t size)
 {
-    sage__req q, q2;
+    sage__req q, q2, s = {0};
     size_t need, len, len2;
     int kind;
     uint64_t id;
+    sage_err salvaged = sage__wire_req_salvage(data, size, arena2, &s);
 
+    if (salvaged == SAGE_OK)
+        CHECK(s.reply_to[s.reply_to_len] == '\0');
     if (sage__wire_req_decode(data, size, arena1, &q) != SAGE_OK)
         return;
+    CHECK(salvaged == SAGE_OK && s.id == q.id);
+    CHECK(same_bytes(s.reply_to, s.reply_to_len, q.reply_to, q.reply_to_len));
     CHECK(sage__wire_peek(data, size, &kind, &id) == SAGE_OK);
     CHECK(kind == SAGE__WIRE_REQUEST && id == q.id);
     CHECK(q.args.type == SAGE_ARRAY && q.kwargs.type == SAGE_MAP);

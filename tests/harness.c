@@ -87,22 +87,9 @@ int th_wait_child(int pid, int timeout_ms)
     return status;
 }
 
-/* cleanup removes every /dev/shm entry whose name contains pfx. */
-static void cleanup_shm(const char *pfx)
+static void rm_file(const char *path)
 {
-    DIR *d = opendir("/dev/shm");
-    struct dirent *e;
-    char path[512];
-
-    if (d == NULL)
-        return;
-    while ((e = readdir(d)) != NULL) {
-        if (strstr(e->d_name, pfx)) {
-            snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
-            unlink(path);
-        }
-    }
-    closedir(d);
+    unlink(path);
 }
 
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
@@ -113,19 +100,26 @@ static int rm_entry(const char *path, const struct stat *st, int flag, struct FT
     return remove(path);
 }
 
-/* cleanup_tmp removes /tmp/sagesvc-* directories of the case (NATS stores) */
-static void cleanup_tmp(const char *pfx)
+static void rm_tree(const char *path)
 {
-    DIR *d = opendir("/tmp");
+    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* cleanup removes with rm every entry of dir whose name starts with lead
+ * and contains pfx: the case's /dev/shm entries ("" lead) and its
+ * /tmp/sagesvc-* directories (NATS stores) */
+static void cleanup(const char *dir, const char *lead, const char *pfx, void (*rm)(const char *))
+{
+    DIR *d = opendir(dir);
     struct dirent *e;
     char path[512];
 
     if (d == NULL)
         return;
     while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "sagesvc-", 8) == 0 && strstr(e->d_name, pfx)) {
-            snprintf(path, sizeof path, "/tmp/%s", e->d_name);
-            nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+        if (strncmp(e->d_name, lead, strlen(lead)) == 0 && strstr(e->d_name, pfx)) {
+            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+            rm(path);
         }
     }
     closedir(d);
@@ -172,8 +166,8 @@ int th_run(const struct th_case *cases, int argc, char **argv)
         setpgid(pid, pid);
         status = th_wait_child(pid, c->timeout_s * 1000);
         kill(-pid, SIGKILL); /* whatever the case left running */
-        cleanup_shm(prefix);
-        cleanup_tmp(prefix);
+        cleanup("/dev/shm", "", prefix, rm_file);
+        cleanup("/tmp", "sagesvc-", prefix, rm_tree);
         if (status == -1) {
             printf("[ FAIL ] %s: timed out after %d s\n", c->name, c->timeout_s);
             failed++;

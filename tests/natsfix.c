@@ -18,7 +18,7 @@
 
 #define NATS_SERVER "/usr/sbin/nats-server"
 
-int natsfix_available(void)
+static int available(void)
 {
     return access(NATS_SERVER, X_OK) == 0 || access("/usr/bin/nats-server", X_OK) == 0;
 }
@@ -126,6 +126,8 @@ static void wait_up(struct natsfix *f, int i)
 void natsfix_start(struct natsfix *f, int n, const char *auth)
 {
     memset(f, 0, sizeof *f);
+    if (!available())
+        th_skip("nats-server is not installed");
     if (n < 1 || n > NATSFIX_MAX)
         th_fail(__FILE__, __LINE__, "natsfix: bad server count %d", n);
     f->n = n;
@@ -204,4 +206,21 @@ void natsfix_conf(struct natsfix *f, sage_nats_conf *c, int first)
         c->user = user;
         c->password = pass;
     }
+}
+
+sage_manager *natsfix_manager(struct natsfix *f, int first, double timeout, sage_nats_conf *nc,
+                              sage_cluster_opts *co)
+{
+    sage_manager_opts mo;
+    sage_manager *m;
+
+    natsfix_conf(f, nc, first);
+    memset(co, 0, sizeof *co);
+    co->nats = nc;
+    sage_manager_opts_init(&mo);
+    mo.ns = th_prefix();
+    mo.timeout = timeout;
+    mo.cluster = co;
+    ASSERT_OK(sage_manager_new(&m, &mo));
+    return m;
 }

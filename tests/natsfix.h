@@ -4,8 +4,9 @@
  * natsfix_start launches n nats-server processes on 127.0.0.1 (free ports),
  * routed into one cluster, JetStream on, each with its own store under a
  * temporary directory, and waits until they accept clients and the cluster
- * has formed. The harness kills the case's process group at its end, so
- * servers never outlive a case; natsfix_stop also removes the stores.
+ * has formed; without nats-server installed it skips the case. The harness
+ * kills the case's process group at its end, so servers never outlive a
+ * case; natsfix_stop also removes the stores.
  *
  *   struct natsfix f;
  *   natsfix_start(&f, 3, NULL);          // or with "user:password"
@@ -18,7 +19,9 @@
 
 #include <sys/types.h>
 
+#include "sage/cluster.h"
 #include "sage/config.h"
+#include "sage/manager.h"
 
 #define NATSFIX_MAX 5
 
@@ -34,7 +37,8 @@ struct natsfix {
 };
 
 /* natsfix_start starts n (1..NATSFIX_MAX) servers; auth "user:password" or
- * NULL. Fails the case (th_fail) if they do not come up within 15 s. */
+ * NULL. Skips the case (th_skip) if nats-server is not installed, fails it
+ * (th_fail) if they do not come up within 15 s. */
 void natsfix_start(struct natsfix *f, int n, const char *auth);
 
 /* natsfix_kill SIGKILLs server i and reaps it. */
@@ -50,7 +54,10 @@ void natsfix_stop(struct natsfix *f);
  * (0.2 s wait, forever); first, if >= 0, puts that server first. */
 void natsfix_conf(struct natsfix *f, sage_nats_conf *c, int first);
 
-/* natsfix_available tells whether nats-server is installed (else skip). */
-int natsfix_available(void);
+/* natsfix_manager makes a manager of the case's namespace (th_prefix())
+ * calling over f's servers (natsfix_conf with first), with the default
+ * call timeout in seconds; nc and co are filled and must outlive it. */
+sage_manager *natsfix_manager(struct natsfix *f, int first, double timeout, sage_nats_conf *nc,
+                              sage_cluster_opts *co);
 
 #endif

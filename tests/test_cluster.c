@@ -95,23 +95,6 @@ static void stop_replica(struct replica r)
     ASSERT_EQ(th_wait_child(r.pid, 15000), 0);
 }
 
-static sage_manager *cluster_manager(struct natsfix *f, int first, double timeout,
-                                     sage_nats_conf *nc, sage_cluster_opts *co)
-{
-    sage_manager_opts mo;
-    sage_manager *m;
-
-    natsfix_conf(f, nc, first);
-    memset(co, 0, sizeof *co);
-    co->nats = nc;
-    sage_manager_opts_init(&mo);
-    mo.ns = th_prefix();
-    mo.timeout = timeout;
-    mo.cluster = co;
-    ASSERT_OK(sage_manager_new(&m, &mo));
-    return m;
-}
-
 /* a replica on server 0, a caller on server 2: the call crosses the cluster */
 static void t_calls_cross_servers(void)
 {
@@ -124,11 +107,9 @@ static void t_calls_cross_servers(void)
     sage_value res;
     sage_endpoint ep;
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
     natsfix_start(&f, 3, NULL);
     r = spawn_replica(&f, 0, &sage_example_kv, "kv", 0);
-    m = cluster_manager(&f, 2, 5, &nc, &co);
+    m = natsfix_manager(&f, 2, 5, &nc, &co);
     ASSERT_OK(sage_arena_new(&a, 0));
     ASSERT_OK(sage_manager_callf(m, "kv", "put", a, &res, "[s i]", "k", 9));
     ASSERT_OK(sage_manager_callf(m, "kv", "get", a, &res, "[s]", "k"));
@@ -155,14 +136,12 @@ static void t_load_balanced(void)
     int64_t pids[3];
     int counts[3] = {0, 0, 0};
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
     natsfix_start(&f, 3, NULL);
     for (int i = 0; i < 3; i++) {
         r[i] = spawn_replica(&f, i, &testsvc, "testsvc", 0);
         pids[i] = r[i].pid;
     }
-    m = cluster_manager(&f, 1, 5, &nc, &co);
+    m = natsfix_manager(&f, 1, 5, &nc, &co);
     for (int i = 0; i < N; i++) {
         sage_arena *a;
         sage_value res;
@@ -227,14 +206,12 @@ static void kill_under_load(int mode)
     pthread_t th[4];
     int ok = 0, failed = 0, hung = 0;
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
     natsfix_start(&f, 3, NULL);
     for (int i = 0; i < 3; i++)
         r[i] = spawn_replica(&f, i, &testsvc, "testsvc", mode == 2);
     for (int i = 0; i < 4; i++) {
         memset(&h[i], 0, sizeof h[i]);
-        h[i].m = cluster_manager(&f, i % 3, 10, &nc, &co);
+        h[i].m = natsfix_manager(&f, i % 3, 10, &nc, &co);
         h[i].mode = mode;
         pthread_create(&th[i], NULL, hammer_main, &h[i]);
     }
@@ -291,11 +268,9 @@ static void t_nats_server_killed(void)
     double until;
     sage_err e = SAGE_ECONNECT;
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
     natsfix_start(&f, 3, NULL);
     r = spawn_replica(&f, 0, &sage_example_kv, "kv", 0); /* connected to server 0 */
-    m = cluster_manager(&f, 1, 1, &nc, &co);
+    m = natsfix_manager(&f, 1, 1, &nc, &co);
     ASSERT_OK(sage_arena_new(&a, 0));
     ASSERT_OK(sage_manager_callf(m, "kv", "put", a, &res, "[s i]", "k", 1));
     natsfix_kill(&f, 0);
@@ -328,11 +303,9 @@ static void t_credentials(void)
     sage_arena *a;
     sage_value res;
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
     natsfix_start(&f, 1, "alice:s3cret");
     r = spawn_replica(&f, 0, &sage_example_kv, "kv", 0);
-    m = cluster_manager(&f, 0, 5, &nc, &co); /* right password */
+    m = natsfix_manager(&f, 0, 5, &nc, &co); /* right password */
     ASSERT_OK(sage_arena_new(&a, 0));
     ASSERT_OK(sage_manager_callf(m, "kv", "size", a, &res, "[]"));
     sage_manager_free(m);
@@ -401,11 +374,9 @@ static void t_srv_protocol(void)
     json_t *o, *ep;
     char id[64], subject[160];
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
     natsfix_start(&f, 1, NULL);
     r = spawn_replica(&f, 0, &testsvc, "testsvc", 0);
-    m = cluster_manager(&f, 0, 5, &nc, &co);
+    m = natsfix_manager(&f, 0, 5, &nc, &co);
     ASSERT_OK(sage_manager_call_sync(m, "testsvc", "count", NULL, 0, NULL, 0, NULL, NULL, NULL));
     ASSERT_ERR(sage_manager_callf(m, "testsvc", "fail", NULL, NULL, "[s]", "why"), SAGE_EHANDLER);
     memset(&no, 0, sizeof no);
@@ -473,11 +444,9 @@ static void t_connection_lost_fails_pending(void)
     sage_value ms = sage_int(20000);
     double t0;
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
     natsfix_start(&f, 1, NULL);
     r = spawn_replica(&f, 0, &testsvc, "testsvc", 0);
-    m = cluster_manager(&f, 0, 30, &nc, &co);
+    m = natsfix_manager(&f, 0, 30, &nc, &co);
     ASSERT_OK(sage_manager_call_async(m, "testsvc", "sleep", &ms, 1, NULL, 0, NULL, &fut));
     usleep(300000); /* the call is running on the replica */
     t0 = th_now_ms();
@@ -495,6 +464,31 @@ static void t_connection_lost_fails_pending(void)
     natsfix_stop(&f);
 }
 
+/* a replica stopped while a call runs on one of its workers answers it
+ * first: the answer goes out before its connection closes */
+static void t_stop_answers_in_flight(void)
+{
+    struct natsfix f;
+    struct replica r;
+    sage_nats_conf nc;
+    sage_cluster_opts co;
+    sage_manager *m;
+    sage_future *fut;
+    sage_value ms = sage_int(1000);
+
+    natsfix_start(&f, 1, NULL);
+    r = spawn_replica(&f, 0, &testsvc, "testsvc", 0);
+    m = natsfix_manager(&f, 0, 10, &nc, &co);
+    ASSERT_OK(sage_manager_call_async(m, "testsvc", "sleep", &ms, 1, NULL, 0, NULL, &fut));
+    usleep(300000); /* the call is running on the replica */
+    stop_replica(r);
+    ASSERT_OK(sage_future_wait(fut, 5000));
+    ASSERT_OK(sage_future_result(fut, NULL));
+    sage_future_free(fut);
+    sage_manager_free(m);
+    natsfix_stop(&f);
+}
+
 static const struct th_case cases[] = {
     {"calls_cross_servers", t_calls_cross_servers, 60},
     {"load_balanced", t_load_balanced, 120},
@@ -505,6 +499,7 @@ static const struct th_case cases[] = {
     {"connection_lost_fails_pending", t_connection_lost_fails_pending, 60},
     {"credentials", t_credentials, 60},
     {"srv_protocol", t_srv_protocol, 60},
+    {"stop_answers_in_flight", t_stop_answers_in_flight, 60},
     {NULL, NULL, 0},
 };
 

@@ -219,6 +219,20 @@ static struct dep deployment(const sage_nats_conf *nc, const char *svc)
     return x;
 }
 
+/* wait_status waits up to ms for svc's deployment to have status */
+static struct dep wait_status(const sage_nats_conf *nc, const char *svc, const char *status,
+                              int ms)
+{
+    struct dep d;
+
+    for (double end = th_now_ms() + ms;; sleep_ms(50)) {
+        d = deployment(nc, svc);
+        if (strcmp(d.status, status) == 0)
+            return d;
+        ASSERT_LE(th_now_ms(), end);
+    }
+}
+
 /* ------------------------------------------------------------ fixtures */
 
 /* host_id: "PREFIX-hI", unique per case */
@@ -241,12 +255,9 @@ static pid_t start_host(struct natsfix *f, int i, int server, const char *cpus,
     struct look l;
 
     snprintf(log, sizeof log, "host%d", i);
-    if (memory)
-        pid = run(f, log, "host", "--nats", f->url[server], "--id", host_id(i), "--cpus", cpus,
-                  "--memory", memory, (char *)NULL);
-    else
-        pid = run(f, log, "host", "--nats", f->url[server], "--id", host_id(i), "--cpus", cpus,
-                  (char *)NULL);
+    /* without memory, the list ends where "--memory" would be */
+    pid = run(f, log, "host", "--nats", f->url[server], "--id", host_id(i), "--cpus", cpus,
+              memory ? "--memory" : NULL, memory, (char *)NULL);
     natsfix_conf(f, &nc, server);
     WAIT_FOR(&nc, "-", l, l.hosts_alive > i, 10000);
     return pid;
@@ -256,6 +267,23 @@ static void stop_host(pid_t pid)
 {
     kill(pid, SIGTERM);
     ASSERT_EQ(th_wait_child(pid, 15000), 0);
+}
+
+/* one_host starts one server (nc: its configuration) and one host on it
+ * offering cpus */
+static pid_t one_host(struct natsfix *f, sage_nats_conf *nc, const char *cpus)
+{
+    natsfix_start(f, 1, NULL);
+    natsfix_conf(f, nc, 0);
+    return start_host(f, 0, 0, cpus, NULL);
+}
+
+/* undeploy_finish undeploys kv, then stops the host and the servers */
+static void undeploy_finish(struct natsfix *f, const sage_nats_conf *nc, pid_t host)
+{
+    ASSERT_OK(sage_cluster_undeploy(nc, th_prefix(), "kv", 10000));
+    stop_host(host);
+    finish(f);
 }
 
 /* config writes a configuration with one service kv into buf */
@@ -311,29 +339,12 @@ static sage_err deploy(struct natsfix *f, const char *text, int wait_ms)
         ASSERT_OK(r_);                                \
     } while (0)
 
-static sage_manager *manager(struct natsfix *f, int first, sage_nats_conf *nc,
-                             sage_cluster_opts *co)
-{
-    sage_manager_opts mo;
-    sage_manager *m;
-
-    natsfix_conf(f, nc, first);
-    memset(co, 0, sizeof *co);
-    co->nats = nc;
-    sage_manager_opts_init(&mo);
-    mo.ns = th_prefix();
-    mo.timeout = 10;
-    mo.cluster = co;
-    ASSERT_OK(sage_manager_new(&m, &mo));
-    return m;
-}
-
 /* call_kv puts a key through a fresh manager: the outcome */
 static sage_err call_kv(struct natsfix *f, int first, int value)
 {
     sage_nats_conf nc;
     sage_cluster_opts co;
-    sage_manager *m = manager(f, first, &nc, &co);
+    sage_manager *m = natsfix_manager(f, first, 10, &nc, &co);
     sage_arena *a;
     sage_value res;
     sage_err r;
@@ -368,11 +379,7 @@ static void t_supervise_restart_give_up(void)
     double t0;
     sage_err r;
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
-    natsfix_start(&f, 1, NULL);
-    natsfix_conf(&f, &nc, 0);
-    host = start_host(&f, 0, 0, "2", NULL);
+    host = one_host(&f, &nc, "2");
     config(text, sizeof text, &f, 1, "1", NULL, "detached", 2);
     DEPLOY_OK(&f, text, 15000);
     ASSERT_OK(call_kv(&f, 0, 1));
@@ -395,12 +402,7 @@ static void t_supervise_restart_give_up(void)
     WAIT_FOR(&nc, "kv", l, l.failed == 1, 10000);
     ASSERT_EQ(l.running, 0);
     ASSERT_EQ(l.restarts, 2);
-    for (double end = th_now_ms() + 5000;; sleep_ms(50)) {
-        d = deployment(&nc, "kv");
-        if (strcmp(d.status, "failed") == 0)
-            break;
-        ASSERT_LE(th_now_ms(), end);
-    }
+    d = wait_status(&nc, "kv", "failed", 5000);
     ASSERT_TRUE(strstr(d.reason, "max_restarts 2") != NULL);
     t0 = th_now_ms();
     r = call_kv(&f, 0, 99);
@@ -410,9 +412,7 @@ static void t_supervise_restart_give_up(void)
     sleep_ms(600);
     l = look(&nc, "kv");
     ASSERT_EQ(l.running, 0);
-    ASSERT_OK(sage_cluster_undeploy(&nc, th_prefix(), "kv", 10000));
-    stop_host(host);
-    finish(&f);
+    undeploy_finish(&f, &nc, host);
 }
 
 /* with max_restarts 0 a replica's first death gives it up; the service
@@ -426,11 +426,7 @@ static void t_give_up_needs_all_replicas(void)
     pid_t host;
     int survivor;
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
-    natsfix_start(&f, 1, NULL);
-    natsfix_conf(&f, &nc, 0);
-    host = start_host(&f, 0, 0, "2", NULL);
+    host = one_host(&f, &nc, "2");
     config(text, sizeof text, &f, 2, "1", NULL, "detached", 0);
     DEPLOY_OK(&f, text, 15000);
     l = look(&nc, "kv");
@@ -444,11 +440,30 @@ static void t_give_up_needs_all_replicas(void)
     ASSERT_OK(call_kv(&f, 0, 1)); /* the other replica still serves */
     ASSERT_EQ(kill(survivor, SIGKILL), 0);
     WAIT_FOR(&nc, "kv", l, l.failed == 2, 10000);
-    for (double end = th_now_ms() + 5000; strcmp(deployment(&nc, "kv").status, "failed") != 0;
-         sleep_ms(50))
-        ASSERT_LE(th_now_ms(), end);
+    wait_status(&nc, "kv", "failed", 5000);
     ASSERT_ERR(call_kv(&f, 0, 2), SAGE_EUNAVAILABLE);
-    ASSERT_OK(sage_cluster_undeploy(&nc, th_prefix(), "kv", 10000));
+    undeploy_finish(&f, &nc, host);
+}
+
+/* replicas that die at start fail the deployment: deploy waits, says why
+ * (the reason the host gave), and removes what it deployed */
+static void t_deploy_fails_starting(void)
+{
+    struct natsfix f;
+    sage_nats_conf nc;
+    char text[1024], *plugin;
+    pid_t host;
+
+    host = one_host(&f, &nc, "2");
+    config(text, sizeof text, &f, 1, "1", NULL, "detached", 0);
+    plugin = strstr(text, "plugin: kv");
+    ASSERT_TRUE(plugin != NULL);
+    memcpy(plugin, "plugin: /x", 10); /* no such plugin: the replica exits at once */
+    ASSERT_ERR(deploy(&f, text, 15000), SAGE_EUNAVAILABLE);
+    printf("  deploy: %s\n", sage_errdetail());
+    ASSERT_TRUE(strstr(sage_errdetail(), "service 'kv': its replica on host") != NULL);
+    ASSERT_TRUE(strstr(sage_errdetail(), "gave up") != NULL);
+    ASSERT_EQ(deployment(&nc, "kv").found, 0);
     stop_host(host);
     finish(&f);
 }
@@ -464,8 +479,6 @@ static void t_deploy_refused(void)
     char text[1024], path[256];
     pid_t host, cli;
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
     natsfix_start(&f, 1, NULL);
     natsfix_conf(&f, &nc, 0);
     /* no host at all */
@@ -504,9 +517,7 @@ static void t_deploy_refused(void)
     ASSERT_EQ(l.running, 2);
     ASSERT_EQ(l.reserved_cpus * 1000, 2000);
     ASSERT_EQ(l.reserved_memory, 512u << 20);
-    ASSERT_OK(sage_cluster_undeploy(&nc, th_prefix(), "kv", 10000));
-    stop_host(host);
-    finish(&f);
+    undeploy_finish(&f, &nc, host);
 }
 
 /* a detached deployment outlives `sagesvc deploy`, which returns at once */
@@ -518,11 +529,7 @@ static void t_detached_survives(void)
     char text[1024], path[256];
     pid_t host, cli;
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
-    natsfix_start(&f, 1, NULL);
-    natsfix_conf(&f, &nc, 0);
-    host = start_host(&f, 0, 0, "4", NULL);
+    host = one_host(&f, &nc, "4");
     config(text, sizeof text, &f, 2, "1", NULL, "detached", 1);
     config_file(path, sizeof path, &f, text);
     cli = run(&f, "deploy", "deploy", path, (char *)NULL);
@@ -537,9 +544,7 @@ static void t_detached_survives(void)
     ASSERT_TRUE((after.pids[0] == l.pids[0] && after.pids[1] == l.pids[1]) ||
                 (after.pids[0] == l.pids[1] && after.pids[1] == l.pids[0]));
     ASSERT_OK(call_kv(&f, 0, 6));
-    ASSERT_OK(sage_cluster_undeploy(&nc, th_prefix(), "kv", 10000));
-    stop_host(host);
-    finish(&f);
+    undeploy_finish(&f, &nc, host);
 }
 
 /* owned replicas go when their deployer dies (its lease lapses) and when
@@ -553,11 +558,7 @@ static void t_owned_removed_with_deployer(void)
     pid_t host, cli;
     double t0;
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
-    natsfix_start(&f, 1, NULL);
-    natsfix_conf(&f, &nc, 0);
-    host = start_host(&f, 0, 0, "4", NULL);
+    host = one_host(&f, &nc, "4");
     config(text, sizeof text, &f, 2, "1", NULL, "owned", 1);
     config_file(path, sizeof path, &f, text);
     cli = run(&f, "deploy", "deploy", path, (char *)NULL);
@@ -600,11 +601,7 @@ static void t_undeploy_removes(void)
     pid_t host, cli;
     int pids[2];
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
-    natsfix_start(&f, 1, NULL);
-    natsfix_conf(&f, &nc, 0);
-    host = start_host(&f, 0, 0, "4", NULL);
+    host = one_host(&f, &nc, "4");
     config(text, sizeof text, &f, 2, "1.5", NULL, "detached", 1);
     DEPLOY_OK(&f, text, 15000);
     ASSERT_ERR(deploy(&f, text, 15000), SAGE_EEXIST); /* deployed already */
@@ -670,8 +667,6 @@ static void t_two_hosts_three_servers(void)
     char text[1024];
     pid_t h0, h1;
 
-    if (!natsfix_available())
-        th_skip("nats-server is not installed");
     natsfix_start(&f, 3, NULL);
     natsfix_conf(&f, &nc, 2);
     h0 = start_host(&f, 0, 0, "1", NULL);
@@ -683,7 +678,7 @@ static void t_two_hosts_three_servers(void)
     ASSERT_EQ(d.placed[1], 1);
     l = look(&nc, "kv");
     ASSERT_EQ(l.running, 2);
-    m = manager(&f, 2, &nc2, &co);
+    m = natsfix_manager(&f, 2, 10, &nc2, &co);
     ASSERT_OK(sage_arena_new(&a, 0));
     for (int i = 0; i < 200; i++) {
         ASSERT_OK(sage_manager_callf(m, "kv", "put", a, &res, "[s i]", "k", i));
@@ -710,6 +705,7 @@ static const struct th_case cases[] = {
     {"supervise_restart_give_up", t_supervise_restart_give_up, 60},
     {"give_up_needs_all_replicas", t_give_up_needs_all_replicas, 60},
     {"deploy_refused", t_deploy_refused, 60},
+    {"deploy_fails_starting", t_deploy_fails_starting, 60},
     {"detached_survives", t_detached_survives, 60},
     {"owned_removed_with_deployer", t_owned_removed_with_deployer, 60},
     {"undeploy_removes", t_undeploy_removes, 60},

@@ -275,30 +275,43 @@ static void stop_after_claim(void)
         pause();
 }
 
+/* spawn_stopped_in_claim forks producer 5, which sends `before` messages
+ * of len bytes to base and then stops for good right after winning the
+ * claim of one more, before the record is even marked in progress (the
+ * narrowest window a crash can hit). Returns its pid once it is there. */
+static int spawn_stopped_in_claim(const char *base, uint32_t before, size_t len)
+{
+    int sync[2], pid;
+    char c;
+
+    ASSERT_EQ(pipe(sync), 0);
+    pid = fork();
+    if (pid == 0) {
+        sage_queue *p = open_queue(base);
+        uint8_t m[1100];
+
+        for (uint32_t i = 0; i < before; i++)
+            ASSERT_OK(sage_queue_send(p, m, make_msg(m, 5, i, len), 0));
+        hook_fd = sync[1];
+        sage__sq_hook_after_claim = stop_after_claim;
+        sage_queue_send(p, m, make_msg(m, 5, before, len), 0);
+        _exit(0);
+    }
+    ASSERT_EQ(read(sync[0], &c, 1), 1);
+    close(sync[0]);
+    close(sync[1]);
+    return pid;
+}
+
 /* the narrowest window: dead right after winning the claim, before the
  * record is even marked in progress (found through the producer's slot) */
 static void t_kill_in_claim_window(void)
 {
     sage_queue *q = make_queue("z", 1 << 16, 16100, 0);
     struct tally t = {{0}, 0};
-    int sync[2], victim, other;
-    char c;
+    int victim = spawn_stopped_in_claim("z", 10, 48), other;
     sage_queue_stats st;
 
-    ASSERT_EQ(pipe(sync), 0);
-    victim = fork();
-    if (victim == 0) {
-        sage_queue *p = open_queue("z");
-        uint8_t m[64];
-
-        for (uint32_t i = 0; i < 10; i++)
-            ASSERT_OK(sage_queue_send(p, m, make_msg(m, 5, i, 48), 0));
-        hook_fd = sync[1];
-        sage__sq_hook_after_claim = stop_after_claim;
-        sage_queue_send(p, m, make_msg(m, 5, 10, 48), 0);
-        _exit(0);
-    }
-    ASSERT_EQ(read(sync[0], &c, 1), 1);
     other = spawn_producer("z", 0, 1, 500);
     kill(victim, SIGKILL);
     while (t.total < 10 + 500) {
@@ -321,22 +334,10 @@ static void t_kill_max_size_claim(void)
 {
     sage_queue *q = make_queue("mx", 1 << 16, 1001, 0);
     struct tally t = {{0}, 0};
-    int sync[2], victim;
-    char c;
+    int victim = spawn_stopped_in_claim("mx", 0, 1001);
     uint8_t m[1100];
     size_t n;
 
-    ASSERT_EQ(pipe(sync), 0);
-    victim = fork();
-    if (victim == 0) {
-        sage_queue *p = open_queue("mx");
-
-        hook_fd = sync[1];
-        sage__sq_hook_after_claim = stop_after_claim;
-        sage_queue_send(p, m, make_msg(m, 5, 0, 1001), 0);
-        _exit(0);
-    }
-    ASSERT_EQ(read(sync[0], &c, 1), 1);
     kill(victim, SIGKILL);
     ASSERT_OK(sage_queue_send(q, m, make_msg(m, 1, 0, 1001), 0));
     ASSERT_OK(sage_queue_drain(q, tally_cb, &t, 0, 5000, &n));
@@ -350,8 +351,7 @@ static void t_kill_in_claim_window_wrapping(void)
 {
     sage_queue *q = make_queue("zw", 4096, 1000, 0);
     struct tally t = {{0}, 0};
-    int sync[2], victim;
-    char c;
+    int victim;
     uint8_t m[1100];
     size_t n;
 
@@ -359,17 +359,7 @@ static void t_kill_in_claim_window_wrapping(void)
     for (uint32_t i = 0; i < 3; i++)
         ASSERT_OK(sage_queue_send(q, m, make_msg(m, 1, i, 1000), 0));
     ASSERT_OK(sage_queue_drain(q, tally_cb, &t, 0, 0, &n));
-    ASSERT_EQ(pipe(sync), 0);
-    victim = fork();
-    if (victim == 0) {
-        sage_queue *p = open_queue("zw");
-
-        hook_fd = sync[1];
-        sage__sq_hook_after_claim = stop_after_claim;
-        sage_queue_send(p, m, make_msg(m, 5, 0, 1000), 0); /* wraps: pad + record */
-        _exit(0);
-    }
-    ASSERT_EQ(read(sync[0], &c, 1), 1);
+    victim = spawn_stopped_in_claim("zw", 0, 1000); /* wraps: pad + record */
     kill(victim, SIGKILL);
     for (uint32_t i = 3; i < 6; i++)
         ASSERT_OK(sage_queue_send(q, m, make_msg(m, 1, i, 500), 1000));

@@ -433,6 +433,40 @@ static void t_idempotent_retry(void)
     rig_down(&r);
 }
 
+/* a send that finds the service gone (here: stopped and started again
+ * since the connection was cached) is retried like any other failure: it
+ * spends one retry, and the retry reaches the new instance */
+static void t_retry_after_stale_connection(void)
+{
+    struct rig r;
+    sage_arena *a;
+    sage_value res;
+    sage_call_opts retried = {5, 1, 1};
+    sage_manager_stats ms;
+
+    rig_up(&r, &testsvc, NULL, 10);
+    ASSERT_OK(sage_arena_new(&a, 0));
+    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]")); /* cached */
+    ASSERT_OK(sage_task_stop(r.task));
+    ASSERT_OK(sage_task_start(r.task)); /* a new request queue; the cached one is closed */
+    ASSERT_OK(sage_manager_call_sync(r.m, "testsvc", "count", NULL, 0, NULL, 0, &retried, a, &res));
+    ASSERT_EQ(res.as.i, 0); /* the new instance's first call */
+    ASSERT_OK(sage_manager_stats_read(r.m, &ms));
+    ASSERT_EQ(ms.retries, 1);
+    ASSERT_EQ(ms.pending, 0);
+    /* not idempotent: the same situation is an error at once */
+    ASSERT_OK(sage_task_stop(r.task));
+    ASSERT_OK(sage_task_start(r.task));
+    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]"), SAGE_EUNAVAILABLE);
+    ASSERT_TRUE(strstr(sage_errdetail(), "stopped") != NULL);
+    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]")); /* resolved afresh */
+    ASSERT_OK(sage_manager_stats_read(r.m, &ms));
+    ASSERT_EQ(ms.pending, 0);
+    ASSERT_EQ(ms.calls, ms.completed);
+    sage_arena_free(a);
+    rig_down(&r);
+}
+
 static sage_err deny_before(void *arg, sage_call *c)
 {
     (*(int *)arg)++;
@@ -579,6 +613,7 @@ static const struct th_case cases[] = {
     {"service_side_deadline", t_service_side_deadline, 20},
     {"backpressure", t_backpressure, 20},
     {"idempotent_retry", t_idempotent_retry, 20},
+    {"retry_after_stale_connection", t_retry_after_stale_connection, 20},
     {"middleware", t_middleware, 20},
     {"custom_kind", t_custom_kind, 20},
     {"stopped_service", t_stopped_service, 20},

@@ -275,20 +275,28 @@ static void t_host_killed_during_calls(void)
     sage_manager_free(m);
 }
 
-/* one name, one live owner per host; a dead owner's entry is taken over */
-static void t_name_taken_then_taken_over(void)
+/* kv_task makes (does not start) a shm kv task in this case's namespace */
+static sage_task *kv_task(void)
 {
-    struct host h = spawn_host(&sage_example_kv, "kv", 0);
     sage_task_opts o;
     sage_task *t;
-    sage_manager *m;
-    sage_arena *a;
-    sage_value res;
 
     sage_task_opts_init(&o);
     o.transport = SAGE_TRANSPORT_SHM;
     o.ns = th_prefix();
     ASSERT_OK(sage_task_new(&t, &sage_example_kv, &o));
+    return t;
+}
+
+/* one name, one live owner per host; a dead owner's entry is taken over */
+static void t_name_taken_then_taken_over(void)
+{
+    struct host h = spawn_host(&sage_example_kv, "kv", 0);
+    sage_task *t = kv_task();
+    sage_manager *m;
+    sage_arena *a;
+    sage_value res;
+
     ASSERT_ERR(sage_task_start(t), SAGE_EEXIST);
     ASSERT_TRUE(strstr(sage_errdetail(), "already served by pid") != NULL);
     kill(h.pid, SIGKILL);
@@ -304,14 +312,55 @@ static void t_name_taken_then_taken_over(void)
     sage_task_free(t);
 }
 
+/* an entry still being created (its owner known, not yet published) is
+ * its creator's: a second start fails instead of taking it over */
+static void t_name_being_created_is_taken(void)
+{
+    struct sage__reg *reg;
+    sage_task *t = kv_task();
+
+    ASSERT_OK(sage__reg_create(&reg, th_prefix(), "kv")); /* not published */
+    ASSERT_ERR(sage_task_start(t), SAGE_EEXIST);
+    ASSERT_TRUE(strstr(sage_errdetail(), "already served by pid") != NULL);
+    sage__reg_destroy(reg, th_prefix(), "kv");
+    ASSERT_OK(sage_task_start(t)); /* and once it is gone, the name is free */
+    sage_task_free(t);
+}
+
+/* raw_client opens service's request queue (found through the registry)
+ * and a response queue of our own, PREFIX.suffix, whose name goes to myq;
+ * and starts a request for service.method answered there, with no args */
+static void raw_client(const char *service, const char *method, const char *suffix,
+                       sage_queue **rqp, sage_queue **minep, char *myq, size_t cap,
+                       sage__req *req)
+{
+    struct sage__reg *reg;
+    sage_queue_opts o;
+
+    ASSERT_OK(sage__reg_open(&reg, th_prefix(), service));
+    ASSERT_OK(sage_queue_open(rqp, reg->queue, NULL));
+    sage__reg_close(reg);
+    snprintf(myq, cap, "%s.%s", th_prefix(), suffix);
+    sage_queue_opts_init(&o);
+    o.flags = SAGE_QUEUE_CREATE;
+    ASSERT_OK(sage_queue_open(minep, myq, &o));
+    memset(req, 0, sizeof *req);
+    req->service = service;
+    req->service_len = strlen(service);
+    req->method = method;
+    req->method_len = strlen(method);
+    req->args = sage_array(NULL, 0);
+    req->kwargs = sage_map(NULL, 0);
+    req->reply_to = myq;
+    req->reply_to_len = strlen(myq);
+}
+
 /* bytes that are not a request: answered when a reply-to can be read,
  * else dropped with a reason; never a crash */
 static void t_malformed_requests(void)
 {
     struct host h = spawn_host(&testsvc, "testsvc", 0);
-    struct sage__reg *reg;
     sage_queue *rq, *mine;
-    sage_queue_opts o;
     sage__req req;
     sage__resp resp;
     sage_arena *a;
@@ -320,27 +369,12 @@ static void t_malformed_requests(void)
     sage_status st;
     char myq[128];
 
-    ASSERT_OK(sage__reg_open(&reg, th_prefix(), "testsvc"));
-    ASSERT_OK(sage_queue_open(&rq, reg->queue, NULL));
-    sage__reg_close(reg);
-    snprintf(myq, sizeof myq, "%s.myreplies", th_prefix());
-    sage_queue_opts_init(&o);
-    o.flags = SAGE_QUEUE_CREATE;
-    ASSERT_OK(sage_queue_open(&mine, myq, &o));
+    raw_client("testsvc", "add", "myreplies", &rq, &mine, myq, sizeof myq, &req);
     ASSERT_OK(sage_arena_new(&a, 0));
     /* 1: garbage with no reply-to */
     ASSERT_OK(sage_queue_send(rq, "\xc1\xc1garbage", 9, 1000));
     /* 2: a valid envelope whose args is not an array, with a reply-to */
-    memset(&req, 0, sizeof req);
     req.id = 77;
-    req.service = "testsvc";
-    req.service_len = 7;
-    req.method = "add";
-    req.method_len = 3;
-    req.args = sage_array(NULL, 0);
-    req.kwargs = sage_map(NULL, 0);
-    req.reply_to = myq;
-    req.reply_to_len = strlen(myq);
     ASSERT_OK(sage__wire_req_encode(&req, buf, sizeof buf, &reqlen));
     /* [1, 0, 77, "testsvc", "add", [] ...]: args is at byte 16; make it 5 */
     ASSERT_EQ(buf[16], 0x90);
@@ -386,9 +420,7 @@ static void t_dedupe_repeats(void)
     static const sage_service dd = {.abi = SAGE_SERVICE_ABI, .name = "dd", .create = ts_create,
                                     .destroy = ts_destroy, .methods = methods, .dedupe = 64};
     struct host h = spawn_host(&dd, "dd", 0);
-    struct sage__reg *reg;
     sage_queue *rq, *mine;
-    sage_queue_opts o;
     sage__req req;
     sage__resp resp;
     sage_arena *a;
@@ -398,24 +430,10 @@ static void t_dedupe_repeats(void)
     sage_manager *m;
     sage_value res;
 
-    ASSERT_OK(sage__reg_open(&reg, th_prefix(), "dd"));
-    ASSERT_OK(sage_queue_open(&rq, reg->queue, NULL));
-    sage__reg_close(reg);
-    snprintf(myq, sizeof myq, "%s.ddreplies", th_prefix());
-    sage_queue_opts_init(&o);
-    o.flags = SAGE_QUEUE_CREATE;
-    ASSERT_OK(sage_queue_open(&mine, myq, &o));
+    raw_client("dd", "add", "ddreplies", &rq, &mine, myq, sizeof myq, &req);
     ASSERT_OK(sage_arena_new(&a, 0));
-    memset(&req, 0, sizeof req);
     req.id = 4242;
-    req.service = "dd";
-    req.service_len = 2;
-    req.method = "add";
-    req.method_len = 3;
     req.args = sage_array((sage_value[]){sage_int(40), sage_int(2)}, 2);
-    req.kwargs = sage_map(NULL, 0);
-    req.reply_to = myq;
-    req.reply_to_len = strlen(myq);
     ASSERT_OK(sage__wire_req_encode(&req, buf, sizeof buf, &len));
     for (int i = 0; i < 2; i++) { /* the same request twice: a retry */
         ASSERT_OK(sage_queue_send(rq, buf, len, 1000));
@@ -495,6 +513,7 @@ static const struct th_case cases[] = {
     {"async_100k", t_async_100k, 180},
     {"host_killed_during_calls", t_host_killed_during_calls, 30},
     {"name_taken_then_taken_over", t_name_taken_then_taken_over, 30},
+    {"name_being_created_is_taken", t_name_being_created_is_taken, 30},
     {"malformed_requests", t_malformed_requests, 30},
     {"idle_connections_closed", t_idle_connections_closed, 30},
     {"dedupe_repeats", t_dedupe_repeats, 30},

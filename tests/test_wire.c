@@ -6,6 +6,7 @@
 #include "harness.h"
 #include "sage/value.h"
 #include "wire/arena.h"
+#include "wire/salvage.h"
 #include "wire/wire.h"
 
 #define ASSERT_DETAIL(want) ASSERT_STREQ(sage_errdetail(), want)
@@ -95,6 +96,27 @@ static void mp_str(struct mp *m, const char *s)
         mp_be(m, n, 1);
     }
     mp_raw(m, s, n);
+}
+
+/* req_head writes a request's first five fields; args comes next. */
+static void req_head(struct mp *m)
+{
+    m->n = 0;
+    mp_arr(m, 10);
+    mp_uint(m, 1);
+    mp_uint(m, 0);
+    mp_uint(m, 7);
+    mp_str(m, "kv");
+    mp_str(m, "put");
+}
+
+/* req_tail writes a request's last four fields, after args. */
+static void req_tail(struct mp *m)
+{
+    mp_map(m, 0);
+    mp_str(m, "r1");
+    mp_uint(m, 5000);
+    mp_uint(m, 0);
 }
 
 /* ------------------------------------------------- fixtures and helpers */
@@ -1240,13 +1262,7 @@ static void t_every_format(void)
         sage_err e;
 
         /* as the one argument and as the kwargs value of "v" */
-        m->n = 0;
-        mp_arr(m, 10);
-        mp_uint(m, 1);
-        mp_uint(m, 0);
-        mp_uint(m, 7);
-        mp_str(m, "s");
-        mp_str(m, "m");
+        req_head(m);
         mp_arr(m, 1);
         mp_raw(m, c->enc, c->enc_len);
         mp_map(m, 1);
@@ -1313,23 +1329,14 @@ static void t_decoded_copy(void)
     ASSERT_STREQ(q.reply_to, "r1");
     ASSERT_TRUE(q.args.as.array.items[0].as.d == 1.5);
 
-    m->n = 0; /* a bin, an array and a map inside args */
-    mp_arr(m, 10);
-    mp_uint(m, 1);
-    mp_uint(m, 0);
-    mp_uint(m, 7);
-    mp_str(m, "s");
-    mp_str(m, "m");
+    req_head(m); /* a bin, an array and a map inside args */
     mp_arr(m, 2);
     mp_raw(m, "\xc4\x03\x00\x01\x02", 5);
     mp_map(m, 1);
     mp_str(m, "key");
     mp_arr(m, 1);
     mp_str(m, "deep");
-    mp_map(m, 0);
-    mp_str(m, "");
-    mp_uint(m, 0);
-    mp_uint(m, 0);
+    req_tail(m);
     ASSERT_OK(sage__wire_req_decode(m->b, m->n, a, &q));
     memset(m->b, 0xee, sizeof m->b);
     ASSERT_TRUE(memcmp(q.args.as.array.items[0].as.bin.ptr, "\x00\x01\x02", 3) == 0);
@@ -1338,26 +1345,6 @@ static void t_decoded_copy(void)
                  "deep");
     sage_arena_free(a);
     free(m);
-}
-
-/* req_head writes a request's first five fields; args comes next. */
-static void req_head(struct mp *m)
-{
-    m->n = 0;
-    mp_arr(m, 10);
-    mp_uint(m, 1);
-    mp_uint(m, 0);
-    mp_uint(m, 7);
-    mp_str(m, "kv");
-    mp_str(m, "put");
-}
-
-static void req_tail(struct mp *m)
-{
-    mp_map(m, 0);
-    mp_str(m, "r1");
-    mp_uint(m, 5000);
-    mp_uint(m, 0);
 }
 
 /* large arrays and maps: decoded whole, or refused before their items are
@@ -1598,6 +1585,72 @@ static void t_check_order(void)
     free(m);
 }
 
+/* salvage reads the id and reply-to of a request the decoder refuses, so
+ * the caller can still be told why; restamp rewrites a stored sent_ns */
+static void t_salvage(void)
+{
+    struct mp *m = calloc(1, sizeof *m);
+    sage_arena *a = arena();
+    sage_value items[] = {sage_str("k")};
+    sage_value args = sage_array(items, 1);
+    sage__req r = simple_req(&args), q;
+    uint8_t buf[128];
+    size_t len;
+
+    make_req(m, 10, 8, w_true); /* timeout_ms a bool */
+    ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+    memset(&q, 0, sizeof q);
+    ASSERT_OK(sage__wire_req_salvage(m->b, m->n, a, &q));
+    ASSERT_EQ(q.id, 7);
+    ASSERT_EQ(q.reply_to_len, 2);
+    ASSERT_STREQ(q.reply_to, "r1");
+    /* an envelope count that lies: the fields up to reply_to still read */
+    memmove(m->b + 3, m->b + 1, m->n - 1); /* 0x9a becomes dc ff ff */
+    memcpy(m->b, "\xdc\xff\xff", 3);
+    m->n += 2;
+    ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
+    q.id = 0;
+    ASSERT_OK(sage__wire_req_salvage(m->b, m->n, a, &q));
+    ASSERT_EQ(q.id, 7);
+    /* ... and cut right after reply_to */
+    make_req(m, 10, 99, NULL);
+    ASSERT_OK(sage__wire_req_salvage(m->b, m->n - 4, a, &q));
+    ASSERT_ERR(sage__wire_req_salvage(m->b, m->n - 5, a, &q), SAGE_EPROTO);
+
+    /* nothing to salvage: no reply_to, a broken field before it, not a
+     * request, another version */
+    q.id = 99;
+    make_req(m, 10, 7, w_nil);
+    ASSERT_ERR(sage__wire_req_salvage(m->b, m->n, a, &q), SAGE_EPROTO);
+    make_req(m, 7, 99, NULL);
+    ASSERT_ERR(sage__wire_req_salvage(m->b, m->n, a, &q), SAGE_EPROTO);
+    make_req(m, 10, 5, w_ext);
+    ASSERT_ERR(sage__wire_req_salvage(m->b, m->n, a, &q), SAGE_EPROTO);
+    make_req(m, 10, 6, w_map32);
+    ASSERT_ERR(sage__wire_req_salvage(m->b, m->n, a, &q), SAGE_EPROTO);
+    make_req(m, 10, 1, w_two);
+    ASSERT_ERR(sage__wire_req_salvage(m->b, m->n, a, &q), SAGE_EPROTO);
+    make_req(m, 10, 0, w_two);
+    ASSERT_ERR(sage__wire_req_salvage(m->b, m->n, a, &q), SAGE_EPROTO);
+    ASSERT_ERR(sage__wire_req_salvage(NULL, 0, a, &q), SAGE_EPROTO);
+    ASSERT_EQ(q.id, 99); /* untouched on failure */
+
+    /* restamp: only a sent_ns packed as uint64 in an 11-element request */
+    r.sent_ns = 1ull << 40;
+    len = encode_req(&r, buf, sizeof buf);
+    ASSERT_TRUE(sage__wire_req_restamp(buf, len, 5ull << 40));
+    ASSERT_OK(sage__wire_req_decode(buf, len, a, &q));
+    ASSERT_EQ(q.sent_ns, 5ull << 40);
+    r.sent_ns = 1000; /* packed small */
+    len = encode_req(&r, buf, sizeof buf);
+    ASSERT_TRUE(!sage__wire_req_restamp(buf, len, 5ull << 40));
+    r.sent_ns = 0; /* absent */
+    len = encode_req(&r, buf, sizeof buf);
+    ASSERT_TRUE(!sage__wire_req_restamp(buf, len, 5ull << 40));
+    sage_arena_free(a);
+    free(m);
+}
+
 static const struct th_case cases[] = {
     {"doc_examples", t_doc_examples, 10},
     {"roundtrip_request", t_roundtrip_request, 10},
@@ -1620,6 +1673,7 @@ static const struct th_case cases[] = {
     {"large_containers", t_large_containers, 10},
     {"depth_maps", t_depth_maps, 10},
     {"check_order", t_check_order, 10},
+    {"salvage", t_salvage, 10},
     {NULL, NULL, 0},
 };
 

@@ -69,8 +69,10 @@ typedef void (*sage_cluster_instance_fn)(void *arg, const sage_cluster_instance 
 /*
  * sage_cluster_discover sends $SRV.<verb>[.<name>] ("PING", "INFO" or
  * "STATS"; name NULL for all) and reports every answer that arrives within
- * wait_ms, on the calling thread. Instances of other namespaces are
- * skipped unless ns is NULL. SAGE_ECONNECT if no server answers.
+ * wait_ms to fn, one at a time, on a NATS client thread (no library lock
+ * held), before it returns; it always blocks for wait_ms. Instances of
+ * other namespaces are skipped unless ns is NULL. SAGE_ECONNECT if no
+ * server answers.
  */
 sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns, const char *verb,
                                const char *name, int wait_ms, sage_cluster_instance_fn fn,

@@ -12,9 +12,9 @@
  *
  * Delivery is at most once: a call that timed out may or may not have run.
  * A call marked idempotent may be retried (same request id, so the service
- * can recognise a repeat) when it fails with SAGE_EUNAVAILABLE, SAGE_EFULL
- * or SAGE_ETIMEDOUT; its timeout then covers all attempts, each attempt
- * getting an equal share.
+ * can recognise a repeat) when it fails with SAGE_EUNAVAILABLE, SAGE_EFULL,
+ * SAGE_ETIMEDOUT or SAGE_ECONNECT; its timeout then covers all attempts,
+ * each attempt getting an equal share.
  */
 #ifndef SAGE_MANAGER_H
 #define SAGE_MANAGER_H

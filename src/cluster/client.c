@@ -21,6 +21,7 @@
 
 #include "base/err_internal.h"
 #include "cluster/cluster_internal.h"
+#include "cluster/ops.h"
 
 struct sage__client {
     struct sage__nio *nio;
@@ -38,12 +39,11 @@ struct sage__remote {
 static void on_inbox(void *arg, struct sage__nio_msg *msg)
 {
     sage_manager *m = arg;
-    const char *subject = sage__nio_msg_subject(msg);
-    const char *dot = strrchr(subject, '.');
     size_t len;
     const void *data = sage__nio_msg_data(msg, &len);
 
     if (sage__nio_msg_no_responders(msg)) {
+        const char *dot = strrchr(sage__nio_msg_subject(msg), '.');
         uint64_t id = dot ? strtoull(dot + 1, NULL, 10) : 0;
 
         sage__mgr_fail_id(m, id, SAGE_EUNAVAILABLE, "no replica of the service is running");
@@ -125,26 +125,14 @@ const char *sage__cluster_reply_to(sage_manager *m, uint64_t id, char *buf, size
 /* record reads the service's registry record; SAGE_ENOSERVICE if none */
 static sage_err record(struct sage__client *c, const char *key, json_t **op)
 {
-    void *val = NULL;
-    size_t len;
     sage_err r;
 
     pthread_mutex_lock(&c->kv_lock);
     if (c->svc_kv == NULL) /* the bucket appears with the first replica */
-        sage__nio_kv_open(c->nio, SAGE__SVC_BUCKET, NULL, &c->svc_kv);
-    r = c->svc_kv ? sage__nio_kv_get(c->svc_kv, key, &val, &len, NULL) : SAGE_ENOENT;
+        sage__nio_kv_open(c->nio, SAGE__SERVICES_BUCKET, NULL, &c->svc_kv);
+    r = c->svc_kv ? sage__kv_get_json(c->svc_kv, key, op, NULL) : SAGE_ENOENT;
     pthread_mutex_unlock(&c->kv_lock);
-    if (r == SAGE_ENOENT)
-        return SAGE_ENOSERVICE;
-    if (r != SAGE_OK)
-        return r;
-    *op = json_loadb(val, len, 0, NULL);
-    free(val);
-    if (*op == NULL || !json_is_object(*op)) {
-        json_decref(*op);
-        return SAGE_SETERR(SAGE_EPROTO, "service record '%s' is not a JSON object", key);
-    }
-    return SAGE_OK;
+    return r == SAGE_ENOENT ? SAGE_ENOSERVICE : r;
 }
 
 sage_err sage__cluster_resolve(sage_manager *m, const char *service, struct sage__conn *conn)
@@ -155,12 +143,11 @@ sage_err sage__cluster_resolve(sage_manager *m, const char *service, struct sage
     char key[160];
     sage_err r;
 
-    snprintf(key, sizeof key, "%s.%s", m->ns, service);
+    sage__spec_key(key, sizeof key, m->ns, service);
     r = record(c, key, &o);
     if (r != SAGE_OK)
         return r;
-    v = json_object_get(o, "failed");
-    if (json_is_true(v)) {
+    if (json_is_true(json_object_get(o, "failed"))) {
         json_t *why = json_object_get(o, "reason");
 
         r = SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s' failed: %s", service,
@@ -173,9 +160,7 @@ sage_err sage__cluster_resolve(sage_manager *m, const char *service, struct sage
         json_decref(o);
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
     }
-    v = json_object_get(o, "subject");
-    snprintf(rem->subject, sizeof rem->subject, "%s",
-             json_is_string(v) ? json_string_value(v) : "");
+    snprintf(rem->subject, sizeof rem->subject, "%s", sage__jstr(o, "subject"));
     rem->durable = json_is_true(json_object_get(o, "durable"));
     if (rem->subject[0] == '\0')
         snprintf(rem->subject, sizeof rem->subject, "sage.%s.%s.%s", m->ns,
@@ -202,11 +187,12 @@ sage_err sage__cluster_send(sage_manager *m, struct sage__conn *conn, const void
 
     if (c == NULL || rem == NULL)
         return SAGE_SETERR(SAGE_ENOTSUP, "no cluster connection");
-    if ((r = sage__wire_peek(data, len, &kind, &id)) != SAGE_OK)
-        return r;
     if (rem->durable) /* stored by the stream before we return: none is lost */
         return sage__nio_js_publish(c->nio, rem->subject, data, len,
                                     (int)(conn->queue_timeout_ms ? conn->queue_timeout_ms : 5000));
+    /* the reply subject names the call, for the no-responders status */
+    if ((r = sage__wire_peek(data, len, &kind, &id)) != SAGE_OK)
+        return r;
     sage__cluster_reply_to(m, id, reply, sizeof reply);
     return sage__nio_publish(c->nio, rem->subject, reply, data, len, NULL, 0);
 }

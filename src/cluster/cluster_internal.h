@@ -7,7 +7,6 @@
 #include "runtime/task_internal.h"
 #include "sage/cluster.h"
 
-#define SAGE__SVC_BUCKET "sagesvc_services"
 #define SAGE__VERSION_STRING "0.1.0"
 
 /* A served task's cluster state (t->cluster). */

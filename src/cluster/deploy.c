@@ -16,10 +16,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/err_internal.h"
 #include "cluster/ops.h"
+#include "runtime/names.h"
 
 void sage_cluster_deploy_opts_init(sage_cluster_deploy_opts *o)
 {
@@ -184,47 +184,45 @@ static int all_running(void *arg, const json_t *hosts, int64_t now_ms, sage_err 
     return 1;
 }
 
-/* failure_reason reads the reason a failed spec gives, for the detail */
-static void failure_reason(struct sage__ops *ops, const json_t *specs, char *buf, size_t cap)
+/* has_reason: a spec deployed by this call says why it failed (w->why) */
+static int has_reason(void *arg, const json_t *specs, int64_t now_ms, sage_err *errp)
 {
+    struct running *w = arg;
     size_t i;
     json_t *spec;
 
-    buf[0] = '\0';
-    json_array_foreach(specs, i, spec) {
+    (void)now_ms;
+    (void)errp;
+    json_array_foreach(w->specs, i, spec) {
         char key[160];
-        json_t *cur = NULL;
+        const json_t *cur;
 
         sage__spec_key(key, sizeof key, sage__jstr(spec, "ns"), sage__jstr(spec, "name"));
-        if (sage__kv_get_json(ops->deploy, key, &cur, NULL) == SAGE_OK &&
-            sage__jstr(cur, "reason")[0]) {
-            snprintf(buf, cap, "service '%s': %s", sage__jstr(spec, "name"),
+        cur = json_object_get(specs, key);
+        if (sage__jstr(cur, "reason")[0]) {
+            snprintf(w->why, sizeof w->why, "service '%s': %s", sage__jstr(spec, "name"),
                      sage__jstr(cur, "reason"));
-            json_decref(cur);
-            return;
+            return 1;
         }
-        json_decref(cur);
     }
+    return 0;
 }
 
-static sage_err await_running(struct sage__ops *ops, json_t *specs, int wait_ms)
+static sage_err await_running(struct sage__ops *ops, json_t *specs, const char *ns, int wait_ms)
 {
     struct running w = {specs, ""};
-    char reason[600];
-    sage_err r = sage__await_hosts(ops, all_running, &w, wait_ms);
+    char keys[80];
+    sage_err r = sage__await_kv(ops->hosts, NULL, all_running, &w, wait_ms);
 
     if (r == SAGE_ETIMEDOUT)
         return SAGE_SETERR(r, "replicas not all running after %d ms (%s)", wait_ms, w.why);
     if (r == SAGE_EUNAVAILABLE) {
-        /* the host marks the spec failed just after its record says so */
-        for (int i = 0; i < 20; i++) {
-            struct timespec ts = {0, 50 * 1000000L};
-
-            failure_reason(ops, specs, reason, sizeof reason);
-            if (reason[0])
-                return SAGE_SETERR(r, "%s", reason);
-            nanosleep(&ts, NULL);
-        }
+        /* the host marks the spec failed, with the reason, a few round
+         * trips after its record says so: watch the specs for it (a loaded
+         * host may take more than a second; this wait ends when it comes) */
+        snprintf(keys, sizeof keys, "%s.*", ns);
+        if (sage__await_kv(ops->deploy, keys, has_reason, &w, 3000) == SAGE_OK)
+            return SAGE_SETERR(r, "%s", w.why);
         return SAGE_SETERR(r, "a service's replicas failed while starting (see the host's log)");
     }
     return r;
@@ -315,10 +313,8 @@ sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o)
     if ((r = sage_config_parse(&cfg, o->config_text, o->config_len, o->config_path)) != SAGE_OK)
         return r;
     ns = o->ns ? o->ns : sage_config_namespace(cfg);
-    if (!sage__valid_name(ns)) {
-        r = SAGE_SETERR(SAGE_EINVAL, "namespace '%s' must be 1..64 of [A-Za-z0-9_-]", ns);
+    if ((r = sage__check_name(ns, "namespace", 0)) != SAGE_OK)
         goto out;
-    }
     if ((r = select_services(o, cfg, &list, &n)) != SAGE_OK)
         goto out;
     if ((r = sage__ops_open(&ops, o->nats ? o->nats : sage_config_nats(cfg), "sagesvc deploy",
@@ -331,7 +327,7 @@ sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o)
     for (size_t i = 0; i < n && r == SAGE_OK; i++)
         r = deploy_one(&ops, o, list[i], ns, done);
     if (r == SAGE_OK && o->wait_ms > 0)
-        r = await_running(&ops, done, o->wait_ms);
+        r = await_running(&ops, done, ns, o->wait_ms);
     if (r != SAGE_OK) {
         snprintf(saved, sizeof saved, "%s", sage_errdetail());
         rollback(&ops, done);

@@ -13,6 +13,7 @@
  *   waits for them through their pidfds, then the record is deleted, which
  *   releases the host's reservations.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -28,11 +29,10 @@
 #include "cluster/host.h"
 #include "platform/clock.h"
 #include "platform/proc.h"
+#include "runtime/names.h"
 
 #define MS 1000000LL
-#define MS 1000000LL
 
-/* a change seen by the watch, waiting for the loop */
 const char *sage__host_id(const struct sage__host *h)
 {
     return h->id;
@@ -190,8 +190,10 @@ void sage__host_spawn(struct sage__host *h, struct sage__group *g, struct sage__
 
 struct pollset {
     struct pollfd *fds;
-    struct sage__slot **slot; /* per fd; NULL for stop/wake */
-    struct sage__group **group;
+    struct fd_owner {
+        struct sage__group *group;
+        struct sage__slot *slot; /* NULL for the stop and wake fds */
+    } *owner;                    /* per fd */
     size_t n, cap;
 };
 
@@ -200,23 +202,18 @@ static bool pollset_add(struct pollset *p, int fd, struct sage__group *g, struct
     if (p->n == p->cap) {
         size_t cap = p->cap ? 2 * p->cap : 16;
         struct pollfd *f = realloc(p->fds, cap * sizeof *f);
-        struct sage__slot **sl;
-        struct sage__group **gr;
+        struct fd_owner *o;
 
         if (f == NULL)
             return false;
         p->fds = f;
-        if ((sl = realloc(p->slot, cap * sizeof *sl)) == NULL)
+        if ((o = realloc(p->owner, cap * sizeof *o)) == NULL)
             return false;
-        p->slot = sl;
-        if ((gr = realloc(p->group, cap * sizeof *gr)) == NULL)
-            return false;
-        p->group = gr;
+        p->owner = o;
         p->cap = cap;
     }
     p->fds[p->n] = (struct pollfd){fd, POLLIN, 0};
-    p->slot[p->n] = s;
-    p->group[p->n] = g;
+    p->owner[p->n] = (struct fd_owner){g, s};
     p->n++;
     return true;
 }
@@ -303,10 +300,10 @@ static bool turn(struct sage__host *h, struct pollset *p, bool stopping)
             continue;
         if (p->fds[i].fd == h->wake_fd)
             sage__host_take_changes(h);
-        else if (p->slot[i] == NULL)
+        else if (p->owner[i].slot == NULL)
             stop = true; /* the stop fd */
         else
-            on_fd(h, p->group[i], p->slot[i], p->fds[i].fd);
+            on_fd(h, p->owner[i].group, p->owner[i].slot, p->fds[i].fd);
     }
     run_timers(h, stopping);
     return stop;
@@ -318,8 +315,8 @@ static sage_err check_opts(const sage_cluster_host_opts *o)
 {
     if (o == NULL || o->replica_argv == NULL || o->replica_argv[0] == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "host: replica_argv must name the replica command");
-    if (o->id && !sage__valid_name(o->id))
-        return SAGE_SETERR(SAGE_EINVAL, "host id '%s' must be 1..64 of [A-Za-z0-9_-]", o->id);
+    if (o->id && sage__check_name(o->id, "host id", 0) != SAGE_OK)
+        return SAGE_EINVAL;
     if (o->cpus < 0)
         return SAGE_SETERR(SAGE_EINVAL, "host: cpus must be positive, got %g", o->cpus);
     return SAGE_OK;
@@ -330,7 +327,7 @@ static void default_id(char *id, size_t cap, const char *hostname)
     size_t n = 0;
 
     for (const char *c = hostname; *c && n < 64 && n + 1 < cap; c++)
-        id[n++] = sage__valid_name((char[]){*c, 0}) ? *c : '-';
+        id[n++] = ((unsigned char)*c < 128 && isalnum((unsigned char)*c)) || *c == '_' ? *c : '-';
     id[n] = '\0';
     if (n == 0)
         snprintf(id, cap, "host");
@@ -513,8 +510,7 @@ sage_err sage_cluster_host_run(const sage_cluster_host_opts *o)
     r = SAGE_OK;
 out:
     free(p.fds);
-    free(p.slot);
-    free(p.group);
+    free(p.owner);
     host_fini(&h);
     return r;
 }

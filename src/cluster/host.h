@@ -153,7 +153,7 @@ void sage__host_on_watch(void *arg, const char *key, const void *val, size_t len
 void sage__host_on_event(void *arg, enum sage__nio_event ev, const char *url);
 
 /* sage__host_take_changes applies queued changes to the cache (and
- * rereads the bucket after a reconnect or every 30 s). */
+ * rereads the bucket after a reconnect or every SAGE__RESYNC_MS). */
 void sage__host_take_changes(struct sage__host *h);
 
 /* sage__host_reconcile removes dead deployments (lapsed lease, abandoned),

@@ -5,8 +5,9 @@
  * Design notes
  * - A host record has two writers: its host (heartbeat, replicas, every
  *   second) and deployers (reservations). Neither overwrites the other:
- *   both go through sage__hostrec_modify, a read-change-compare-and-set loop
- *   that starts over from a fresh read whenever the revision moved.
+ *   both go through sage__hostrec_modify, the read-change-compare-and-set
+ *   loop of ops.c (sage__kv_modify) that starts over from a fresh read
+ *   whenever the revision moved.
  * - Reservations are kept per service ("NS.NAME" -> {deploy, replicas,
  *   cpus, memory}, totals of all its replicas on the host) and tagged with
  *   the deployment's id, so releasing one is idempotent and never takes
@@ -19,8 +20,6 @@
 
 #include "base/err_internal.h"
 #include "cluster/ops.h"
-
-#define MODIFY_TRIES 64
 
 bool sage__hostrec_alive(const json_t *rec, int64_t now_ms)
 {
@@ -101,84 +100,29 @@ bool sage__hostrec_release(json_t *rec, const char *key, const char *deploy)
     return true;
 }
 
-/* try_write applies fn to rec (revision rev; absent: none) and writes it
- * with a compare-and-set. 1: written (*written: the record, *revp: its
- * revision, when asked for), 0: fn declined, -1: failed (*rp), 2: someone
- * wrote first */
-static int try_write(struct sage__nio_kv *hosts, const char *id, json_t *rec, bool absent,
-                     uint64_t rev, sage__hostrec_fn fn, void *arg, sage_err *rp, json_t **written,
-                     uint64_t *revp)
-{
-    sage_err err = SAGE_OK, r;
-    int w = fn(arg, rec, absent, &err);
+/* with_totals: the caller's change, then the reserved totals */
+struct totals {
+    sage__hostrec_fn fn;
+    void *arg;
+};
 
-    if (w <= 0) {
-        *rp = err;
-        return w < 0 ? -1 : 0;
-    }
-    sage__hostrec_totals(rec);
-    r = sage__kv_put_json(hosts, id, rec, absent, absent ? 0 : rev, revp);
-    if (r == SAGE_OK) {
-        if (written)
-            *written = json_incref(rec);
-        return 1;
-    }
-    *rp = r;
-    return r == SAGE_EBUSY || r == SAGE_EEXIST ? 2 : -1;
+static int with_totals(void *arg, json_t *rec, bool absent, sage_err *errp)
+{
+    struct totals *t = arg;
+    int w = t->fn(t->arg, rec, absent, errp);
+
+    if (w > 0)
+        sage__hostrec_totals(rec);
+    return w;
 }
 
 sage_err sage__hostrec_modify_cached(struct sage__nio_kv *hosts, const char *id,
                                      sage__hostrec_fn fn, void *arg, json_t **cachep,
                                      uint64_t *revp)
 {
-    sage_err r = SAGE_OK;
+    struct totals t = {fn, arg};
 
-    if (cachep && *cachep) { /* our last write, if nobody wrote since */
-        json_t *rec = json_deep_copy(*cachep), *written = NULL;
-        uint64_t rev = *revp;
-        int w = rec ? try_write(hosts, id, rec, false, rev, fn, arg, &r, &written, &rev) : 2;
-
-        json_decref(rec);
-        if (w == 1) {
-            json_decref(*cachep);
-            *cachep = written;
-            *revp = rev;
-            return SAGE_OK;
-        }
-        if (w <= 0)
-            return w == 0 ? SAGE_OK : r;
-        json_decref(*cachep); /* stale: read it */
-        *cachep = NULL;
-    }
-    for (int attempt = 0; attempt < MODIFY_TRIES; attempt++) {
-        json_t *rec = NULL, *written = NULL;
-        uint64_t rev = 0;
-        bool absent = false;
-        int w;
-
-        r = sage__kv_get_json(hosts, id, &rec, &rev);
-        if (r == SAGE_ENOENT || r == SAGE_EPROTO) { /* a garbled record is replaced */
-            absent = r == SAGE_ENOENT;
-            rec = json_object();
-        } else if (r != SAGE_OK) {
-            return r;
-        }
-        if (rec == NULL)
-            return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-        w = try_write(hosts, id, rec, absent, rev, fn, arg, &r, cachep ? &written : NULL, &rev);
-        json_decref(rec);
-        if (w == 1 && cachep) {
-            *cachep = written;
-            *revp = rev;
-        }
-        if (w == 1 || w == 0)
-            return SAGE_OK;
-        if (w < 0)
-            return r;
-        /* someone wrote first: read again and redo the change */
-    }
-    return SAGE_SETERR(SAGE_EBUSY, "host '%s': record kept changing under %d attempts", id,
-                       MODIFY_TRIES);
+    return sage__kv_modify(hosts, id, with_totals, &t, cachep, revp);
 }
 
 sage_err sage__hostrec_modify(struct sage__nio_kv *hosts, const char *id, sage__hostrec_fn fn,

@@ -272,21 +272,8 @@ void sage__host_reap_groups(struct sage__host *h)
             gp = &g->next;
             continue;
         }
-        if (g->gone && json_object_get(h->cache, g->key) == NULL) {
-            json_t *spec = NULL;
-
-            /* only if no new deployment of the name appeared meanwhile */
-            if (sage__kv_get_json(h->ops.deploy, g->key, &spec, NULL) == SAGE_ENOENT) {
-                sage__service_record_delete(&h->ops, g->key);
-                if (g->durable) {
-                    char stream[200];
-
-                    snprintf(stream, sizeof stream, "SAGE_%s_%s", g->ns, g->name);
-                    sage__nio_stream_delete(h->ops.nio, stream);
-                }
-            }
-            json_decref(spec);
-        }
+        if (g->gone && json_object_get(h->cache, g->key) == NULL)
+            sage__service_remove(&h->ops, g->ns, g->name, g->durable);
         sage__host_log(h, "%s: all replicas of deployment %s stopped", g->key, g->deploy);
         *gp = g->next;
         free(g->slots);

@@ -15,10 +15,10 @@
 #include <nats/nats.h>
 #include <pthread.h>
 #include <stdio.h>
-#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "base/err_internal.h"
 
@@ -102,6 +102,28 @@ static sage_err map(natsStatus s, const char *what)
     }
 }
 
+/* wait_flag waits until *flag is set, for at most ms; returns *flag. The
+ * flag is written under lock, and cond broadcast, by whoever sets it. */
+static bool wait_flag(pthread_mutex_t *lock, pthread_cond_t *cond, const bool *flag, int ms)
+{
+    struct timespec ts;
+    bool set;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += ms / 1000;
+    ts.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
+    }
+    pthread_mutex_lock(lock);
+    while (!*flag && pthread_cond_timedwait(cond, lock, &ts) == 0)
+        ;
+    set = *flag;
+    pthread_mutex_unlock(lock);
+    return set;
+}
+
 /* ------------------------------------------------------------ connection */
 
 static void on_disconnected(natsConnection *nc, void *closure)
@@ -182,15 +204,7 @@ static natsStatus set_options(natsOptions *o, const struct sage__nio_opts *opts,
 /* wait_closed waits (bounded) for the closed callback, the last one */
 static void wait_closed(struct sage__nio *n)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_sec += 10;
-    pthread_mutex_lock(&n->lock);
-    while (!n->closed)
-        if (pthread_cond_timedwait(&n->cond, &n->lock, &ts) != 0)
-            break;
-    pthread_mutex_unlock(&n->lock);
+    wait_flag(&n->lock, &n->cond, &n->closed, 10000);
 }
 
 sage_err sage__nio_connect(struct sage__nio **np, const struct sage__nio_opts *opts)
@@ -369,17 +383,7 @@ void sage__nio_unsubscribe(struct sage__nio_sub *s)
     if (!sage__nio_connected(s->n) || natsSubscription_Drain(s->sub) != NATS_OK ||
         natsSubscription_WaitForDrainCompletion(s->sub, 10000) != NATS_OK)
         natsSubscription_Unsubscribe(s->sub);
-    {
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 10;
-        pthread_mutex_lock(&s->lock);
-        while (!s->complete)
-            if (pthread_cond_timedwait(&s->cond, &s->lock, &ts) != 0)
-                break;
-        pthread_mutex_unlock(&s->lock);
-    }
+    wait_flag(&s->lock, &s->cond, &s->complete, 10000);
     natsSubscription_Destroy(s->sub);
     sub_free(s);
 }
@@ -646,25 +650,6 @@ sage_err sage__nio_kv_delete_rev(struct sage__nio_kv *kv, const char *key, uint6
     return map(s, key);
 }
 
-/* watch_wait sleeps up to ms unless the watch is being stopped */
-static bool watch_wait(struct sage__nio_watch *w, int ms)
-{
-    struct timespec ts;
-    bool stop;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    ts.tv_nsec += (long)ms * 1000000L;
-    ts.tv_sec += ts.tv_nsec / 1000000000L;
-    ts.tv_nsec %= 1000000000L;
-    pthread_mutex_lock(&w->lock);
-    while (!w->stop)
-        if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) != 0)
-            break;
-    stop = w->stop;
-    pthread_mutex_unlock(&w->lock);
-    return stop;
-}
-
 static void *watch_thread(void *arg)
 {
     struct sage__nio_watch *w = arg;
@@ -678,7 +663,7 @@ static void *watch_thread(void *arg)
         if (s == NATS_ILLEGAL_STATE) /* stopped by sage__nio_kv_unwatch */
             break;
         if (s != NATS_OK) { /* e.g. disconnected: nats.c resumes the watch */
-            if (watch_wait(w, 200))
+            if (wait_flag(&w->lock, &w->cond, &w->stop, 200)) /* unless stopping */
                 break;
             continue;
         }

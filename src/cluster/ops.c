@@ -1,11 +1,14 @@
-/* ops.c - the connection to the operations' buckets, and JSON on buckets. */
+/* ops.c - the connection to the operations' buckets, and JSON on buckets:
+ * reads, writes, the compare-and-set loop. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "base/err_internal.h"
 #include "cluster/ops.h"
+#include "platform/clock.h"
+
+#define MODIFY_TRIES 64 /* compare-and-set attempts of sage__kv_modify */
 
 sage_err sage__ops_open(struct sage__ops *o, const sage_nats_conf *nats, const char *name,
                         void (*on_event)(void *arg, enum sage__nio_event ev, const char *url),
@@ -53,23 +56,7 @@ void sage__ops_close(struct sage__ops *o)
 
 int64_t sage__wall_ms(void)
 {
-    struct timespec ts;
-
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-bool sage__valid_name(const char *s)
-{
-    size_t n = s ? strlen(s) : 0;
-
-    if (n == 0 || n > 64)
-        return false;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == '-'))
-            return false;
-    return true;
+    return sage__wall_ns() / 1000000;
 }
 
 /* ------------------------------------------------------------ JSON helpers */
@@ -132,6 +119,83 @@ int64_t sage__jint(const json_t *o, const char *key)
     if (json_is_integer(v))
         return (int64_t)json_integer_value(v);
     return json_is_real(v) ? (int64_t)json_real_value(v) : 0;
+}
+
+/* try_write applies fn to rec (revision rev; absent: none) and writes it
+ * with a compare-and-set. 1: written (*written: the record, *revp: its
+ * revision, when asked for), 0: fn declined, -1: failed (*rp), 2: someone
+ * wrote first */
+static int try_write(struct sage__nio_kv *kv, const char *key, json_t *rec, bool absent,
+                     uint64_t rev, sage__kv_modify_fn fn, void *arg, sage_err *rp,
+                     json_t **written, uint64_t *revp)
+{
+    sage_err err = SAGE_OK, r;
+    int w = fn(arg, rec, absent, &err);
+
+    if (w <= 0) {
+        *rp = err;
+        return w < 0 ? -1 : 0;
+    }
+    r = sage__kv_put_json(kv, key, rec, absent, absent ? 0 : rev, revp);
+    if (r == SAGE_OK) {
+        if (written)
+            *written = json_incref(rec);
+        return 1;
+    }
+    *rp = r;
+    return r == SAGE_EBUSY || r == SAGE_EEXIST ? 2 : -1;
+}
+
+sage_err sage__kv_modify(struct sage__nio_kv *kv, const char *key, sage__kv_modify_fn fn,
+                         void *arg, json_t **cachep, uint64_t *revp)
+{
+    sage_err r = SAGE_OK;
+
+    if (cachep && *cachep) { /* our last write, if nobody wrote since */
+        json_t *rec = json_deep_copy(*cachep), *written = NULL;
+        uint64_t rev = *revp;
+        int w = rec ? try_write(kv, key, rec, false, rev, fn, arg, &r, &written, &rev) : 2;
+
+        json_decref(rec);
+        if (w == 1) {
+            json_decref(*cachep);
+            *cachep = written;
+            *revp = rev;
+            return SAGE_OK;
+        }
+        if (w <= 0)
+            return w == 0 ? SAGE_OK : r;
+        json_decref(*cachep); /* stale: read it */
+        *cachep = NULL;
+    }
+    for (int attempt = 0; attempt < MODIFY_TRIES; attempt++) {
+        json_t *rec = NULL, *written = NULL;
+        uint64_t rev = 0;
+        bool absent = false;
+        int w;
+
+        r = sage__kv_get_json(kv, key, &rec, &rev);
+        if (r == SAGE_ENOENT || r == SAGE_EPROTO) { /* a garbled record is replaced */
+            absent = r == SAGE_ENOENT;
+            rec = json_object();
+        } else if (r != SAGE_OK) {
+            return r;
+        }
+        if (rec == NULL)
+            return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+        w = try_write(kv, key, rec, absent, rev, fn, arg, &r, cachep ? &written : NULL, &rev);
+        json_decref(rec);
+        if (w == 1 && cachep) {
+            *cachep = written;
+            *revp = rev;
+        }
+        if (w == 1 || w == 0)
+            return SAGE_OK;
+        if (w < 0)
+            return r;
+        /* someone wrote first: read again and redo the change */
+    }
+    return SAGE_SETERR(SAGE_EBUSY, "'%s': kept changing under %d attempts", key, MODIFY_TRIES);
 }
 
 struct keys {

@@ -1,11 +1,11 @@
 /*
  * ops.h - what the cluster operations share: the three buckets, their
- * records (JSON, through jansson), the compare-and-set loop on host records
- * and the timings. sage/cluster.h describes the records' fields.
+ * records (JSON, through jansson), the compare-and-set loop on them and the
+ * timings. sage/cluster.h describes the records' fields.
  *
- * Files: ops.c (connection, JSON helpers), hostrec.c (host records and
- * reservations), spec.c (deployment specs), place.c (placement), deploy.c
- * and undeploy.c (the public calls), await.c (waiting on host records),
+ * Files: ops.c (connection, JSON helpers, compare-and-set), hostrec.c (host records and
+ * reservations), spec.c (deployment specs, service records), place.c (placement), deploy.c
+ * and undeploy.c (the public calls), await.c (waiting on a bucket's records),
  * info.c (listings), lease.c, and the host daemon (host.h): host.c (the
  * loop), hostspecs.c (deployments to run), hostbeat.c (its record),
  * supervise.c (replica slots: start, restart, give up, stop), child.c
@@ -24,7 +24,7 @@
 #define SAGE__HOSTS_BUCKET "sagesvc_hosts"
 #define SAGE__DEPLOY_BUCKET "sagesvc_deploy"
 #define SAGE__LEASES_BUCKET "sagesvc_leases"
-#define SAGE__SERVICES_BUCKET "sagesvc_services" /* = SAGE__SVC_BUCKET of serve.c */
+#define SAGE__SERVICES_BUCKET "sagesvc_services" /* service records (serve.c, client.c) */
 
 #define SAGE__LEASE_TTL_MS 3000      /* a lease lapses this long after its last write */
 #define SAGE__LEASE_REFRESH_MS 1000  /* its owner rewrites it this often */
@@ -53,9 +53,6 @@ void sage__ops_close(struct sage__ops *o);
 /* sage__wall_ms: the wall clock in ms since the epoch (heartbeats). */
 int64_t sage__wall_ms(void);
 
-/* sage__valid_name: 1..64 of [A-Za-z0-9_-] (namespaces, services, hosts). */
-bool sage__valid_name(const char *s);
-
 /* ------------------------------------------------------------ JSON helpers */
 
 /* sage__kv_get_json reads key as a JSON object (*op, json_decref) and its
@@ -72,6 +69,20 @@ const char *sage__jstr(const json_t *o, const char *key);
 double sage__jnum(const json_t *o, const char *key);
 int64_t sage__jint(const json_t *o, const char *key);
 
+/*
+ * sage__kv_modify reads key's JSON object (an empty one when absent or
+ * garbled), lets fn change it, and writes it back with a compare-and-set,
+ * re-reading and calling fn again whenever someone else wrote first (so fn
+ * may run several times). fn returns 1 to write, 0 to leave the record as
+ * it is, or a negative value to stop with the error it recorded in *errp;
+ * `absent` tells it the key did not exist (writing then creates it). With
+ * cachep (may be NULL), it starts from *cachep at revision *revp - the
+ * caller's last write - instead of a read, and updates both after a write.
+ */
+typedef int (*sage__kv_modify_fn)(void *arg, json_t *rec, bool absent, sage_err *errp);
+sage_err sage__kv_modify(struct sage__nio_kv *kv, const char *key, sage__kv_modify_fn fn,
+                         void *arg, json_t **cachep, uint64_t *revp);
+
 /* sage__kv_each calls fn with every key of kv, its JSON object and its
  * revision (entries that vanish meanwhile or are not JSON objects are
  * skipped). fn borrows o. */
@@ -81,15 +92,11 @@ sage_err sage__kv_each(struct sage__nio_kv *kv,
 /* ----------------------------------------------------- hostrec.c: hosts */
 
 /*
- * sage__hostrec_modify reads host id's record (an empty object when
- * absent), lets fn change it, and writes it back with a compare-and-set,
- * re-reading and calling fn again whenever someone else wrote first. fn
- * returns 1 to write, 0 to leave the record as it is, or a negative value to
- * stop with the error it recorded in *errp; `absent` tells it the record
- * did not exist (writing then creates it). Reserved totals are recomputed
- * from "reservations" before each write. fn may run several times.
+ * sage__hostrec_modify changes host id's record with sage__kv_modify (fn as
+ * there); reserved totals are recomputed from "reservations" before each
+ * write.
  */
-typedef int (*sage__hostrec_fn)(void *arg, json_t *rec, bool absent, sage_err *errp);
+typedef sage__kv_modify_fn sage__hostrec_fn;
 sage_err sage__hostrec_modify(struct sage__nio_kv *hosts, const char *id, sage__hostrec_fn fn,
                               void *arg);
 
@@ -150,8 +157,13 @@ bool sage__spec_abandoned(const json_t *spec, int64_t now_ms);
 sage_err sage__spec_mark_failed(struct sage__ops *o, const char *key, const char *deploy,
                                 const char *reason);
 
-/* sage__service_record_delete deletes the service record of key. */
-sage_err sage__service_record_delete(struct sage__ops *o, const char *key);
+/* sage__stream_name writes "SAGE_NS_NAME", a durable service's stream. */
+void sage__stream_name(char *buf, size_t cap, const char *ns, const char *name);
+
+/* sage__service_remove deletes the service record of NS.NAME and, when
+ * durable, its stream - unless a deployment of the name exists (a new one,
+ * made meanwhile). Best effort. */
+void sage__service_remove(struct sage__ops *o, const char *ns, const char *name, bool durable);
 
 /* --------------------------------------------------- place.c: placement */
 
@@ -176,16 +188,19 @@ sage_err sage__place(struct sage__ops *o, json_t *spec);
 sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t *spec,
                              uint64_t rev, int wait_ms);
 
-/* ---------------------------------------------- await.c: host records */
+/* ------------------------------------------------ await.c: waiting */
 
 /*
- * sage__await_hosts waits up to timeout_ms until pred, evaluated over all
- * host records (a JSON object HOST-ID: record, borrowed), returns 1; a
- * negative return stops the wait with the error pred put in *errp (and
- * recorded). pred runs on the calling thread, with the records' lock held:
- * it must not block. SAGE_ETIMEDOUT when the time is up.
+ * sage__await_kv waits up to timeout_ms until pred, evaluated over the
+ * records of kv whose keys match keys (a subject pattern; NULL: all) - a
+ * JSON object KEY: record, borrowed - returns 1; a negative return stops
+ * the wait with the error pred put in *errp (and recorded). pred runs on
+ * the calling thread, with the records' lock held: it must not block.
+ * SAGE_ETIMEDOUT when the time is up. The host records (o->hosts) are what
+ * deploy and undeploy wait on.
  */
-typedef int (*sage__hosts_pred)(void *arg, const json_t *hosts, int64_t now_ms, sage_err *errp);
-sage_err sage__await_hosts(struct sage__ops *o, sage__hosts_pred pred, void *arg, int timeout_ms);
+typedef int (*sage__await_pred)(void *arg, const json_t *records, int64_t now_ms, sage_err *errp);
+sage_err sage__await_kv(struct sage__nio_kv *kv, const char *keys, sage__await_pred pred,
+                        void *arg, int timeout_ms);
 
 #endif

@@ -18,6 +18,9 @@
  *   service exists and whether it is durable; it outlives the replicas, so
  *   callers of a service whose replicas all died get SAGE_EUNAVAILABLE, not
  *   SAGE_ENOSERVICE.
+ * - Stop: no new calls (pullers joined, subscriptions drained), then the
+ *   workers finish the calls they hold, answering on the connection, and
+ *   only then does the connection close.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -27,6 +30,7 @@
 
 #include "base/err_internal.h"
 #include "cluster/cluster_internal.h"
+#include "cluster/ops.h"
 #include "platform/clock.h"
 
 #define DEFAULT_ACK_WAIT_MS 5000
@@ -104,12 +108,12 @@ static sage_err write_record(struct sage__serve *s)
     char key[160], val[512];
     sage_err r;
 
-    r = sage__nio_kv_open(s->nio, SAGE__SVC_BUCKET, &ko, &kv);
+    r = sage__nio_kv_open(s->nio, SAGE__SERVICES_BUCKET, &ko, &kv);
     if (r != SAGE_OK)
         return SAGE_SETERR(r, "service '%s': cannot open the service registry (is JetStream enabled "
                               "on the NATS server?): %s",
                            t->name, sage_errdetail());
-    snprintf(key, sizeof key, "%s.%s", t->ns, t->name);
+    sage__spec_key(key, sizeof key, t->ns, t->name);
     /* names are [A-Za-z0-9_-]: no JSON escaping needed */
     snprintf(val, sizeof val,
              "{\"ns\":\"%s\",\"name\":\"%s\",\"durable\":%s,\"max_request\":%zu,"
@@ -157,17 +161,29 @@ static sage_err start_pullers(struct sage__serve *s)
     return SAGE_OK;
 }
 
-static void serve_free(struct sage__serve *s)
+/* stop_taking ends every way a call comes in: pullers joined (their calls
+ * answered), discovery handlers and the subscription drained */
+static void stop_taking(struct sage__serve *s)
 {
     atomic_store_explicit(&s->stop, 1, memory_order_release);
     for (uint32_t i = 0; i < s->npullers; i++)
         pthread_join(s->pullers[i], NULL);
+    s->npullers = 0;
     for (uint32_t i = 0; s->pulls && i < s->t->max_workers; i++)
         sage__nio_pull_close(s->pulls[i]);
     free(s->pullers);
     free(s->pulls);
+    s->pullers = NULL;
+    s->pulls = NULL;
     sage__srv_stop(s->srv);
+    s->srv = NULL;
     sage__nio_unsubscribe(s->sub);
+    s->sub = NULL;
+}
+
+static void serve_free(struct sage__serve *s)
+{
+    stop_taking(s);
     sage__nio_close(s->nio);
     free(s);
 }
@@ -188,7 +204,7 @@ sage_err sage__cluster_serve_start(struct sage_task *t)
     sage__nio_uid(s->id, sizeof s->id);
     snprintf(s->subject, sizeof s->subject, "sage.%s.svc.%s", t->ns, t->name);
     snprintf(s->stream_subject, sizeof s->stream_subject, "sage.%s.durable.%s", t->ns, t->name);
-    snprintf(s->stream, sizeof s->stream, "SAGE_%s_%s", t->ns, t->name);
+    sage__stream_name(s->stream, sizeof s->stream, t->ns, t->name);
     snprintf(name, sizeof name, "sagesvc %s.%s replica %s", t->ns, t->name, s->id);
     memset(&no, 0, sizeof no);
     no.conf = co ? co->nats : NULL;
@@ -225,7 +241,12 @@ void sage__cluster_serve_stop(struct sage_task *t)
 
     if (s == NULL)
         return;
-    serve_free(s); /* drains: calls already received are answered first */
+    stop_taking(s);
+    /* calls handed to workers answer on this connection (through
+     * t->cluster): let them finish before it closes. sage_task_stop stops
+     * the workers again later, which then finds none. */
+    sage__workers_stop(t);
+    serve_free(s);
     t->cluster = NULL;
 }
 

@@ -13,6 +13,11 @@ void sage__spec_key(char *buf, size_t cap, const char *ns, const char *name)
     snprintf(buf, cap, "%s.%s", ns, name);
 }
 
+void sage__stream_name(char *buf, size_t cap, const char *ns, const char *name)
+{
+    snprintf(buf, cap, "SAGE_%s_%s", ns, name);
+}
+
 uint32_t sage__spec_placed(const json_t *spec, const char *host)
 {
     const json_t *p = json_object_get(spec, "placement");
@@ -49,33 +54,53 @@ static sage_err mark_record(struct sage__ops *o, const char *key, const json_t *
     return r;
 }
 
+struct mark {
+    const char *deploy, *reason;
+    json_t *spec; /* as last changed */
+};
+
+static int mark_fn(void *arg, json_t *spec, bool absent, sage_err *errp)
+{
+    struct mark *m = arg;
+
+    (void)errp;
+    json_decref(m->spec);
+    m->spec = NULL;
+    if (absent || strcmp(sage__jstr(spec, "id"), m->deploy) != 0)
+        return 0; /* undeployed meanwhile, or a later deployment of the name */
+    json_object_set_new(spec, "status", json_string("failed"));
+    json_object_set_new(spec, "reason", json_string(m->reason));
+    m->spec = json_incref(spec);
+    return 1;
+}
+
 sage_err sage__spec_mark_failed(struct sage__ops *o, const char *key, const char *deploy,
                                 const char *reason)
 {
-    for (int attempt = 0; attempt < 16; attempt++) {
-        json_t *spec = NULL;
-        uint64_t rev = 0;
-        sage_err r = sage__kv_get_json(o->deploy, key, &spec, &rev);
+    struct mark m = {deploy, reason, NULL};
+    sage_err r = sage__kv_modify(o->deploy, key, mark_fn, &m, NULL, NULL);
 
-        if (r != SAGE_OK)
-            return r == SAGE_ENOENT ? SAGE_OK : r; /* undeployed meanwhile */
-        if (strcmp(sage__jstr(spec, "id"), deploy) != 0) {
-            json_decref(spec);
-            return SAGE_OK; /* a later deployment of the same name */
-        }
-        json_object_set_new(spec, "status", json_string("failed"));
-        json_object_set_new(spec, "reason", json_string(reason));
-        r = sage__kv_put_json(o->deploy, key, spec, false, rev, NULL);
-        if (r == SAGE_OK)
-            r = mark_record(o, key, spec, reason);
-        json_decref(spec);
-        if (r != SAGE_EBUSY)
-            return r;
-    }
-    return SAGE_SETERR(SAGE_EBUSY, "deployment '%s' kept changing", key);
+    if (r == SAGE_OK && m.spec)
+        r = mark_record(o, key, m.spec, reason);
+    json_decref(m.spec);
+    return r;
 }
 
-sage_err sage__service_record_delete(struct sage__ops *o, const char *key)
+void sage__service_remove(struct sage__ops *o, const char *ns, const char *name, bool durable)
 {
-    return sage__nio_kv_delete(o->services, key);
+    char key[160];
+    json_t *spec = NULL;
+
+    sage__spec_key(key, sizeof key, ns, name);
+    if (sage__kv_get_json(o->deploy, key, &spec, NULL) != SAGE_ENOENT) {
+        json_decref(spec); /* deployed again meanwhile (or unsure): keep */
+        return;
+    }
+    sage__nio_kv_delete(o->services, key);
+    if (durable) {
+        char stream[200];
+
+        sage__stream_name(stream, sizeof stream, ns, name);
+        sage__nio_stream_delete(o->nio, stream);
+    }
 }

@@ -22,6 +22,7 @@
 
 #include "base/err_internal.h"
 #include "cluster/cluster_internal.h"
+#include "cluster/ops.h"
 #include "platform/clock.h"
 
 #define NSUBS 9
@@ -57,9 +58,9 @@ static json_t *metadata(const struct sage__srv *s)
     size_t off = 0;
 
     snprintf(pid, sizeof pid, "%d", (int)getpid());
-    for (size_t i = 0; i < s->t->nmethods; i++)
-        off += (size_t)snprintf(methods + off, off < sizeof methods ? sizeof methods - off : 0,
-                                "%s%s", i ? "," : "", s->t->methods[i].name);
+    for (size_t i = 0; i < s->t->nmethods && off < sizeof methods; i++)
+        off += (size_t)snprintf(methods + off, sizeof methods - off, "%s%s", i ? "," : "",
+                                s->t->methods[i].name);
     json_object_set_new(md, "sagesvc.namespace", json_string(s->t->ns));
     json_object_set_new(md, "sagesvc.host", json_string(s->host));
     json_object_set_new(md, "sagesvc.pid", json_string(pid));
@@ -222,56 +223,44 @@ struct gather {
     const char *ns;
     sage_cluster_instance_fn fn;
     void *arg;
-    pthread_mutex_t lock;
 };
 
-static void copy_str(char *dst, size_t cap, json_t *v)
+/* copy_str copies member key of o ("" when absent) into dst */
+static void copy_str(char *dst, size_t cap, const json_t *o, const char *key)
 {
-    snprintf(dst, cap, "%s", json_is_string(v) ? json_string_value(v) : "");
+    snprintf(dst, cap, "%s", sage__jstr(o, key));
 }
 
+/* on_answer runs on the inbox subscription's thread, one answer at a time */
 static void on_answer(void *arg, struct sage__nio_msg *m)
 {
     struct gather *g = arg;
     sage_cluster_instance inst;
     size_t len;
     const char *data = sage__nio_msg_data(m, &len);
-    json_t *o = json_loadb(data, len, 0, NULL), *md, *eps;
+    json_t *o = json_loadb(data, len, 0, NULL), *md, *e;
 
     if (o == NULL || !json_is_object(o))
         goto out;
     memset(&inst, 0, sizeof inst);
-    copy_str(inst.name, sizeof inst.name, json_object_get(o, "name"));
-    copy_str(inst.id, sizeof inst.id, json_object_get(o, "id"));
-    copy_str(inst.version, sizeof inst.version, json_object_get(o, "version"));
-    copy_str(inst.started, sizeof inst.started, json_object_get(o, "started"));
+    copy_str(inst.name, sizeof inst.name, o, "name");
+    copy_str(inst.id, sizeof inst.id, o, "id");
+    copy_str(inst.version, sizeof inst.version, o, "version");
+    copy_str(inst.started, sizeof inst.started, o, "started");
     md = json_object_get(o, "metadata");
-    if (json_is_object(md)) {
-        json_t *pid = json_object_get(md, "sagesvc.pid");
-
-        copy_str(inst.ns, sizeof inst.ns, json_object_get(md, "sagesvc.namespace"));
-        copy_str(inst.host, sizeof inst.host, json_object_get(md, "sagesvc.host"));
-        inst.pid = json_is_string(pid) ? atoi(json_string_value(pid)) : 0;
-        inst.durable = json_is_string(json_object_get(md, "sagesvc.delivery")) &&
-                       strcmp(json_string_value(json_object_get(md, "sagesvc.delivery")),
-                              "durable") == 0;
-    }
+    copy_str(inst.ns, sizeof inst.ns, md, "sagesvc.namespace");
+    copy_str(inst.host, sizeof inst.host, md, "sagesvc.host");
+    inst.pid = atoi(sage__jstr(md, "sagesvc.pid"));
+    inst.durable = strcmp(sage__jstr(md, "sagesvc.delivery"), "durable") == 0;
     if (g->ns && strcmp(g->ns, inst.ns) != 0)
         goto out;
-    eps = json_object_get(o, "endpoints");
-    if (json_is_array(eps) && json_array_size(eps) > 0) {
-        json_t *e = json_array_get(eps, 0);
-
-        copy_str(inst.subject, sizeof inst.subject, json_object_get(e, "subject"));
-        inst.requests = (uint64_t)json_integer_value(json_object_get(e, "num_requests"));
-        inst.errors = (uint64_t)json_integer_value(json_object_get(e, "num_errors"));
-        inst.average_us =
-            (double)json_integer_value(json_object_get(e, "average_processing_time")) / 1000.0;
-        copy_str(inst.last_error, sizeof inst.last_error, json_object_get(e, "last_error"));
-    }
-    pthread_mutex_lock(&g->lock);
+    e = json_array_get(json_object_get(o, "endpoints"), 0); /* NULL if none */
+    copy_str(inst.subject, sizeof inst.subject, e, "subject");
+    inst.requests = (uint64_t)sage__jint(e, "num_requests");
+    inst.errors = (uint64_t)sage__jint(e, "num_errors");
+    inst.average_us = (double)sage__jint(e, "average_processing_time") / 1000.0;
+    copy_str(inst.last_error, sizeof inst.last_error, e, "last_error");
     g->fn(g->arg, &inst);
-    pthread_mutex_unlock(&g->lock);
 out:
     json_decref(o);
 }
@@ -283,7 +272,7 @@ sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns, const
     struct sage__nio_opts no = {nats, "sagesvc discover", NULL, NULL};
     struct sage__nio *n = NULL;
     struct sage__nio_sub *sub = NULL;
-    struct gather g = {ns, fn, arg, PTHREAD_MUTEX_INITIALIZER};
+    struct gather g = {ns, fn, arg};
     char inbox[128], subject[200];
     struct timespec ts;
     sage_err r;
@@ -302,7 +291,8 @@ sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns, const
         snprintf(subject, sizeof subject, "$SRV.%s", verb);
     if ((r = sage__nio_publish(n, subject, inbox, "", 0, NULL, 0)) != SAGE_OK)
         goto out;
-    /* answers arrive on the subscription's thread while we wait */
+    /* answers arrive on the subscription's thread while we wait: how many
+     * replicas will answer is unknown, so the window is the only end */
     ts.tv_sec = wait_ms / 1000;
     ts.tv_nsec = (long)(wait_ms % 1000) * 1000000L;
     nanosleep(&ts, NULL);

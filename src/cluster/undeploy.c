@@ -15,6 +15,7 @@
 
 #include "base/err_internal.h"
 #include "cluster/ops.h"
+#include "runtime/names.h"
 
 struct gone {
     const char *deploy;
@@ -72,7 +73,6 @@ sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t 
                              uint64_t rev, int wait_ms)
 {
     struct gone g;
-    json_t *cur = NULL;
     sage_err r, w = SAGE_OK;
 
     memset(&g, 0, sizeof g);
@@ -81,7 +81,7 @@ sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t 
         return r;
     sage__hostrec_release_all(o->hosts, key, g.deploy, json_object_get(spec, "placement"));
     if (wait_ms > 0) {
-        w = sage__await_hosts(o, replicas_gone, &g, wait_ms);
+        w = sage__await_kv(o->hosts, NULL, replicas_gone, &g, wait_ms);
         if (w == SAGE_ETIMEDOUT)
             w = SAGE_SETERR(w, "'%s' undeployed, but a replica still ran after %d ms (%s); its host "
                                "stops it",
@@ -89,19 +89,8 @@ sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t 
         else if (w != SAGE_OK)
             return w;
     }
-    /* the record goes unless a new deployment of the name exists by now */
-    r = sage__kv_get_json(o->deploy, key, &cur, NULL);
-    json_decref(cur);
-    if (r == SAGE_ENOENT) {
-        sage__service_record_delete(o, key);
-        if (json_is_true(json_object_get(spec, "durable"))) {
-            char stream[200];
-
-            snprintf(stream, sizeof stream, "SAGE_%s_%s", sage__jstr(spec, "ns"),
-                     sage__jstr(spec, "name"));
-            sage__nio_stream_delete(o->nio, stream);
-        }
-    }
+    sage__service_remove(o, sage__jstr(spec, "ns"), sage__jstr(spec, "name"),
+                         json_is_true(json_object_get(spec, "durable")));
     return w;
 }
 
@@ -114,9 +103,9 @@ sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns, const
     uint64_t rev = 0;
     sage_err r;
 
-    if (!sage__valid_name(ns) || !sage__valid_name(name))
-        return SAGE_SETERR(SAGE_EINVAL, "undeploy: namespace and name must be 1..64 of "
-                                        "[A-Za-z0-9_-]");
+    if ((r = sage__check_name(ns, "namespace", 0)) != SAGE_OK ||
+        (r = sage__check_name(name, "service", 0)) != SAGE_OK)
+        return r;
     if ((r = sage__ops_open(&o, nats, "sagesvc undeploy", NULL, NULL)) != SAGE_OK)
         return r;
     sage__spec_key(key, sizeof key, ns, name);

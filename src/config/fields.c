@@ -9,21 +9,6 @@
 
 #define MAX_FIELDS 32
 
-int sage__cf_is_null(const struct cf_node *v)
-{
-    struct cf_scalar s;
-
-    if (v->kind != CF_SCALAR)
-        return 0;
-    sage__cf_resolve(v, &s);
-    return s.type == CF_NULL;
-}
-
-static void *at(void *dst, const struct cf_field *f)
-{
-    return (char *)dst + f->off;
-}
-
 /* integer reads v as an integer within lo..hi. */
 static sage_err integer(struct cf_walk *w, const struct cf_node *v, const struct cf_field *f,
                         int64_t *out)
@@ -51,7 +36,7 @@ sage_err sage__cf_read_u32(struct cf_walk *w, const struct cf_node *v,
     sage_err r = integer(w, v, f, &i);
 
     if (r == SAGE_OK)
-        *(uint32_t *)at(dst, f) = (uint32_t)i;
+        *(uint32_t *)sage__cf_at(dst, f) = (uint32_t)i;
     return r;
 }
 
@@ -62,7 +47,7 @@ sage_err sage__cf_read_i32(struct cf_walk *w, const struct cf_node *v,
     sage_err r = integer(w, v, f, &i);
 
     if (r == SAGE_OK)
-        *(int *)at(dst, f) = (int)i;
+        *(int *)sage__cf_at(dst, f) = (int)i;
     return r;
 }
 
@@ -77,7 +62,7 @@ sage_err sage__cf_read_num(struct cf_walk *w, const struct cf_node *v,
     if (s.type == CF_INT || s.type == CF_FLOAT) {
         d = s.type == CF_INT ? (double)s.i : s.d;
         if ((f->lo_open ? d > f->lo : d >= f->lo) && d <= f->hi) {
-            *(double *)at(dst, f) = d;
+            *(double *)sage__cf_at(dst, f) = d;
             return SAGE_OK;
         }
     }
@@ -110,7 +95,7 @@ sage_err sage__cf_string(struct cf_walk *w, const struct cf_node *v, const char 
 sage_err sage__cf_read_str(struct cf_walk *w, const struct cf_node *v,
                            const struct cf_field *f, void *dst)
 {
-    return sage__cf_string(w, v, "a string", (const char **)at(dst, f));
+    return sage__cf_string(w, v, "a string", (const char **)sage__cf_at(dst, f));
 }
 
 sage_err sage__cf_name(struct cf_walk *w, const struct cf_node *v, const char **out)
@@ -136,7 +121,7 @@ sage_err sage__cf_name(struct cf_walk *w, const struct cf_node *v, const char **
 sage_err sage__cf_read_name(struct cf_walk *w, const struct cf_node *v,
                             const struct cf_field *f, void *dst)
 {
-    return sage__cf_name(w, v, (const char **)at(dst, f));
+    return sage__cf_name(w, v, (const char **)sage__cf_at(dst, f));
 }
 
 /* word finds v among f->words; on failure the message lists them and
@@ -173,7 +158,7 @@ sage_err sage__cf_read_word(struct cf_walk *w, const struct cf_node *v,
     sage_err r = word(w, v, f, &i);
 
     if (r == SAGE_OK)
-        *(int *)at(dst, f) = i;
+        *(int *)sage__cf_at(dst, f) = i;
     return r;
 }
 
@@ -184,14 +169,14 @@ sage_err sage__cf_read_choice(struct cf_walk *w, const struct cf_node *v,
     sage_err r = word(w, v, f, &i);
 
     if (r == SAGE_OK)
-        *(const char **)at(dst, f) = f->words[i];
+        *(const char **)sage__cf_at(dst, f) = f->words[i];
     return r;
 }
 
 sage_err sage__cf_read_section(struct cf_walk *w, const struct cf_node *v,
                                const struct cf_field *f, void *dst)
 {
-    return sage__cf_walk_map(w, v, f->sub, at(dst, f));
+    return sage__cf_walk_map(w, v, f->sub, sage__cf_at(dst, f));
 }
 
 /* unknown refuses key k of the mapping at w's path. */

@@ -36,8 +36,11 @@ struct cf_field {
 sage_err sage__cf_walk_map(struct cf_walk *w, const struct cf_node *map,
                            const struct cf_field *table, void *dst);
 
-/* sage__cf_is_null tells whether v is a null scalar (empty, ~ or null). */
-int sage__cf_is_null(const struct cf_node *v);
+/* sage__cf_at returns where field f's value goes in the struct at dst. */
+static inline void *sage__cf_at(void *dst, const struct cf_field *f)
+{
+    return (char *)dst + f->off;
+}
 
 /* Readers, by what they store at dst + f->off:
  * u32: uint32_t, an integer in lo..hi (a float without fraction counts);

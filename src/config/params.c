@@ -1,20 +1,17 @@
 /* params.c - a service's free-form `config:` mapping as a sage_value tree.
  * The only file of the layer that knows sage_value. */
-#include <string.h>
-
 #include "base/err_internal.h"
 #include "config/config_internal.h"
 #include "config/scalar.h"
+#include "wire/arena.h"
 
 /* copy_str copies n bytes of s into a as a NUL-terminated string value. */
 static sage_err copy_str(sage_arena *a, const char *s, size_t n, sage_value *out)
 {
-    char *d = sage_arena_alloc(a, n + 1);
+    const char *d = sage__arena_strndup(a, s, n);
 
     if (d == NULL)
         return SAGE_SETERR(SAGE_ENOMEM, "service params: arena out of memory");
-    memcpy(d, s, n);
-    d[n] = '\0';
     *out = sage_strn(d, n);
     return SAGE_OK;
 }

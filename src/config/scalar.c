@@ -162,9 +162,20 @@ static int to_double(const char *s, size_t len, double *out)
     return errno == ERANGE && isinf(*out) ? -1 : 0;
 }
 
-void sage__cf_resolve(const struct cf_node *n, struct cf_scalar *out)
+static int is_null(const char *s, size_t len)
 {
     static const char *const nulls[] = {"~", "null", "Null", "NULL", NULL};
+
+    return len == 0 || is_word(s, len, nulls);
+}
+
+int sage__cf_is_null(const struct cf_node *v)
+{
+    return v->kind == CF_SCALAR && !v->quoted && is_null(v->str, v->len);
+}
+
+void sage__cf_resolve(const struct cf_node *n, struct cf_scalar *out)
+{
     static const char *const trues[] = {"true", "True", "TRUE", "yes", "Yes", "YES",
                                         "on",   "On",   "ON",   NULL};
     static const char *const falses[] = {"false", "False", "FALSE", "no", "No", "NO",
@@ -179,7 +190,7 @@ void sage__cf_resolve(const struct cf_node *n, struct cf_scalar *out)
     out->type = CF_STR;
     if (n->kind != CF_SCALAR || n->quoted)
         return;
-    if (len == 0 || is_word(s, len, nulls)) {
+    if (is_null(s, len)) {
         out->type = CF_NULL;
     } else if (is_word(s, len, trues) || is_word(s, len, falses)) {
         out->type = CF_BOOL;

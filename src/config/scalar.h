@@ -33,6 +33,10 @@ struct cf_scalar {
  */
 void sage__cf_resolve(const struct cf_node *n, struct cf_scalar *out);
 
+/* sage__cf_is_null tells whether v is a null scalar (empty, ~ or null): what
+ * sage__cf_resolve would call CF_NULL, without resolving the rest. */
+int sage__cf_is_null(const struct cf_node *v);
+
 /*
  * sage__cf_parse_size reads a byte count with a unit, "512MiB" or "1.5 GB"
  * (B, KB, MB, GB, TB powers of 1000; KiB, MiB, GiB, TiB powers of 1024),

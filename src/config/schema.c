@@ -58,7 +58,7 @@ static sage_err read_memory(struct cf_walk *w, const struct cf_node *v, const st
                               "expected a byte count (an integer, or a number with a unit: B, KB, "
                               "MB, GB, TB, KiB, MiB, GiB, TiB), got %s",
                               sage__cf_describe(v, got, sizeof got));
-    *(uint64_t *)((char *)dst + f->off) = bytes;
+    *(uint64_t *)sage__cf_at(dst, f) = bytes;
     return SAGE_OK;
 }
 
@@ -112,7 +112,7 @@ static sage_err read_plugin(struct cf_walk *w, const struct cf_node *v, const st
                             void *dst)
 {
     char got[80];
-    const char **out = (const char **)((char *)dst + f->off);
+    const char **out = sage__cf_at(dst, f);
 
     if (v->kind == CF_SCALAR && v->len > 0 && !sage__cf_is_null(v) &&
         (memchr(v->str, '/', v->len) != NULL ||
@@ -229,11 +229,19 @@ static sage_err read_services(struct cf_walk *w, const struct cf_node *v, const 
 
 /* ------------------------------------------------------------- tables */
 
+/* The keys of service.local, which a service also takes at its own top
+ * level: LOCAL(base) lays them over a sage_local_conf base bytes into the
+ * destination, one definition for both places. */
+#define LOCAL(base)                                                                         \
+    {.key = "max_workers", .read = sage__cf_read_u32,                                       \
+     .off = (base) + offsetof(sage_local_conf, max_workers), .lo = 1, .hi = 1024},          \
+    {.key = "queue_timeout", .read = sage__cf_read_num,                                     \
+     .off = (base) + offsetof(sage_local_conf, queue_timeout), .lo = 0, .hi = 86400},       \
+    {.key = "request_queue_size", .read = sage__cf_read_u32,                                \
+     .off = (base) + offsetof(sage_local_conf, request_queue_size), .lo = 1, .hi = 8388607}
+
 static const struct cf_field local_fields[] = {
-    INT("max_workers", sage__cf_read_u32, sage_local_conf, max_workers, 1, 1024),
-    NUM("queue_timeout", sage_local_conf, queue_timeout, 0, 86400, 0),
-    INT("request_queue_size", sage__cf_read_u32, sage_local_conf, request_queue_size, 1,
-        8388607),
+    LOCAL(0),
     END,
 };
 
@@ -305,10 +313,7 @@ static const struct cf_field one_service_fields[] = {
     {.key = "name", .read = read_service_name},
     FIELD("plugin", read_plugin, struct cf_service, pub.plugin),
     WORDS("transport", sage__cf_read_choice, struct cf_service, pub.transport, transports),
-    INT("max_workers", sage__cf_read_u32, struct cf_service, pub.local.max_workers, 1, 1024),
-    NUM("queue_timeout", struct cf_service, pub.local.queue_timeout, 0, 86400, 0),
-    INT("request_queue_size", sage__cf_read_u32, struct cf_service, pub.local.request_queue_size,
-        1, 8388607),
+    LOCAL(offsetof(struct cf_service, pub.local)),
     SECTION("cluster", "ray", struct cf_service, pub.cluster, cluster_fields),
     {.key = "middleware", .read = read_middleware},
     {.key = "config", .read = read_params},

@@ -32,21 +32,45 @@ struct mapping {
 };
 
 static pthread_mutex_t maps_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t maps_once = PTHREAD_ONCE_INIT;
 static struct mapping *maps;
+
+static void lock_maps(void)
+{
+    pthread_mutex_lock(&maps_lock);
+}
+
+static void unlock_maps(void)
+{
+    pthread_mutex_unlock(&maps_lock);
+}
+
+/* the lock is held across fork, so a child never inherits it held by a
+ * thread the child does not have */
+static void maps_init(void)
+{
+    pthread_atfork(lock_maps, unlock_maps, unlock_maps);
+}
+
+static void take_maps(void)
+{
+    pthread_once(&maps_once, maps_init);
+    lock_maps();
+}
 
 /* share returns a counted existing mapping of (dev, ino, size), or NULL */
 static void *share(const struct stat *st)
 {
     void *mem = NULL;
 
-    pthread_mutex_lock(&maps_lock);
+    take_maps();
     for (struct mapping *m = maps; m; m = m->next)
         if (m->dev == st->st_dev && m->ino == st->st_ino && m->size == (size_t)st->st_size) {
             m->refs++;
             mem = m->mem;
             break;
         }
-    pthread_mutex_unlock(&maps_lock);
+    unlock_maps();
     return mem;
 }
 
@@ -62,10 +86,10 @@ static void remember(const struct stat *st, void *mem)
     m->mem = mem;
     m->size = (size_t)st->st_size;
     m->refs = 1;
-    pthread_mutex_lock(&maps_lock);
+    take_maps();
     m->next = maps;
     maps = m;
-    pthread_mutex_unlock(&maps_lock);
+    unlock_maps();
 }
 
 static sage_err os_err(const char *what, const char *path)
@@ -170,18 +194,18 @@ void sage__unmap(void *mem, size_t size)
 
     if (mem == NULL || size == 0)
         return;
-    pthread_mutex_lock(&maps_lock);
+    take_maps();
     for (pp = &maps; *pp; pp = &(*pp)->next)
         if ((*pp)->mem == mem) {
             if (--(*pp)->refs > 0) {
-                pthread_mutex_unlock(&maps_lock);
+                unlock_maps();
                 return; /* still used by another handle */
             }
             gone = *pp;
             *pp = gone->next;
             break;
         }
-    pthread_mutex_unlock(&maps_lock);
+    unlock_maps();
     free(gone);
     munmap(mem, size);
 }

@@ -16,8 +16,9 @@ sage_err sage__shm_create(const char *path, mode_t mode, size_t size, void **mem
 
 /*
  * sage__shm_open maps the existing segment path whole (sharing this
- * process's mapping of it, if there is one); its size goes to *sizep. Segments up to populate bytes are pre-faulted so the first
- * messages do not pay page faults. SAGE_ENOENT, SAGE_EPERM as the OS says.
+ * process's mapping of it, if there is one); its size goes to *sizep.
+ * Segments up to populate bytes are pre-faulted so the first messages do
+ * not pay page faults. SAGE_ENOENT, SAGE_EPERM as the OS says.
  */
 sage_err sage__shm_open(const char *path, void **memp, size_t *sizep, size_t populate);
 

@@ -175,6 +175,18 @@ static sage_err open_named(sage_queue *q, const char *name, const sage_queue_opt
     }
 }
 
+/* ready completes a handle whose segment is attached: this process's facts,
+ * the producers' first view of head, and the registry of live handles. */
+static void ready(sage_queue *q, uint32_t spin_us)
+{
+    q->asym = sage__asym_register(q->shared);
+    q->ncpu = sage__ncpu();
+    q->spin_ns = (int64_t)spin_us * 1000;
+    atomic_store_explicit(&q->head_cache, atomic_load_explicit(&q->hdr->head, memory_order_acquire),
+                          memory_order_relaxed);
+    sage__sq_register(q);
+}
+
 sage_err sage_queue_open(sage_queue **qp, const char *name, const sage_queue_opts *opts)
 {
     sage_queue_opts defaults;
@@ -197,12 +209,7 @@ sage_err sage_queue_open(sage_queue **qp, const char *name, const sage_queue_opt
         free(q);
         return r;
     }
-    q->asym = sage__asym_register(q->shared);
-    q->ncpu = sage__ncpu();
-    q->spin_ns = (int64_t)opts->spin_us * 1000;
-    atomic_store_explicit(&q->head_cache, atomic_load_explicit(&q->hdr->head, memory_order_acquire),
-                          memory_order_relaxed);
-    sage__sq_register(q);
+    ready(q, opts->spin_us);
     *qp = q;
     return SAGE_OK;
 }
@@ -215,15 +222,12 @@ sage_err sage__sq_open_mem(sage_queue **qp, void *mem, size_t size)
     if (q == NULL)
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
     snprintf(q->name, sizeof q->name, "(memory)");
-    q->external = true;
-    r = sage__sq_attach(q, mem, size);
+    r = sage__sq_attach(q, mem, size); /* map_size stays 0: never unmapped */
     if (r != SAGE_OK) {
         free(q);
         return r;
     }
-    q->map_size = size;
-    q->ncpu = 1;
-    sage__sq_register(q);
+    ready(q, 0);
     *qp = q;
     return SAGE_OK;
 }
@@ -255,8 +259,7 @@ void sage_queue_free(sage_queue *q)
         atomic_compare_exchange_strong_explicit(&q->hdr->cons_pid, &me, 0, memory_order_acq_rel,
                                                 memory_order_relaxed);
     }
-    if (!q->external)
-        sage__unmap(q->hdr, q->map_size);
+    sage__unmap(q->hdr, q->map_size); /* no-op for the caller's memory (size 0) */
     free(q);
 }
 

@@ -19,14 +19,13 @@ struct sage_queue {
     struct sq_hdr *hdr;
     struct sq_slot *slots;
     uint8_t *ring;
-    size_t map_size;
+    size_t map_size;   /* bytes this handle unmaps at free; 0: the caller's memory */
     uint64_t cap;      /* ring bytes, a power of two */
     uint64_t mask;     /* cap - 1 */
     uint64_t max_msg;  /* largest payload */
     uint64_t max_msgs; /* effective message bound */
     uint32_t nslots;
-    bool shared;   /* named (process-shared futexes) or private */
-    bool external; /* memory belongs to the caller (sage__sq_open_mem) */
+    bool shared; /* named (process-shared futexes) or private */
     int ncpu;
     int64_t spin_ns;
     char name[SAGE_QUEUE_NAME_MAX + 1];
@@ -35,13 +34,11 @@ struct sage_queue {
     _Atomic uint64_t head_cache; /* last head seen by this process's producers */
     bool asym;                   /* this process may skip the commit fence */
 
-
     /* consumer side: one thread at a time, guarded by consuming */
     _Atomic int consuming;
     bool is_consumer;
     uint32_t cons_gen;  /* fork generation in which is_consumer was set */
-    uint64_t cons_head; /* consumed up to here: only the consumer writes it */
-    uint64_t pub_head;  /* published (zeroed, room given back) up to here */
+    uint64_t cons_head; /* consumed (and, between batches, given back) to here */
     bool cons_asym;     /* this consumer sleeps behind a heavy barrier */
     _Atomic int corrupt;
 
@@ -66,7 +63,7 @@ void sage__sq_unregister(sage_queue *q);
  * use, and its index in *idx; NULL when every slot is in use (detail set). */
 struct sq_slot *sage__sq_slot(sage_queue *q, uint32_t *idx);
 
-/* ring.c */
+/* layout.c */
 
 /* sage__sq_init_segment writes a fresh header and slot table into mem. */
 void sage__sq_init_segment(void *mem, uint64_t cap, uint64_t max_msg, uint32_t max_msgs,
@@ -79,21 +76,23 @@ sage_err sage__sq_attach(sage_queue *q, void *mem, size_t size);
 /* sage__sq_ring_off returns where the ring starts for nslots slots. */
 uint64_t sage__sq_ring_off(uint32_t nslots);
 
+/* consume.c */
+
 /* A consume callback that may decline a message: non-zero leaves it queued
  * and ends the batch. */
 typedef int (*sage__sq_take_fn)(void *arg, const void *data, size_t len);
-
-/* sage__sq_release zeroes and gives back the room the consumer has passed
- * (at the end of every batch). */
-void sage__sq_release(sage_queue *q);
 
 /* sage__sq_consume is drain with a declining callback. */
 sage_err sage__sq_consume(sage_queue *q, sage__sq_take_fn fn, void *arg, size_t max, int timeout_ms,
                           size_t *countp);
 
+/* queue.c */
+
 /* sage__sq_open_mem wraps a handle around a segment in caller-owned memory
  * (validated like any other; private futexes). For the fuzzer and tests. */
 sage_err sage__sq_open_mem(sage_queue **qp, void *mem, size_t size);
+
+/* produce.c */
 
 /* Test hook: when set, called by a producer between winning its claim and
  * marking the record in progress (the narrowest window a crash can hit). */

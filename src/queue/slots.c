@@ -14,7 +14,7 @@
  * - In shared memory a slot is taken with a CAS on its pid (0 -> ours) and
  *   given back by storing 0. A slot whose owner died is taken over only when
  *   it holds no claim: a claim of a dead producer is the consumer's to
- *   recover (ring.c), and the slot must keep describing it until then.
+ *   recover (recover.c), and the slot must keep describing it until then.
  * - A thread never gives back a slot while it holds a claim through it.
  */
 #include <pthread.h>

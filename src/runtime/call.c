@@ -23,6 +23,7 @@
 #include "platform/clock.h"
 #include "runtime/dedupe.h"
 #include "runtime/task_internal.h"
+#include "wire/arena.h"
 
 struct sage_call *sage__call_get(struct sage_task *t)
 {
@@ -191,13 +192,8 @@ sage_err sage_call_resultf(sage_call *c, const char *fmt, ...)
 
 static void set_error(sage_call *c, sage_err code, const char *msg)
 {
-    size_t n = strlen(msg);
-    char *m = sage_arena_alloc(c->arena, n + 1);
-
     c->status = code;
-    c->errmsg = m;
-    if (m)
-        memcpy(m, msg, n + 1);
+    c->errmsg = sage__arena_strndup(c->arena, msg, strlen(msg));
 }
 
 sage_err sage_call_error(sage_call *c, sage_err code, const char *fmt, ...)
@@ -281,7 +277,7 @@ static void account(struct sage_task *t, sage_call *c, int64_t start_ns)
     struct sage__method *m = c->method;
     bool failed = c->status != SAGE_OK;
 
-    atomic_fetch_add_explicit(&reg->requests, 1, memory_order_relaxed);
+    /* the histograms count the requests too (sage__reg_status) */
     if (failed)
         atomic_fetch_add_explicit(&reg->errors, 1, memory_order_relaxed);
     sage__hist_add(&reg->lat, (uint64_t)took);
@@ -293,7 +289,6 @@ static void account(struct sage_task *t, sage_call *c, int64_t start_ns)
         atomic_store_explicit(&m->ewma_ns, e < 0 ? took : e + (took - e) / 8,
                               memory_order_relaxed);
         if (m->stats) {
-            atomic_fetch_add_explicit(&m->stats->requests, 1, memory_order_relaxed);
             if (failed)
                 atomic_fetch_add_explicit(&m->stats->errors, 1, memory_order_relaxed);
             sage__hist_add(&m->stats->lat, (uint64_t)took);
@@ -334,15 +329,21 @@ static bool seen(struct sage_call *c)
     }
 }
 
+/* release_slot returns c to the pool: its slot is free for the next call */
+static void release_slot(struct sage_task *t, struct sage_call *c)
+{
+    sage__call_put(c);
+    atomic_fetch_sub_explicit(&t->running, 1, memory_order_seq_cst);
+    sage__listener_room(t);
+}
+
 void sage__call_run(struct sage_call *c)
 {
     struct sage_task *t = c->task;
     int64_t start = sage__now_ns();
 
     if (seen(c)) {
-        sage__call_put(c);
-        atomic_fetch_sub_explicit(&t->running, 1, memory_order_seq_cst);
-        sage__listener_room(t);
+        release_slot(t, c);
         return;
     }
 
@@ -371,7 +372,5 @@ void sage__call_run(struct sage_call *c)
     sage__reply_send(c);
     sage__call_remember(c, NULL, 0); /* no answer was recorded: forget it */
     atomic_fetch_sub_explicit(&t->reg->in_flight, 1, memory_order_relaxed);
-    sage__call_put(c);
-    atomic_fetch_sub_explicit(&t->running, 1, memory_order_seq_cst);
-    sage__listener_room(t);
+    release_slot(t, c);
 }

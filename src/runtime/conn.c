@@ -111,6 +111,17 @@ static sage_err resolve(sage_manager *m, const char *service, struct sage__conn 
                        service, m->ns, m->cluster ? ", on this host or in the cluster" : " or on this host");
 }
 
+/* find_live returns the cached live connection to service, or NULL; lock held */
+static struct sage__conn *find_live(sage_manager *m, const char *service)
+{
+    struct sage__conn *c;
+
+    for (c = m->conns; c; c = c->next)
+        if (strcmp(c->name, service) == 0 && !atomic_load_explicit(&c->dead, memory_order_acquire))
+            break;
+    return c;
+}
+
 sage_err sage__conn_get(sage_manager *m, const char *service, struct sage__conn **cp)
 {
     struct sage__conn *c, *e;
@@ -118,10 +129,7 @@ sage_err sage__conn_get(sage_manager *m, const char *service, struct sage__conn 
     sage_err r;
 
     pthread_mutex_lock(&m->conn_lock);
-    for (c = m->conns; c; c = c->next)
-        if (strcmp(c->name, service) == 0 && !atomic_load_explicit(&c->dead, memory_order_acquire))
-            break;
-    if (c) {
+    if ((c = find_live(m, service)) != NULL) {
         atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
         atomic_store_explicit(&c->last_used_ns, now, memory_order_relaxed);
         pthread_mutex_unlock(&m->conn_lock);
@@ -144,10 +152,7 @@ sage_err sage__conn_get(sage_manager *m, const char *service, struct sage__conn 
         return r;
     }
     pthread_mutex_lock(&m->conn_lock);
-    for (e = m->conns; e; e = e->next) /* resolved twice at once: keep the first */
-        if (strcmp(e->name, service) == 0 && !atomic_load_explicit(&e->dead, memory_order_acquire))
-            break;
-    if (e) {
+    if ((e = find_live(m, service)) != NULL) { /* resolved twice at once: keep the first */
         atomic_fetch_add_explicit(&e->refs, 1, memory_order_relaxed);
         pthread_mutex_unlock(&m->conn_lock);
         conn_free(c);
@@ -260,16 +265,38 @@ static void *scratch(size_t n)
     return scratch_buf;
 }
 
+sage_err sage__conn_transmit(sage_manager *m, struct sage__conn *c, const void *data, size_t len,
+                             int timeout_ms, bool *deadp)
+{
+    sage_err r = c->remote ? sage__cluster_send(m, c, data, len)
+                           : sage_queue_send(c->lep ? c->lep->q : c->q, data, len, timeout_ms);
+
+    *deadp = r == SAGE_ECLOSED || r == SAGE_EUNAVAILABLE;
+    switch (r) {
+    case SAGE_OK:
+        return SAGE_OK;
+    case SAGE_EFULL:
+        return SAGE_SETERR(SAGE_EFULL, "service '%s': request queue full for %d ms", c->name,
+                           timeout_ms);
+    case SAGE_ECLOSED:
+        return SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s' stopped", c->name);
+    case SAGE_EUNAVAILABLE:
+        return SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s': its process died", c->name);
+    default:
+        return r;
+    }
+}
+
 sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req *req,
                          int64_t deadline_ns, const void **copyp, size_t *lenp,
-                         sage_arena *copy_arena)
+                         sage_arena *copy_arena, bool *deadp)
 {
-    sage_queue *q = c->lep ? c->lep->q : c->q;
     int timeout_ms = (int)c->queue_timeout_ms;
     size_t len = 0;
     void *buf;
     sage_err r;
 
+    *deadp = false;
     /* encode once into this thread's scratch (grown and redone only when a
      * request outgrows it), then one copy into the ring: cheaper than a
      * sizing pass plus an encoding in place */
@@ -293,7 +320,8 @@ sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req 
         return SAGE_SETERR(SAGE_EMSGSIZE, "request of %zu bytes exceeds service '%s''s max %zu",
                            len, c->name, c->max_request);
     if (deadline_ns >= 0) {
-        int64_t left = (deadline_ns - sage__now_ns()) / 1000000;
+        /* the request was stamped just now: no second clock read */
+        int64_t left = (deadline_ns - (int64_t)req->sent_ns) / 1000000;
 
         if (left < timeout_ms)
             timeout_ms = left > 0 ? (int)left : 0;
@@ -307,23 +335,5 @@ sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req 
         *copyp = copy;
         *lenp = len;
     }
-    if (c->remote)
-        r = sage__cluster_send(m, c, buf, len);
-    else
-        r = sage_queue_send(q, buf, len, timeout_ms);
-    switch (r) {
-    case SAGE_OK:
-        return SAGE_OK;
-    case SAGE_EFULL:
-        return SAGE_SETERR(SAGE_EFULL, "service '%s': request queue full for %d ms", c->name,
-                           timeout_ms);
-    case SAGE_ECLOSED:
-        sage__conn_kill(m, c, SAGE_EUNAVAILABLE, "the service stopped");
-        return SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s' stopped", c->name);
-    case SAGE_EUNAVAILABLE:
-        sage__conn_kill(m, c, SAGE_EUNAVAILABLE, "the service's process died");
-        return SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s': its process died", c->name);
-    default:
-        return r;
-    }
+    return sage__conn_transmit(m, c, buf, len, timeout_ms, deadp);
 }

@@ -26,6 +26,7 @@
 #include "platform/futex.h"
 #include "platform/proc.h"
 #include "runtime/manager_internal.h"
+#include "wire/arena.h"
 
 #define SPIN_NS (50 * 1000)
 
@@ -51,19 +52,13 @@ void sage__fut_complete(struct sage_future *f, sage_err err, const char *msg)
     f->errmsg = NULL;
     if (err != SAGE_OK) {
         const char *text = msg && msg[0] ? msg : sage_strerror(err);
-        size_t n = strlen(text);
-        char *copy = sage_arena_alloc(f->arena, n + 1);
 
-        if (copy) {
-            memcpy(copy, text, n + 1);
-            f->errmsg = copy;
-        }
+        f->errmsg = sage__arena_strndup(f->arena, text, strlen(text));
         atomic_fetch_add_explicit(&m->n_errors, 1, memory_order_relaxed);
         if (err == SAGE_ETIMEDOUT)
             atomic_fetch_add_explicit(&m->n_timeouts, 1, memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&m->n_completed, 1, memory_order_relaxed);
-    atomic_fetch_sub_explicit(&m->n_pending, 1, memory_order_relaxed);
     /* acquire: a callback registered with SET is visible now; read it before
      * DONE, after which the future may be freed and reused */
     cbs = atomic_exchange_explicit(&f->cb_state, CB_FIRED, memory_order_acq_rel);

@@ -1,6 +1,5 @@
 /* hostlist.c - reading the host registry: list services, read a status. */
 #include <dirent.h>
-#include <sys/mman.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,14 +53,8 @@ sage_err sage_host_list(const char *ns, int clean, sage_host_list_fn fn, void *a
         e.heartbeat_ns = atomic_load_explicit(&reg->heartbeat_ns, memory_order_relaxed);
         sage__reg_close(reg);
         fn(arg, &e);
-        if (clean && !e.owner_alive) {
-            char path[SAGE__NAME_BUF], queue[SAGE__NAME_BUF];
-
-            sage__reg_path(path, sizeof path, ens, ename);
-            sage__req_queue_name(queue, sizeof queue, ens, ename);
-            shm_unlink(path);
-            sage_queue_unlink(queue);
-        }
+        if (clean && !e.owner_alive)
+            sage__reg_remove_stale(ens, ename); /* looks again, under the lock */
     }
     closedir(d);
     return SAGE_OK;

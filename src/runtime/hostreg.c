@@ -2,16 +2,20 @@
  * hostreg.c - registry entries in /dev/shm.
  *
  * Design notes
- * - A name is taken by creating its segment with O_EXCL: of two processes
+ * - A name is taken by creating its segment exclusively: of two processes
  *   starting the same service at once, one wins.
  * - An entry whose owner died (pid gone, or reused: start time differs) is
  *   stale: the next process to start that name removes it and its request
- *   queue, then creates its own. Stale removal and creation run under an
- *   flock on a per-user lock file, so two processes cleaning the same stale
- *   entry cannot remove each other's fresh one. The kernel drops the lock
- *   if its holder dies.
- * - The creator fills the identity fields, then publishes magic with
- *   release ordering; readers check magic, version and size first.
+ *   queue, then creates its own; listing with clean removes it too. Stale
+ *   removal and creation run under an flock on a per-user lock file, and
+ *   the creator writes its identity (layout, pid, start time) before it
+ *   lets go of the lock, so nobody mistakes an entry being created for a
+ *   stale one, and two processes cleaning the same stale entry cannot remove
+ *   each other's fresh one. The kernel drops the lock if its holder dies.
+ * - The creator fills the remaining identity fields, then publishes magic
+ *   with release ordering; readers check magic, version and size first.
+ * - Entries are mapped through platform/shm.h, so a process that serves
+ *   and calls a service maps its entry once.
  */
 #include "runtime/hostreg.h"
 
@@ -20,13 +24,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/file.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/err_internal.h"
 #include "platform/clock.h"
 #include "platform/proc.h"
+#include "platform/shm.h"
 #include "runtime/names.h"
 #include "sage/queue.h"
 
@@ -54,31 +57,28 @@ static void unlock_registry(int fd)
         close(fd); /* releases the flock */
 }
 
-static sage_err map_entry(const char *path, int flags, struct sage__reg **regp)
+/* map_entry maps the entry at path: SAGE_ENOSERVICE if there is none,
+ * SAGE_EUNAVAILABLE if it is not of our size (being created, or another
+ * layout). */
+static sage_err map_entry(const char *path, struct sage__reg **regp)
 {
-    int fd = shm_open(path, flags | O_CLOEXEC, 0600);
-    struct stat st;
-    void *mem;
+    void *mem = NULL;
+    size_t size = 0;
+    sage_err r = sage__shm_open(path, &mem, &size, 0);
 
-    if (fd < 0)
-        return errno == ENOENT ? SAGE_ENOSERVICE : sage__from_errno(errno);
-    if ((flags & O_CREAT) && ftruncate(fd, sizeof(struct sage__reg)) != 0) {
-        sage_err r = sage__from_errno(errno);
-
-        close(fd);
-        shm_unlink(path);
-        return r;
+    if (r != SAGE_OK)
+        return r == SAGE_ENOENT ? SAGE_ENOSERVICE : r;
+    if (size != sizeof(struct sage__reg)) {
+        sage__unmap(mem, size);
+        return SAGE_EUNAVAILABLE;
     }
-    if (fstat(fd, &st) != 0 || (size_t)st.st_size < sizeof(struct sage__reg)) {
-        close(fd);
-        return SAGE_EPROTO;
-    }
-    mem = mmap(NULL, sizeof(struct sage__reg), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    close(fd);
-    if (mem == MAP_FAILED)
-        return sage__from_errno(errno);
     *regp = mem;
     return SAGE_OK;
+}
+
+static void unmap_entry(struct sage__reg *reg)
+{
+    sage__unmap(reg, sizeof *reg);
 }
 
 static int valid(const struct sage__reg *reg)
@@ -97,35 +97,62 @@ int sage__reg_owner_alive(const struct sage__reg *reg)
     return start == 0 || reg->pid_start == 0 || start == reg->pid_start;
 }
 
+/* live_owner returns the pid of the live process that holds the entry at
+ * path (published or still being created), or 0 if none: no entry, or a
+ * stale one. Registry lock held. */
+static int32_t live_owner(const char *path)
+{
+    struct sage__reg *reg = NULL;
+    int32_t pid = 0;
+
+    if (map_entry(path, &reg) != SAGE_OK)
+        return 0;
+    if (reg->version == SAGE__REG_VERSION && reg->size == sizeof *reg && reg->pid > 0 &&
+        sage__reg_owner_alive(reg))
+        pid = reg->pid;
+    unmap_entry(reg);
+    return pid;
+}
+
+/* remove_entry removes the entry of ns/name and its request queue; lock held */
+static void remove_entry(const char *ns, const char *name)
+{
+    char path[SAGE__NAME_BUF], queue[SAGE__NAME_BUF];
+
+    sage__reg_path(path, sizeof path, ns, name);
+    sage__req_queue_name(queue, sizeof queue, ns, name);
+    sage__shm_unlink(path); /* gone already is fine */
+    sage_queue_unlink(queue);
+}
+
 sage_err sage__reg_create(struct sage__reg **regp, const char *ns, const char *name)
 {
     char path[SAGE__NAME_BUF], queue[SAGE__NAME_BUF];
     struct sage__reg *reg = NULL;
     int lock = lock_registry();
+    void *mem = NULL;
+    int32_t owner;
     sage_err r;
 
     sage__reg_path(path, sizeof path, ns, name);
     sage__req_queue_name(queue, sizeof queue, ns, name);
-    r = map_entry(path, O_RDWR | O_CREAT | O_EXCL, &reg);
+    r = sage__shm_create(path, 0600, sizeof *reg, &mem);
     if (r == SAGE_EEXIST) {
-        struct sage__reg *old = NULL;
-
-        if (map_entry(path, O_RDWR, &old) == SAGE_OK) {
-            if (valid(old) && sage__reg_owner_alive(old)) {
-                int32_t pid = old->pid;
-
-                munmap(old, sizeof *old);
-                unlock_registry(lock);
-                return SAGE_SETERR(SAGE_EEXIST,
-                                   "service '%s' (namespace '%s') is already served by pid %d",
-                                   name, ns, (int)pid);
-            }
-            munmap(old, sizeof *old);
+        if ((owner = live_owner(path)) != 0) {
+            unlock_registry(lock);
+            return SAGE_SETERR(SAGE_EEXIST,
+                               "service '%s' (namespace '%s') is already served by pid %d",
+                               name, ns, (int)owner);
         }
-        /* stale: its owner died without cleaning up */
-        shm_unlink(path);
-        sage_queue_unlink(queue);
-        r = map_entry(path, O_RDWR | O_CREAT | O_EXCL, &reg);
+        remove_entry(ns, name); /* stale: its owner died without cleaning up */
+        r = sage__shm_create(path, 0600, sizeof *reg, &mem);
+    }
+    if (r == SAGE_OK) { /* before the lock goes: see the design notes */
+        reg = mem;
+        reg->version = SAGE__REG_VERSION;
+        reg->size = sizeof *reg;
+        reg->pid = sage__pid();
+        reg->pid_start = sage__pid_start_time(reg->pid);
     }
     unlock_registry(lock);
     if (r != SAGE_OK)
@@ -133,16 +160,23 @@ sage_err sage__reg_create(struct sage__reg **regp, const char *ns, const char *n
     snprintf(reg->name, sizeof reg->name, "%s", name);
     snprintf(reg->ns, sizeof reg->ns, "%s", ns);
     snprintf(reg->queue, sizeof reg->queue, "%.159s", queue); /* names fit: <= 145 bytes */
-    reg->version = SAGE__REG_VERSION;
-    reg->size = sizeof *reg;
-    reg->pid = sage__pid();
     reg->uid = (uint32_t)getuid();
-    reg->pid_start = sage__pid_start_time(reg->pid);
     reg->started_ns = sage__wall_ns();
     reg->started_mono_ns = sage__now_ns();
     atomic_store_explicit(&reg->heartbeat_ns, reg->started_ns, memory_order_relaxed);
     *regp = reg;
     return SAGE_OK;
+}
+
+void sage__reg_remove_stale(const char *ns, const char *name)
+{
+    char path[SAGE__NAME_BUF];
+    int lock = lock_registry();
+
+    sage__reg_path(path, sizeof path, ns, name);
+    if (live_owner(path) == 0)
+        remove_entry(ns, name);
+    unlock_registry(lock);
 }
 
 void sage__reg_publish(struct sage__reg *reg)
@@ -161,14 +195,14 @@ void sage__reg_destroy(struct sage__reg *reg, const char *ns, const char *name)
     sage__reg_path(path, sizeof path, ns, name);
     lock = lock_registry();
     /* remove the name only if the entry there is still ours */
-    if (map_entry(path, O_RDWR, &cur) == SAGE_OK) {
+    if (map_entry(path, &cur) == SAGE_OK) {
         if (cur->pid == reg->pid && cur->pid_start == reg->pid_start &&
             cur->started_ns == reg->started_ns)
-            shm_unlink(path);
-        munmap(cur, sizeof *cur);
+            sage__shm_unlink(path);
+        unmap_entry(cur);
     }
     unlock_registry(lock);
-    munmap(reg, sizeof *reg);
+    unmap_entry(reg);
 }
 
 sage_err sage__reg_open(struct sage__reg **regp, const char *ns, const char *name)
@@ -178,18 +212,20 @@ sage_err sage__reg_open(struct sage__reg **regp, const char *ns, const char *nam
     sage_err r;
 
     sage__reg_path(path, sizeof path, ns, name);
-    r = map_entry(path, O_RDWR, &reg);
+    r = map_entry(path, &reg);
     if (r == SAGE_ENOSERVICE)
         return SAGE_SETERR(SAGE_ENOSERVICE, "no service '%s' in namespace '%s' on this host", name,
                            ns);
-    if (r != SAGE_OK)
-        return SAGE_SETERR(r, "service '%s': cannot open its registry entry", name);
-    if (!valid(reg)) {
-        munmap(reg, sizeof *reg);
-        /* an entry being created looks like this for a few microseconds */
+    if (r == SAGE_OK && !valid(reg)) {
+        unmap_entry(reg);
+        r = SAGE_EUNAVAILABLE;
+    }
+    /* an entry being created looks like this for a few microseconds */
+    if (r == SAGE_EUNAVAILABLE)
         return SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s' is starting or its entry is corrupt",
                            name);
-    }
+    if (r != SAGE_OK)
+        return SAGE_SETERR(r, "service '%s': cannot open its registry entry", name);
     *regp = reg;
     return SAGE_OK;
 }
@@ -197,7 +233,7 @@ sage_err sage__reg_open(struct sage__reg **regp, const char *ns, const char *nam
 void sage__reg_close(struct sage__reg *reg)
 {
     if (reg)
-        munmap(reg, sizeof *reg);
+        unmap_entry(reg);
 }
 
 void sage__reg_set_drop(struct sage__reg *reg, const char *why)
@@ -243,7 +279,6 @@ void sage__reg_status(const struct sage__reg *reg, uint64_t queue_depth, sage_st
         st->state = SAGE_STATE_FAILED;
         st->uptime_s = hb > reg->started_ns ? (hb - reg->started_ns) / 1e9 : 0;
     }
-    st->requests = atomic_load_explicit(&reg->requests, memory_order_relaxed);
     st->errors = atomic_load_explicit(&reg->errors, memory_order_relaxed);
     st->in_flight = atomic_load_explicit(&reg->in_flight, memory_order_relaxed);
     st->queue_depth = queue_depth;
@@ -254,6 +289,7 @@ void sage__reg_status(const struct sage__reg *reg, uint64_t queue_depth, sage_st
     st->latency_p99_us = sage__hist_quantile(&reg->lat, 0.99);
     sage__hist_cumulative(&reg->lat, sage_latency_bounds, SAGE_LATENCY_BUCKETS, st->latency.le,
                           &st->latency.count);
+    st->requests = st->latency.count; /* every call served is in the histogram */
     st->latency.sum_s = atomic_load_explicit(&reg->lat_sum_ns, memory_order_relaxed) / 1e9;
     st->last_activity_ns = atomic_load_explicit(&reg->last_activity_ns, memory_order_relaxed);
     st->heartbeat_ns = atomic_load_explicit(&reg->heartbeat_ns, memory_order_relaxed);
@@ -268,12 +304,12 @@ void sage__reg_status(const struct sage__reg *reg, uint64_t queue_depth, sage_st
         const struct sage__reg_method *m = &reg->methods[i];
 
         snprintf(st->methods[i].name, sizeof st->methods[i].name, "%.*s", SAGE_NAME_MAX, m->name);
-        st->methods[i].requests = atomic_load_explicit(&m->requests, memory_order_relaxed);
         st->methods[i].errors = atomic_load_explicit(&m->errors, memory_order_relaxed);
         st->methods[i].latency_p50_us = sage__hist_quantile(&m->lat, 0.50);
         st->methods[i].latency_p99_us = sage__hist_quantile(&m->lat, 0.99);
         sage__hist_cumulative(&m->lat, sage_latency_bounds, SAGE_LATENCY_BUCKETS,
                               st->methods[i].latency.le, &st->methods[i].latency.count);
+        st->methods[i].requests = st->methods[i].latency.count;
         st->methods[i].latency.sum_s = atomic_load_explicit(&m->lat_sum_ns, memory_order_relaxed) / 1e9;
     }
 }

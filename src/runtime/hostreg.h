@@ -20,9 +20,10 @@
 #define SAGE__REG_VERSION 1u
 #define SAGE__REG_METHODS 32
 
+/* Calls served are not counted apart: each adds one to its latency
+ * histograms, whose totals are the request counts. */
 struct sage__reg_method {
     char name[72];
-    _Atomic uint64_t requests;
     _Atomic uint64_t errors;
     _Atomic uint64_t lat_sum_ns;
     struct sage__hist lat;
@@ -51,7 +52,6 @@ struct sage__reg {
     _Atomic uint32_t state; /* sage_state */
     _Atomic int64_t heartbeat_ns;
     _Atomic int64_t last_activity_ns;
-    _Atomic uint64_t requests;
     _Atomic uint64_t errors;
     _Atomic uint64_t in_flight;
     _Atomic uint64_t expired;
@@ -72,6 +72,11 @@ struct sage__reg {
  * mapped into *regp; unmap with sage__reg_destroy.
  */
 sage_err sage__reg_create(struct sage__reg **regp, const char *ns, const char *name);
+
+/* sage__reg_remove_stale removes ns/name's entry and its request queue if
+ * the entry's owner is dead (under the registry lock: never an entry that
+ * a new owner has just taken over). */
+void sage__reg_remove_stale(const char *ns, const char *name);
 
 /* sage__reg_publish makes a created entry visible to readers: call it once
  * every identity field is written (release ordering on magic). */

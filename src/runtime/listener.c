@@ -50,19 +50,12 @@ static void dispatch(struct sage_task *t, struct sage_call *c)
         sage__call_run(c); /* no thread to be had: serve it here rather than drop it */
 }
 
-static void request(struct sage_task *t, const void *data, size_t len, bool sync);
+/* What becomes of a decoded request: the listener collects a batch and
+ * dispatches it after the drain; a transport thread dispatches it at once,
+ * or (durable delivery) serves it itself, to the end. */
+enum serve { SERVE_BATCH, SERVE_DISPATCH, SERVE_HERE };
 
-void sage__task_request(struct sage_task *t, const void *data, size_t len)
-{
-    request(t, data, len, false);
-}
-
-void sage__task_request_sync(struct sage_task *t, const void *data, size_t len)
-{
-    request(t, data, len, true);
-}
-
-static void request(struct sage_task *t, const void *data, size_t len, bool sync)
+static void request(struct sage_task *t, const void *data, size_t len, enum serve how)
 {
     struct sage_call *c = sage__call_get(t);
     sage_err r;
@@ -112,26 +105,38 @@ static void request(struct sage_task *t, const void *data, size_t len, bool sync
         c->deadline_ns = -1;
     }
     c->method = sage__method_find(t, c->req.method, c->req.method_len);
-    if (sync) { /* served here, to the end */
+    switch (how) {
+    case SERVE_HERE:
         atomic_fetch_add_explicit(&t->running, 1, memory_order_acq_rel);
         sage__call_run(c);
-        return;
-    }
-    if (t->batching) { /* the listener dispatches after the batch */
+        break;
+    case SERVE_BATCH:
         c->next = NULL;
         if (t->batch_tail)
             t->batch_tail->next = c;
         else
             t->batch_head = c;
         t->batch_tail = c;
-        return;
+        break;
+    case SERVE_DISPATCH:
+        dispatch(t, c);
+        break;
     }
-    dispatch(t, c);
+}
+
+void sage__task_request(struct sage_task *t, const void *data, size_t len)
+{
+    request(t, data, len, SERVE_DISPATCH);
+}
+
+void sage__task_request_sync(struct sage_task *t, const void *data, size_t len)
+{
+    request(t, data, len, SERVE_HERE);
 }
 
 static void on_request(void *arg, const void *data, size_t len)
 {
-    sage__task_request(arg, data, len);
+    request(arg, data, len, SERVE_BATCH); /* the listener's drain */
 }
 
 static void dispatch_batch(struct sage_task *t)
@@ -191,7 +196,6 @@ static void *listener_main(void *arg)
 {
     struct sage_task *t = arg;
 
-    t->batching = true;
     for (;;) {
         size_t n = 0, room;
         sage_err r;
@@ -223,7 +227,6 @@ static void *listener_main(void *arg)
         atomic_store_explicit(&t->state, SAGE_STATE_FAILED, memory_order_release);
         break;
     }
-    t->batching = false;
     return NULL;
 }
 

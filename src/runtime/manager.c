@@ -111,18 +111,21 @@ static void fail(struct sage_future *f, sage_err err, const char *msg)
     sage__fut_complete(f, err, msg);
 }
 
+/* fail_arg: the pending calls a lost connection takes with it: those sent
+ * through the connection with that serial, or (serial 0, which no
+ * connection has) every call sent over the cluster */
 struct fail_arg {
     uint64_t serial;
     sage_err err;
     const char *why;
 };
 
-static void fail_if_conn(struct sage_future *f, void *arg)
+static void fail_if_through(struct sage_future *f, void *arg)
 {
     struct fail_arg *a = arg;
 
     if ((atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) == FS_PENDING &&
-        f->conn_serial == a->serial && !f->retry_wait)
+        !f->retry_wait && (a->serial ? f->conn_serial == a->serial : f->remote))
         fail(f, a->err, a->why);
 }
 
@@ -130,23 +133,25 @@ void sage__mgr_fail_conn(sage_manager *m, uint64_t serial, sage_err err, const c
 {
     struct fail_arg a = {serial, err, why};
 
-    sage__fut_foreach(m, fail_if_conn, &a);
-}
-
-static void fail_if_remote(struct sage_future *f, void *arg)
-{
-    struct fail_arg *a = arg;
-
-    if ((atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) == FS_PENDING &&
-        f->remote && !f->retry_wait)
-        fail(f, a->err, a->why);
+    sage__fut_foreach(m, fail_if_through, &a);
 }
 
 void sage__mgr_fail_remote(sage_manager *m, sage_err err, const char *why)
 {
-    struct fail_arg a = {0, err, why};
+    sage__mgr_fail_conn(m, 0, err, why);
+}
 
-    sage__fut_foreach(m, fail_if_remote, &a);
+/* drop_dead: a send found c dead (sage__conn_transmit). Its sender has
+ * settled its own call; now c leaves the cache, so the next call resolves
+ * afresh, and its other pending calls fail or retry. Keeps the sender's
+ * detail, which callbacks run by the kill could overwrite. */
+static void drop_dead(sage_manager *m, struct sage__conn *c)
+{
+    char why[256];
+
+    snprintf(why, sizeof why, "%s", sage_errdetail());
+    sage__conn_kill(m, c, SAGE_EUNAVAILABLE, why);
+    SAGE_SETERR(SAGE_EUNAVAILABLE, "%s", why);
 }
 
 /* resend: a timer's thread sends f's next attempt. f is claimed. f goes
@@ -162,6 +167,7 @@ static void resend(struct sage_future *f)
     uint64_t id = f->id;
     size_t len = f->req_len;
     void *copy;
+    bool dead = false;
     sage_err r;
 
     f->retry_wait = false;
@@ -183,21 +189,18 @@ static void resend(struct sage_future *f)
         sage__timers_add(m->timers, f->index, (uint32_t)(id >> 32), f->attempt,
                          f->attempt_deadline_ns, span);
     }
+    if (!c->remote) /* a fresh send time, so the service counts this attempt's wait */
+        sage__wire_req_restamp(copy, len, (uint64_t)now);
     atomic_store_explicit(&f->state, FS_PENDING | (atomic_load(&f->state) & FS_WAITERS),
                           memory_order_release);
-    if (c->remote) {
-        r = sage__cluster_send(m, c, copy, len);
-    } else {
-        /* a fresh send time, so the service counts this attempt's wait */
-        sage__wire_req_restamp(copy, len, (uint64_t)now);
-        r = sage_queue_send(c->lep ? c->lep->q : c->q, copy, len, 0);
-        if (r == SAGE_ECLOSED)
-            r = SAGE_EUNAVAILABLE;
-    }
-    sage__conn_put(m, c);
+    /* no wait for room: this is the response thread */
+    r = sage__conn_transmit(m, c, copy, len, 0, &dead);
     free(copy);
     if (r != SAGE_OK) /* unless its deadline timer or an answer got there first */
         sage__mgr_fail_id(m, id, r, sage_errdetail());
+    if (dead)
+        drop_dead(m, c);
+    sage__conn_put(m, c);
 }
 
 static void on_timer(void *arg, uint32_t index, uint32_t gen, uint32_t attempt)
@@ -276,13 +279,24 @@ static void on_response(void *arg, const void *data, size_t len)
     sage__mgr_on_response(arg, data, len);
 }
 
+/* pending: calls made and not yet completed. Derived, not counted: every
+ * call is counted made before it is published and completed at most once,
+ * so the difference is exact but for calls in flight between the loads. */
+static uint64_t pending(sage_manager *m)
+{
+    uint64_t done = atomic_load_explicit(&m->n_completed, memory_order_acquire);
+    uint64_t made = atomic_load_explicit(&m->n_calls, memory_order_acquire);
+
+    return made > done ? made - done : 0;
+}
+
 static void housekeeping(sage_manager *m, int64_t *last_house)
 {
     int64_t now = sage__now_ns();
 
     sage__timers_expire(m->timers, now, on_timer, m);
     if (now - *last_house >= (int64_t)HOUSEKEEPING_MS * 1000000) {
-        sage__timers_trim(m->timers, atomic_load_explicit(&m->n_pending, memory_order_relaxed));
+        sage__timers_trim(m->timers, pending(m));
         sage__conn_sweep(m, now);
         *last_house = now;
     }
@@ -556,6 +570,8 @@ static sage_err start(sage_manager *m, const char *service, const char *method,
     struct sage_future *f = NULL;
     int64_t now = sage__now_ns(), span = -1;
     char reply[160];
+    size_t service_len;
+    bool dead, owned;
     sage__req req;
     sage_err r;
 
@@ -575,11 +591,8 @@ static sage_err start(sage_manager *m, const char *service, const char *method,
         sage__conn_put(m, c);
         return r;
     }
-    {
-        size_t sl = strlen(service); /* checked: at most 64 bytes */
-
-        memcpy(f->service, service, sl + 1);
-    }
+    service_len = strlen(service); /* checked by conn_get: at most 64 bytes */
+    memcpy(f->service, service, service_len + 1);
     f->dest = dest;
     f->remote = c->remote != NULL;
     f->conn_serial = c->serial;
@@ -594,7 +607,7 @@ static sage_err start(sage_manager *m, const char *service, const char *method,
     memset(&req, 0, sizeof req);
     req.id = f->id;
     req.service = service;
-    req.service_len = strlen(service);
+    req.service_len = service_len;
     req.method = method;
     req.method_len = strlen(method);
     req.args = sage_array(args, nargs);
@@ -607,7 +620,7 @@ static sage_err start(sage_manager *m, const char *service, const char *method,
     req.timeout_ms = span > 0 ? (uint32_t)((span + 999999) / 1000000) : 0;
     req.flags = f->idempotent ? SAGE__REQ_IDEMPOTENT : 0;
     req.sent_ns = (uint64_t)now; /* lets a same-host service count queue waits */
-    atomic_fetch_add_explicit(&m->n_pending, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->n_calls, 1, memory_order_relaxed);
     /* publish: the response thread may see the answer before send returns */
     atomic_store_explicit(&f->state, FS_PENDING, memory_order_release);
     if ((timer || f->retries_left) && f->attempt_deadline_ns >= 0) {
@@ -619,28 +632,29 @@ static sage_err start(sage_manager *m, const char *service, const char *method,
             sage_queue_send(m->rq, "", 0, 0);
     }
     r = sage__conn_send(m, c, &req, f->deadline_ns, f->retries_left ? &f->req_bytes : NULL,
-                        &f->req_len, f->arena);
-    sage__conn_put(m, c);
-    atomic_fetch_add_explicit(&m->n_calls, 1, memory_order_relaxed);
-    if (r != SAGE_OK) {
-        bool owned = sage__fut_claim(f);
-
-        if (owned && f->req_bytes && schedule_retry(f, r)) {
-            *fp = f; /* the next attempt follows after its backoff */
-            return SAGE_OK;
-        }
+                        &f->req_len, f->arena, &dead);
+    if (r == SAGE_OK) {
+        sage__conn_put(m, c);
+        *fp = f;
+        return SAGE_OK;
+    }
+    owned = sage__fut_claim(f);
+    if (owned && f->req_bytes && schedule_retry(f, r)) {
+        *fp = f; /* the next attempt follows after its backoff */
+        r = SAGE_OK;
+    } else {
         /* not sent: no future, no callback (the async contract) */
         if (owned)
-            atomic_fetch_sub_explicit(&m->n_pending, 1, memory_order_relaxed);
-        else
-            while (!sage_future_done(f)) /* a timer beat us to it */
+            atomic_fetch_sub_explicit(&m->n_calls, 1, memory_order_relaxed); /* never made */
+        else /* its deadline or its service's death beat us to it: made and completed */
+            while (!sage_future_done(f))
                 sage_future_wait(f, -1);
         sage__fut_release(f);
-        atomic_fetch_sub_explicit(&m->n_calls, 1, memory_order_relaxed);
-        return r; /* the detail is conn_send's */
     }
-    *fp = f;
-    return SAGE_OK;
+    if (dead) /* only now: its kill would otherwise fail (or retry) f too */
+        drop_dead(m, c);
+    sage__conn_put(m, c);
+    return r; /* the detail is conn_send's */
 }
 
 sage_err sage_manager_call_async(sage_manager *m, const char *service, const char *method,
@@ -746,7 +760,7 @@ sage_err sage_manager_stats_read(sage_manager *m, sage_manager_stats *st)
     st->retries = atomic_load(&m->n_retries);
     st->late = atomic_load(&m->n_late);
     st->malformed = atomic_load(&m->n_malformed);
-    st->pending = atomic_load(&m->n_pending);
+    st->pending = pending(m);
     pthread_mutex_lock(&m->conn_lock);
     for (c = m->conns; c; c = c->next)
         st->connections++;

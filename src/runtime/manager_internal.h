@@ -119,13 +119,12 @@ struct sage_manager {
     struct sage__conn *conns;
     uint64_t conn_serial;
     int64_t last_sweep_ns;
-    int epfd;   /* watch thread: pidfds of serving processes */
+    int epfd;   /* watch thread: pidfds of serving processes; -1: no thread */
     int wakefd; /* eventfd that stops the watch thread */
     pthread_t watch_thread;
-    bool watching;
 
-    _Atomic uint64_t n_calls, n_completed, n_errors, n_timeouts, n_retries, n_late, n_malformed,
-        n_pending;
+    /* figures; calls pending are n_calls - n_completed (manager.c, pending) */
+    _Atomic uint64_t n_calls, n_completed, n_errors, n_timeouts, n_retries, n_late, n_malformed;
 };
 
 /* ---- pending.c: the future table */
@@ -179,10 +178,19 @@ void sage__conn_kill(sage_manager *m, struct sage__conn *c, sage_err err, const 
 /* sage__conn_sweep closes connections idle past idle_close. */
 void sage__conn_sweep(sage_manager *m, int64_t now);
 void sage__conn_free_all(sage_manager *m);
-/* sage__conn_send sends an encoded request through c. */
+/* sage__conn_transmit sends encoded bytes through c, waiting up to
+ * timeout_ms for room. *deadp says whether the failure shows c dead (its
+ * service stopped or its process died: SAGE_EUNAVAILABLE); the caller then
+ * settles its own call first and kills c after, so that the kill's sweep of
+ * c's pending calls does not also fail (or retry) that call. */
+sage_err sage__conn_transmit(sage_manager *m, struct sage__conn *c, const void *data, size_t len,
+                             int timeout_ms, bool *deadp);
+/* sage__conn_send encodes req (stamped with sent_ns just now) and transmits
+ * it, waiting for room up to c's queue_timeout or deadline_ns; with copyp,
+ * keeps a copy of the bytes in copy_arena for retries. *deadp as above. */
 sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req *req,
                          int64_t deadline_ns, const void **copyp, size_t *lenp,
-                         sage_arena *copy_arena);
+                         sage_arena *copy_arena, bool *deadp);
 
 /* ---- watch.c: the owner-death watcher */
 sage_err sage__watch_add(sage_manager *m, struct sage__conn *c);

@@ -7,6 +7,7 @@
 
 #include "base/err_internal.h"
 #include "platform/proc.h"
+#include "sage/task.h"
 
 sage_err sage__check_name(const char *name, const char *what, int allow_dot)
 {
@@ -15,9 +16,9 @@ sage_err sage__check_name(const char *name, const char *what, int allow_dot)
     if (name == NULL || name[0] == '\0')
         return SAGE_SETERR(SAGE_EINVAL, "%s name is empty", what);
     n = strlen(name);
-    if (n > 64)
-        return SAGE_SETERR(SAGE_EINVAL, "%s name '%.20s...' is %zu bytes, at most 64 allowed", what,
-                           name, n);
+    if (n > SAGE_NAME_MAX)
+        return SAGE_SETERR(SAGE_EINVAL, "%s name '%.20s...' is %zu bytes, at most %d allowed",
+                           what, name, n, SAGE_NAME_MAX);
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
 

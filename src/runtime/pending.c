@@ -122,8 +122,10 @@ sage_err sage__fut_alloc(sage_manager *m, struct sage_future **fp)
 
 void sage__fut_release(struct sage_future *f)
 {
-    /* a new generation: answers to this use no longer find the slot */
-    atomic_fetch_add_explicit(&f->gen, 1, memory_order_relaxed);
+    /* a new generation: answers to this use no longer find the slot. Only
+     * the slot's holder writes gen, so no read-modify-write is needed. */
+    atomic_store_explicit(&f->gen, atomic_load_explicit(&f->gen, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     atomic_store_explicit(&f->state, FS_FREE, memory_order_release);
     sage_arena_reset(f->arena);
     push(f->m, f);

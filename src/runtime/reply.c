@@ -182,8 +182,8 @@ static void release(struct sage__replies *r, struct rentry *e, bool dead)
     put(r, e, true);
 }
 
-/* send_resp claims room for resp in q, encodes it there and commits. */
-static sage_err send_resp(struct sage_call *c, sage_queue *q, const sage__resp *resp)
+/* put_resp claims room for resp in q, encodes it there and commits. */
+static sage_err put_resp(struct sage_call *c, sage_queue *q, const sage__resp *resp)
 {
     size_t size = sage__wire_resp_size(resp), len;
     void *buf;
@@ -200,51 +200,72 @@ static sage_err send_resp(struct sage_call *c, sage_queue *q, const sage__resp *
     return sage_queue_commit(q, buf);
 }
 
-void sage__reply_send_bytes(struct sage_call *c, const void *bytes, size_t len)
+/* send_resp sends resp through put_resp; an answer that does not fit the
+ * caller's queue is replaced by an error that says so */
+static sage_err send_resp(struct sage_call *c, sage_queue *q, const sage__resp *resp)
 {
-    struct sage_task *t = c->task;
-    struct rentry *e;
-    sage_err r = SAGE_OK;
+    sage_err r = put_resp(c, q, resp);
 
-    if (t->cluster) {
-        sage__cluster_reply_bytes(c, bytes, len);
-        return;
+    if (r == SAGE_EMSGSIZE) {
+        sage__resp small = *resp;
+        char msg[200];
+
+        snprintf(msg, sizeof msg, "the answer of '%s' is %zu bytes, more than the caller accepts",
+                 c->method_name, sage__wire_resp_size(resp));
+        small.ok = false;
+        small.result = sage_nil();
+        small.err_code = SAGE_EMSGSIZE;
+        small.err_msg = msg;
+        small.err_msg_len = strlen(msg);
+        r = put_resp(c, q, &small);
     }
-    e = acquire(t->replies, c->reply_to, &r);
-    if (e == NULL)
-        return;
-    r = sage_queue_send(e->q, bytes, len, REPLY_WAIT_MS);
-    release(t->replies, e, r == SAGE_ECLOSED || r == SAGE_EUNAVAILABLE || r == SAGE_EPROTO);
+    return r;
 }
 
-void sage__reply_send(struct sage_call *c)
+/* deliver sends c's answer to its caller's queue: resp, encoded straight
+ * into the queue, or (resp NULL) bytes already encoded. A failure is
+ * recorded as a drop; a queue that failed for good leaves the cache. */
+static void deliver(struct sage_call *c, const sage__resp *resp, const void *bytes, size_t len)
 {
     struct sage_task *t = c->task;
-    sage__resp resp;
     struct rentry *e;
     sage_err r = SAGE_OK;
 
-    if (c->reply_to == NULL || c->reply_to[0] == '\0')
-        return; /* a one-way call: nobody waits */
-    if (t->cluster) { /* the caller waits on its NATS inbox */
-        memset(&resp, 0, sizeof resp);
-        resp.id = c->req.id;
-        resp.ok = c->status == SAGE_OK;
-        resp.result = resp.ok ? c->result : sage_nil();
-        resp.err_code = (int32_t)c->status;
-        if (!resp.ok) {
-            resp.err_msg = c->errmsg ? c->errmsg : sage_strerror(c->status);
-            resp.err_msg_len = strlen(resp.err_msg);
-        }
-        sage__cluster_reply(c, &resp);
-        return;
-    }
     e = acquire(t->replies, c->reply_to, &r);
     if (e == NULL) {
         sage__task_drop(t, "answer to '%s' dropped: cannot open its queue: %s", c->reply_to,
                         sage_errdetail());
         return;
     }
+    r = resp ? send_resp(c, e->q, resp) : sage_queue_send(e->q, bytes, len, REPLY_WAIT_MS);
+    if (r != SAGE_OK)
+        sage__task_drop(t, "answer to '%s' (id %llu) dropped: %s", c->reply_to,
+                        (unsigned long long)c->req.id, sage_errdetail());
+    release(t->replies, e, r == SAGE_ECLOSED || r == SAGE_EUNAVAILABLE || r == SAGE_EPROTO);
+}
+
+/* one_way: nobody waits for this call's answer */
+static bool one_way(const struct sage_call *c)
+{
+    return c->reply_to == NULL || c->reply_to[0] == '\0';
+}
+
+void sage__reply_send_bytes(struct sage_call *c, const void *bytes, size_t len)
+{
+    if (one_way(c))
+        return;
+    if (c->task->cluster)
+        sage__cluster_reply_bytes(c, bytes, len);
+    else
+        deliver(c, NULL, bytes, len);
+}
+
+void sage__reply_send(struct sage_call *c)
+{
+    sage__resp resp;
+
+    if (one_way(c))
+        return;
     memset(&resp, 0, sizeof resp);
     resp.id = c->req.id;
     resp.ok = c->status == SAGE_OK;
@@ -254,22 +275,8 @@ void sage__reply_send(struct sage_call *c)
         resp.err_msg = c->errmsg ? c->errmsg : sage_strerror(c->status);
         resp.err_msg_len = strlen(resp.err_msg);
     }
-    r = send_resp(c, e->q, &resp);
-    if (r == SAGE_EMSGSIZE) {
-        /* the answer does not fit the caller's queue: tell it so instead */
-        char msg[200];
-
-        snprintf(msg, sizeof msg, "the answer of '%s' is %zu bytes, more than the caller accepts",
-                 c->method_name, sage__wire_resp_size(&resp));
-        resp.ok = false;
-        resp.result = sage_nil();
-        resp.err_code = SAGE_EMSGSIZE;
-        resp.err_msg = msg;
-        resp.err_msg_len = strlen(msg);
-        r = send_resp(c, e->q, &resp);
-    }
-    if (r != SAGE_OK)
-        sage__task_drop(t, "answer to '%s' (id %llu) dropped: %s", c->reply_to,
-                        (unsigned long long)c->req.id, sage_errdetail());
-    release(t->replies, e, r == SAGE_ECLOSED || r == SAGE_EUNAVAILABLE || r == SAGE_EPROTO);
+    if (c->task->cluster) /* the caller waits on its NATS inbox */
+        sage__cluster_reply(c, &resp);
+    else
+        deliver(c, &resp, NULL, 0);
 }

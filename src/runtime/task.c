@@ -276,19 +276,18 @@ static sage_err open_registry(struct sage_task *t)
 /* close_registry leaves the registry; a shm entry's figures move to the heap */
 static void close_registry(struct sage_task *t)
 {
+    struct sage__reg *copy;
+
     if (t->reg == NULL || t->reg_heap)
         return;
-    {
-        struct sage__reg *copy = malloc(sizeof *copy);
-
-        if (copy)
-            memcpy(copy, t->reg, sizeof *copy); /* the entry is ours alone now */
-        for (size_t i = 0; i < t->nmethods; i++)
-            t->methods[i].stats = copy && i < SAGE__REG_METHODS ? &copy->methods[i] : NULL;
-        sage__reg_destroy(t->reg, t->ns, t->name);
-        t->reg = copy;
-        t->reg_heap = true;
-    }
+    copy = malloc(sizeof *copy);
+    if (copy)
+        memcpy(copy, t->reg, sizeof *copy); /* the entry is ours alone now */
+    for (size_t i = 0; i < t->nmethods; i++)
+        t->methods[i].stats = copy && i < SAGE__REG_METHODS ? &copy->methods[i] : NULL;
+    sage__reg_destroy(t->reg, t->ns, t->name);
+    t->reg = copy;
+    t->reg_heap = true;
 }
 
 static sage_err open_queue(struct sage_task *t)
@@ -470,16 +469,15 @@ void sage_task_free(sage_task *t)
 sage_err sage_task_status(sage_task *t, sage_status *st)
 {
     sage_queue_stats qs;
-    uint64_t depth = 0;
+    bool have_qs;
 
     if (t == NULL || st == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_task_status: invalid argument");
     pthread_mutex_lock(&t->life);
-    if (t->rq && sage_queue_stats_read(t->rq, &qs) == SAGE_OK)
-        depth = qs.depth_msgs;
+    have_qs = t->rq && sage_queue_stats_read(t->rq, &qs) == SAGE_OK;
     if (t->reg) {
-        sage__reg_status(t->reg, depth, st);
-        if (t->rq && sage_queue_stats_read(t->rq, &qs) == SAGE_OK)
+        sage__reg_status(t->reg, have_qs ? qs.depth_msgs : 0, st);
+        if (have_qs)
             st->queue_full = qs.full_events;
     } else {
         memset(st, 0, sizeof *st);

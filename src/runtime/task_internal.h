@@ -51,7 +51,7 @@ struct sage_call {
     int64_t recv_ns;             /* monotonic */
     int64_t deadline_ns;         /* monotonic; -1: none */
     sage_err status;
-    char *errmsg; /* in arena; NULL: none */
+    const char *errmsg; /* in arena; NULL: none */
     sage_value result;
     int ran;      /* the method ran (for after_call hooks) */
     int64_t *mw_log_start; /* the logging middleware's start time */
@@ -90,11 +90,10 @@ struct sage_task {
     struct sage__replies *replies;
     struct sage__dedupe *dedupe; /* the service asked for it */
     int64_t last_heartbeat_ns;
-    bool batching;                  /* listener: collect, then dispatch */
     pthread_cond_t room;            /* a call finished: the listener may read */
     _Atomic int listener_waiting;
     _Atomic int draining;           /* stopping: answer what is queued */
-    struct sage_call *batch_head, *batch_tail;
+    struct sage_call *batch_head, *batch_tail; /* listener: collected, to dispatch */
 
     /* workers: a queue of calls, taken by up to max_workers threads */
     pthread_mutex_t wlock;
@@ -128,8 +127,7 @@ struct sage__method *sage__method_find(struct sage_task *t, const char *name, si
 sage_err sage__listener_start(struct sage_task *t);
 void sage__listener_join(struct sage_task *t);
 /* sage__task_request handles one request's bytes (decode, dispatch);
- * transports that do not use a sage_queue (NATS) call it too. reply_to may
- * override the envelope's (NATS inboxes). */
+ * transports that do not use a sage_queue (NATS) call it. */
 void sage__task_request(struct sage_task *t, const void *data, size_t len);
 
 /* sage__task_request_sync handles one request's bytes and returns once it

@@ -65,8 +65,11 @@ sage_err sage__watch_add(sage_manager *m, struct sage__conn *c)
     struct epoll_event ev;
     int fd;
 
+    /* the watch thread runs while epfd is open (-1: none, or it failed) */
     pthread_mutex_lock(&m->conn_lock);
-    if (!m->watching) {
+    if (m->epfd < 0) {
+        bool started = false;
+
         m->epfd = epoll_create1(EPOLL_CLOEXEC);
         m->wakefd = eventfd(0, EFD_CLOEXEC);
         if (m->epfd >= 0 && m->wakefd >= 0) {
@@ -74,10 +77,9 @@ sage_err sage__watch_add(sage_manager *m, struct sage__conn *c)
             ev.events = EPOLLIN;
             ev.data.u64 = 0;
             epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->wakefd, &ev);
-            if (pthread_create(&m->watch_thread, NULL, watch_main, m) == 0)
-                m->watching = true;
+            started = pthread_create(&m->watch_thread, NULL, watch_main, m) == 0;
         }
-        if (!m->watching) {
+        if (!started) {
             if (m->epfd >= 0)
                 close(m->epfd);
             if (m->wakefd >= 0)
@@ -98,7 +100,7 @@ sage_err sage__watch_add(sage_manager *m, struct sage__conn *c)
         return SAGE_SETERR(SAGE_EUNAVAILABLE, "process %d is gone", (int)c->pid);
     }
     c->pidfd = fd;
-    if (m->watching) {
+    if (m->epfd >= 0) {
         memset(&ev, 0, sizeof ev);
         ev.events = EPOLLIN;
         ev.data.u64 = c->serial;
@@ -111,12 +113,12 @@ void sage__watch_stop(sage_manager *m)
 {
     uint64_t one = 1;
 
-    if (!m->watching)
+    if (m->epfd < 0)
         return;
     if (write(m->wakefd, &one, sizeof one) != sizeof one)
         return; /* cannot happen with an eventfd; keep the thread */
     pthread_join(m->watch_thread, NULL);
     close(m->epfd);
     close(m->wakefd);
-    m->watching = false;
+    m->epfd = m->wakefd = -1;
 }

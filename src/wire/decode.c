@@ -1,16 +1,16 @@
 /*
  * decode.c - MessagePack bytes straight into sage_values, in one pass.
  *
- * Design notes. The structural rules are those of sage__wire_scan (scan.c),
- * applied element by element as the values are built, with the same
- * details: "owed" counts the elements declared and not yet started at every
- * level, and since each takes at least one byte, a header declaring more
- * than the bytes left can hold is refused the moment it is read, before
- * anything is allocated for it. Small arrays and maps are allocated right
- * after that check; an array or map of more than PROVE_OVER elements is
- * first walked to its end (skip_n on a copy of the cursor), so no lie costs
- * more than a few hundred bytes of arena, and "proven" remembers the walked
- * bytes so that arrays nested in them are not walked again.
+ * Design notes. The structural rules (docs/PROTOCOL.md, "Limits") are
+ * applied element by element as the values are built: "owed" counts the
+ * elements declared and not yet started at every level, and since each takes
+ * at least one byte, a header declaring more than the bytes left can hold is
+ * refused the moment it is read, before anything is allocated for it. Small
+ * arrays and maps are allocated right after that check; an array or map of
+ * more than PROVE_OVER elements is first walked to its end (skip_n on a copy
+ * of the cursor), so no lie costs more than a few hundred bytes of arena,
+ * and "proven" remembers the walked bytes so that arrays nested in them are
+ * not walked again.
  *
  * Errors come in three strengths. A broken structure sets mode FAILED: the
  * message is beyond reading, nothing more happens. A wrong field (type,
@@ -27,7 +27,7 @@
 #include <string.h>
 
 #include "base/err_internal.h"
-#include "wire/scan.h"
+#include "wire/wire.h"
 
 /* Arrays and maps of more elements than this (pairs count twice) are
  * walked before their items are allocated. */
@@ -69,8 +69,7 @@ static inline uint64_t be64(const unsigned char *p)
     return be32(p) << 32 | be32(p + 4);
 }
 
-/* family names the MessagePack family whose encoding starts with byte b,
- * in scan.c's words. */
+/* family names the MessagePack family whose encoding starts with byte b. */
 static const char *family(unsigned char b)
 {
     if (b <= 0x7f || b >= 0xe0 || (b >= 0xcc && b <= 0xd3))
@@ -212,7 +211,7 @@ static inline bool length(sage__dec *d, size_t left, size_t *hdr, uint64_t *n)
  * and declares n elements (pairs count twice), if they can fit. An empty
  * one opens no level, but may not sit deeper than the limit either: the
  * protocol counts every array and map, and so did msgpack-c's parse stack,
- * which refused an empty one at level 33 after sage__wire_scan let it by.
+ * which refused an empty one at level 33.
  */
 static inline bool open(sage__dec *d, size_t hdr, uint64_t n)
 {
@@ -234,7 +233,7 @@ static inline bool open(sage__dec *d, size_t hdr, uint64_t n)
 }
 
 /* skip_n checks and skips n elements at the current level, allocating
- * nothing: scan.c's walk, from the middle of a message. */
+ * nothing: the structural walk alone, from anywhere in a message. */
 static void skip_n(sage__dec *d, uint64_t n)
 {
     uint64_t outer[SAGE__WIRE_MAX_DEPTH]; /* elements still due at each level opened here */
@@ -301,6 +300,12 @@ void sage__dec_skip(sage__dec *d, uint64_t n)
 {
     if (d->mode != FAILED)
         skip_n(d, n);
+}
+
+void sage__dec_alone(sage__dec *d)
+{
+    d->owed = 1;
+    d->depth = 0;
 }
 
 /* prove walks the n elements just entered, on a copy of the cursor, before
@@ -598,7 +603,7 @@ static inline int read_int(const sage__dec *d, size_t *size, bool *neg, uint64_t
     return INT_OK;
 }
 
-/* head_uint reads one of the head's fields, with sage__wire_header's words. */
+/* head_uint reads one of the head's fields. */
 static sage_err head_uint(sage__dec *d, const char *field, uint64_t *out)
 {
     size_t size;

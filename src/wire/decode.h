@@ -46,13 +46,16 @@ typedef struct sage__dec {
 } sage__dec;
 
 /* sage__dec_init points d at the len bytes at buf (borrowed until the last
- * call on d), to be decoded into a; what starts every error detail. */
+ * call on d), to be decoded into a (NULL when only the head is read); what
+ * starts every error detail. */
 void sage__dec_init(sage__dec *d, const void *buf, size_t len, sage_arena *a, const char *what);
 
 /*
- * sage__dec_head reads the envelope's array header, version, kind and id,
- * exactly as sage__wire_header (scan.h) does and with the same errors:
- * SAGE_EVERSION for a version other than 1, SAGE_EPROTO for the rest. On
+ * sage__dec_head reads the envelope's array header, version, kind and id
+ * (any integer encoding): the array's element count to *countp, the kind to
+ * *kindp and the id to *idp. SAGE_EVERSION for a version other than 1,
+ * SAGE_EPROTO for anything else wrong (not an array, fewer than 3 elements,
+ * a field of the wrong type, truncation); the kind is not judged here. On
  * success the cursor is past the id.
  */
 sage_err sage__dec_head(sage__dec *d, uint32_t *countp, uint64_t *kindp, uint64_t *idp);
@@ -84,6 +87,15 @@ bool sage__dec_bool(sage__dec *d, const char *field, bool *b);
 /* sage__dec_skip checks and skips n elements of any type (the envelope's
  * extra elements), allocating nothing. */
 void sage__dec_skip(sage__dec *d, uint64_t n);
+
+/*
+ * sage__dec_alone makes the element at the cursor stand alone: bounded by
+ * the bytes left but not by the envelope's count, its nesting counted from
+ * itself. For salvage.c, which reads an envelope it cannot trust element by
+ * element: after sage__dec_head (and no sage__dec_body), call it before
+ * each element read or skipped.
+ */
+void sage__dec_alone(sage__dec *d);
 
 /*
  * sage__dec_fail records that a value just read is wrong for its field

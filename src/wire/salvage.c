@@ -1,82 +1,34 @@
 /* salvage.c - the id and reply-to of a broken request, read defensively. */
 #include "wire/salvage.h"
 
-#include <string.h>
-
-#include "wire/scan.h"
+#include "wire/decode.h"
 
 #define REPLY_TO 7 /* field index of reply_to in a request envelope */
 
-static uint64_t be(const unsigned char *p, size_t n)
-{
-    uint64_t v = 0;
-
-    for (size_t i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
-}
-
-/* array_header returns the size of the array header at p, 0 if not one */
-static size_t array_header(const unsigned char *p, size_t len)
-{
-    if (len >= 1 && (p[0] & 0xf0) == 0x90)
-        return 1;
-    if (len >= 3 && p[0] == 0xdc)
-        return 3;
-    if (len >= 5 && p[0] == 0xdd)
-        return 5;
-    return 0;
-}
-
+/* The decoder's cursor reads the head, then each field as if it stood
+ * alone: the envelope's count may be what is wrong with the request. */
 sage_err sage__wire_req_salvage(const void *buf, size_t len, sage_arena *a, sage__req *req)
 {
-    const unsigned char *p = buf;
+    sage__dec d;
     uint32_t count;
     uint64_t kind, id;
-    size_t off, hdr, slen, sh;
-    char *s;
+    const char *s;
+    size_t n;
 
-    if (sage__wire_header(buf, len, "request", &count, &kind, &id) != SAGE_OK ||
-        count <= REPLY_TO || kind != SAGE__WIRE_REQUEST)
+    sage__dec_init(&d, buf, len, a, "request");
+    if (sage__dec_head(&d, &count, &kind, &id) != SAGE_OK || count <= REPLY_TO ||
+        kind != SAGE__WIRE_REQUEST)
         return SAGE_EPROTO;
-    hdr = array_header(p, len);
-    if (hdr == 0)
-        return SAGE_EPROTO;
-    off = hdr;
-    for (int field = 0; field < REPLY_TO; field++) { /* skip version .. kwargs */
-        size_t used;
-
-        if (off >= len || sage__wire_scan(p + off, len - off, "request", &used) != SAGE_OK)
-            return SAGE_EPROTO;
-        off += used;
+    for (int field = 3; field < REPLY_TO; field++) { /* skip service .. kwargs */
+        sage__dec_alone(&d);
+        sage__dec_skip(&d, 1);
     }
-    if (off >= len)
-        return SAGE_EPROTO;
-    if ((p[off] & 0xe0) == 0xa0) {
-        slen = p[off] & 0x1f;
-        sh = 1;
-    } else if (p[off] == 0xd9 && len - off >= 2) {
-        slen = p[off + 1];
-        sh = 2;
-    } else if (p[off] == 0xda && len - off >= 3) {
-        slen = (size_t)be(p + off + 1, 2);
-        sh = 3;
-    } else if (p[off] == 0xdb && len - off >= 5) {
-        slen = (size_t)be(p + off + 1, 4);
-        sh = 5;
-    } else {
-        return SAGE_EPROTO;
-    }
-    if (slen > len - off - sh)
-        return SAGE_EPROTO;
-    s = sage_arena_alloc(a, slen + 1);
-    if (s == NULL)
-        return SAGE_ENOMEM;
-    memcpy(s, p + off + sh, slen);
-    s[slen] = '\0';
+    sage__dec_alone(&d);
+    if (!sage__dec_str(&d, "reply_to", &s, &n))
+        return d.err == SAGE_ENOMEM ? SAGE_ENOMEM : SAGE_EPROTO;
     req->id = id;
     req->reply_to = s;
-    req->reply_to_len = slen;
+    req->reply_to_len = n;
     return SAGE_OK;
 }
 
@@ -86,7 +38,7 @@ bool sage__wire_req_restamp(void *buf, size_t len, uint64_t sent_ns)
 
     /* sent_ns is the last element; a monotonic clock past 2^32 ns (4 s of
      * uptime) is always packed as uint64: 0xcf and 8 big-endian bytes */
-    if (len < 10 || p[len - 9] != 0xcf || (p[0] & 0x0f) != 11 || (p[0] & 0xf0) != 0x90)
+    if (len < 10 || p[0] != 0x9b /* fixarray of 11 */ || p[len - 9] != 0xcf)
         return false;
     for (int i = 0; i < 8; i++)
         p[len - 1 - i] = (unsigned char)(sent_ns >> (8 * i));

@@ -14,7 +14,6 @@
 
 #include "base/err_internal.h"
 #include "wire/decode.h"
-#include "wire/scan.h"
 #include "wire/wire.h"
 
 #define REQ_FIELDS 10
@@ -280,26 +279,40 @@ sage_err sage__wire_resp_encode(const sage__resp *r, void *buf, size_t cap, size
 
 /* ------------------------------------------------------------- decoding */
 
+/* envelope: what a decoder expects of the head, and the names of the
+ * fields a valid envelope has at least (need of them). */
+struct envelope {
+    const char *what; /* "request" or "response": starts every detail */
+    uint64_t kind;
+    uint32_t need;
+    const char *const *fields;
+};
+
 /*
- * begin reads an envelope's head and judges it in the protocol's order of
- * checks: the head itself, then the kind, then missing fields (the names of
- * all need of them in fields), then whether the declared elements can fit.
+ * begin checks a decoder's arguments (the arena a and the result out must
+ * not be NULL), points d at the len bytes at buf and reads the head of an
+ * envelope env, judging it in the protocol's order of checks: the head
+ * itself, then the kind, then missing fields, then whether the declared
+ * elements can fit.
  */
-static sage_err begin(sage__dec *d, const char *what, uint64_t want_kind, uint32_t need,
-                      const char *const *fields, uint32_t *countp, uint64_t *idp)
+static sage_err begin(sage__dec *d, const struct envelope *env, const void *buf, size_t len,
+                      sage_arena *a, const void *out, uint32_t *countp, uint64_t *idp)
 {
     uint64_t kind;
-    sage_err err = sage__dec_head(d, countp, &kind, idp);
+    sage_err err;
 
-    if (err)
+    if (a == NULL || out == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "%s: NULL arena or result", env->what);
+    sage__dec_init(d, buf, len, a, env->what);
+    if ((err = sage__dec_head(d, countp, &kind, idp)) != SAGE_OK)
         return err;
-    if (kind != want_kind)
+    if (kind != env->kind)
         return SAGE_SETERR(SAGE_EPROTO, "%s.kind: expected %" PRIu64 " (%s), got %" PRIu64,
-                           what, want_kind, what, kind);
-    if (*countp < need)
+                           env->what, env->kind, env->what, kind);
+    if (*countp < env->need)
         return SAGE_SETERR(SAGE_EPROTO, "%s.%s: missing (array of %" PRIu32 ", %" PRIu32
                                         " fields needed)",
-                           what, fields[*countp], *countp, need);
+                           env->what, env->fields[*countp], *countp, env->need);
     return sage__dec_body(d, *countp);
 }
 
@@ -325,6 +338,7 @@ static const char *const req_fields[REQ_FIELDS] = {
     "version", "kind",   "id",       "service",    "method",
     "args",    "kwargs", "reply_to", "timeout_ms", "flags",
 };
+static const struct envelope request = {"request", SAGE__WIRE_REQUEST, REQ_FIELDS, req_fields};
 
 /* get_req reads a request's fields after the head; the readers keep the
  * error to report (decode.h), so each field is read whatever came before. */
@@ -355,15 +369,10 @@ static sage_err get_req(sage__dec *d, uint32_t count, sage__req *q)
 sage_err sage__wire_req_decode(const void *buf, size_t len, sage_arena *a, sage__req *out)
 {
     sage__dec d;
-    sage__req q;
+    sage__req q = {0};
     uint32_t count;
-    sage_err err;
+    sage_err err = begin(&d, &request, buf, len, a, out, &count, &q.id);
 
-    if (a == NULL || out == NULL)
-        return SAGE_SETERR(SAGE_EINVAL, "request: NULL arena or result");
-    memset(&q, 0, sizeof q);
-    sage__dec_init(&d, buf, len, a, "request");
-    err = begin(&d, "request", SAGE__WIRE_REQUEST, REQ_FIELDS, req_fields, &count, &q.id);
     if (err == SAGE_OK)
         err = get_req(&d, count, &q);
     if (err == SAGE_OK)
@@ -374,6 +383,8 @@ sage_err sage__wire_req_decode(const void *buf, size_t len, sage_arena *a, sage_
 static const char *const resp_fields[RESP_FIELDS] = {
     "version", "kind", "id", "ok", "result", "err_code", "err_msg",
 };
+static const struct envelope response = {"response", SAGE__WIRE_RESPONSE, RESP_FIELDS,
+                                         resp_fields};
 
 /* get_code reads err_code, an int32 of any integer encoding. */
 static bool get_code(sage__dec *d, int32_t *out)
@@ -407,15 +418,10 @@ static sage_err get_resp(sage__dec *d, uint32_t count, sage__resp *p)
 sage_err sage__wire_resp_decode(const void *buf, size_t len, sage_arena *a, sage__resp *out)
 {
     sage__dec d;
-    sage__resp p;
+    sage__resp p = {0};
     uint32_t count;
-    sage_err err;
+    sage_err err = begin(&d, &response, buf, len, a, out, &count, &p.id);
 
-    if (a == NULL || out == NULL)
-        return SAGE_SETERR(SAGE_EINVAL, "response: NULL arena or result");
-    memset(&p, 0, sizeof p);
-    sage__dec_init(&d, buf, len, a, "response");
-    err = begin(&d, "response", SAGE__WIRE_RESPONSE, RESP_FIELDS, resp_fields, &count, &p.id);
     if (err == SAGE_OK)
         err = get_resp(&d, count, &p);
     if (err == SAGE_OK)
@@ -425,11 +431,13 @@ sage_err sage__wire_resp_decode(const void *buf, size_t len, sage_arena *a, sage
 
 sage_err sage__wire_peek(const void *buf, size_t len, int *kind, uint64_t *id)
 {
+    sage__dec d;
     uint32_t count;
     uint64_t k, i;
-    sage_err err = sage__wire_header(buf, len, "message", &count, &k, &i);
+    sage_err err;
 
-    if (err)
+    sage__dec_init(&d, buf, len, NULL, "message");
+    if ((err = sage__dec_head(&d, &count, &k, &i)) != SAGE_OK)
         return err;
     if (k != SAGE__WIRE_REQUEST && k != SAGE__WIRE_RESPONSE)
         return SAGE_SETERR(SAGE_EPROTO, "message.kind: unknown kind %" PRIu64, k);

@@ -34,6 +34,14 @@
 #define SAGE__REQ_IDEMPOTENT 0x1u /* flags: the caller may retry this request */
 
 /*
+ * Deepest nesting of arrays and maps in a message, the envelope array
+ * counting as 1 (so args is at 2). The decoder and the encoder both enforce
+ * it; it bounds the decoder's walk, and matches what other MessagePack
+ * implementations (msgpack-c's default parse stack) accept.
+ */
+#define SAGE__WIRE_MAX_DEPTH 32
+
+/*
  * sage__req: a request, as encoded or decoded. Strings are (pointer, length);
  * a NULL pointer with length 0 encodes as "". args must be an array and
  * kwargs a map with string keys; a nil args or kwargs encodes as empty.

@@ -1,0 +1,391 @@
+/*
+ * consume.c - the consumer side of the ring: take the role, consume in
+ * batches, give room back, wait for data.
+ *
+ * Design notes (shared ones, waking and fences: ring.h)
+ *
+ * One consumer per queue: one process (cons_pid, taken by CAS) and in it one
+ * thread at a time (q->consuming). The consumer reads record words in order
+ * from its own copy of head; a zero or INPROG word ends the batch. After the
+ * batch it zeroes the consumed bytes and then stores head with release
+ * ordering, so producers that acquire head see zeroed room (the "not yet
+ * written" state of a record). A record at head that stays uncommitted goes
+ * to recover.c; while its owner lives, the consumer sleeps in slices of
+ * LIVENESS_SLICE_NS to look again, so a producer killed mid-claim is
+ * detected within one slice.
+ */
+#include <string.h>
+
+#include "base/err_internal.h"
+#include "platform/barrier.h"
+#include "platform/futex.h"
+#include "platform/proc.h"
+#include "queue/ring.h"
+
+#define LIVENESS_SLICE_NS (5 * 1000 * 1000LL) /* re-examine a stuck claim's owner */
+
+static void wake_producers(sage_queue *q)
+{
+    struct sq_hdr *h = q->hdr;
+
+    atomic_thread_fence(memory_order_seq_cst); /* pairs with wait_space's fence */
+    if (atomic_load_explicit(&h->space_waiters, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&h->space_seq, 1, memory_order_release);
+        sage__futex_wake(&h->space_seq, -1, q->shared);
+        atomic_fetch_add_explicit(&h->wakeups, 1, memory_order_relaxed);
+    }
+}
+
+sage_err sage__sq_corrupt(sage_queue *q, uint64_t pos, uint64_t w, const char *why)
+{
+    atomic_store_explicit(&q->corrupt, 1, memory_order_relaxed);
+    return SAGE_SETERR(SAGE_EPROTO, "queue '%s': corrupt record at offset %llu (word %#llx): %s",
+                       q->name, (unsigned long long)(pos & q->mask), (unsigned long long)w, why);
+}
+
+static void zero_range(sage_queue *q, uint64_t from, uint64_t to, bool demote)
+{
+    uint64_t n = (to - from) & SQ_POS_MASK;
+    uint64_t idx = from & q->mask;
+    uint64_t first = n < q->cap - idx ? n : q->cap - idx;
+
+    memset(q->ring + idx, 0, first);
+    if (demote)
+        sage__cache_demote(q->ring + idx, first);
+    if (n > first) {
+        memset(q->ring, 0, n - first);
+        if (demote)
+            sage__cache_demote(q->ring, n - first);
+    }
+}
+
+/* release zeroes and gives back the room from head0 (where the batch
+ * started) to the consumer's head, at the end of every batch that moved. */
+static void release(sage_queue *q, uint64_t head0)
+{
+    /*
+     * Zeroed lines are the producers' next ones. When a batch held several
+     * small records the producer is streaming and stalls on taking those
+     * lines from our cache: demoting them to the shared cache level doubles
+     * its rate. A lone record (request/response) or large records (the
+     * producer is copying, not stalling) do better left where they are.
+     * Measured in bench/ (queue thr 64 B vs rtt and 4 KiB).
+     */
+    uint64_t recs = (sq_cnt(q->cons_head) - sq_cnt(head0)) & SQ_CNT_MASK;
+    uint64_t bytes = (sq_pos(q->cons_head) - sq_pos(head0)) & SQ_POS_MASK;
+
+    zero_range(q, sq_pos(head0), sq_pos(q->cons_head), recs >= 2 && bytes <= recs * 1024);
+    /* release: producers that acquire head see the zeroed room */
+    atomic_store_explicit(&q->hdr->head, q->cons_head, memory_order_release);
+    wake_producers(q);
+}
+
+/* batch consumes committed records from the consumer's head, handing
+ * messages to fn, up to max messages (0: all). */
+static sage_err batch(sage_queue *q, sage__sq_take_fn fn, void *arg, size_t max, size_t *np,
+                      bool *declined)
+{
+    struct sq_hdr *h = q->hdr;
+    uint64_t head0 = q->cons_head, start = sq_pos(head0), pos = start, cnt = sq_cnt(head0);
+    uint64_t bytes = 0, skipped = 0;
+    size_t n = 0;
+    sage_err r = SAGE_OK;
+
+    while (max == 0 || n < max) {
+        uint64_t idx = pos & q->mask, done = (pos - start) & SQ_POS_MASK;
+        struct sq_rec *rec = (struct sq_rec *)(q->ring + idx);
+        uint64_t w;
+        uint32_t tag, len;
+
+        /* A whole ring past the batch's start: the next word is a record
+         * consumed in this batch and not zeroed yet (producers may have
+         * filled the ring up to exactly here), so it must not be read. */
+        if (done == q->cap)
+            break;
+        w = atomic_load_explicit(&rec->word, memory_order_acquire);
+        tag = (uint32_t)(w >> 32);
+        len = (uint32_t)w;
+        if (!committed(w))
+            break;
+        if (done + sq_align8(len) > q->cap) {
+            r = sage__sq_corrupt(q, pos, w, "records run past a whole ring");
+            break;
+        }
+        if (tag == SQ_TAG_PAD) {
+            if (len != q->cap - idx) {
+                r = sage__sq_corrupt(q, pos, w, "padding does not end at the ring's end");
+                break;
+            }
+            pos += len;
+            continue;
+        }
+        /* a SKIP may cover a whole recovered claim, alignment included */
+        if (len < SQ_REC_HDR || idx + sq_align8(len) > q->cap ||
+            len - SQ_REC_HDR > (tag == SQ_TAG_SKIP ? sq_align8(q->max_msg + SQ_REC_HDR) - SQ_REC_HDR
+                                                   : q->max_msg)) {
+            r = sage__sq_corrupt(q, pos, w, "record length out of range");
+            break;
+        }
+        if (tag == SQ_TAG_MSG) {
+            if (fn(arg, rec + 1, len - SQ_REC_HDR) != 0) {
+                *declined = true; /* stays queued */
+                break;
+            }
+            n++;
+            bytes += len - SQ_REC_HDR;
+        } else if (tag == SQ_TAG_SKIP) {
+            skipped++;
+        } else {
+            r = sage__sq_corrupt(q, pos, w, "unknown record tag");
+            break;
+        }
+        pos += sq_align8(len);
+        cnt++;
+    }
+    if (pos != start) {
+        q->cons_head = sq_pack(pos, cnt);
+        bump(&h->msgs_out, n);
+        bump(&h->bytes_out, bytes);
+        if (skipped)
+            bump(&h->skipped, skipped);
+        release(q, head0);
+    }
+    *np = n;
+    return r;
+}
+
+/* is_empty tells whether nothing is claimed at the consumer's head. It reads
+ * tail, whose cache line producers write on every claim: only slow paths
+ * call it. */
+static bool is_empty(sage_queue *q)
+{
+    uint64_t pos = sq_pos(q->cons_head);
+
+    return atomic_load_explicit(&rec_at(q, pos)->word, memory_order_acquire) == 0 &&
+           sq_pos(atomic_load_explicit(&q->hdr->tail, memory_order_acquire)) == pos;
+}
+
+/*
+ * wait_data waits until the record at head may have changed, the deadline,
+ * or close. SAGE_OK means "consume again".
+ */
+static sage_err wait_data(sage_queue *q, int timeout_ms, int64_t *deadline)
+{
+    struct sq_hdr *h = q->hdr;
+    _Atomic uint64_t *word = &rec_at(q, sq_pos(q->cons_head))->word;
+    int64_t dl, until;
+    uint32_t seq;
+    bool empty;
+    int cpu;
+    sage_err r = SAGE_OK;
+
+    if (timeout_ms != 0) {
+        dl = deadline_of(timeout_ms, deadline);
+        cpu = sage__cpu();
+        if ((int)atomic_load_explicit(&h->cons_cpu, memory_order_relaxed) != cpu)
+            atomic_store_explicit(&h->cons_cpu, (uint32_t)cpu, memory_order_relaxed);
+        /* Before sleeping, for at most spin_ns: if the last producer runs on
+         * another CPU, spin on the head record alone (no other shared line is
+         * touched); if it shares our CPU, spinning would only delay it, so
+         * yield the CPU to it instead - staying runnable, so that it skips
+         * the wake-up and keeps going while it has messages to send. */
+        if (q->spin_ns > 0 && !closed(q)) {
+            bool same = q->ncpu == 1 ||
+                        (int)atomic_load_explicit(&h->last_prod_cpu, memory_order_relaxed) == cpu;
+            int64_t spin_end = sage__now_ns() + q->spin_ns;
+            unsigned idle = 0;
+
+            if (dl >= 0 && dl < spin_end)
+                spin_end = dl;
+            for (unsigned i = 1;; i++) {
+                if (committed(atomic_load_explicit(word, memory_order_acquire)))
+                    return SAGE_OK;
+                if (spin_step(same, i, spin_end, &idle))
+                    break;
+            }
+        }
+    }
+
+    empty = is_empty(q);
+    if (empty && closed(q))
+        return SAGE_SETERR(SAGE_ECLOSED, "queue '%s' is closed", q->name);
+    if (!empty) {
+        switch (sage__sq_recover(q, &r)) {
+        case SQ_STUCK_RETRY:
+            return SAGE_OK;
+        case SQ_STUCK_FAIL:
+            return r;
+        case SQ_STUCK_WAIT:
+            break;
+        }
+    }
+    if (timeout_ms == 0)
+        return SAGE_SETERR(SAGE_ETIMEDOUT, "queue '%s': nothing to receive", q->name);
+    dl = deadline_of(timeout_ms, deadline);
+    if (expired(dl))
+        return SAGE_SETERR(SAGE_ETIMEDOUT, "queue '%s': nothing received in %d ms", q->name,
+                           timeout_ms);
+
+    seq = atomic_load_explicit(&h->data_seq, memory_order_acquire);
+    atomic_store_explicit(&h->cons_waiting, 1, memory_order_relaxed);
+    /* pairs with wake_consumer: a full fence on both sides, or the heavy
+     * side of the asymmetric barrier here */
+    if (!(q->cons_asym && sage__asym_heavy(q->shared)))
+        atomic_thread_fence(memory_order_seq_cst);
+    if (committed(atomic_load_explicit(word, memory_order_acquire)) || closed(q)) {
+        atomic_store_explicit(&h->cons_waiting, 0, memory_order_relaxed);
+        return SAGE_OK;
+    }
+    until = dl;
+    if (!empty || !q->cons_asym) {
+        /* a claim in flight: look at its owner again soon. Without the
+         * heavy barrier a producer that read cons_asym before this consumer
+         * took over may have skipped its fence: the slice bounds that too. */
+        int64_t slice = sage__now_ns() + LIVENESS_SLICE_NS;
+
+        if (until < 0 || slice < until)
+            until = slice;
+    }
+    r = sage__futex_wait(&h->data_seq, seq, until, q->shared);
+    atomic_store_explicit(&h->cons_waiting, 0, memory_order_relaxed);
+    if (r == SAGE_ESYS)
+        return SAGE_SETERR(SAGE_ESYS, "queue '%s': futex wait failed", q->name);
+    return SAGE_OK;
+}
+
+/* enter takes the consumer role for the calling thread. */
+static sage_err enter(sage_queue *q)
+{
+    struct sq_hdr *h = q->hdr;
+    uint32_t gen = sage__fork_gen();
+
+    if (atomic_exchange_explicit(&q->consuming, 1, memory_order_acquire))
+        return SAGE_SETERR(SAGE_EBUSY, "queue '%s': another thread is receiving", q->name);
+    if (atomic_load_explicit(&q->corrupt, memory_order_relaxed)) {
+        atomic_store_explicit(&q->consuming, 0, memory_order_release);
+        return SAGE_SETERR(SAGE_EPROTO, "queue '%s' is corrupt", q->name);
+    }
+    if (!q->is_consumer || q->cons_gen != gen) {
+        pid_t me = sage__pid();
+        int32_t cur = atomic_load_explicit(&h->cons_pid, memory_order_acquire);
+
+        if (cur != me) {
+            if (q->shared && cur != 0 && sage__pid_alive(cur)) {
+                atomic_store_explicit(&q->consuming, 0, memory_order_release);
+                return SAGE_SETERR(SAGE_EBUSY, "queue '%s' already has a consumer (pid %d)",
+                                   q->name, (int)cur);
+            }
+            if (!atomic_compare_exchange_strong_explicit(&h->cons_pid, &cur, me,
+                                                         memory_order_acq_rel,
+                                                         memory_order_acquire)) {
+                atomic_store_explicit(&q->consuming, 0, memory_order_release);
+                return SAGE_SETERR(SAGE_EBUSY, "queue '%s' already has a consumer (pid %d)",
+                                   q->name, (int)cur);
+            }
+        }
+        q->cons_head = atomic_load_explicit(&h->head, memory_order_acquire);
+        if (sq_pos(q->cons_head) & 7) {
+            atomic_store_explicit(&q->consuming, 0, memory_order_release);
+            return sage__sq_corrupt(q, q->cons_head, q->cons_head, "head misaligned");
+        }
+        q->cons_asym = sage__asym_heavy_ok(q->shared);
+        atomic_store_explicit(&h->cons_asym, q->cons_asym, memory_order_relaxed);
+        q->is_consumer = true;
+        q->cons_gen = gen;
+    }
+    return SAGE_OK;
+}
+
+sage_err sage__sq_consume(sage_queue *q, sage__sq_take_fn fn, void *arg, size_t max, int timeout_ms,
+                          size_t *countp)
+{
+    int64_t deadline = 0;
+    size_t n = 0;
+    bool declined = false;
+    sage_err r;
+
+    if (q == NULL || fn == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "receive: invalid argument");
+    r = enter(q);
+    if (r != SAGE_OK)
+        return r;
+    for (;;) {
+        r = batch(q, fn, arg, max, &n, &declined);
+        if (r != SAGE_OK || n > 0 || declined)
+            break;
+        r = wait_data(q, timeout_ms, &deadline);
+        if (r != SAGE_OK)
+            break;
+    }
+    atomic_store_explicit(&q->consuming, 0, memory_order_release);
+    if (countp)
+        *countp = n;
+    if (n > 0)
+        return SAGE_OK;
+    if (r == SAGE_OK && declined)
+        return SAGE_EMSGSIZE; /* the caller sets the detail */
+    return r;
+}
+
+struct drain_arg {
+    sage_queue_fn fn;
+    void *arg;
+};
+
+static int drain_take(void *arg, const void *data, size_t len)
+{
+    struct drain_arg *d = arg;
+
+    d->fn(d->arg, data, len);
+    return 0;
+}
+
+sage_err sage_queue_drain(sage_queue *q, sage_queue_fn fn, void *arg, size_t max, int timeout_ms,
+                          size_t *countp)
+{
+    struct drain_arg d = {fn, arg};
+
+    if (fn == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_queue_drain: fn is NULL");
+    return sage__sq_consume(q, drain_take, &d, max, timeout_ms, countp);
+}
+
+struct recv_arg {
+    void *buf;
+    size_t cap;
+    size_t len;
+    int too_small;
+};
+
+static int recv_take(void *arg, const void *data, size_t len)
+{
+    struct recv_arg *a = arg;
+
+    a->len = len;
+    if (len > a->cap) {
+        a->too_small = 1;
+        return 1;
+    }
+    if (len)
+        memcpy(a->buf, data, len);
+    return 0;
+}
+
+sage_err sage_queue_recv(sage_queue *q, void *buf, size_t cap, size_t *lenp, int timeout_ms)
+{
+    struct recv_arg a = {buf, cap, 0, 0};
+    size_t n = 0;
+    sage_err r;
+
+    if (lenp == NULL || (buf == NULL && cap > 0))
+        return SAGE_SETERR(SAGE_EINVAL, "sage_queue_recv: invalid argument");
+    r = sage__sq_consume(q, recv_take, &a, 1, timeout_ms, &n);
+    if (a.too_small && n == 0) {
+        *lenp = a.len;
+        return SAGE_SETERR(SAGE_EMSGSIZE, "queue '%s': message of %zu bytes, buffer holds %zu",
+                           sage_queue_name(q), a.len, cap);
+    }
+    if (r == SAGE_OK)
+        *lenp = a.len;
+    return r;
+}
