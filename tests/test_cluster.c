@@ -9,7 +9,7 @@
 #include "sage/cluster.h"
 #include "sage/manager.h"
 #include "testsvc.h"
-#include "cluster/natsio.h"
+#include "transport/natsio.h"
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>

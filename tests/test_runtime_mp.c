@@ -7,7 +7,7 @@
 
 #include "harness.h"
 #include "kv.h"
-#include "runtime/hostreg.h"
+#include "transport/shm_reg.h"
 #include "sage/manager.h"
 #include "sage/queue.h"
 #include "testsvc.h"

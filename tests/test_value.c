@@ -5,7 +5,7 @@
 
 #include "harness.h"
 #include "sage/value.h"
-#include "wire/arena.h"
+#include "value/arena.h"
 
 /* ASSERT_DETAIL: the thread's error detail is exactly want. */
 #define ASSERT_DETAIL(want) ASSERT_STREQ(sage_errdetail(), want)

@@ -5,7 +5,7 @@
 
 #include "harness.h"
 #include "sage/value.h"
-#include "wire/arena.h"
+#include "value/arena.h"
 #include "wire/salvage.h"
 #include "wire/wire.h"
 

@@ -2,7 +2,7 @@
 #ifndef SAGE_CLUSTER_INTERNAL_H
 #define SAGE_CLUSTER_INTERNAL_H
 
-#include "cluster/natsio.h"
+#include "transport/natsio.h"
 #include "runtime/manager_internal.h"
 #include "runtime/task_internal.h"
 #include "sage/cluster.h"

@@ -19,7 +19,7 @@
 
 #include "base/err_internal.h"
 #include "cluster/ops.h"
-#include "runtime/names.h"
+#include "transport/names.h"
 
 void sage_cluster_deploy_opts_init(sage_cluster_deploy_opts *o)
 {

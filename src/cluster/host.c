@@ -29,7 +29,7 @@
 #include "cluster/host.h"
 #include "platform/clock.h"
 #include "platform/proc.h"
-#include "runtime/names.h"
+#include "transport/names.h"
 
 #define MS 1000000LL
 

@@ -18,7 +18,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "cluster/natsio.h"
+#include "transport/natsio.h"
 #include "sage/cluster.h"
 
 #define SAGE__HOSTS_BUCKET "sagesvc_hosts"

@@ -15,7 +15,7 @@
 
 #include "base/err_internal.h"
 #include "cluster/ops.h"
-#include "runtime/names.h"
+#include "transport/names.h"
 
 struct gone {
     const char *deploy;

@@ -3,7 +3,7 @@
 #include "base/err_internal.h"
 #include "config/config_internal.h"
 #include "config/scalar.h"
-#include "wire/arena.h"
+#include "value/arena.h"
 
 /* copy_str copies n bytes of s into a as a NUL-terminated string value. */
 static sage_err copy_str(sage_arena *a, const char *s, size_t n, sage_value *out)

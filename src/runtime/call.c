@@ -23,7 +23,7 @@
 #include "platform/clock.h"
 #include "runtime/dedupe.h"
 #include "runtime/task_internal.h"
-#include "wire/arena.h"
+#include "value/arena.h"
 
 struct sage_call *sage__call_get(struct sage_task *t)
 {

@@ -23,9 +23,9 @@
 #include "base/err_internal.h"
 #include "platform/clock.h"
 #include "platform/proc.h"
-#include "runtime/hostreg.h"
+#include "transport/shm_reg.h"
 #include "runtime/manager_internal.h"
-#include "runtime/names.h"
+#include "transport/names.h"
 
 static void conn_free(struct sage__conn *c)
 {

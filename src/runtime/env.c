@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "base/err_internal.h"
-#include "runtime/names.h"
+#include "transport/names.h"
 #include "runtime/task_internal.h"
 
 struct entry {

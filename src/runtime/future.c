@@ -26,7 +26,7 @@
 #include "platform/futex.h"
 #include "platform/proc.h"
 #include "runtime/manager_internal.h"
-#include "wire/arena.h"
+#include "value/arena.h"
 
 #define SPIN_NS (50 * 1000)
 

@@ -42,7 +42,7 @@
 #include "platform/futex.h"
 #include "platform/proc.h"
 #include "runtime/manager_internal.h"
-#include "runtime/names.h"
+#include "transport/names.h"
 #include "wire/salvage.h"
 
 #define DEFAULT_MAX_RESPONSE (1u << 20)

@@ -21,7 +21,7 @@
 #include "platform/clock.h"
 #include "platform/proc.h"
 #include "runtime/dedupe.h"
-#include "runtime/names.h"
+#include "transport/names.h"
 #include "runtime/task_internal.h"
 #include "cluster/cluster_internal.h"
 

@@ -7,7 +7,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "runtime/hostreg.h"
+#include "transport/shm_reg.h"
 #include "sage/queue.h"
 #include "sage/task.h"
 #include "wire/wire.h"

@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "base/err_internal.h"
-#include "wire/arena.h"
+#include "value/arena.h"
 
 #define DEFAULT_CHUNK 4096u
 #define MIN_CHUNK 256u

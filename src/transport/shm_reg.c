@@ -17,7 +17,7 @@
  * - Entries are mapped through platform/shm.h, so a process that serves
  *   and calls a service maps its entry once.
  */
-#include "runtime/hostreg.h"
+#include "transport/shm_reg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +30,7 @@
 #include "platform/clock.h"
 #include "platform/proc.h"
 #include "platform/shm.h"
-#include "runtime/names.h"
+#include "transport/names.h"
 #include "sage/queue.h"
 
 const double sage_latency_bounds[SAGE_LATENCY_BUCKETS] = {

@@ -1,5 +1,5 @@
 /* names.c - every name the runtime derives lives here, so they stay in step. */
-#include "runtime/names.h"
+#include "transport/names.h"
 
 #include <stdio.h>
 #include <string.h>

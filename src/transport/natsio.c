@@ -10,7 +10,7 @@
  *   from that subscription's own callback).
  * - natsStatus values become sage_err values in one place (map()).
  */
-#include "cluster/natsio.h"
+#include "transport/natsio.h"
 
 #include <nats/nats.h>
 #include <pthread.h>

@@ -6,8 +6,8 @@
 #include <unistd.h>
 
 #include "base/err_internal.h"
-#include "runtime/hostreg.h"
-#include "runtime/names.h"
+#include "transport/shm_reg.h"
+#include "transport/names.h"
 #include "sage/queue.h"
 
 sage_err sage_host_list(const char *ns, int clean, sage_host_list_fn fn, void *arg)

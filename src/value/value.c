@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "base/err_internal.h"
-#include "wire/arena.h"
+#include "value/arena.h"
 
 /* Deeper than this, sage_value_copy assumes a cycle. */
 #define COPY_MAX_DEPTH 1000

@@ -1,5 +1,5 @@
 /* hist.c - log-linear latency buckets. */
-#include "runtime/hist.h"
+#include "transport/hist.h"
 
 static int bucket(uint64_t ns)
 {

@@ -13,7 +13,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "runtime/hist.h"
+#include "transport/hist.h"
 #include "sage/task.h"
 
 #define SAGE__REG_MAGIC 0x3147455245474153ull /* "SAGEREG1" */

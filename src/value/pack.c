@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "base/err_internal.h"
-#include "wire/arena.h"
+#include "value/arena.h"
 
 #define PATH_CAP 256
 
