@@ -80,7 +80,6 @@ struct call_ctl {
     _Atomic uint32_t done;  /* caller: finished, the host may stop */
     struct call_fig fig;    /* written by the caller */
     struct call_rss rss;    /* written by the idle_rss child */
-    char reply_queue[208];  /* the caller's manager's response queue, if any */
 };
 
 /* A run as both children see it. */

@@ -64,12 +64,11 @@ static int caller(struct call_run *r)
     }
     sage_manager_opts_init(&mo);
     mo.env = env;
-    mo.timeout = CALL_OP_TIMEOUT_MS / 1000.0;
+    mo.timeout_ms = CALL_OP_TIMEOUT_MS;
     if ((e = sage_manager_new(&m, &mo)) != SAGE_OK) {
         fail("manager", e);
         goto out;
     }
-    snprintf(r->ctl->reply_queue, sizeof r->ctl->reply_queue, "%s", sage_manager_reply_queue(m));
     if (bench_pin(r->caller_cpu) != 0)
         goto out;
     rc = call_sage_measure(r->kase, r->par, m, &r->ctl->fig);

@@ -87,7 +87,5 @@ void call_names_cleanup(struct call_run *r)
         bench_res_remove(r->res[i]);
         r->res[i] = -1;
     }
-    if (r->ctl->reply_queue[0] != '\0')
-        sage_queue_unlink(r->ctl->reply_queue);
     sweep(r, false);
 }

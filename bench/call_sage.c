@@ -63,8 +63,7 @@ static int sync_once(void *arg)
 {
     struct sage_ctx *c = arg;
     sage_value res;
-    sage_err e = sage_manager_call_sync(c->m, CALL_SERVICE, CALL_METHOD, c->args, 2, NULL, 0,
-                                        NULL, c->arena, &res);
+    sage_err e = sage_manager_call_sync(&res, c->m, &(sage_request){.service = CALL_SERVICE, .method = CALL_METHOD, .args = c->args, .nargs = 2}, c->arena);
 
     if (e != SAGE_OK)
         return fail("call_sync", e);
@@ -85,10 +84,10 @@ static void on_done(void *arg, sage_future *f)
 
     /* a failure is counted here, so that the first can say why while its
      * future is still there */
-    if (sage_future_result(f, &v) != SAGE_OK || !call_check_result(v)) {
+    if (sage_future_result(&v, f) != SAGE_OK || !call_check_result(v)) {
         if (atomic_fetch_add(&w->errors, 1) == 0)
             fprintf(stderr, "sage-bench: call: call_async answered %s (%s)\n",
-                    sage_errname(sage_future_result(f, NULL)), sage_errdetail());
+                    sage_errname(sage_future_result(NULL, f)), sage_errdetail());
     }
     sage_future_free(f);
     call_window_done(w, true); /* after the free: the issuer may end the run */
@@ -99,8 +98,7 @@ static int issue(void *arg)
 {
     struct sage_ctx *c = arg;
     sage_future *f;
-    sage_err e = sage_manager_call_async(c->m, CALL_SERVICE, CALL_METHOD, c->args, 2, NULL, 0,
-                                         NULL, &f);
+    sage_err e = sage_manager_call(&f, c->m, &(sage_request){.service = CALL_SERVICE, .method = CALL_METHOD, .args = c->args, .nargs = 2});
 
     if (e != SAGE_OK)
         return fail("call_async", e);

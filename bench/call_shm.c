@@ -42,12 +42,11 @@ static int caller(struct call_run *r)
         return -1;
     sage_manager_opts_init(&o);
     o.ns = r->ns;
-    o.timeout = CALL_OP_TIMEOUT_MS / 1000.0;
+    o.timeout_ms = CALL_OP_TIMEOUT_MS;
     if ((e = sage_manager_new(&m, &o)) != SAGE_OK) {
         bench_gate_open(&r->ctl->done);
         return fail("caller", "manager", e);
     }
-    snprintf(r->ctl->reply_queue, sizeof r->ctl->reply_queue, "%s", sage_manager_reply_queue(m));
     rc = call_sage_measure(r->kase, r->par, m, &r->ctl->fig);
     sage_manager_free(m);
     bench_gate_open(&r->ctl->done);

@@ -29,7 +29,7 @@ static sage_err echo_method(void *state, sage_call *call)
     return sage_call_result(call, &out);
 }
 
-static const sage_method methods[] = {{CALL_METHOD, echo_method}, {NULL, NULL}};
+static const sage_method methods[] = {{CALL_METHOD, echo_method, 0}, {0}};
 
 const sage_service call_echo_service = {
     .abi = SAGE_SERVICE_ABI, .name = CALL_SERVICE, .methods = methods};

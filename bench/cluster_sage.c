@@ -59,7 +59,7 @@ static int host(struct call_run *r)
     sage_task_opts_init(&o);
     o.transport = SAGE_TRANSPORT_NATS;
     o.ns = r->ns;
-    o.transport_opts = &c.cluster;
+    o.cluster = &c.cluster;
     return call_sage_serve(&o, &r->ctl->ready, &r->ctl->done, CLUSTER_RUN_TIMEOUT_S,
                            "cluster: sage");
 }
@@ -80,7 +80,7 @@ static int caller(struct call_run *r)
     conf_init(&c, r->url);
     sage_manager_opts_init(&o);
     o.ns = r->ns;
-    o.timeout = CALL_OP_TIMEOUT_MS / 1000.0;
+    o.timeout_ms = CALL_OP_TIMEOUT_MS;
     o.cluster = &c.cluster;
     if ((e = sage_manager_new(&m, &o)) != SAGE_OK) {
         bench_gate_open(&r->ctl->done);

@@ -53,7 +53,7 @@ static int setup(struct peer *p)
         e = sage_queue_open(&q, name, &o);
         if (e != SAGE_OK)
             return fail("create", e);
-        sage_queue_free(q); /* the segment stays until cleanup unlinks it */
+        sage_queue_close(q); /* the segment stays until cleanup unlinks it */
     }
     return 0;
 }
@@ -96,7 +96,7 @@ static int send_msg(struct peer *p, const void *data, size_t len)
 static int recv_msg(struct peer *p, const void **datap, size_t *lenp)
 {
     struct sage_ends *s = p->priv;
-    sage_err e = sage_queue_recv(s->rx, s->buf, p->size, lenp, PEER_OP_TIMEOUT_MS);
+    sage_err e = sage_queue_recv(lenp, s->rx, s->buf, p->size, PEER_OP_TIMEOUT_MS);
 
     if (e != SAGE_OK)
         return fail("recv", e);
@@ -107,7 +107,7 @@ static int recv_msg(struct peer *p, const void **datap, size_t *lenp)
 static int drain(struct peer *p, peer_msg_fn fn, void *arg, size_t *countp)
 {
     struct sage_ends *s = p->priv;
-    sage_err e = sage_queue_drain(s->rx, fn, arg, 0, PEER_OP_TIMEOUT_MS, countp);
+    sage_err e = sage_queue_drain(countp, s->rx, fn, arg, 0, PEER_OP_TIMEOUT_MS);
 
     return e == SAGE_OK ? 0 : fail("drain", e);
 }
@@ -118,8 +118,8 @@ static void detach(struct peer *p)
 
     if (s == NULL)
         return;
-    sage_queue_free(s->tx);
-    sage_queue_free(s->rx);
+    sage_queue_close(s->tx);
+    sage_queue_close(s->rx);
     free(s->buf);
     free(s);
     p->priv = NULL;

@@ -83,7 +83,7 @@ static const struct option options[] = {
 struct bench {
     const char *service, *method, *args_json, *config, *ns;
     long calls, concurrency;
-    double timeout;
+    int64_t timeout_ms;
     int json;
     sage_value args;
     /* results */
@@ -120,8 +120,7 @@ static void failed(struct bench *b, sage_err r)
 /* One synchronous call, its result discarded. */
 static sage_err call_once(struct bench *b, sage_manager *m)
 {
-    return sage_manager_call_sync(m, b->service, b->method, b->args.as.array.items,
-                                  b->args.as.array.len, NULL, 0, NULL, NULL, NULL);
+    return sage_manager_call_sync(NULL, m, &(sage_request){.service = b->service, .method = b->method, .args = b->args.as.array.items, .nargs = b->args.as.array.len}, NULL);
 }
 
 static sage_err run_sync(struct bench *b, sage_manager *m)
@@ -155,7 +154,7 @@ static void finish(struct bench *b, sage_future *f)
     sage_err r;
 
     sage_future_wait(f, -1); /* bounded by the call's timeout */
-    if ((r = sage_future_result(f, NULL)) != SAGE_OK)
+    if ((r = sage_future_result(NULL, f)) != SAGE_OK)
         failed(b, r);
     sage_future_free(f);
 }
@@ -178,8 +177,7 @@ static sage_err run_async(struct bench *b, sage_manager *m)
             head = (head + 1) % b->concurrency;
             outstanding--;
         }
-        r = sage_manager_call_async(m, b->service, b->method, b->args.as.array.items,
-                                    b->args.as.array.len, NULL, 0, NULL, &f);
+        r = sage_manager_call(&f, m, &(sage_request){.service = b->service, .method = b->method, .args = b->args.as.array.items, .nargs = b->args.as.array.len});
         if (r != SAGE_OK) {
             failed(b, r);
             continue;
@@ -219,12 +217,7 @@ static int report(const struct bench *b)
         return CLI_OK;
     }
     if ((r = sage_arena_new(&a, 0)) == SAGE_OK)
-        r = sage_pack(a, &v, "{s:s s:s s:I s:I s:I s:f s:f s:f s:f s:f s:f s:f}", "service",
-                      b->service, "method", b->method, "calls", (int64_t)b->calls, "concurrency",
-                      (int64_t)b->concurrency, "errors", (int64_t)b->errors, "sync_p50_us",
-                      b->p50, "sync_p99_us", b->p99, "sync_mean_us", b->mean, "sync_max_us",
-                      b->max, "sync_calls_per_s", sync_rate, "async_calls_per_s", async_rate,
-                      "async_seconds", b->async_s);
+        r = sage_pack(&v, a, "{s:s s:s s:I s:I s:I s:f s:f s:f s:f s:f s:f s:f}", "service", b->service, "method", b->method, "calls", (int64_t)b->calls, "concurrency", (int64_t)b->concurrency, "errors", (int64_t)b->errors, "sync_p50_us", b->p50, "sync_p99_us", b->p99, "sync_mean_us", b->mean, "sync_max_us", b->max, "sync_calls_per_s", sync_rate, "async_calls_per_s", async_rate, "async_seconds", b->async_s);
     if (r == SAGE_OK) {
         status = cli_print_value(&v, 0, "printing the figures");
     } else {
@@ -258,7 +251,7 @@ static int parse(struct bench *b, int argc, char **argv)
                                  optarg);
             break;
         case OPT_TIMEOUT:
-            if (cli_parse_timeout(argv[0], optarg, &b->timeout) != CLI_OK)
+            if (cli_parse_timeout(argv[0], optarg, &b->timeout_ms) != CLI_OK)
                 return CLI_USAGE;
             break;
         case OPT_JSON:
@@ -331,9 +324,9 @@ int cmd_bench(int argc, char **argv)
     sage_manager_opts_init(&mo);
     mo.ns = cli_namespace(b.ns, cfg);
     if (cfg != NULL)
-        mo.timeout = sage_config_call(cfg)->timeout;
-    if (b.timeout > 0)
-        mo.timeout = b.timeout;
+        mo.timeout_ms = sage_config_call(cfg)->timeout_ms;
+    if (b.timeout_ms > 0)
+        mo.timeout_ms = b.timeout_ms;
     if ((r = sage_manager_new(&m, &mo)) != SAGE_OK) {
         cli_error(r, "starting the call manager (namespace '%s')", mo.ns);
         status = cli_exit_for(r);

@@ -135,7 +135,7 @@ struct call {
     const char *config, *ns;
     const char *nats; /* --nats */
     int cluster;      /* --cluster or --nats */
-    double timeout; /* 0: not given */
+    int64_t timeout_ms; /* 0: not given */
     long count;     /* calls; 1 unless --async */
     long retries;   /* -1: not given */
     int idempotent, pretty, async;
@@ -162,7 +162,7 @@ static int parse(struct call *c, int argc, char **argv)
             c->cluster = 1;
             break;
         case OPT_TIMEOUT:
-            if (cli_parse_timeout(argv[0], optarg, &c->timeout) != CLI_OK)
+            if (cli_parse_timeout(argv[0], optarg, &c->timeout_ms) != CLI_OK)
                 return CLI_USAGE;
             break;
         case OPT_ASYNC:
@@ -245,7 +245,6 @@ static void report(const struct call *c, long i, sage_err e)
  * in request order. Returns the exit status: the first failure's. */
 static int run_calls(const struct call *c, sage_manager *m)
 {
-    sage_call_opts opts = {0, c->idempotent, 0}; /* the manager holds the defaults */
     sage_future **fs = calloc((size_t)c->count, sizeof *fs);
     sage_err *sent = calloc((size_t)c->count, sizeof *sent);
     char **why = calloc((size_t)c->count, sizeof *why); /* details of failed sends */
@@ -259,9 +258,7 @@ static int run_calls(const struct call *c, sage_manager *m)
         return CLI_ERR;
     }
     for (long i = 0; i < c->count; i++) {
-        sent[i] = sage_manager_call_async(m, c->service, c->method, c->args.as.array.items,
-                                          c->args.as.array.len, c->kwargs.as.map.items,
-                                          c->kwargs.as.map.len, &opts, &fs[i]);
+        sent[i] = sage_manager_call(&fs[i], m, &(sage_request){.service = c->service, .method = c->method, .args = c->args.as.array.items, .nargs = c->args.as.array.len, .kwargs = c->kwargs.as.map.items, .nkwargs = c->kwargs.as.map.len, .idempotent = c->idempotent != 0});
         /* The next call replaces the detail: keep it for the report, which
          * waits for this call's turn in request order. */
         if (sent[i] != SAGE_OK)
@@ -278,7 +275,7 @@ static int run_calls(const struct call *c, sage_manager *m)
             code = cli_exit_for(sent[i]);
         } else {
             sage_future_wait(fs[i], -1); /* the call's own timeout bounds it */
-            r = sage_future_result(fs[i], &v);
+            r = sage_future_result(&v, fs[i]);
             if (r == SAGE_OK) {
                 code = cli_print_value(v, c->pretty, "printing the result");
             } else {
@@ -301,7 +298,6 @@ static int run_calls(const struct call *c, sage_manager *m)
 int cmd_call(int argc, char **argv)
 {
     struct call c = {.args_json = "[]", .kwargs_json = "{}", .count = 1, .retries = -1};
-    const sage_call_conf *cc = NULL;
     sage_config *cfg = NULL;
     sage_manager_opts mo;
     struct cli_nats nats = {0};
@@ -324,14 +320,11 @@ int cmd_call(int argc, char **argv)
     sage_manager_opts_init(&mo);
     mo.ns = cli_namespace(c.ns, cfg);
     if (cfg != NULL) {
-        cc = sage_config_call(cfg);
-        mo.timeout = cc->timeout;
-        mo.retries = cc->retries;
-        mo.retry_backoff = cc->retry_backoff;
-        mo.idle_close = cc->idle_close;
+        sage_manager_opts_from_conf(&mo, cfg);
+        mo.ns = cli_namespace(c.ns, cfg);
     }
-    if (c.timeout > 0)
-        mo.timeout = c.timeout;
+    if (c.timeout_ms > 0)
+        mo.timeout_ms = c.timeout_ms;
     if (c.retries >= 0)
         mo.retries = (uint32_t)c.retries;
     if (c.cluster) {

@@ -134,13 +134,7 @@ struct listing {
 static sage_err entry_value(sage_arena *a, const sage_host_entry *e, long long now,
                             sage_value *out)
 {
-    return sage_pack(a, out, "{s:s s:s s:s s:i s:s s:b s:f s:I s:f s:s}", "name", e->name,
-                     "namespace", e->ns, "transport", "shm", "pid", (int)e->pid, "state",
-                     sage_state_name(e->state), "alive", e->owner_alive != 0, "uptime_s",
-                     e->owner_alive ? (double)(now - e->started_ns) / 1e9 : 0.0, "started_ns",
-                     (int64_t)e->started_ns, "heartbeat_age_s",
-                     e->heartbeat_ns ? (double)(now - e->heartbeat_ns) / 1e9 : -1.0, "queue",
-                     e->queue);
+    return sage_pack(out, a, "{s:s s:s s:s s:i s:s s:b s:f s:I s:f s:s}", "name", e->name, "namespace", e->ns, "transport", "shm", "pid", (int)e->pid, "state", sage_state_name(e->state), "alive", e->owner_alive != 0, "uptime_s", e->owner_alive ? (double)(now - e->started_ns) / 1e9 : 0.0, "started_ns", (int64_t)e->started_ns, "heartbeat_age_s", e->heartbeat_ns ? (double)(now - e->heartbeat_ns) / 1e9 : -1.0, "queue", e->queue);
 }
 
 static sage_err replica_value(sage_arena *a, const sage_cluster_instance *x, long long now,
@@ -148,12 +142,7 @@ static sage_err replica_value(sage_arena *a, const sage_cluster_instance *x, lon
 {
     long long t0 = cli_replica_started_ns(x);
 
-    return sage_pack(a, out, "{s:s s:s s:s s:i s:s s:b s:f s:I s:s s:s s:I s:I s:b}", "name",
-                     x->name, "namespace", x->ns, "transport", "nats", "pid", (int)x->pid,
-                     "state", "running", "alive", 1, "uptime_s",
-                     t0 > 0 && now > t0 ? (double)(now - t0) / 1e9 : 0.0, "started_ns",
-                     (int64_t)t0, "host", x->host, "id", x->id, "requests", (int64_t)x->requests,
-                     "errors", (int64_t)x->errors, "durable", x->durable != 0);
+    return sage_pack(out, a, "{s:s s:s s:s s:i s:s s:b s:f s:I s:s s:s s:I s:I s:b}", "name", x->name, "namespace", x->ns, "transport", "nats", "pid", (int)x->pid, "state", "running", "alive", 1, "uptime_s", t0 > 0 && now > t0 ? (double)(now - t0) / 1e9 : 0.0, "started_ns", (int64_t)t0, "host", x->host, "id", x->id, "requests", (int64_t)x->requests, "errors", (int64_t)x->errors, "durable", x->durable != 0);
 }
 
 /* Builds item i of the listing (arg) as a map in a. */

@@ -107,8 +107,8 @@ static void read_queue(const char *name, struct qinfo *qi)
     o.flags = 0;
     qi->err = sage_queue_open(&q, name, &o);
     if (qi->err == SAGE_OK) {
-        qi->err = sage_queue_stats_read(q, &qi->st);
-        sage_queue_free(q);
+        qi->err = sage_queue_stats_read(&qi->st, q);
+        sage_queue_close(q);
     }
     if (qi->err != SAGE_OK)
         snprintf(qi->detail, sizeof qi->detail, "%s", sage_errdetail());
@@ -189,19 +189,9 @@ static sage_err stats_value(sage_arena *a, const void *qis, size_t i, sage_value
     const sage_queue_stats *s = &qi->st;
 
     if (qi->err != SAGE_OK)
-        return sage_pack(a, out, "{s:s s:s s:s}", "name", qi->name, "error",
-                         sage_errname(qi->err), "detail", qi->detail);
-    return sage_pack(a, out,
-                     "{s:s s:u s:u s:u s:u s:u s:u s:u s:u s:u s:u s:u s:u s:u s:i s:i s:b s:b "
-                     "s:I s:s}",
-                     "name", qi->name, "capacity", s->capacity, "max_msg", s->max_msg, "max_msgs",
-                     s->max_msgs, "msgs_in", s->msgs_in, "bytes_in", s->bytes_in, "msgs_out",
-                     s->msgs_out, "bytes_out", s->bytes_out, "depth_msgs", s->depth_msgs,
-                     "depth_bytes", s->depth_bytes, "full_events", s->full_events, "wakeups",
-                     s->wakeups, "recovered", s->recovered, "aborted", s->aborted, "creator_pid",
-                     (int)s->creator_pid, "consumer_pid", (int)s->consumer_pid, "consumer_alive",
-                     s->consumer_alive != 0, "closed", s->closed != 0, "created_ns",
-                     (int64_t)s->created_ns, "consumer", consumer_state(s));
+        return sage_pack(out, a, "{s:s s:s s:s}", "name", qi->name, "error", sage_errname(qi->err), "detail", qi->detail);
+    return sage_pack(out, a, "{s:s s:u s:u s:u s:u s:u s:u s:u s:u s:u s:u s:u s:u s:u s:i s:i s:b s:b "
+                     "s:I s:s}", "name", qi->name, "capacity", s->capacity, "max_msg", s->max_msg, "max_msgs", s->max_msgs, "msgs_in", s->msgs_in, "bytes_in", s->bytes_in, "msgs_out", s->msgs_out, "bytes_out", s->bytes_out, "depth_msgs", s->depth_msgs, "depth_bytes", s->depth_bytes, "full_events", s->full_events, "wakeups", s->wakeups, "recovered", s->recovered, "aborted", s->aborted, "creator_pid", (int)s->creator_pid, "consumer_pid", (int)s->consumer_pid, "consumer_alive", s->consumer_alive != 0, "closed", s->closed != 0, "created_ns", (int64_t)s->created_ns, "consumer", consumer_state(s));
 }
 
 /* Prints qis as JSON: an array, or the first alone when one is set. */

@@ -193,7 +193,7 @@ static int serve(struct replica *rp, const sage_config *cfg, const sage_nats_con
     if ((r = cli_plugin_resolve(cfg, sc, &plugin, &svc)) != SAGE_OK)
         return CLI_PLUGIN;
     if ((r = sage_arena_new(&arena, 0)) != SAGE_OK ||
-        (r = sage_config_service_params(cfg, index, arena, &params)) != SAGE_OK) {
+        (r = sage_config_service_params(&params, cfg, index, arena)) != SAGE_OK) {
         cli_error(r, "service '%s': reading its config", sc->name);
         rc = CLI_ERR;
         goto out;
@@ -206,12 +206,12 @@ static int serve(struct replica *rp, const sage_config *cfg, const sage_nats_con
     o.ns = rp->ns;
     o.transport = SAGE_TRANSPORT_NATS;
     o.max_workers = sc->local.max_workers;
-    o.queue_timeout = sc->local.queue_timeout;
+    o.queue_timeout_ms = sc->local.queue_timeout_ms;
     o.request_queue_size = sc->local.request_queue_size;
     o.config = &params;
     o.middleware = mw;
     o.nmiddleware = sc->nmiddleware;
-    o.transport_opts = &co;
+    o.cluster = &co;
     if ((r = sage_task_new(&t, svc, &o)) != SAGE_OK || (r = sage_task_start(t)) != SAGE_OK) {
         cli_error(r, "replica of %s.%s cannot serve", rp->ns, rp->service);
         rc = cli_exit_for(r) == CLI_USAGE ? CLI_CONFIG : CLI_ERR;
@@ -259,7 +259,7 @@ int cmd_replica(int argc, char **argv)
         return cli_exit_for(r);
     }
     n.conf.reconnect_max = -1; /* supervised: ride out outages */
-    n.conf.reconnect_wait = 1.0;
+    n.conf.reconnect_wait_ms = 1000;
     if (rp.creds)
         n.conf.creds = rp.creds;
     if (rp.tls_ca)

@@ -37,11 +37,7 @@ struct hosted {
     size_t index;             /* in the configuration */
     sage_plugin *plugin;      /* NULL for a built-in */
     const sage_service *svc;  /* the plugin's table or a built-in */
-    const sage_middleware **mw;
-    sage_arena *arena;        /* holds params */
-    sage_value params;        /* the entry's `config:` map */
     sage_task *task;
-    sage_cluster_opts copts;  /* transport nats */
     int started;
 };
 
@@ -248,56 +244,11 @@ static int check_transport(struct run *run, const struct hosted *h)
     return CLI_CONFIG;
 }
 
-static int find_middleware(struct run *run, struct hosted *h)
-{
-    size_t n = h->conf->nmiddleware;
-
-    h->mw = calloc(n ? n : 1, sizeof *h->mw);
-    if (h->mw == NULL) {
-        fprintf(stderr, "sagesvc: out of memory\n");
-        return CLI_ERR;
-    }
-    for (size_t i = 0; i < n; i++) {
-        h->mw[i] = sage_middleware_find(h->conf->middleware[i]);
-        if (h->mw[i] == NULL) {
-            fprintf(stderr,
-                    "sagesvc: %s:%d: service '%s': unknown middleware '%s' (built-ins: logging, "
-                    "deadline)\n",
-                    sage_config_path(run->cfg), h->conf->line, h->conf->name,
-                    h->conf->middleware[i]);
-            return CLI_CONFIG;
-        }
-    }
-    return CLI_OK;
-}
-
 static int make_task(struct run *run, struct hosted *h)
 {
-    sage_task_opts o;
-    sage_err r;
+    sage_err r = sage_task_new_from_conf(&h->task, h->svc, run->cfg, h->conf, run->ns);
 
-    if ((r = sage_arena_new(&h->arena, 0)) != SAGE_OK ||
-        (r = sage_config_service_params(run->cfg, h->index, h->arena, &h->params)) != SAGE_OK) {
-        cli_error(r, "service '%s': reading its config", h->conf->name);
-        return CLI_ERR;
-    }
-    sage_task_opts_init(&o);
-    o.name = h->conf->name;
-    o.ns = run->ns;
-    o.transport = SAGE_TRANSPORT_SHM;
-    if (strcmp(h->conf->transport, "nats") == 0) {
-        h->copts.nats = sage_config_nats(run->cfg);
-        h->copts.durable = h->conf->cluster.durable;
-        o.transport = SAGE_TRANSPORT_NATS;
-        o.transport_opts = &h->copts;
-    }
-    o.max_workers = h->conf->local.max_workers;
-    o.queue_timeout = h->conf->local.queue_timeout;
-    o.request_queue_size = h->conf->local.request_queue_size;
-    o.config = &h->params;
-    o.middleware = h->mw;
-    o.nmiddleware = h->conf->nmiddleware;
-    if ((r = sage_task_new(&h->task, h->svc, &o)) != SAGE_OK) {
+    if (r != SAGE_OK) {
         cli_error(r, "%s:%d: service '%s'", sage_config_path(run->cfg), h->conf->line,
                   h->conf->name);
         return r == SAGE_EINVAL || r == SAGE_ECONFIG ? CLI_CONFIG : CLI_ERR;
@@ -326,7 +277,7 @@ static int prepare(struct run *run)
 
         h->index = i;
         h->conf = sage_config_service(run->cfg, i);
-        if ((rc = check_transport(run, h)) != CLI_OK || (rc = find_middleware(run, h)) != CLI_OK ||
+        if ((rc = check_transport(run, h)) != CLI_OK ||
             (rc = load_plugin(run, h)) != CLI_OK || (rc = make_task(run, h)) != CLI_OK)
             return rc;
     }
@@ -337,7 +288,7 @@ static int prepare(struct run *run)
 
 struct find_queue {
     const char *name;
-    char queue[160];
+    char queue[SAGE_ADDRESS_MAX + 1];
 };
 
 static void on_entry(void *arg, const sage_host_entry *e)
@@ -356,7 +307,7 @@ static void print_listening(struct run *run, const struct hosted *h)
         printf("%s: nats sage.%s.svc.%s via %s (pid %d, %u workers, %s, plugin %s)\n",
                h->conf->name, run->ns, h->conf->name, sage_config_nats(run->cfg)->servers[0],
                (int)getpid(), (unsigned)h->conf->local.max_workers,
-               h->copts.durable ? "durable" : "at most once",
+               h->conf->cluster.durable ? "durable" : "at most once",
                h->plugin ? sage_plugin_path(h->plugin) : "builtin");
         return;
     }
@@ -377,7 +328,7 @@ static int start_one(struct run *run, struct hosted *h)
         return CLI_OK;
     }
     if (r == SAGE_EEXIST) {
-        if (sage_host_status(run->ns, h->conf->name, &st) == SAGE_OK && st.pid > 0)
+        if (sage_host_status(&st, run->ns, h->conf->name) == SAGE_OK && st.pid > 0)
             fprintf(stderr,
                     "sagesvc: service '%s' is already served on this host by pid %d: stop it "
                     "first\n",
@@ -405,7 +356,7 @@ static void stop_all(struct run *run, int verbose)
         h->started = 0;
         if (r != SAGE_OK)
             cli_error(r, "service '%s': stopping", h->conf->name);
-        else if (verbose && sage_task_status(h->task, &st) == SAGE_OK)
+        else if (verbose && sage_task_status(&st, h->task) == SAGE_OK)
             printf("%s: stopped after %llu request%s, %llu error%s\n", h->conf->name,
                    (unsigned long long)st.requests, st.requests == 1 ? "" : "s",
                    (unsigned long long)st.errors, st.errors == 1 ? "" : "s");
@@ -420,8 +371,6 @@ static void cleanup(struct run *run)
     for (size_t i = 0; run->h && i < run->n; i++) {
         sage_task_free(run->h[i].task);
         sage_plugin_close(run->h[i].plugin);
-        sage_arena_free(run->h[i].arena);
-        free(run->h[i].mw);
     }
     free(run->h);
     sage_config_free(run->cfg);

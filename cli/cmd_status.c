@@ -110,8 +110,8 @@ static void print_one(const sage_status *st, long long now)
     printf("service:        %s\n", st->name);
     printf("namespace:      %s\n", st->ns);
     printf("transport:      %s\n", sage_transport_name(st->transport));
-    printf("state:          %s%s\n", sage_state_name(st->state),
-           st->owner_alive ? "" : " (as its dead process left it)");
+    printf("state:          %s%s%s\n", sage_state_name(st->state), st->reason[0] ? ": " : "",
+           st->reason);
     printf("pid:            %d\n", (int)st->pid);
     printf("owner alive:    %s\n", st->owner_alive ? "yes" : "no (dead)");
     printf("uptime:         %s\n", up);
@@ -129,7 +129,8 @@ static void print_one(const sage_status *st, long long now)
     printf("heartbeat age:  %s\n", hb);
     printf("workers:        %u\n", (unsigned)st->max_workers);
     printf("queue size:     %u\n", (unsigned)st->request_queue_size);
-    printf("queue timeout:  %g s\n", st->queue_timeout);
+    printf("queue timeout:  %g s\n", st->queue_timeout_ms / 1e3);
+    printf("dropped:        %llu\n", (unsigned long long)st->dropped);
     printf("last drop:      %s\n", st->last_drop[0] ? st->last_drop : "-");
     if (st->nmethods == 0)
         return;
@@ -181,32 +182,15 @@ static sage_err to_value(sage_arena *a, const void *arg, size_t i, sage_value *o
     for (size_t k = 0; k < st->nmethods; k++) {
         const sage_method_status *m = &st->methods[k];
 
-        r = sage_pack(a, &methods[k], "{s:s s:u s:u s:f s:f}", "name", m->name, "requests",
-                      m->requests, "errors", m->errors, "latency_p50_us", m->latency_p50_us,
-                      "latency_p99_us", m->latency_p99_us);
+        r = sage_pack(&methods[k], a, "{s:s s:u s:u s:f s:f}", "name", m->name, "requests", m->requests, "errors", m->errors, "latency_p50_us", m->latency_p50_us, "latency_p99_us", m->latency_p99_us);
         if (r != SAGE_OK)
             return r;
     }
     marr = sage_array(methods, st->nmethods);
     if (st->last_activity_ns != 0)
         last_age = sage_double((double)(now - st->last_activity_ns) / 1e9);
-    return sage_pack(a, out,
-                     "{s:s s:s s:s s:s s:i s:b s:f s:u s:u s:u s:u s:u s:u s:u s:u s:f s:f "
-                     "s:I s:v s:I s:f s:u s:u s:f s:s s:v}",
-                     "name", st->name, "namespace", st->ns, "transport",
-                     sage_transport_name(st->transport), "state", sage_state_name(st->state),
-                     "pid", (int)st->pid, "owner_alive", st->owner_alive != 0, "uptime_s",
-                     st->uptime_s, "requests", st->requests, "errors", st->errors, "in_flight",
-                     st->in_flight, "queue_depth", st->queue_depth, "expired", st->expired,
-                     "malformed", st->malformed, "rejected", st->rejected, "queue_full",
-                     st->queue_full, "latency_p50_us", st->latency_p50_us, "latency_p99_us",
-                     st->latency_p99_us, "last_activity_ns", (int64_t)st->last_activity_ns,
-                     "last_activity_age_s", &last_age, "heartbeat_ns", (int64_t)st->heartbeat_ns,
-                     "heartbeat_age_s",
-                     st->heartbeat_ns ? (double)(now - st->heartbeat_ns) / 1e9 : -1.0,
-                     "max_workers", (uint64_t)st->max_workers, "request_queue_size",
-                     (uint64_t)st->request_queue_size, "queue_timeout_s", st->queue_timeout,
-                     "last_drop", st->last_drop, "methods", &marr);
+    return sage_pack(out, a, "{s:s s:s s:s s:s s:i s:b s:f s:u s:u s:u s:u s:u s:u s:u s:u s:f s:f "
+                     "s:I s:v s:I s:f s:u s:u s:f s:s s:u s:s s:v}", "name", st->name, "namespace", st->ns, "transport", sage_transport_name(st->transport), "state", sage_state_name(st->state), "pid", (int)st->pid, "owner_alive", st->owner_alive != 0, "uptime_s", st->uptime_s, "requests", st->requests, "errors", st->errors, "in_flight", st->in_flight, "queue_depth", st->queue_depth, "expired", st->expired, "malformed", st->malformed, "rejected", st->rejected, "queue_full", st->queue_full, "latency_p50_us", st->latency_p50_us, "latency_p99_us", st->latency_p99_us, "last_activity_ns", (int64_t)st->last_activity_ns, "last_activity_age_s", &last_age, "heartbeat_ns", (int64_t)st->heartbeat_ns, "heartbeat_age_s", st->heartbeat_ns ? (double)(now - st->heartbeat_ns) / 1e9 : -1.0, "max_workers", (uint64_t)st->max_workers, "request_queue_size", (uint64_t)st->request_queue_size, "queue_timeout_s", st->queue_timeout_ms / 1e3, "last_drop", st->last_drop, "dropped", st->dropped, "reason", st->reason, "methods", &marr);
 }
 
 static int print_json(const sage_status *sts, size_t n, int one)
@@ -240,7 +224,7 @@ static int status_all(const char *ns, int json)
     }
     /* A service that left between listing and reading is simply gone. */
     for (size_t i = 0; i < nes; i++)
-        if (sage_host_status(ns, es[i].name, &sts[n]) == SAGE_OK)
+        if (sage_host_status(&sts[n], ns, es[i].name) == SAGE_OK)
             n++;
     if (n > 0)
         qsort(sts, n, sizeof *sts, by_name);
@@ -301,7 +285,7 @@ int cmd_status(int argc, char **argv)
                                     (int)cv.wait_ms, json);
     } else if (optind == argc) {
         status = status_all(ns, json);
-    } else if ((r = sage_host_status(ns, argv[optind], &st)) != SAGE_OK) {
+    } else if ((r = sage_host_status(&st, ns, argv[optind])) != SAGE_OK) {
         cli_error(r, "%s", argv[optind]);
         status = cli_exit_for(r);
     } else if (json) {

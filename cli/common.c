@@ -194,11 +194,16 @@ sage_err cli_parse_count(const char *opt, const char *text, long min, long max, 
     return SAGE_OK;
 }
 
-int cli_parse_timeout(const char *cmd, const char *text, double *out)
+int cli_parse_timeout(const char *cmd, const char *text, int64_t *out_ms)
 {
-    if (cli_parse_seconds("--timeout", text, out) != SAGE_OK || *out <= 0)
+    double s = 0;
+
+    if (cli_parse_seconds("--timeout", text, &s) != SAGE_OK || s <= 0)
         return cli_usage(cmd, "--timeout: expected seconds above 0 (at most 86400), got '%s'",
                          text);
+    *out_ms = (int64_t)(s * 1000 + 0.5);
+    if (*out_ms < 1)
+        *out_ms = 1;
     return CLI_OK;
 }
 

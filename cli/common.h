@@ -90,7 +90,7 @@ sage_err cli_parse_count(const char *opt, const char *text, long min, long max, 
  * most 86400) into *out for command cmd. Returns CLI_OK, or CLI_USAGE after
  * the message (cli_usage).
  */
-int cli_parse_timeout(const char *cmd, const char *text, double *out);
+int cli_parse_timeout(const char *cmd, const char *text, int64_t *out_ms);
 
 /*
  * cli_host_entries lists the host registry's services of namespace ns (NULL:

@@ -219,7 +219,7 @@ sage_err cli_metrics_render(sage_task *const *tasks, size_t n, char **textp, siz
     if (sts == NULL)
         return SAGE_ENOMEM;
     for (size_t i = 0; i < n; i++)
-        if (sage_task_status(tasks[i], &sts[i]) != SAGE_OK)
+        if (sage_task_status(&sts[i], tasks[i]) != SAGE_OK)
             snprintf(sts[i].name, sizeof sts[i].name, "%s", sage_task_name(tasks[i]));
     put(&o, "%s", ""); /* allocates: the buffer exists even with nothing to say */
     for (size_t f = 0; f < sizeof task_families / sizeof task_families[0]; f++)

@@ -26,12 +26,7 @@ static sage_err replica_value(sage_arena *a, const void *list, size_t i, sage_va
 {
     const sage_cluster_instance *x = &((const struct cli_replicas *)list)->v[i];
 
-    return sage_pack(a, out, "{s:s s:s s:s s:s s:i s:s s:s s:I s:I s:f s:b s:s s:s}", "name",
-                     x->name, "namespace", x->ns, "id", x->id, "host", x->host, "pid",
-                     (int)x->pid, "started", x->started, "version", x->version, "requests",
-                     (int64_t)x->requests, "errors", (int64_t)x->errors, "average_us",
-                     x->average_us, "durable", x->durable != 0, "last_error", x->last_error,
-                     "subject", x->subject);
+    return sage_pack(out, a, "{s:s s:s s:s s:s s:i s:s s:s s:I s:I s:f s:b s:s s:s}", "name", x->name, "namespace", x->ns, "id", x->id, "host", x->host, "pid", (int)x->pid, "started", x->started, "version", x->version, "requests", (int64_t)x->requests, "errors", (int64_t)x->errors, "average_us", x->average_us, "durable", x->durable != 0, "last_error", x->last_error, "subject", x->subject);
 }
 
 int cli_status_cluster(const sage_config *cfg, const char *urls, const char *ns, const char *name,

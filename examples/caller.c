@@ -52,28 +52,27 @@ static int sync_calls(sage_manager *m, sage_arena *a)
     sage_value res;
     sage_err r;
 
-    if ((r = sage_manager_lookup(m, "kv", &ep)) != SAGE_OK)
+    if ((r = sage_manager_lookup(&ep, m, "kv")) != SAGE_OK)
         return fail("finding the kv service (is `sagesvc run` running?)", r);
-    printf("kv: %s queue %s, served by pid %d\n", sage_transport_name(ep.transport), ep.queue,
+    printf("kv: %s queue %s, served by pid %d\n", sage_transport_name(ep.transport), ep.address,
            (int)ep.pid);
 
     printf("synchronous calls:\n");
-    if ((r = sage_manager_callf(m, "kv", "put", a, &res, "[s, {s:s, s:i}]", "greeting", "text",
-                                "hello", "lang", 1)) != SAGE_OK)
+    if ((r = sage_manager_callf(&res, m, a, "kv", "put", "[s, {s:s, s:i}]", "greeting", "text", "hello", "lang", 1)) != SAGE_OK)
         return fail("kv.put", r);
     print_value("put(greeting, {...})", &res);
-    if ((r = sage_manager_callf(m, "kv", "get", a, &res, "[s]", "greeting")) != SAGE_OK)
+    if ((r = sage_manager_callf(&res, m, a, "kv", "get", "[s]", "greeting")) != SAGE_OK)
         return fail("kv.get", r);
     print_value("get(greeting)", &res);
-    if ((r = sage_manager_callf(m, "kv", "get", a, &res, "[s, s]", "missing", "fallback")) !=
+    if ((r = sage_manager_callf(&res, m, a, "kv", "get", "[s, s]", "missing", "fallback")) !=
         SAGE_OK)
         return fail("kv.get", r);
     print_value("get(missing, fallback)", &res);
-    if ((r = sage_manager_callf(m, "kv", "keys", a, &res, "[]")) != SAGE_OK)
+    if ((r = sage_manager_callf(&res, m, a, "kv", "keys", "[]")) != SAGE_OK)
         return fail("kv.keys", r);
     print_value("keys()", &res);
     /* an error comes back as the call's code, with the service's message */
-    r = sage_manager_callf(m, "kv", "no_such_method", a, &res, "[]");
+    r = sage_manager_callf(&res, m, a, "kv", "no_such_method", "[]");
     printf("  %-28s -> %s (%s)\n", "no_such_method()", sage_errname(r), sage_errdetail());
     sage_arena_reset(a);
     return 0;
@@ -95,7 +94,7 @@ static int latency(sage_manager *m, sage_arena *a)
     for (int i = 0; i < GETS; i++) {
         double t0 = now_us();
 
-        r = sage_manager_call_sync(m, "kv", "get", &key, 1, NULL, 0, NULL, a, NULL);
+        r = sage_manager_call_sync(NULL, m, &(sage_request){.service = "kv", .method = "get", .args = &key, .nargs = 1}, a);
         us[i] = now_us() - t0;
         if (r != SAGE_OK)
             return fail("kv.get", r);
@@ -121,7 +120,7 @@ struct window {
 static void on_done(void *arg, sage_future *f)
 {
     struct window *w = arg;
-    sage_err r = sage_future_result(f, NULL);
+    sage_err r = sage_future_result(NULL, f);
 
     sage_future_free(f);
     pthread_mutex_lock(&w->lock);
@@ -152,7 +151,7 @@ static int async_calls(sage_manager *m)
             w.outstanding++;
             pthread_mutex_unlock(&w.lock);
             /* args are borrowed only during the call: key may be reused */
-            r = sage_manager_call_async(m, "kv", "put", args, 2, NULL, 0, NULL, &f);
+            r = sage_manager_call(&f, m, &(sage_request){.service = "kv", .method = "put", .args = args, .nargs = 2});
             if (r == SAGE_OK) {
                 /* cannot fail on a fresh future (EBUSY needs a callback set) */
                 (void)sage_future_on_done(f, on_done, &w);
@@ -195,7 +194,7 @@ int main(int argc, char **argv)
     }
     sage_manager_opts_init(&o);
     o.ns = ns;
-    o.timeout = 10;
+    o.timeout_ms = 10000;
     if ((r = sage_manager_new(&m, &o)) != SAGE_OK)
         return fail("sage_manager_new", r);
     if ((r = sage_arena_new(&a, 0)) != SAGE_OK) {

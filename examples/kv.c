@@ -46,7 +46,7 @@ static sage_err keep(const sage_value *v, sage_arena **ap, sage_value *out)
 
     if ((r = sage_arena_new(&a, KEEP_CHUNK)) != SAGE_OK)
         return r;
-    if ((r = sage_value_copy(a, out, v)) != SAGE_OK) {
+    if ((r = sage_value_copy(out, a, v)) != SAGE_OK) {
         sage_arena_free(a);
         return r;
     }
@@ -170,9 +170,9 @@ static sage_err kv_get(void *state, sage_call *call)
     it = *slot(kv, key, klen);
     /* copy out under the lock: a put may replace the value right after */
     if (it)
-        r = sage_value_copy(sage_call_arena(call), &out, &it->val);
+        r = sage_value_copy(&out, sage_call_arena(call), &it->val);
     else if (dflt)
-        r = sage_value_copy(sage_call_arena(call), &out, dflt);
+        r = sage_value_copy(&out, sage_call_arena(call), dflt);
     else
         out = sage_nil(), r = SAGE_OK;
     pthread_rwlock_unlock(&kv->lock);
@@ -298,8 +298,12 @@ static void kv_destroy(void *state)
 }
 
 static const sage_method kv_methods[] = {
-    {"put", kv_put},   {"get", kv_get},   {"delete", kv_delete},
-    {"keys", kv_keys}, {"size", kv_size}, {NULL, NULL},
+    {"put", kv_put, SAGE_METHOD_IDEMPOTENT},
+    {"get", kv_get, SAGE_METHOD_IDEMPOTENT},
+    {"delete", kv_delete, SAGE_METHOD_IDEMPOTENT},
+    {"keys", kv_keys, SAGE_METHOD_IDEMPOTENT},
+    {"size", kv_size, SAGE_METHOD_IDEMPOTENT},
+    {0},
 };
 
 const sage_service sage_example_kv = {

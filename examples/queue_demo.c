@@ -87,7 +87,7 @@ static int child(int cpu)
         die("child: open", e);
     /* phase 1: echo until an empty message */
     for (;;) {
-        if ((e = sage_queue_recv(ping, buf, sizeof buf, &len, 10000)) != SAGE_OK)
+        if ((e = sage_queue_recv(&len, ping, buf, sizeof buf, 10000)) != SAGE_OK)
             die("child: recv", e);
         if (len == 0)
             break;
@@ -101,15 +101,15 @@ static int child(int cpu)
         size_t n;
 
         while (!c.done)
-            if ((e = sage_queue_drain(ping, on_message, &c, 0, 10000, &n)) != SAGE_OK)
+            if ((e = sage_queue_drain(&n, ping, on_message, &c, 0, 10000)) != SAGE_OK)
                 die("child: drain", e);
         if (c.next == 0)
             break; /* an empty stream: we are done */
         if ((e = sage_queue_send(pong, &c, sizeof c, 10000)) != SAGE_OK)
             die("child: send", e);
     }
-    sage_queue_free(ping);
-    sage_queue_free(pong);
+    sage_queue_close(ping);
+    sage_queue_close(pong);
     return 0;
 }
 
@@ -130,7 +130,7 @@ static void stream(sage_queue *ping, sage_queue *pong, size_t size, uint64_t cou
     }
     if ((e = sage_queue_send(ping, msg, 0, 10000)) != SAGE_OK)
         die("send", e);
-    if ((e = sage_queue_recv(pong, &c, sizeof c, &len, 10000)) != SAGE_OK)
+    if ((e = sage_queue_recv(&len, pong, &c, sizeof c, 10000)) != SAGE_OK)
         die("recv", e);
     dt = now_us() - t0;
     printf("  one-way %6zu B x %8llu: %7.2f M msgs/s  %6.2f GB/s   received %llu, out of order %llu\n",
@@ -175,7 +175,7 @@ int main(int argc, char **argv)
 
         if ((e = sage_queue_send(ping, buf, sizeof buf, 10000)) != SAGE_OK)
             die("send", e);
-        if ((e = sage_queue_recv(pong, buf, sizeof buf, &len, 10000)) != SAGE_OK)
+        if ((e = sage_queue_recv(&len, pong, buf, sizeof buf, 10000)) != SAGE_OK)
             die("recv", e);
         rtt[i] = now_us() - t0;
     }
@@ -195,13 +195,13 @@ int main(int argc, char **argv)
     {
         sage_queue_stats st;
 
-        sage_queue_stats_read(ping, &st);
+        sage_queue_stats_read(&st, ping);
         printf("  queue stats: %llu messages in, %llu out, %llu wake-ups, %llu full events\n",
                (unsigned long long)st.msgs_in, (unsigned long long)st.msgs_out,
                (unsigned long long)st.wakeups, (unsigned long long)st.full_events);
     }
-    sage_queue_free(ping);
-    sage_queue_free(pong);
+    sage_queue_close(ping);
+    sage_queue_close(pong);
     sage_queue_unlink(ping_name);
     sage_queue_unlink(pong_name);
     printf("  done: child exited with status %d, queues removed\n",

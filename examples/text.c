@@ -199,7 +199,7 @@ static sage_err text_freq(void *state, sage_call *call)
     if ((r = arg_text(call, "[s#*]", &text, &len)) != SAGE_OK)
         return r;
     if (args->as.array.len > 2 ||
-        (args->as.array.len == 2 && sage_value_get_int(&args->as.array.items[1], &top) != SAGE_OK))
+        (args->as.array.len == 2 && sage_value_get_int(&top, &args->as.array.items[1]) != SAGE_OK))
         return sage_call_error(call, SAGE_EBADARGS, "freq takes a text and an optional int top");
     if (top < 0)
         return sage_call_error(call, SAGE_EBADARGS, "freq: top must be >= 0, got %lld", (long long)top);
@@ -275,7 +275,7 @@ static sage_err text_create(void **statep, const sage_value *config)
             const char *s;
             size_t n;
 
-            if (sage_value_get_str(&stop->as.array.items[i], &s, &n) != SAGE_OK)
+            if (sage_value_get_str(&s, &n, &stop->as.array.items[i]) != SAGE_OK)
                 goto bad;
             if ((c->stop[i] = strndup(s, n)) == NULL)
                 goto nomem;
@@ -296,8 +296,8 @@ nomem:
 }
 
 static const sage_method text_methods[] = {
-    {"words", text_words}, {"tokenize", text_tokenize}, {"upper", text_upper},
-    {"freq", text_freq},   {NULL, NULL},
+    {"words", text_words, 0}, {"tokenize", text_tokenize, 0}, {"upper", text_upper, 0},
+    {"freq", text_freq, 0},   {0},
 };
 
 const sage_service sage_example_text = {

@@ -70,22 +70,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
             switch ((size + (size_t)i) % 4) {
             case 0:
-                sage_queue_drain(q, take, &sink, 0, 0, &n);
+                sage_queue_drain(&n, q, take, &sink, 0, 0);
                 break;
             case 1:
-                sage_queue_recv(q, buf, sizeof buf, &len, 0);
+                sage_queue_recv(&len, q, buf, sizeof buf, 0);
                 break;
             case 2:
                 sage_queue_send(q, data, size % 300, 0);
                 break;
             default:
-                if (sage_queue_claim(q, size % 100, &claim, 0) == SAGE_OK)
+                if (sage_queue_claim(&claim, q, size % 100, 0) == SAGE_OK)
                     sage_queue_commit(q, claim);
                 break;
             }
         }
-        sage_queue_stats_read(q, &st);
-        sage_queue_free(q);
+        sage_queue_stats_read(&st, q);
+        sage_queue_close(q);
     }
     free(mem);
     return 0;

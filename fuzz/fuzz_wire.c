@@ -63,7 +63,7 @@ static void check_value(const sage_value *v)
     sage_value copy;
 
     CHECK(n >= 0 && strlen(small) == ((size_t)n < sizeof small ? (size_t)n : sizeof small - 1));
-    CHECK(sage_value_copy(arena2, &copy, v) == SAGE_OK);
+    CHECK(sage_value_copy(&copy, arena2, v) == SAGE_OK);
     CHECK(sage_value_equal(&copy, v));
 }
 

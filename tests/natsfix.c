@@ -198,7 +198,7 @@ void natsfix_conf(struct natsfix *f, sage_nats_conf *c, int first)
     c->servers = order;
     c->nservers = (size_t)f->n;
     c->reconnect_max = -1;
-    c->reconnect_wait = 0.2;
+    c->reconnect_wait_ms = 200;
     if (f->auth[0]) {
         static _Thread_local char user[64], pass[64];
 
@@ -219,7 +219,7 @@ sage_manager *natsfix_manager(struct natsfix *f, int first, double timeout, sage
     co->nats = nc;
     sage_manager_opts_init(&mo);
     mo.ns = th_prefix();
-    mo.timeout = timeout;
+    mo.timeout_ms = (int64_t)(timeout * 1000);
     mo.cluster = co;
     ASSERT_OK(sage_manager_new(&m, &mo));
     return m;

@@ -7,6 +7,7 @@
 #include "kv.h"
 #include "natsfix.h"
 #include "sage/cluster.h"
+#include "sage/version.h"
 #include "sage/manager.h"
 #include "testsvc.h"
 #include "transport/natsio.h"
@@ -56,7 +57,7 @@ static struct replica spawn_replica(struct natsfix *f, int first, const sage_ser
         o.transport = SAGE_TRANSPORT_NATS;
         o.ns = th_prefix();
         o.name = name;
-        o.transport_opts = &co;
+        o.cluster = &co;
         ASSERT_OK(sage_task_new(&t, svc, &o));
         e = sage_task_start(t);
         c = e == SAGE_OK ? 'R' : 'E';
@@ -111,12 +112,12 @@ static void t_calls_cross_servers(void)
     r = spawn_replica(&f, 0, &sage_example_kv, "kv", 0);
     m = natsfix_manager(&f, 2, 5, &nc, &co);
     ASSERT_OK(sage_arena_new(&a, 0));
-    ASSERT_OK(sage_manager_callf(m, "kv", "put", a, &res, "[s i]", "k", 9));
-    ASSERT_OK(sage_manager_callf(m, "kv", "get", a, &res, "[s]", "k"));
+    ASSERT_OK(sage_manager_callf(&res, m, a, "kv", "put", "[s i]", "k", 9));
+    ASSERT_OK(sage_manager_callf(&res, m, a, "kv", "get", "[s]", "k"));
     ASSERT_EQ(res.as.i, 9);
-    ASSERT_ERR(sage_manager_callf(m, "kv", "nosuch", a, &res, "[]"), SAGE_ENOMETHOD);
-    ASSERT_ERR(sage_manager_callf(m, "absent", "x", a, &res, "[]"), SAGE_ENOSERVICE);
-    ASSERT_OK(sage_manager_lookup(m, "kv", &ep));
+    ASSERT_ERR(sage_manager_callf(&res, m, a, "kv", "nosuch", "[]"), SAGE_ENOMETHOD);
+    ASSERT_ERR(sage_manager_callf(&res, m, a, "absent", "x", "[]"), SAGE_ENOSERVICE);
+    ASSERT_OK(sage_manager_lookup(&ep, m, "kv"));
     ASSERT_EQ(ep.transport, SAGE_TRANSPORT_NATS);
     sage_arena_free(a);
     sage_manager_free(m);
@@ -147,7 +148,7 @@ static void t_load_balanced(void)
         sage_value res;
 
         ASSERT_OK(sage_arena_new(&a, 0));
-        ASSERT_OK(sage_manager_callf(m, "testsvc", "pid", a, &res, "[]"));
+        ASSERT_OK(sage_manager_callf(&res, m, a, "testsvc", "pid", "[]"));
         for (int k = 0; k < 3; k++)
             if (res.as.i == pids[k])
                 counts[k]++;
@@ -178,15 +179,20 @@ struct hammer {
 static void *hammer_main(void *p)
 {
     struct hammer *h = p;
-    sage_call_opts o = {h->mode == 2 ? 8.0 : 1.5, h->mode == 1, h->mode == 1 ? 3 : 0};
     sage_value args[1] = {sage_int(20)};
+    sage_request rq = {.service = "testsvc",
+                       .method = "sleep",
+                       .args = args,
+                       .nargs = 1,
+                       .timeout_ms = h->mode == 2 ? 8000 : 1500,
+                       .idempotent = h->mode == 1,
+                       .retries = h->mode == 1 ? 3 : 0};
 
     while (!atomic_load(&h->stop)) {
         double t0 = th_now_ms();
-        sage_err e = sage_manager_call_sync(h->m, "testsvc", "sleep", args, 1, NULL, 0, &o, NULL,
-                                            NULL);
+        sage_err e = sage_manager_call_sync(NULL, h->m, &rq, NULL);
 
-        if (th_now_ms() - t0 > o.timeout * 1000 + 1000)
+        if (th_now_ms() - t0 > rq.timeout_ms + 1000)
             h->hung++;
         if (e == SAGE_OK)
             h->ok++;
@@ -272,11 +278,11 @@ static void t_nats_server_killed(void)
     r = spawn_replica(&f, 0, &sage_example_kv, "kv", 0); /* connected to server 0 */
     m = natsfix_manager(&f, 1, 1, &nc, &co);
     ASSERT_OK(sage_arena_new(&a, 0));
-    ASSERT_OK(sage_manager_callf(m, "kv", "put", a, &res, "[s i]", "k", 1));
+    ASSERT_OK(sage_manager_callf(&res, m, a, "kv", "put", "[s i]", "k", 1));
     natsfix_kill(&f, 0);
     until = th_now_ms() + 15000;
     while (th_now_ms() < until) { /* calls fail while it reconnects, then work */
-        e = sage_manager_callf(m, "kv", "get", a, &res, "[s]", "k");
+        e = sage_manager_callf(&res, m, a, "kv", "get", "[s]", "k");
         if (e == SAGE_OK)
             break;
         usleep(100000);
@@ -284,7 +290,7 @@ static void t_nats_server_killed(void)
     ASSERT_OK(e);
     ASSERT_EQ(res.as.i, 1);
     for (int i = 0; i < 20; i++)
-        ASSERT_OK(sage_manager_callf(m, "kv", "get", a, &res, "[s]", "k"));
+        ASSERT_OK(sage_manager_callf(&res, m, a, "kv", "get", "[s]", "k"));
     sage_arena_free(a);
     sage_manager_free(m);
     stop_replica(r);
@@ -307,7 +313,7 @@ static void t_credentials(void)
     r = spawn_replica(&f, 0, &sage_example_kv, "kv", 0);
     m = natsfix_manager(&f, 0, 5, &nc, &co); /* right password */
     ASSERT_OK(sage_arena_new(&a, 0));
-    ASSERT_OK(sage_manager_callf(m, "kv", "size", a, &res, "[]"));
+    ASSERT_OK(sage_manager_callf(&res, m, a, "kv", "size", "[]"));
     sage_manager_free(m);
     m = NULL;
     sage_manager_opts_init(&mo);
@@ -344,7 +350,7 @@ static void check_common(json_t *o, const char *type, const char *id)
 
     ASSERT_STREQ(json_string_value(json_object_get(o, "type")), type);
     ASSERT_STREQ(json_string_value(json_object_get(o, "name")), "testsvc");
-    ASSERT_STREQ(json_string_value(json_object_get(o, "version")), "0.1.0");
+    ASSERT_STREQ(json_string_value(json_object_get(o, "version")), SAGE_VERSION_STRING);
     if (id)
         ASSERT_STREQ(json_string_value(json_object_get(o, "id")), id);
     else
@@ -377,8 +383,8 @@ static void t_srv_protocol(void)
     natsfix_start(&f, 1, NULL);
     r = spawn_replica(&f, 0, &testsvc, "testsvc", 0);
     m = natsfix_manager(&f, 0, 5, &nc, &co);
-    ASSERT_OK(sage_manager_call_sync(m, "testsvc", "count", NULL, 0, NULL, 0, NULL, NULL, NULL));
-    ASSERT_ERR(sage_manager_callf(m, "testsvc", "fail", NULL, NULL, "[s]", "why"), SAGE_EHANDLER);
+    ASSERT_OK(sage_manager_call_sync(NULL, m, &(sage_request){.service = "testsvc", .method = "count"}, NULL));
+    ASSERT_ERR(sage_manager_callf(NULL, m, NULL, "testsvc", "fail", "[s]", "why"), SAGE_EHANDLER);
     memset(&no, 0, sizeof no);
     no.conf = &nc;
     no.name = "srv test";
@@ -447,11 +453,11 @@ static void t_connection_lost_fails_pending(void)
     natsfix_start(&f, 1, NULL);
     r = spawn_replica(&f, 0, &testsvc, "testsvc", 0);
     m = natsfix_manager(&f, 0, 30, &nc, &co);
-    ASSERT_OK(sage_manager_call_async(m, "testsvc", "sleep", &ms, 1, NULL, 0, NULL, &fut));
+    ASSERT_OK(sage_manager_call(&fut, m, &(sage_request){.service = "testsvc", .method = "sleep", .args = &ms, .nargs = 1}));
     usleep(300000); /* the call is running on the replica */
     t0 = th_now_ms();
     natsfix_kill(&f, 0);
-    ASSERT_ERR(sage_future_wait(fut, 10000) == SAGE_OK ? sage_future_result(fut, NULL)
+    ASSERT_ERR(sage_future_wait(fut, 10000) == SAGE_OK ? sage_future_result(NULL, fut)
                                                         : SAGE_ETIMEDOUT,
                SAGE_ECONNECT);
     ASSERT_TRUE(th_now_ms() - t0 < 5000);
@@ -479,11 +485,11 @@ static void t_stop_answers_in_flight(void)
     natsfix_start(&f, 1, NULL);
     r = spawn_replica(&f, 0, &testsvc, "testsvc", 0);
     m = natsfix_manager(&f, 0, 10, &nc, &co);
-    ASSERT_OK(sage_manager_call_async(m, "testsvc", "sleep", &ms, 1, NULL, 0, NULL, &fut));
+    ASSERT_OK(sage_manager_call(&fut, m, &(sage_request){.service = "testsvc", .method = "sleep", .args = &ms, .nargs = 1}));
     usleep(300000); /* the call is running on the replica */
     stop_replica(r);
     ASSERT_OK(sage_future_wait(fut, 5000));
-    ASSERT_OK(sage_future_result(fut, NULL));
+    ASSERT_OK(sage_future_result(NULL, fut));
     sage_future_free(fut);
     sage_manager_free(m);
     natsfix_stop(&f);

@@ -351,7 +351,7 @@ static sage_err call_kv(struct natsfix *f, int first, int value)
 
     ASSERT_OK(sage_arena_new(&a, 0));
     /* each replica has its own store: a put, answered, is the proof */
-    r = sage_manager_callf(m, "kv", "put", a, &res, "[s i]", "k", value);
+    r = sage_manager_callf(&res, m, a, "kv", "put", "[s i]", "k", value);
     sage_arena_free(a);
     sage_manager_free(m);
     return r;
@@ -681,7 +681,7 @@ static void t_two_hosts_three_servers(void)
     m = natsfix_manager(&f, 2, 10, &nc2, &co);
     ASSERT_OK(sage_arena_new(&a, 0));
     for (int i = 0; i < 200; i++) {
-        ASSERT_OK(sage_manager_callf(m, "kv", "put", a, &res, "[s i]", "k", i));
+        ASSERT_OK(sage_manager_callf(&res, m, a, "kv", "put", "[s i]", "k", i));
         sage_arena_reset(a);
     }
     memset(&st, 0, sizeof st);

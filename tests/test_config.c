@@ -66,12 +66,12 @@ static void check_default_sections(const sage_config *c)
     ASSERT_STREQ(sage_config_namespace(c), "default");
     ASSERT_STREQ(sage_config_transport(c), "shm");
     ASSERT_EQ(l->max_workers, 10);
-    ASSERT_TRUE(l->queue_timeout == 30.0);
+    ASSERT_TRUE(l->queue_timeout_ms == 30000);
     ASSERT_EQ(l->request_queue_size, 10000);
-    ASSERT_TRUE(k->timeout == 30.0);
+    ASSERT_TRUE(k->timeout_ms == 30000);
     ASSERT_EQ(k->retries, 0);
-    ASSERT_TRUE(k->retry_backoff == 0.05);
-    ASSERT_TRUE(k->idle_close == 60.0);
+    ASSERT_TRUE(k->retry_backoff_ms == 50);
+    ASSERT_TRUE(k->idle_close_ms == 60000);
     ASSERT_TRUE(cl->cpus == 1.0);
     ASSERT_EQ(cl->memory, 0);
     ASSERT_EQ(cl->detached, 0);
@@ -84,7 +84,7 @@ static void check_default_sections(const sage_config *c)
     ASSERT_TRUE(n->token == NULL && n->creds == NULL);
     ASSERT_TRUE(n->tls_ca == NULL && n->tls_cert == NULL && n->tls_key == NULL);
     ASSERT_EQ(n->reconnect_max, 60);
-    ASSERT_TRUE(n->reconnect_wait == 2.0);
+    ASSERT_TRUE(n->reconnect_wait_ms == 2000);
     ASSERT_EQ(sage_config_nservices(c), 0);
     ASSERT_TRUE(sage_config_service(c, 0) == NULL);
     ASSERT_TRUE(sage_config_find(c, "kv") == NULL);
@@ -127,15 +127,15 @@ static void t_defaults(void)
     sage_cluster_conf_init(&cl);
     sage_nats_conf_init(&n);
     ASSERT_EQ(l.max_workers, 10);
-    ASSERT_TRUE(l.queue_timeout == 30.0);
+    ASSERT_TRUE(l.queue_timeout_ms == 30000);
     ASSERT_EQ(l.request_queue_size, 10000);
-    ASSERT_TRUE(k.timeout == 30.0 && k.retries == 0 && k.retry_backoff == 0.05);
-    ASSERT_TRUE(k.idle_close == 60.0);
+    ASSERT_TRUE(k.timeout_ms == 30000 && k.retries == 0 && k.retry_backoff_ms == 50);
+    ASSERT_TRUE(k.idle_close_ms == 60000);
     ASSERT_TRUE(cl.cpus == 1.0 && cl.memory == 0 && !cl.detached && !cl.durable);
     ASSERT_TRUE(cl.max_restarts == 3 && cl.replicas == 1);
     ASSERT_EQ(n.nservers, 1);
     ASSERT_STREQ(n.servers[0], "nats://127.0.0.1:4222");
-    ASSERT_TRUE(n.reconnect_max == 60 && n.reconnect_wait == 2.0 && n.user == NULL);
+    ASSERT_TRUE(n.reconnect_max == 60 && n.reconnect_wait_ms == 2000 && n.user == NULL);
 }
 
 static const char full[] =
@@ -188,9 +188,9 @@ static void t_every_key(void)
     ASSERT_STREQ(n->tls_cert, "c.pem");
     ASSERT_STREQ(n->tls_key, "k.pem");
     ASSERT_EQ(n->reconnect_max, -1);
-    ASSERT_TRUE(n->reconnect_wait == 0.5);
+    ASSERT_TRUE(n->reconnect_wait_ms == 500);
     ASSERT_EQ(l->max_workers, 1024);
-    ASSERT_TRUE(l->queue_timeout == 0.0);
+    ASSERT_TRUE(l->queue_timeout_ms == 0);
     ASSERT_EQ(l->request_queue_size, 8388607);
     ASSERT_TRUE(cl->cpus == 0.5);
     ASSERT_EQ(cl->memory, 512u << 20);
@@ -198,10 +198,10 @@ static void t_every_key(void)
     ASSERT_EQ(cl->max_restarts, 0);
     ASSERT_EQ(cl->replicas, 1000);
     ASSERT_EQ(cl->durable, 1);
-    ASSERT_TRUE(k->timeout == 86400.0);
+    ASSERT_TRUE(k->timeout_ms == 86400000);
     ASSERT_EQ(k->retries, 100);
-    ASSERT_TRUE(k->retry_backoff == 60.0);
-    ASSERT_TRUE(k->idle_close == 0.0);
+    ASSERT_TRUE(k->retry_backoff_ms == 60000);
+    ASSERT_TRUE(k->idle_close_ms == 0);
     sage_config_free(c);
 
     /* A single server string; a token; floats where numbers go; ints
@@ -214,10 +214,10 @@ static void t_every_key(void)
     ASSERT_STREQ(n->servers[0], "nats://one:4222");
     ASSERT_STREQ(n->token, "abc");
     ASSERT_EQ(n->reconnect_max, 5);
-    ASSERT_TRUE(n->reconnect_wait == 3.0);
-    ASSERT_TRUE(sage_config_local(c)->queue_timeout == 2.5);
+    ASSERT_TRUE(n->reconnect_wait_ms == 3000);
+    ASSERT_TRUE(sage_config_local(c)->queue_timeout_ms == 2500);
     ASSERT_EQ(sage_config_local(c)->max_workers, 4);
-    ASSERT_TRUE(sage_config_call(c)->timeout == 0.001);
+    ASSERT_TRUE(sage_config_call(c)->timeout_ms == 1);
     sage_config_free(c);
 }
 
@@ -276,7 +276,7 @@ static void t_services_merge(void)
     ASSERT_STREQ(kv->transport, "nats");
     ASSERT_EQ(kv->line, 8);
     ASSERT_EQ(kv->local.max_workers, 4);          /* own */
-    ASSERT_TRUE(kv->local.queue_timeout == 10.0); /* global */
+    ASSERT_TRUE(kv->local.queue_timeout_ms == 10000); /* global */
     ASSERT_EQ(kv->local.request_queue_size, 1000);
     ASSERT_EQ(kv->cluster.replicas, 3);
     ASSERT_TRUE(kv->cluster.cpus == 4.0);
@@ -297,7 +297,7 @@ static void t_services_merge(void)
     ASSERT_EQ(t->nmiddleware, 0);
 
     ASSERT_STREQ(z->plugin, "text.so");
-    ASSERT_TRUE(z->local.queue_timeout == 0.25);
+    ASSERT_TRUE(z->local.queue_timeout_ms == 250);
     ASSERT_EQ(z->nmiddleware, 0);
     ASSERT_TRUE(z->middleware == NULL);
     ASSERT_EQ(z->line, 19);
@@ -849,20 +849,20 @@ static void t_params(void)
     double d;
 
     ASSERT_OK(sage_arena_new(&a, 0));
-    ASSERT_OK(sage_config_service_params(c, 0, a, &v));
+    ASSERT_OK(sage_config_service_params(&v, c, 0, a));
     ASSERT_EQ(v.type, SAGE_MAP);
     ASSERT_EQ(v.as.map.len, 9);
     /* File order is kept. */
     ASSERT_STREQ(v.as.map.items[0].key.as.str.ptr, "path");
     ASSERT_STREQ(v.as.map.items[8].key.as.str.ptr, "42");
-    ASSERT_OK(sage_value_get_str(get(&v, "path"), &s, NULL));
+    ASSERT_OK(sage_value_get_str(&s, NULL, get(&v, "path")));
     ASSERT_STREQ(s, "/tmp/kv.db");
     ASSERT_EQ(get(&v, "capacity")->type, SAGE_INT);
     ASSERT_EQ(get(&v, "capacity")->as.i, 1000);
     ASSERT_EQ(get(&v, "bare")->type, SAGE_NIL);
-    ASSERT_OK(sage_value_get_str(get(&v, "42"), &s, NULL));
+    ASSERT_OK(sage_value_get_str(&s, NULL, get(&v, "42")));
     ASSERT_STREQ(s, "numeric key");
-    ASSERT_OK(sage_value_get_str(get(&v, "block"), &s, NULL));
+    ASSERT_OK(sage_value_get_str(&s, NULL, get(&v, "block")));
     ASSERT_STREQ(s, "two\nlines\n");
 
     nested = get(&v, "nested");
@@ -876,22 +876,22 @@ static void t_params(void)
     ASSERT_EQ(list->as.array.len, 10);
     ASSERT_EQ(list->as.array.items[0].type, SAGE_INT);
     ASSERT_EQ(list->as.array.items[0].as.i, 1);
-    ASSERT_OK(sage_value_get_double(&list->as.array.items[1], &d));
+    ASSERT_OK(sage_value_get_double(&d, &list->as.array.items[1]));
     ASSERT_EQ(list->as.array.items[1].type, SAGE_DOUBLE);
     ASSERT_TRUE(d == -2.5);
-    ASSERT_OK(sage_value_get_str(&list->as.array.items[2], &s, &len));
+    ASSERT_OK(sage_value_get_str(&s, &len, &list->as.array.items[2]));
     ASSERT_STREQ(s, "x");
     ASSERT_EQ(list->as.array.items[3].type, SAGE_NIL);
     ASSERT_EQ(list->as.array.items[4].type, SAGE_NIL);
-    ASSERT_OK(sage_value_get_str(&list->as.array.items[5], &s, &len)); /* '' is a string */
+    ASSERT_OK(sage_value_get_str(&s, &len, &list->as.array.items[5])); /* '' is a string */
     ASSERT_EQ(len, 0);
-    ASSERT_OK(sage_value_get_bool(&list->as.array.items[6], &b));
+    ASSERT_OK(sage_value_get_bool(&b, &list->as.array.items[6]));
     ASSERT_TRUE(b);
-    ASSERT_OK(sage_value_get_bool(&list->as.array.items[7], &b));
+    ASSERT_OK(sage_value_get_bool(&b, &list->as.array.items[7]));
     ASSERT_TRUE(!b);
-    ASSERT_OK(sage_value_get_bool(&list->as.array.items[8], &b));
+    ASSERT_OK(sage_value_get_bool(&b, &list->as.array.items[8]));
     ASSERT_TRUE(b);
-    ASSERT_OK(sage_value_get_str(&list->as.array.items[9], &s, NULL)); /* quoted "7" */
+    ASSERT_OK(sage_value_get_str(&s, NULL, &list->as.array.items[9])); /* quoted "7" */
     ASSERT_STREQ(s, "7");
 
     ints = get(&v, "ints");
@@ -901,7 +901,7 @@ static void t_params(void)
         ASSERT_EQ(ints->as.array.len, 7);
         for (size_t k = 0; k < 7; k++) {
             ASSERT_EQ(ints->as.array.items[k].type, SAGE_INT);
-            ASSERT_OK(sage_value_get_int(&ints->as.array.items[k], &i));
+            ASSERT_OK(sage_value_get_int(&i, &ints->as.array.items[k]));
             ASSERT_TRUE(i == want[k]);
         }
     }
@@ -922,33 +922,33 @@ static void t_params(void)
 
         ASSERT_EQ(strs->as.array.len, 9);
         for (size_t k = 0; k < 8; k++) {
-            ASSERT_OK(sage_value_get_str(&strs->as.array.items[k], &s, NULL));
+            ASSERT_OK(sage_value_get_str(&s, NULL, &strs->as.array.items[k]));
             ASSERT_STREQ(s, want[k]);
         }
-        ASSERT_OK(sage_value_get_str(&strs->as.array.items[8], &s, &len));
+        ASSERT_OK(sage_value_get_str(&s, &len, &strs->as.array.items[8]));
         ASSERT_EQ(len, 3); /* an embedded NUL survives */
         ASSERT_TRUE(memcmp(s, "a\0b", 3) == 0);
     }
 
     /* The tree lives in the arena, not in the config. */
     sage_config_free(c);
-    ASSERT_OK(sage_value_copy(a, &w, &v));
+    ASSERT_OK(sage_value_copy(&w, a, &v));
     ASSERT_TRUE(sage_value_equal(&v, &w));
     c = parse("services:\n"
               "  - {name: none, plugin: x}\n"
               "  - {name: blank, plugin: x, config: }\n"
               "  - {name: empty, plugin: x, config: {}}\n");
-    ASSERT_OK(sage_config_service_params(c, 0, a, &v));
+    ASSERT_OK(sage_config_service_params(&v, c, 0, a));
     ASSERT_EQ(v.type, SAGE_NIL);
-    ASSERT_OK(sage_config_service_params(c, 1, a, &v));
+    ASSERT_OK(sage_config_service_params(&v, c, 1, a));
     ASSERT_EQ(v.type, SAGE_NIL);
-    ASSERT_OK(sage_config_service_params(c, 2, a, &v));
+    ASSERT_OK(sage_config_service_params(&v, c, 2, a));
     ASSERT_EQ(v.type, SAGE_MAP);
     ASSERT_EQ(v.as.map.len, 0);
     v = sage_int(7);
-    ASSERT_ERR(sage_config_service_params(c, 3, a, &v), SAGE_EINVAL);
+    ASSERT_ERR(sage_config_service_params(&v, c, 3, a), SAGE_EINVAL);
     ASSERT_EQ(v.type, SAGE_INT); /* untouched on failure */
-    ASSERT_ERR(sage_config_service_params(c, 0, NULL, &v), SAGE_EINVAL);
+    ASSERT_ERR(sage_config_service_params(&v, c, 0, NULL), SAGE_EINVAL);
     sage_config_free(c);
     sage_arena_free(a);
 }

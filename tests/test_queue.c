@@ -108,7 +108,7 @@ static void t_open_rules(void)
     {
         sage_queue_stats s;
 
-        ASSERT_OK(sage_queue_stats_read(q2, &s));
+        ASSERT_OK(sage_queue_stats_read(&s, q2));
         ASSERT_EQ(s.capacity, 4096); /* the existing geometry wins */
         ASSERT_EQ(s.max_msg, 100);
     }
@@ -116,8 +116,8 @@ static void t_open_rules(void)
     ASSERT_EQ(stat(path, &st), 0);
     ASSERT_EQ(st.st_mode & 0777, 0600);
     ASSERT_STREQ(sage_queue_name(q), th_name("q"));
-    sage_queue_free(q2);
-    sage_queue_free(q);
+    sage_queue_close(q2);
+    sage_queue_close(q);
     ASSERT_OK(sage_queue_unlink(th_name("q")));
     ASSERT_ERR(sage_queue_unlink(th_name("q")), SAGE_ENOENT);
     ASSERT_ERR(sage_queue_open(&q, "bad/name", NULL), SAGE_EINVAL);
@@ -133,12 +133,12 @@ static void t_open_rules(void)
     {
         sage_queue_stats s;
 
-        ASSERT_OK(sage_queue_stats_read(q, &s));
+        ASSERT_OK(sage_queue_stats_read(&s, q));
         ASSERT_EQ(s.capacity, 8192);
         ASSERT_EQ(s.max_msg, 2048);
     }
-    sage_queue_free(q);
-    sage_queue_free(NULL);
+    sage_queue_close(q);
+    sage_queue_close(NULL);
 }
 
 static void t_basic(void)
@@ -151,19 +151,19 @@ static void t_basic(void)
     ASSERT_OK(sage_queue_send(q, NULL, 0, 0)); /* empty message */
     ASSERT_OK(sage_queue_send(q, buf, 1000, 0));
     ASSERT_ERR(sage_queue_send(q, buf, 1001, 0), SAGE_EMSGSIZE);
-    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+    ASSERT_OK(sage_queue_recv(&len, q, buf, sizeof buf, 0));
     ASSERT_EQ(len, 5);
     ASSERT_TRUE(memcmp(buf, "hello", 5) == 0);
-    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+    ASSERT_OK(sage_queue_recv(&len, q, buf, sizeof buf, 0));
     ASSERT_EQ(len, 0);
     /* a buffer too small: told the size, message stays */
-    ASSERT_ERR(sage_queue_recv(q, buf, 10, &len, 0), SAGE_EMSGSIZE);
+    ASSERT_ERR(sage_queue_recv(&len, q, buf, 10, 0), SAGE_EMSGSIZE);
     ASSERT_EQ(len, 1000);
-    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+    ASSERT_OK(sage_queue_recv(&len, q, buf, sizeof buf, 0));
     ASSERT_EQ(len, 1000);
-    ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 0), SAGE_ETIMEDOUT);
+    ASSERT_ERR(sage_queue_recv(&len, q, buf, sizeof buf, 0), SAGE_ETIMEDOUT);
     ASSERT_ERR(sage_queue_send(NULL, "x", 1, 0), SAGE_EINVAL);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 static void t_private(void)
@@ -177,10 +177,10 @@ static void t_private(void)
         uint8_t m[40];
 
         ASSERT_OK(sage_queue_send(q, m, fill(m, 1, i, 8 + i % 32), 0));
-        ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+        ASSERT_OK(sage_queue_recv(&len, q, buf, sizeof buf, 0));
         check(buf, len, 1, i);
     }
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 /* Every size from 0 to 300 and a few large ones, through a 4 KiB ring many
@@ -201,7 +201,7 @@ static void t_wrap_sizes(void)
             fill(m, 7, seq_in, n);
             r = sage_queue_send(q, m, n, 0);
             while (r == SAGE_EFULL) { /* drain one, then retry */
-                ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+                ASSERT_OK(sage_queue_recv(&len, q, buf, sizeof buf, 0));
                 check(buf, len, 7, seq_out++);
                 r = sage_queue_send(q, m, n, 0);
             }
@@ -209,10 +209,10 @@ static void t_wrap_sizes(void)
             seq_in++;
         }
     }
-    while (sage_queue_recv(q, buf, sizeof buf, &len, 0) == SAGE_OK)
+    while (sage_queue_recv(&len, q, buf, sizeof buf, 0) == SAGE_OK)
         check(buf, len, 7, seq_out++);
     ASSERT_EQ(seq_out, seq_in);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 struct fifo_arg {
@@ -248,7 +248,7 @@ static void t_fifo_threads(void)
     for (int k = 0; k < P * N; k++) {
         uint32_t id, seq;
 
-        ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 5000));
+        ASSERT_OK(sage_queue_recv(&len, q, buf, sizeof buf, 5000));
         memcpy(&id, buf, 4);
         memcpy(&seq, buf + 4, 4);
         ASSERT_TRUE(id < P);
@@ -258,8 +258,8 @@ static void t_fifo_threads(void)
     }
     for (int i = 0; i < P; i++)
         pthread_join(th[i], NULL);
-    ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 0), SAGE_ETIMEDOUT);
-    sage_queue_free(q);
+    ASSERT_ERR(sage_queue_recv(&len, q, buf, sizeof buf, 0), SAGE_ETIMEDOUT);
+    sage_queue_close(q);
 }
 
 struct drain_ctx {
@@ -284,14 +284,14 @@ static void t_drain_batch(void)
 
     for (uint32_t i = 0; i < 100; i++)
         ASSERT_OK(sage_queue_send(q, m, fill(m, 3, i, 16 + i % 40), 0));
-    ASSERT_OK(sage_queue_drain(q, drain_cb, &c, 30, 0, &n));
+    ASSERT_OK(sage_queue_drain(&n, q, drain_cb, &c, 30, 0));
     ASSERT_EQ(n, 30);
-    ASSERT_OK(sage_queue_drain(q, drain_cb, &c, 0, 0, &n));
+    ASSERT_OK(sage_queue_drain(&n, q, drain_cb, &c, 0, 0));
     ASSERT_EQ(n, 70);
     ASSERT_EQ(c.calls, 100);
-    ASSERT_ERR(sage_queue_drain(q, drain_cb, &c, 0, 0, &n), SAGE_ETIMEDOUT);
+    ASSERT_ERR(sage_queue_drain(&n, q, drain_cb, &c, 0, 0), SAGE_ETIMEDOUT);
     ASSERT_EQ(n, 0);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 static void t_claim_commit_abort(void)
@@ -302,26 +302,26 @@ static void t_claim_commit_abort(void)
     size_t len;
     sage_queue_stats s;
 
-    ASSERT_OK(sage_queue_claim(q, 100, &b1, 0));
-    ASSERT_ERR(sage_queue_claim(q, 10, &b2, 0), SAGE_EBUSY); /* one claim per thread */
+    ASSERT_OK(sage_queue_claim(&b1, q, 100, 0));
+    ASSERT_ERR(sage_queue_claim(&b2, q, 10, 0), SAGE_EBUSY); /* one claim per thread */
     fill(b1, 9, 0, 100);
     ASSERT_ERR(sage_queue_commit(q, buf), SAGE_EINVAL); /* not from the ring */
-    ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 0), SAGE_ETIMEDOUT); /* uncommitted */
+    ASSERT_ERR(sage_queue_recv(&len, q, buf, sizeof buf, 0), SAGE_ETIMEDOUT); /* uncommitted */
     ASSERT_OK(sage_queue_commit(q, b1));
     ASSERT_ERR(sage_queue_commit(q, b1), SAGE_EINVAL); /* already committed */
-    ASSERT_OK(sage_queue_claim(q, 50, &b2, 0));
+    ASSERT_OK(sage_queue_claim(&b2, q, 50, 0));
     ASSERT_OK(sage_queue_abort(q, b2));
     ASSERT_OK(sage_queue_send(q, "z", 1, 0));
-    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
+    ASSERT_OK(sage_queue_recv(&len, q, buf, sizeof buf, 0));
     check(buf, len, 9, 0);
-    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0)); /* the aborted one is skipped */
+    ASSERT_OK(sage_queue_recv(&len, q, buf, sizeof buf, 0)); /* the aborted one is skipped */
     ASSERT_EQ(len, 1);
-    ASSERT_OK(sage_queue_stats_read(q, &s));
+    ASSERT_OK(sage_queue_stats_read(&s, q));
     ASSERT_EQ(s.aborted, 1);
     ASSERT_EQ(s.msgs_in, 2);
     ASSERT_EQ(s.msgs_out, 2);
-    ASSERT_ERR(sage_queue_claim(q, 501, &b2, 0), SAGE_EMSGSIZE);
-    sage_queue_free(q);
+    ASSERT_ERR(sage_queue_claim(&b2, q, 501, 0), SAGE_EMSGSIZE);
+    sage_queue_close(q);
 }
 
 static void t_stats_exact(void)
@@ -340,16 +340,16 @@ static void t_stats_exact(void)
     for (int i = 0; i < 5; i++)
         ASSERT_OK(sage_queue_send(q, m, 10 + i, 0));
     ASSERT_ERR(sage_queue_send(q, m, 1, 0), SAGE_EFULL); /* the message bound */
-    ASSERT_OK(sage_queue_stats_read(q, &s));
+    ASSERT_OK(sage_queue_stats_read(&s, q));
     ASSERT_EQ(s.max_msgs, 5);
     ASSERT_EQ(s.msgs_in, 5);
     ASSERT_EQ(s.bytes_in, 10 + 11 + 12 + 13 + 14);
     ASSERT_EQ(s.depth_msgs, 5);
     ASSERT_EQ(s.full_events, 1);
     ASSERT_EQ(s.msgs_out, 0);
-    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
-    ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
-    ASSERT_OK(sage_queue_stats_read(q, &s));
+    ASSERT_OK(sage_queue_recv(&len, q, buf, sizeof buf, 0));
+    ASSERT_OK(sage_queue_recv(&len, q, buf, sizeof buf, 0));
+    ASSERT_OK(sage_queue_stats_read(&s, q));
     ASSERT_EQ(s.msgs_out, 2);
     ASSERT_EQ(s.bytes_out, 21);
     ASSERT_EQ(s.depth_msgs, 3);
@@ -357,7 +357,7 @@ static void t_stats_exact(void)
     ASSERT_EQ(s.consumer_alive, 1);
     ASSERT_EQ(s.creator_pid, getpid());
     ASSERT_EQ(s.closed, 0);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 static void t_empty_timeout(void)
@@ -367,14 +367,14 @@ static void t_empty_timeout(void)
     size_t len;
     double t0 = th_now_ms(), dt;
 
-    ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 100), SAGE_ETIMEDOUT);
+    ASSERT_ERR(sage_queue_recv(&len, q, buf, sizeof buf, 100), SAGE_ETIMEDOUT);
     dt = th_now_ms() - t0;
     ASSERT_LE(100, dt);
     ASSERT_LE(dt, 100 + 150); /* tolerance: a loaded 2-CPU machine */
     t0 = th_now_ms();
-    ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 0), SAGE_ETIMEDOUT);
+    ASSERT_ERR(sage_queue_recv(&len, q, buf, sizeof buf, 0), SAGE_ETIMEDOUT);
     ASSERT_LE(th_now_ms() - t0, 50);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 struct later {
@@ -392,9 +392,9 @@ static void *do_later(void *p)
 
     nanosleep(&ts, NULL);
     if (l->what == 0)
-        ASSERT_OK(sage_queue_recv(l->q, buf, sizeof buf, &len, 0));
+        ASSERT_OK(sage_queue_recv(&len, l->q, buf, sizeof buf, 0));
     else if (l->what == 1)
-        ASSERT_OK(sage_queue_close(l->q));
+        ASSERT_OK(sage_queue_shutdown(l->q));
     else
         ASSERT_OK(sage_queue_send(l->q, "x", 1, 0));
     return NULL;
@@ -425,7 +425,7 @@ static void t_full_blocks(void)
     ASSERT_LE(90, dt);
     ASSERT_LE(dt, 100 + 150);
     pthread_join(th, NULL);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 static void t_close_wakes(void)
@@ -440,11 +440,11 @@ static void t_close_wakes(void)
     /* a blocked receiver */
     pthread_create(&th, NULL, do_later, &l);
     t0 = th_now_ms();
-    ASSERT_ERR(sage_queue_recv(q, m, sizeof m, &len, -1), SAGE_ECLOSED);
+    ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, -1), SAGE_ECLOSED);
     ASSERT_LE(th_now_ms() - t0, 1000);
     pthread_join(th, NULL);
     ASSERT_ERR(sage_queue_send(q, m, 10, 0), SAGE_ECLOSED);
-    sage_queue_free(q);
+    sage_queue_close(q);
 
     /* a blocked sender */
     q = create("cw2", 4096, 1000);
@@ -458,9 +458,9 @@ static void t_close_wakes(void)
     pthread_join(th, NULL);
     /* what was queued is still delivered, then ECLOSED */
     for (int i = 0; i < 4; i++)
-        ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 0));
-    ASSERT_ERR(sage_queue_recv(q, m, sizeof m, &len, -1), SAGE_ECLOSED);
-    sage_queue_free(q);
+        ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 0));
+    ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, -1), SAGE_ECLOSED);
+    sage_queue_close(q);
 }
 
 /* close from another process wakes waiters in this one */
@@ -477,13 +477,13 @@ static void t_close_wakes_across_processes(void)
         struct timespec ts = {0, 100 * 1000000L};
 
         nanosleep(&ts, NULL);
-        sage_queue_close(c);
+        sage_queue_shutdown(c);
         _exit(0);
     }
-    ASSERT_ERR(sage_queue_recv(q, m, sizeof m, &len, 10000), SAGE_ECLOSED);
+    ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, 10000), SAGE_ECLOSED);
     ASSERT_LE(th_now_ms() - t0, 2000);
     ASSERT_EQ(th_wait_child(pid, 5000), 0);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 static void t_wake_from_sleep(void)
@@ -496,12 +496,12 @@ static void t_wake_from_sleep(void)
     double t0 = th_now_ms(), dt;
 
     pthread_create(&th, NULL, do_later, &l);
-    ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 5000));
+    ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 5000));
     dt = th_now_ms() - t0;
     ASSERT_LE(90, dt);
     ASSERT_LE(dt, 100 + 150);
     pthread_join(th, NULL);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 static void t_one_consumer(void)
@@ -512,25 +512,25 @@ static void t_one_consumer(void)
     int pid;
 
     ASSERT_OK(sage_queue_send(q, "a", 1, 0));
-    ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 0)); /* we are the consumer now */
+    ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 0)); /* we are the consumer now */
     pid = fork();
     if (pid == 0) {
         sage_queue *c = attach("oc");
 
-        ASSERT_ERR(sage_queue_recv(c, m, sizeof m, &len, 0), SAGE_EBUSY);
+        ASSERT_ERR(sage_queue_recv(&len, c, m, sizeof m, 0), SAGE_EBUSY);
         ASSERT_OK(sage_queue_send(c, "b", 1, 0)); /* producing is fine */
         _exit(0);
     }
     ASSERT_EQ(th_wait_child(pid, 5000), 0);
-    ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 0));
+    ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 0));
     ASSERT_EQ(m[0], 'b');
-    sage_queue_free(q); /* gives the role up */
+    sage_queue_close(q); /* gives the role up */
     pid = fork();
     if (pid == 0) {
         sage_queue *c = attach("oc");
 
         ASSERT_OK(sage_queue_send(c, "c", 1, 0));
-        ASSERT_OK(sage_queue_recv(c, m, sizeof m, &len, 0));
+        ASSERT_OK(sage_queue_recv(&len, c, m, sizeof m, 0));
         ASSERT_EQ(m[0], 'c');
         _exit(0);
     }
@@ -549,15 +549,15 @@ static void t_dead_consumer_replaced(void)
         sage_queue *c = create("dc", 4096, 0);
 
         ASSERT_OK(sage_queue_send(c, "a", 1, 0));
-        ASSERT_OK(sage_queue_recv(c, m, sizeof m, &len, 0));
+        ASSERT_OK(sage_queue_recv(&len, c, m, sizeof m, 0));
         raise(SIGKILL);
     }
     th_wait_child(pid, 5000);
     q = attach("dc");
     ASSERT_OK(sage_queue_send(q, "d", 1, 0));
-    ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 0));
+    ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 0));
     ASSERT_EQ(m[0], 'd');
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 static void t_reopen_after_creator_exit(void)
@@ -571,21 +571,21 @@ static void t_reopen_after_creator_exit(void)
         sage_queue *c = create("ro", 4096, 0);
 
         ASSERT_OK(sage_queue_send(c, "persist", 7, 0));
-        sage_queue_free(c);
+        sage_queue_close(c);
         _exit(0);
     }
     ASSERT_EQ(th_wait_child(pid, 5000), 0);
     q = attach("ro");
-    ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 0));
+    ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 0));
     ASSERT_EQ(len, 7);
     ASSERT_TRUE(memcmp(m, "persist", 7) == 0);
     {
         sage_queue_stats s;
 
-        ASSERT_OK(sage_queue_stats_read(q, &s));
+        ASSERT_OK(sage_queue_stats_read(&s, q));
         ASSERT_EQ(s.creator_pid, pid);
     }
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 static void t_other_user_refused(void)
@@ -611,7 +611,7 @@ static void t_other_user_refused(void)
         _exit(0);
     }
     ASSERT_EQ(th_wait_child(pid, 5000), 0);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 /* corrupt a header field of a fresh segment, then expect open to refuse */
@@ -623,7 +623,7 @@ static void corrupt_header_case(const char *base, size_t off, uint64_t value, in
     uint8_t *mem;
     sage_queue *q = create(base, 4096, 0), *q2 = NULL;
 
-    sage_queue_free(q);
+    sage_queue_close(q);
     snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name(base));
     fd = open(path, O_RDWR);
     ASSERT_TRUE(fd >= 0);
@@ -706,12 +706,12 @@ static void t_corrupt_records(void)
         close(fd);
         h = (struct sq_hdr *)mem;
         memcpy(mem + h->ring_off + 16, &w, 8);
-        ASSERT_OK(sage_queue_recv(q, buf, sizeof buf, &len, 0));
-        ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 0), SAGE_EPROTO);
-        ASSERT_ERR(sage_queue_recv(q, buf, sizeof buf, &len, 0), SAGE_EPROTO); /* sticky */
+        ASSERT_OK(sage_queue_recv(&len, q, buf, sizeof buf, 0));
+        ASSERT_ERR(sage_queue_recv(&len, q, buf, sizeof buf, 0), SAGE_EPROTO);
+        ASSERT_ERR(sage_queue_recv(&len, q, buf, sizeof buf, 0), SAGE_EPROTO); /* sticky */
         (void)p;
         munmap(mem, 1 << 17);
-        sage_queue_free(q);
+        sage_queue_close(q);
     }
 }
 

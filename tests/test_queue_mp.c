@@ -111,7 +111,7 @@ static void *prod_thread(void *p)
 
     for (uint32_t i = 0; i < a->n; i++)
         ASSERT_OK(sage_queue_send(q, m, make_msg(m, a->id, i, pick_size(i, a->id)), 10000));
-    sage_queue_free(q);
+    sage_queue_close(q);
     return NULL;
 }
 
@@ -170,13 +170,13 @@ static void t_ten_million(void)
     while (t.total < (uint64_t)per * PROCS * THREADS) {
         size_t n;
 
-        ASSERT_OK(sage_queue_drain(q, tally_cb, &t, 0, 20000, &n));
+        ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 20000));
     }
     for (int p = 0; p < PROCS; p++)
         ASSERT_EQ(th_wait_child(pids[p], 20000), 0);
     for (int i = 0; i < PROCS * THREADS; i++)
         ASSERT_EQ(t.next[i], per);
-    ASSERT_OK(sage_queue_stats_read(q, &st));
+    ASSERT_OK(sage_queue_stats_read(&st, q));
     ASSERT_EQ(st.msgs_in, (uint64_t)per * PROCS * THREADS);
     ASSERT_EQ(st.msgs_out, st.msgs_in);
     ASSERT_EQ(st.bytes_out, st.bytes_in);
@@ -186,9 +186,9 @@ static void t_ten_million(void)
         size_t len;
         uint8_t b[16];
 
-        ASSERT_ERR(sage_queue_recv(q, b, sizeof b, &len, 0), SAGE_ETIMEDOUT);
+        ASSERT_ERR(sage_queue_recv(&len, q, b, sizeof b, 0), SAGE_ETIMEDOUT);
     }
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 /* a ring exactly full is drained in one batch, and the next lap is intact */
@@ -209,11 +209,11 @@ static void t_full_ring_one_batch(void)
             k++;
         }
         ASSERT_EQ(k, 64);
-        ASSERT_OK(sage_queue_drain(q, tally_cb, &t, 0, 0, &n));
+        ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 0));
         ASSERT_EQ(n, 64);
     }
     ASSERT_EQ(t.next[1], seq);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 /* stop a producer between claim and commit, SIGKILL it: the consumer skips
@@ -236,7 +236,7 @@ static void t_kill_between_claim_and_commit(void)
 
         for (uint32_t i = 0; i < 10; i++)
             ASSERT_OK(sage_queue_send(p, m, make_msg(m, 5, i, 40), 0));
-        ASSERT_OK(sage_queue_claim(p, 40, &buf, 0));
+        ASSERT_OK(sage_queue_claim(&buf, p, 40, 0));
         make_msg(buf, 5, 10, 20); /* half written */
         ASSERT_EQ(write(sync[1], "x", 1), 1);
         pause();
@@ -254,17 +254,17 @@ static void t_kill_between_claim_and_commit(void)
     while (t.total < 10 + 2000) {
         size_t n;
 
-        ASSERT_OK(sage_queue_drain(q, tally_cb, &t, 0, 5000, &n));
+        ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 5000));
     }
     ASSERT_LE(th_now_ms() - t0, 1000); /* promptly, not after seconds */
     ASSERT_EQ(t.next[5], 10);
     ASSERT_EQ(t.next[0], 1000);
     ASSERT_EQ(t.next[1], 1000);
-    ASSERT_OK(sage_queue_stats_read(q, &st));
+    ASSERT_OK(sage_queue_stats_read(&st, q));
     ASSERT_EQ(st.recovered, 1);
     ASSERT_EQ(th_wait_child(other, 10000), 0);
     th_wait_child(victim, 5000);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 static int hook_fd = -1;
@@ -317,15 +317,15 @@ static void t_kill_in_claim_window(void)
     while (t.total < 10 + 500) {
         size_t n;
 
-        ASSERT_OK(sage_queue_drain(q, tally_cb, &t, 0, 5000, &n));
+        ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 5000));
     }
     ASSERT_EQ(t.next[5], 10);
     ASSERT_EQ(t.next[0], 500);
-    ASSERT_OK(sage_queue_stats_read(q, &st));
+    ASSERT_OK(sage_queue_stats_read(&st, q));
     ASSERT_EQ(st.recovered, 1);
     ASSERT_EQ(th_wait_child(other, 10000), 0);
     th_wait_child(victim, 5000);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 /* a dead claim of the largest message, whose length is not a multiple of 8,
@@ -340,10 +340,10 @@ static void t_kill_max_size_claim(void)
 
     kill(victim, SIGKILL);
     ASSERT_OK(sage_queue_send(q, m, make_msg(m, 1, 0, 1001), 0));
-    ASSERT_OK(sage_queue_drain(q, tally_cb, &t, 0, 5000, &n));
+    ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 5000));
     ASSERT_EQ(t.next[1], 1);
     th_wait_child(victim, 5000);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 /* the same window when the claim wraps: padding written, record not */
@@ -358,16 +358,16 @@ static void t_kill_in_claim_window_wrapping(void)
     /* move the ring's end close: 3 records of 1000 bytes, consumed */
     for (uint32_t i = 0; i < 3; i++)
         ASSERT_OK(sage_queue_send(q, m, make_msg(m, 1, i, 1000), 0));
-    ASSERT_OK(sage_queue_drain(q, tally_cb, &t, 0, 0, &n));
+    ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 0));
     victim = spawn_stopped_in_claim("zw", 0, 1000); /* wraps: pad + record */
     kill(victim, SIGKILL);
     for (uint32_t i = 3; i < 6; i++)
         ASSERT_OK(sage_queue_send(q, m, make_msg(m, 1, i, 500), 1000));
     while (t.next[1] < 6)
-        ASSERT_OK(sage_queue_drain(q, tally_cb, &t, 0, 5000, &n));
+        ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 5000));
     ASSERT_EQ(t.next[5], 0);
     th_wait_child(victim, 5000);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 /* producers SIGKILLed at random moments under load: whatever a killed
@@ -388,7 +388,7 @@ static void t_kill_under_load(void)
         while (th_now_ms() < until) {
             size_t n;
 
-            ASSERT_OK(sage_queue_drain(q, tally_cb, &t, 0, 100, &n));
+            ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 100));
         }
         kill(victim, SIGKILL);
         th_wait_child(victim, 5000);
@@ -396,23 +396,23 @@ static void t_kill_under_load(void)
     while (t.next[0] + (uint64_t)t.next[1] < want_steady) {
         size_t n;
 
-        ASSERT_OK(sage_queue_drain(q, tally_cb, &t, 0, 10000, &n));
+        ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 10000));
     }
     ASSERT_EQ(th_wait_child(steady, 10000), 0);
     /* drain what is left of the victims (recovering their dead claims) */
     {
         size_t n;
 
-        while (sage_queue_drain(q, tally_cb, &t, 0, 200, &n) == SAGE_OK)
+        while (sage_queue_drain(&n, q, tally_cb, &t, 0, 200) == SAGE_OK)
             ;
     }
-    ASSERT_OK(sage_queue_stats_read(q, &st));
+    ASSERT_OK(sage_queue_stats_read(&st, q));
     printf("  %llu messages, %llu dead claims recovered\n", (unsigned long long)t.total,
            (unsigned long long)st.recovered);
     ASSERT_EQ(st.depth_msgs, 0);
     ASSERT_LE(st.recovered, 2 * ROUNDS);
     ASSERT_EQ(st.msgs_out, t.total);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 /* the consumer's process dies while a producer waits for room */
@@ -431,7 +431,7 @@ static void t_dead_consumer_unblocks_sender(void)
         size_t len;
 
         sage_queue_send(cq, m, 10, 0);
-        sage_queue_recv(cq, m, sizeof m, &len, 0); /* become the consumer */
+        sage_queue_recv(&len, cq, m, sizeof m, 0); /* become the consumer */
         ASSERT_EQ(write(sync[1], "x", 1), 1);
         pause();
         _exit(0);
@@ -445,7 +445,7 @@ static void t_dead_consumer_unblocks_sender(void)
     ASSERT_ERR(sage_queue_send(q, m, sizeof m, 10000), SAGE_EUNAVAILABLE);
     ASSERT_LE(th_now_ms() - t0, 1000);
     th_wait_child(cons, 5000);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 /* the consumer closes: a sender blocked in another process wakes */
@@ -457,7 +457,7 @@ static void t_close_wakes_sender_process(void)
     size_t len;
 
     ASSERT_OK(sage_queue_send(q, m, 1, 0));
-    ASSERT_OK(sage_queue_recv(q, m, sizeof m, &len, 0));
+    ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 0));
     pid = fork();
     if (pid == 0) {
         sage_queue *p = open_queue("cs");
@@ -475,9 +475,9 @@ static void t_close_wakes_sender_process(void)
 
         nanosleep(&ts, NULL);
     }
-    ASSERT_OK(sage_queue_close(q));
+    ASSERT_OK(sage_queue_shutdown(q));
     ASSERT_EQ(th_wait_child(pid, 5000), 0);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 static void *one_send(void *p)
@@ -500,9 +500,9 @@ static void t_slots_reused(void)
 
         pthread_create(&th, NULL, one_send, q);
         pthread_join(th, NULL);
-        ASSERT_OK(sage_queue_recv(q, b, sizeof b, &len, 0));
+        ASSERT_OK(sage_queue_recv(&len, q, b, sizeof b, 0));
     }
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 /* slots of processes that died without closing are taken over */
@@ -522,9 +522,9 @@ static void t_slots_of_dead_processes(void)
             raise(SIGKILL); /* no free, no thread exit */
         }
         th_wait_child(pid, 5000);
-        ASSERT_OK(sage_queue_recv(q, b, sizeof b, &len, 1000));
+        ASSERT_OK(sage_queue_recv(&len, q, b, sizeof b, 1000));
     }
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 /* a forked child sending through its parent's handle gets its own slot */
@@ -547,10 +547,10 @@ static void t_fork_child_sends(void)
         ASSERT_OK(sage_queue_send(q, m, make_msg(m, 1, i, 20), 1000));
     ASSERT_EQ(th_wait_child(pid, 10000), 0);
     while (t.total < 2000)
-        ASSERT_OK(sage_queue_drain(q, tally_cb, &t, 0, 1000, &n));
+        ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 1000));
     ASSERT_EQ(t.next[1], 1000);
     ASSERT_EQ(t.next[2], 1000);
-    sage_queue_free(q);
+    sage_queue_close(q);
 }
 
 static const struct th_case cases[] = {

@@ -30,7 +30,7 @@ static void rig_up(struct rig *r, const sage_service *svc, sage_task_opts *o, do
     ASSERT_OK(sage_env_register(r->env, NULL, r->task));
     sage_manager_opts_init(&mo);
     mo.env = r->env;
-    mo.timeout = timeout;
+    mo.timeout_ms = (int64_t)(timeout * 1000);
     ASSERT_OK(sage_manager_new(&r->m, &mo));
 }
 
@@ -48,22 +48,22 @@ static void t_lifecycle(void)
     sage_status st;
 
     ASSERT_OK(sage_task_new(&t, &sage_example_kv, NULL));
-    ASSERT_OK(sage_task_status(t, &st));
+    ASSERT_OK(sage_task_status(&st, t));
     ASSERT_EQ(st.state, SAGE_STATE_CREATED);
     ASSERT_OK(sage_task_stop(t)); /* stop when never started: a no-op */
     ASSERT_OK(sage_task_start(t));
     ASSERT_OK(sage_task_start(t)); /* starting twice is harmless */
-    ASSERT_OK(sage_task_status(t, &st));
+    ASSERT_OK(sage_task_status(&st, t));
     ASSERT_EQ(st.state, SAGE_STATE_RUNNING);
     ASSERT_STREQ(st.name, "kv");
     ASSERT_EQ(st.pid, getpid());
     ASSERT_EQ(st.max_workers, 10);
     ASSERT_OK(sage_task_stop(t));
     ASSERT_OK(sage_task_stop(t)); /* stopping twice too */
-    ASSERT_OK(sage_task_status(t, &st));
+    ASSERT_OK(sage_task_status(&st, t));
     ASSERT_EQ(st.state, SAGE_STATE_STOPPED);
     ASSERT_OK(sage_task_start(t)); /* and it starts again */
-    ASSERT_OK(sage_task_status(t, &st));
+    ASSERT_OK(sage_task_status(&st, t));
     ASSERT_EQ(st.state, SAGE_STATE_RUNNING);
     sage_task_free(t); /* stops it */
     sage_task_free(NULL);
@@ -71,8 +71,8 @@ static void t_lifecycle(void)
 
 static void t_bad_tasks(void)
 {
-    static const sage_method dup[] = {{"a", ts_echo}, {"a", ts_echo}, {NULL, NULL}};
-    static const sage_method badname[] = {{"a b", ts_echo}, {NULL, NULL}};
+    static const sage_method dup[] = {{"a", ts_echo, 0}, {"a", ts_echo, 0}, {0}};
+    static const sage_method badname[] = {{"a b", ts_echo, 0}, {0}};
     const sage_service s1 = {.abi = SAGE_SERVICE_ABI, .name = "dup", .methods = dup};
     const sage_service s2 = {.abi = SAGE_SERVICE_ABI, .name = "bad", .methods = badname};
     const sage_service s3 = {.abi = 99, .name = "abi", .methods = dup};
@@ -103,28 +103,27 @@ static void t_sync_calls(void)
     ASSERT_OK(sage_arena_new(&a, 0));
     args[0] = sage_str("k");
     args[1] = sage_int(41);
-    ASSERT_OK(sage_manager_call_sync(r.m, "kv", "put", args, 2, NULL, 0, NULL, a, &res));
+    ASSERT_OK(sage_manager_call_sync(&res, r.m, &(sage_request){.service = "kv", .method = "put", .args = args, .nargs = 2}, a));
     ASSERT_EQ(res.type, SAGE_BOOL);
-    ASSERT_OK(sage_manager_callf(r.m, "kv", "get", a, &res, "[s]", "k"));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "kv", "get", "[s]", "k"));
     ASSERT_EQ(res.type, SAGE_INT);
     ASSERT_EQ(res.as.i, 41);
-    ASSERT_OK(sage_manager_callf(r.m, "kv", "get", a, &res, "[s s]", "missing", "dflt"));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "kv", "get", "[s s]", "missing", "dflt"));
     ASSERT_STREQ(res.as.str.ptr, "dflt");
-    ASSERT_OK(sage_manager_callf(r.m, "kv", "put", a, &res, "[s {s:[i f] s:n}]", "nested", "x", 1,
-                                 2.5, "y"));
-    ASSERT_OK(sage_manager_callf(r.m, "kv", "get", a, &res, "[s]", "nested"));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "kv", "put", "[s {s:[i f] s:n}]", "nested", "x", 1, 2.5, "y"));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "kv", "get", "[s]", "nested"));
     {
         char buf[128];
 
         sage_value_snprint(buf, sizeof buf, &res);
         ASSERT_STREQ(buf, "{\"x\":[1,2.5],\"y\":null}");
     }
-    ASSERT_OK(sage_manager_callf(r.m, "kv", "keys", a, &res, "[]"));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "kv", "keys", "[]"));
     ASSERT_EQ(res.as.array.len, 2);
     ASSERT_STREQ(res.as.array.items[0].as.str.ptr, "k");
-    ASSERT_OK(sage_manager_callf(r.m, "kv", "delete", a, &res, "[s]", "k"));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "kv", "delete", "[s]", "k"));
     ASSERT_EQ(res.as.b, 1);
-    ASSERT_OK(sage_manager_callf(r.m, "kv", "size", a, &res, "[]"));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "kv", "size", "[]"));
     ASSERT_EQ(res.as.i, 1);
     /* kwargs travel too */
     sage_arena_free(a);
@@ -134,7 +133,7 @@ static void t_sync_calls(void)
     ASSERT_OK(sage_arena_new(&a, 0));
     kw[0].key = sage_str("ttl");
     kw[0].val = sage_int(30);
-    ASSERT_OK(sage_manager_call_sync(r.m, "testsvc", "kw", NULL, 0, kw, 1, NULL, a, &res));
+    ASSERT_OK(sage_manager_call_sync(&res, r.m, &(sage_request){.service = "testsvc", .method = "kw", .kwargs = kw, .nkwargs = 1}, a));
     ASSERT_EQ(res.type, SAGE_MAP);
     ASSERT_EQ(sage_map_get(&res, "ttl")->as.i, 30);
     sage_arena_free(a);
@@ -150,18 +149,18 @@ static void t_errors(void)
 
     rig_up(&r, &testsvc, NULL, 5);
     ASSERT_OK(sage_arena_new(&a, 0));
-    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "nosuch", a, &res, "[]"), SAGE_ENOMETHOD);
+    ASSERT_ERR(sage_manager_callf(&res, r.m, a, "testsvc", "nosuch", "[]"), SAGE_ENOMETHOD);
     ASSERT_TRUE(strstr(sage_errdetail(), "nosuch") != NULL);
-    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "fail", a, &res, "[s]", "boom"), SAGE_EHANDLER);
+    ASSERT_ERR(sage_manager_callf(&res, r.m, a, "testsvc", "fail", "[s]", "boom"), SAGE_EHANDLER);
     ASSERT_STREQ(sage_errdetail(), "failed as asked: boom");
-    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "add", a, &res, "[s]", "x"), SAGE_EBADARGS);
+    ASSERT_ERR(sage_manager_callf(&res, r.m, a, "testsvc", "add", "[s]", "x"), SAGE_EBADARGS);
     ASSERT_TRUE(strstr(sage_errdetail(), "expected") != NULL);
-    ASSERT_ERR(sage_manager_callf(r.m, "nosvc", "x", a, &res, "[]"), SAGE_ENOSERVICE);
+    ASSERT_ERR(sage_manager_callf(&res, r.m, a, "nosvc", "x", "[]"), SAGE_ENOSERVICE);
     ASSERT_TRUE(strstr(sage_errdetail(), "nosvc") != NULL);
-    ASSERT_ERR(sage_manager_callf(r.m, "bad name", "x", a, &res, "[]"), SAGE_EINVAL);
-    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "add", a, &res, "[i i]", 2, 3));
+    ASSERT_ERR(sage_manager_callf(&res, r.m, a, "bad name", "x", "[]"), SAGE_EINVAL);
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "testsvc", "add", "[i i]", 2, 3));
     ASSERT_EQ(res.as.i, 5);
-    ASSERT_OK(sage_task_status(r.task, &st));
+    ASSERT_OK(sage_task_status(&st, r.task));
     ASSERT_EQ(st.requests, 4);
     ASSERT_EQ(st.errors, 3);
     ASSERT_EQ(st.nmethods, 8);
@@ -194,7 +193,7 @@ static void *caller(void *p)
     ASSERT_OK(sage_arena_new(&a, 0));
     for (int i = 0; i < 1000; i++) {
         sage_arena_reset(a);
-        ASSERT_OK(sage_manager_callf(t->m, "testsvc", "add", a, &res, "[i i]", t->id, i));
+        ASSERT_OK(sage_manager_callf(&res, t->m, a, "testsvc", "add", "[i i]", t->id, i));
         ASSERT_EQ(res.as.i, t->id + i);
         t->ok++;
     }
@@ -219,7 +218,7 @@ static void t_threads(void)
         pthread_join(th[i], NULL);
         ASSERT_EQ(ta[i].ok, 1000);
     }
-    ASSERT_OK(sage_task_status(r.task, &st));
+    ASSERT_OK(sage_task_status(&st, r.task));
     ASSERT_EQ(st.requests, T * 1000);
     ASSERT_EQ(st.errors, 0);
     ASSERT_EQ(st.in_flight, 0);
@@ -235,6 +234,18 @@ static void count_cb(void *arg, sage_future *f)
     sage_future_free(f); /* a callback may free its future */
 }
 
+static _Atomic int cb_on_caller; /* callbacks run on the thread that made the call */
+static pthread_t caller_thread;
+
+static void count_only_cb(void *arg, sage_future *f)
+{
+    (void)arg;
+    (void)f;
+    if (pthread_equal(pthread_self(), caller_thread))
+        atomic_fetch_add(&cb_on_caller, 1);
+    atomic_fetch_add(&cb_runs, 1);
+}
+
 static void t_async_and_futures(void)
 {
     struct rig r;
@@ -246,37 +257,46 @@ static void t_async_and_futures(void)
     for (int i = 0; i < 100; i++) {
         args[0] = sage_int(i);
         args[1] = sage_int(1);
-        ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "add", args, 2, NULL, 0, NULL, &f[i]));
+        ASSERT_OK(sage_manager_call(&f[i], r.m, &(sage_request){.service = "testsvc", .method = "add", .args = args, .nargs = 2}));
     }
     for (int i = 0; i < 100; i++) {
         ASSERT_OK(sage_future_wait(f[i], 5000));
         ASSERT_TRUE(sage_future_done(f[i]));
-        ASSERT_OK(sage_future_result(f[i], &v));
+        ASSERT_OK(sage_future_result(&v, f[i]));
         ASSERT_EQ(v->as.i, i + 1);
         ASSERT_ERR(sage_future_cancel(f[i]), SAGE_ESTATE);
         sage_future_free(f[i]);
     }
     /* result before completion, wait with a timeout, cancel */
     args[0] = sage_int(200);
-    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", args, 1, NULL, 0, NULL, &f[0]));
-    ASSERT_ERR(sage_future_result(f[0], &v), SAGE_ESTATE);
+    ASSERT_OK(sage_manager_call(&f[0], r.m, &(sage_request){.service = "testsvc", .method = "sleep", .args = args, .nargs = 1}));
+    ASSERT_ERR(sage_future_result(&v, f[0]), SAGE_ESTATE);
     ASSERT_TRUE(!sage_future_done(f[0]));
     ASSERT_ERR(sage_future_wait(f[0], 20), SAGE_ETIMEDOUT);
     ASSERT_OK(sage_future_cancel(f[0]));
-    ASSERT_ERR(sage_future_result(f[0], &v), SAGE_ECANCELED);
+    ASSERT_ERR(sage_future_result(&v, f[0]), SAGE_ECANCELED);
     sage_future_free(f[0]);
-    /* a callback set after completion runs at once, on this thread */
+    /* a callback added after completion runs too, soon (on the completion
+     * thread); those added before completion all run, once each */
     atomic_store(&cb_runs, 0);
-    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "count", NULL, 0, NULL, 0, NULL, &f[0]));
+    ASSERT_OK(sage_manager_call(&f[0], r.m, &(sage_request){.service = "testsvc", .method = "count"}));
     ASSERT_OK(sage_future_wait(f[0], 5000));
-    ASSERT_OK(sage_future_on_done(f[0], count_cb, NULL));
-    ASSERT_EQ(atomic_load(&cb_runs), 1);
-    /* and one set before completion runs on the response thread */
-    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", args, 1, NULL, 0, NULL, &f[0]));
-    ASSERT_OK(sage_future_on_done(f[0], count_cb, NULL));
-    ASSERT_ERR(sage_future_on_done(f[0], count_cb, NULL), SAGE_EBUSY);
-    while (atomic_load(&cb_runs) < 2)
+    caller_thread = pthread_self();
+    atomic_store(&cb_on_caller, 0);
+    ASSERT_OK(sage_future_on_done(f[0], count_only_cb, NULL));
+    for (double t0 = th_now_ms(); atomic_load(&cb_runs) < 1 && th_now_ms() - t0 < 5000;)
         usleep(1000);
+    ASSERT_EQ(atomic_load(&cb_runs), 1);
+    sage_future_free(f[0]);
+    ASSERT_OK(sage_manager_call(&f[0], r.m, &(sage_request){.service = "testsvc", .method = "sleep", .args = args, .nargs = 1}));
+    for (int k = 0; k < 5; k++)
+        ASSERT_OK(sage_future_on_done(f[0], count_only_cb, NULL));
+    sage_future_free(f[0]); /* cancels it: the callbacks run all the same */
+    for (double t0 = th_now_ms(); atomic_load(&cb_runs) < 6 && th_now_ms() - t0 < 5000;)
+        usleep(1000);
+    usleep(20000); /* and not once more */
+    ASSERT_EQ(atomic_load(&cb_runs), 6);
+    ASSERT_EQ(atomic_load(&cb_on_caller), 0); /* never inside the caller's own calls */
     rig_down(&r);
 }
 
@@ -292,15 +312,18 @@ static void t_callback_once_under_races(void)
     for (int i = 0; i < N; i++) {
         sage_future *f;
 
-        ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "add", args, 2, NULL, 0, NULL, &f));
+        ASSERT_OK(sage_manager_call(&f, r.m, &(sage_request){.service = "testsvc", .method = "add", .args = args, .nargs = 2}));
         if (i % 3 == 0) {
+            /* the callback is added once the answer is in */
+            ASSERT_OK(sage_future_wait(f, 5000));
             ASSERT_OK(sage_future_on_done(f, count_cb, NULL));
         } else {
-            /* the callback is set, then a cancel races the answer */
+            /* the callback is added at once; for half of them a cancel then
+             * races the answer: either way the callback runs once */
             ASSERT_OK(sage_future_on_done(f, count_cb, NULL));
+            if (i % 2 == 0)
+                sage_future_cancel(f);
         }
-        if (i % 2 == 0)
-            sage_future_cancel(f); /* may win or lose: either way one callback */
     }
     for (int w = 0; w < 5000 && atomic_load(&cb_runs) < N; w++)
         usleep(1000);
@@ -315,7 +338,6 @@ static void t_caller_timeout_then_late(void)
     struct rig r;
     sage_arena *a;
     sage_value res;
-    sage_call_opts o = {0.05, 0, 0};
     sage_value args[1] = {sage_int(200)};
     sage_manager_stats ms;
     double t0;
@@ -323,11 +345,11 @@ static void t_caller_timeout_then_late(void)
     rig_up(&r, &testsvc, NULL, 10);
     ASSERT_OK(sage_arena_new(&a, 0));
     t0 = th_now_ms();
-    ASSERT_ERR(sage_manager_call_sync(r.m, "testsvc", "sleep", args, 1, NULL, 0, &o, a, &res),
+    ASSERT_ERR(sage_manager_call_sync(&res, r.m, &(sage_request){.service = "testsvc", .method = "sleep", .args = args, .nargs = 1, .timeout_ms = 50}, a),
                SAGE_ETIMEDOUT);
     ASSERT_LE(th_now_ms() - t0, 1000);
     usleep(300000); /* the answer arrives late */
-    ASSERT_OK(sage_manager_stats_read(r.m, &ms));
+    ASSERT_OK(sage_manager_stats_read(&ms, r.m));
     ASSERT_EQ(ms.late, 1);
     ASSERT_EQ(ms.timeouts, 1);
     ASSERT_EQ(ms.pending, 0);
@@ -335,11 +357,11 @@ static void t_caller_timeout_then_late(void)
     {
         sage_future *f;
 
-        ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", args, 1, NULL, 0, &o, &f));
+        ASSERT_OK(sage_manager_call(&f, r.m, &(sage_request){.service = "testsvc", .method = "sleep", .args = args, .nargs = 1, .timeout_ms = 50}));
         t0 = th_now_ms();
         ASSERT_OK(sage_future_wait(f, 5000));
         ASSERT_LE(th_now_ms() - t0, 1000);
-        ASSERT_ERR(sage_future_result(f, NULL), SAGE_ETIMEDOUT);
+        ASSERT_ERR(sage_future_result(NULL, f), SAGE_ETIMEDOUT);
         sage_future_free(f);
     }
     sage_arena_free(a);
@@ -353,20 +375,19 @@ static void t_service_side_deadline(void)
     sage_task_opts o;
     sage_future *slow, *late;
     sage_value a1[1] = {sage_int(300)}, a2[1] = {sage_int(0)};
-    sage_call_opts co = {0.1, 0, 0};
     sage_status st;
 
     sage_task_opts_init(&o);
     o.max_workers = 1; /* one at a time: the second waits behind the first */
     rig_up(&r, &testsvc, &o, 10);
-    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", a1, 1, NULL, 0, NULL, &slow));
-    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", a2, 1, NULL, 0, &co, &late));
+    ASSERT_OK(sage_manager_call(&slow, r.m, &(sage_request){.service = "testsvc", .method = "sleep", .args = a1, .nargs = 1}));
+    ASSERT_OK(sage_manager_call(&late, r.m, &(sage_request){.service = "testsvc", .method = "sleep", .args = a2, .nargs = 1, .timeout_ms = 100}));
     ASSERT_OK(sage_future_wait(slow, 5000));
-    ASSERT_OK(sage_future_result(slow, NULL));
+    ASSERT_OK(sage_future_result(NULL, slow));
     ASSERT_OK(sage_future_wait(late, 5000));
-    ASSERT_ERR(sage_future_result(late, NULL), SAGE_ETIMEDOUT);
+    ASSERT_ERR(sage_future_result(NULL, late), SAGE_ETIMEDOUT);
     usleep(50000);
-    ASSERT_OK(sage_task_status(r.task, &st));
+    ASSERT_OK(sage_task_status(&st, r.task));
     ASSERT_EQ(st.expired, 1);
     ASSERT_EQ(st.requests, 2);
     sage_future_free(slow);
@@ -387,20 +408,20 @@ static void t_backpressure(void)
     sage_task_opts_init(&o);
     o.max_workers = 1;
     o.request_queue_size = 2;
-    o.queue_timeout = 0.1;
+    o.queue_timeout_ms = 100;
     rig_up(&r, &testsvc, &o, 10);
-    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", a1, 1, NULL, 0, NULL, &f[n++]));
+    ASSERT_OK(sage_manager_call(&f[n++], r.m, &(sage_request){.service = "testsvc", .method = "sleep", .args = a1, .nargs = 1}));
     usleep(50000); /* the listener is now busy with it */
-    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", a1, 1, NULL, 0, NULL, &f[n++]));
-    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", a1, 1, NULL, 0, NULL, &f[n++]));
+    ASSERT_OK(sage_manager_call(&f[n++], r.m, &(sage_request){.service = "testsvc", .method = "sleep", .args = a1, .nargs = 1}));
+    ASSERT_OK(sage_manager_call(&f[n++], r.m, &(sage_request){.service = "testsvc", .method = "sleep", .args = a1, .nargs = 1}));
     t0 = th_now_ms();
-    ASSERT_ERR(sage_manager_call_async(r.m, "testsvc", "sleep", a1, 1, NULL, 0, NULL, &f[n]),
+    ASSERT_ERR(sage_manager_call(&f[n], r.m, &(sage_request){.service = "testsvc", .method = "sleep", .args = a1, .nargs = 1}),
                SAGE_EFULL);
     ASSERT_LE(90, th_now_ms() - t0);
     ASSERT_LE(th_now_ms() - t0, 1000);
     for (int i = 0; i < n; i++) {
         ASSERT_OK(sage_future_wait(f[i], 5000));
-        ASSERT_OK(sage_future_result(f[i], NULL));
+        ASSERT_OK(sage_future_result(NULL, f[i]));
         sage_future_free(f[i]);
     }
     rig_down(&r);
@@ -412,55 +433,65 @@ static void t_idempotent_retry(void)
     struct rig r;
     sage_arena *a;
     sage_value res, args[1] = {sage_int(2)};
-    sage_call_opts once = {5, 0, 0}, retried = {5, 1, 3};
     sage_manager_stats ms;
 
     rig_up(&r, &testsvc, NULL, 10);
     ASSERT_OK(sage_arena_new(&a, 0));
     /* not idempotent: the first failure is the answer */
-    ASSERT_ERR(sage_manager_call_sync(r.m, "testsvc", "flaky", args, 1, NULL, 0, &once, a, &res),
+    ASSERT_ERR(sage_manager_call_sync(&res, r.m, &(sage_request){.service = "testsvc", .method = "flaky", .args = args, .nargs = 1, .timeout_ms = 5000}, a),
                SAGE_EUNAVAILABLE);
     /* idempotent: fails twice, the third sighting of the same id succeeds */
-    ASSERT_OK(sage_manager_call_sync(r.m, "testsvc", "flaky", args, 1, NULL, 0, &retried, a, &res));
+    ASSERT_OK(sage_manager_call_sync(&res, r.m, &(sage_request){.service = "testsvc", .method = "flaky", .args = args, .nargs = 1, .timeout_ms = 5000, .idempotent = true, .retries = 3}, a));
     ASSERT_EQ(res.as.i, 3);
-    ASSERT_OK(sage_manager_stats_read(r.m, &ms));
+    ASSERT_OK(sage_manager_stats_read(&ms, r.m));
     ASSERT_EQ(ms.retries, 2);
     /* out of retries: the last failure comes back */
-    retried.retries = 1;
-    ASSERT_ERR(sage_manager_call_sync(r.m, "testsvc", "flaky", args, 1, NULL, 0, &retried, a, &res),
+    ASSERT_ERR(sage_manager_call_sync(&res, r.m, &(sage_request){.service = "testsvc", .method = "flaky", .args = args, .nargs = 1, .timeout_ms = 5000, .idempotent = true, .retries = 1}, a),
                SAGE_EUNAVAILABLE);
     sage_arena_free(a);
     rig_down(&r);
 }
 
 /* a send that finds the service gone (here: stopped and started again
- * since the connection was cached) is retried like any other failure: it
- * spends one retry, and the retry reaches the new instance */
+ * since the destination was cached) is retried like any other failure: it
+ * spends one retry, and the retry reaches the new instance. The method
+ * sleeps a millisecond: too long to run directly on the caller's thread,
+ * so calls take the queue. */
 static void t_retry_after_stale_connection(void)
 {
     struct rig r;
     sage_arena *a;
-    sage_value res;
-    sage_call_opts retried = {5, 1, 1};
+    sage_value res, one[1] = {sage_int(1)};
+    sage_request rq = {.service = "testsvc", .method = "sleep", .args = one, .nargs = 1,
+                       .timeout_ms = 5000};
     sage_manager_stats ms;
 
     rig_up(&r, &testsvc, NULL, 10);
     ASSERT_OK(sage_arena_new(&a, 0));
-    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]")); /* cached */
+    ASSERT_OK(sage_manager_call_sync(&res, r.m, &rq, a)); /* cached */
     ASSERT_OK(sage_task_stop(r.task));
     ASSERT_OK(sage_task_start(r.task)); /* a new request queue; the cached one is closed */
-    ASSERT_OK(sage_manager_call_sync(r.m, "testsvc", "count", NULL, 0, NULL, 0, &retried, a, &res));
-    ASSERT_EQ(res.as.i, 0); /* the new instance's first call */
-    ASSERT_OK(sage_manager_stats_read(r.m, &ms));
+    rq.idempotent = true;
+    rq.retries = 1;
+    ASSERT_OK(sage_manager_call_sync(&res, r.m, &rq, a));
+    ASSERT_OK(sage_manager_stats_read(&ms, r.m));
     ASSERT_EQ(ms.retries, 1);
     ASSERT_EQ(ms.pending, 0);
     /* not idempotent: the same situation is an error at once */
     ASSERT_OK(sage_task_stop(r.task));
     ASSERT_OK(sage_task_start(r.task));
-    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]"), SAGE_EUNAVAILABLE);
-    ASSERT_TRUE(strstr(sage_errdetail(), "stopped") != NULL);
-    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]")); /* resolved afresh */
-    ASSERT_OK(sage_manager_stats_read(r.m, &ms));
+    rq.idempotent = false;
+    rq.retries = 0;
+    ASSERT_ERR(sage_manager_call_sync(&res, r.m, &rq, a), SAGE_EUNAVAILABLE);
+    ASSERT_TRUE(strstr(sage_errdetail(), "stopping") != NULL);
+    ASSERT_OK(sage_manager_call_sync(&res, r.m, &rq, a)); /* resolved afresh */
+    /* a short method runs on the caller's thread: a restart is not in its way */
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "testsvc", "count", "[]"));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "testsvc", "count", "[]"));
+    ASSERT_OK(sage_task_stop(r.task));
+    ASSERT_OK(sage_task_start(r.task));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "testsvc", "count", "[]"));
+    ASSERT_OK(sage_manager_stats_read(&ms, r.m));
     ASSERT_EQ(ms.pending, 0);
     ASSERT_EQ(ms.calls, ms.completed);
     sage_arena_free(a);
@@ -500,12 +531,12 @@ static void t_middleware(void)
     o.nmiddleware = 3;
     rig_up(&r, &testsvc, &o, 5);
     ASSERT_OK(sage_arena_new(&a, 0));
-    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "fail", a, &res, "[s]", "x"), SAGE_EREJECTED);
+    ASSERT_ERR(sage_manager_callf(&res, r.m, a, "testsvc", "fail", "[s]", "x"), SAGE_EREJECTED);
     ASSERT_STREQ(sage_errdetail(), "method 'fail' is not allowed here");
-    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "add", a, &res, "[i i]", 1, 2));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "testsvc", "add", "[i i]", 1, 2));
     ASSERT_STREQ(res.as.str.ptr, "rewritten");
     ASSERT_EQ(seen, 2);
-    ASSERT_OK(sage_task_status(r.task, &st));
+    ASSERT_OK(sage_task_status(&st, r.task));
     ASSERT_EQ(st.rejected, 1);
     ASSERT_TRUE(sage_middleware_find("logging") == sage_middleware_logging());
     ASSERT_TRUE(sage_middleware_find("nope") == NULL);
@@ -535,9 +566,9 @@ static void t_custom_kind(void)
     o.kind = &kind;
     rig_up(&r, &testsvc, &o, 5);
     ASSERT_OK(sage_arena_new(&a, 0));
-    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "ping", a, &res, "[]"));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "testsvc", "ping", "[]"));
     ASSERT_STREQ(res.as.str.ptr, "pong");
-    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "add", a, &res, "[i i]", 1, 2));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "testsvc", "add", "[i i]", 1, 2));
     ASSERT_EQ(res.as.i, 3);
     ASSERT_EQ(handled, 2);
     sage_arena_free(a);
@@ -552,13 +583,13 @@ static void t_stopped_service(void)
 
     rig_up(&r, &testsvc, NULL, 5);
     ASSERT_OK(sage_arena_new(&a, 0));
-    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]"));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "testsvc", "count", "[]"));
     ASSERT_OK(sage_task_stop(r.task));
     /* a cached connection to a stopped task: unavailable, not a hang */
-    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]"), SAGE_EUNAVAILABLE);
-    ASSERT_ERR(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]"), SAGE_EUNAVAILABLE);
+    ASSERT_ERR(sage_manager_callf(&res, r.m, a, "testsvc", "count", "[]"), SAGE_EUNAVAILABLE);
+    ASSERT_ERR(sage_manager_callf(&res, r.m, a, "testsvc", "count", "[]"), SAGE_EUNAVAILABLE);
     ASSERT_OK(sage_task_start(r.task));
-    ASSERT_OK(sage_manager_callf(r.m, "testsvc", "count", a, &res, "[]"));
+    ASSERT_OK(sage_manager_callf(&res, r.m, a, "testsvc", "count", "[]"));
     sage_arena_free(a);
     rig_down(&r);
 }
@@ -592,7 +623,7 @@ static void t_manager_free_completes_pending(void)
 
     rig_up(&r, &testsvc, NULL, 10);
     atomic_store(&cb_runs, 0);
-    ASSERT_OK(sage_manager_call_async(r.m, "testsvc", "sleep", args, 1, NULL, 0, NULL, &f));
+    ASSERT_OK(sage_manager_call(&f, r.m, &(sage_request){.service = "testsvc", .method = "sleep", .args = args, .nargs = 1}));
     ASSERT_OK(sage_future_on_done(f, count_cb, NULL));
     sage_manager_free(r.m); /* completes it with ECLOSED: the callback runs */
     ASSERT_EQ(atomic_load(&cb_runs), 1);

@@ -1,4 +1,5 @@
 /* test_runtime_mp.c - services in one process, callers in others (shm). */
+#include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -7,6 +8,7 @@
 
 #include "harness.h"
 #include "kv.h"
+#include "transport/names.h"
 #include "transport/shm_reg.h"
 #include "sage/manager.h"
 #include "sage/queue.h"
@@ -75,7 +77,7 @@ static sage_manager *manager(double timeout)
 
     sage_manager_opts_init(&o);
     o.ns = th_prefix();
-    o.timeout = timeout;
+    o.timeout_ms = (int64_t)(timeout * 1000);
     ASSERT_OK(sage_manager_new(&m, &o));
     return m;
 }
@@ -109,30 +111,30 @@ static void t_call_across_processes(void)
     sage_value args[2] = {sage_str("x"), sage_int(7)};
 
     ASSERT_OK(sage_arena_new(&a, 0));
-    ASSERT_OK(sage_manager_callf(m, "kv", "put", a, &res, "[s i]", "answer", 42));
-    ASSERT_OK(sage_manager_callf(m, "kv", "get", a, &res, "[s]", "answer"));
+    ASSERT_OK(sage_manager_callf(&res, m, a, "kv", "put", "[s i]", "answer", 42));
+    ASSERT_OK(sage_manager_callf(&res, m, a, "kv", "get", "[s]", "answer"));
     ASSERT_EQ(res.as.i, 42);
-    ASSERT_OK(sage_manager_call_async(m, "kv", "put", args, 2, NULL, 0, NULL, &f));
+    ASSERT_OK(sage_manager_call(&f, m, &(sage_request){.service = "kv", .method = "put", .args = args, .nargs = 2}));
     ASSERT_OK(sage_future_wait(f, 5000));
-    ASSERT_OK(sage_future_result(f, NULL));
+    ASSERT_OK(sage_future_result(NULL, f));
     sage_future_free(f);
-    ASSERT_OK(sage_manager_lookup(m, "kv", &ep));
+    ASSERT_OK(sage_manager_lookup(&ep, m, "kv"));
     ASSERT_EQ(ep.transport, SAGE_TRANSPORT_SHM);
     ASSERT_EQ(ep.pid, h.pid);
-    ASSERT_TRUE(strstr(ep.queue, "kv.req") != NULL);
+    ASSERT_TRUE(strstr(ep.address, "kv.req") != NULL);
     /* the host registry lists it, and its status reads from here */
     ASSERT_OK(sage_host_list(th_prefix(), 0, on_entry, &l));
     ASSERT_EQ(l.found, 1);
     ASSERT_EQ(l.alive, 1);
     ASSERT_STREQ(l.name, "kv");
-    ASSERT_OK(sage_host_status(th_prefix(), "kv", &st));
+    ASSERT_OK(sage_host_status(&st, th_prefix(), "kv"));
     ASSERT_EQ(st.requests, 3);
     ASSERT_EQ(st.state, SAGE_STATE_RUNNING);
     ASSERT_EQ(st.pid, h.pid);
     ASSERT_EQ(st.owner_alive, 1);
     ASSERT_EQ(st.transport, SAGE_TRANSPORT_SHM);
     ASSERT_TRUE(st.heartbeat_ns > 0);
-    ASSERT_ERR(sage_host_status(th_prefix(), "nope", &st), SAGE_ENOSERVICE);
+    ASSERT_ERR(sage_host_status(&st, th_prefix(), "nope"), SAGE_ENOSERVICE);
     sage_arena_free(a);
     sage_manager_free(m);
     stop_host(h);
@@ -148,7 +150,7 @@ static void on_add(void *arg, sage_future *f)
 {
     const sage_value *v;
 
-    ASSERT_OK(sage_future_result(f, &v));
+    ASSERT_OK(sage_future_result(&v, f));
     ASSERT_EQ(v->as.i, (int64_t)(intptr_t)arg + 1);
     atomic_fetch_add(&completions, 1);
     sage_future_free(f);
@@ -171,13 +173,13 @@ static void t_async_100k(void)
                 sage_value args[2] = {sage_int(p * PER + i), sage_int(1)};
                 sage_future *f;
 
-                ASSERT_OK(sage_manager_call_async(m, "testsvc", "add", args, 2, NULL, 0, NULL, &f));
+                ASSERT_OK(sage_manager_call(&f, m, &(sage_request){.service = "testsvc", .method = "add", .args = args, .nargs = 2}));
                 ASSERT_OK(sage_future_on_done(f, on_add, (void *)(intptr_t)(p * PER + i)));
             }
             for (int w = 0; w < 60000 && atomic_load(&completions) < PER; w++)
                 usleep(1000);
             ASSERT_EQ(atomic_load(&completions), PER);
-            ASSERT_OK(sage_manager_stats_read(m, &ms));
+            ASSERT_OK(sage_manager_stats_read(&ms, m));
             ASSERT_EQ(ms.completed, PER);
             ASSERT_EQ(ms.errors, 0);
             ASSERT_EQ(ms.late, 0);
@@ -191,7 +193,7 @@ static void t_async_100k(void)
     {
         sage_status st;
 
-        ASSERT_OK(sage_host_status(th_prefix(), "testsvc", &st));
+        ASSERT_OK(sage_host_status(&st, th_prefix(), "testsvc"));
         ASSERT_EQ(st.requests, PROCS * PER);
         ASSERT_EQ(st.errors, 0);
     }
@@ -210,7 +212,7 @@ static void *sync_sleeper(void *p)
     sage_value args[1] = {sage_int(20000)};
     double t0 = th_now_ms();
 
-    b->got = sage_manager_call_sync(b->m, "testsvc", "sleep", args, 1, NULL, 0, NULL, NULL, NULL);
+    b->got = sage_manager_call_sync(NULL, b->m, &(sage_request){.service = "testsvc", .method = "sleep", .args = args, .nargs = 1}, NULL);
     b->took_ms = th_now_ms() - t0;
     return NULL;
 }
@@ -227,14 +229,14 @@ static void t_host_killed_during_calls(void)
     double t0;
 
     for (int i = 0; i < 50; i++)
-        ASSERT_OK(sage_manager_call_async(m, "testsvc", "sleep", args, 1, NULL, 0, NULL, &f[i]));
+        ASSERT_OK(sage_manager_call(&f[i], m, &(sage_request){.service = "testsvc", .method = "sleep", .args = args, .nargs = 1}));
     pthread_create(&th, NULL, sync_sleeper, &b);
     usleep(100000);
     kill(h.pid, SIGKILL);
     t0 = th_now_ms();
     for (int i = 0; i < 50; i++) {
         ASSERT_OK(sage_future_wait(f[i], 5000));
-        ASSERT_ERR(sage_future_result(f[i], NULL), SAGE_EUNAVAILABLE);
+        ASSERT_ERR(sage_future_result(NULL, f[i]), SAGE_EUNAVAILABLE);
         sage_future_free(f[i]);
     }
     ASSERT_LE(th_now_ms() - t0, 1000);
@@ -243,7 +245,7 @@ static void t_host_killed_during_calls(void)
     ASSERT_LE(b.took_ms, 1500);
     /* a new call fails at once too: the registry says its owner is dead */
     t0 = th_now_ms();
-    ASSERT_ERR(sage_manager_call_sync(m, "testsvc", "count", NULL, 0, NULL, 0, NULL, NULL, NULL),
+    ASSERT_ERR(sage_manager_call_sync(NULL, m, &(sage_request){.service = "testsvc", .method = "count"}, NULL),
                SAGE_EUNAVAILABLE);
     ASSERT_LE(th_now_ms() - t0, 1000);
     th_wait_child(h.pid, 5000);
@@ -252,11 +254,11 @@ static void t_host_killed_during_calls(void)
     {
         sage_status st, st2;
 
-        ASSERT_OK(sage_host_status(th_prefix(), "testsvc", &st));
+        ASSERT_OK(sage_host_status(&st, th_prefix(), "testsvc"));
         ASSERT_EQ(st.state, SAGE_STATE_FAILED);
         ASSERT_EQ(st.owner_alive, 0);
         usleep(20000);
-        ASSERT_OK(sage_host_status(th_prefix(), "testsvc", &st2));
+        ASSERT_OK(sage_host_status(&st2, th_prefix(), "testsvc"));
         ASSERT_TRUE(st2.uptime_s == st.uptime_s);
     }
     /* listing cleans the dead entry; then the service is simply unknown */
@@ -270,7 +272,7 @@ static void t_host_killed_during_calls(void)
         ASSERT_OK(sage_host_list(th_prefix(), 0, on_entry, &l));
         ASSERT_EQ(l.found, 0);
     }
-    ASSERT_ERR(sage_manager_call_sync(m, "testsvc", "count", NULL, 0, NULL, 0, NULL, NULL, NULL),
+    ASSERT_ERR(sage_manager_call_sync(NULL, m, &(sage_request){.service = "testsvc", .method = "count"}, NULL),
                SAGE_ENOSERVICE);
     sage_manager_free(m);
 }
@@ -305,7 +307,7 @@ static void t_name_taken_then_taken_over(void)
     ASSERT_OK(sage_task_start(t)); /* the stale entry and queue are replaced */
     m = manager(5);
     ASSERT_OK(sage_arena_new(&a, 0));
-    ASSERT_OK(sage_manager_callf(m, "kv", "size", a, &res, "[]"));
+    ASSERT_OK(sage_manager_callf(&res, m, a, "kv", "size", "[]"));
     ASSERT_EQ(res.as.i, 0);
     sage_arena_free(a);
     sage_manager_free(m);
@@ -334,12 +336,11 @@ static void raw_client(const char *service, const char *method, const char *suff
                        sage_queue **rqp, sage_queue **minep, char *myq, size_t cap,
                        sage__req *req)
 {
-    struct sage__reg *reg;
+    char rq[SAGE__NAME_BUF];
     sage_queue_opts o;
 
-    ASSERT_OK(sage__reg_open(&reg, th_prefix(), service));
-    ASSERT_OK(sage_queue_open(rqp, reg->queue, NULL));
-    sage__reg_close(reg);
+    sage__req_queue_name(rq, sizeof rq, th_prefix(), service);
+    ASSERT_OK(sage_queue_open(rqp, rq, NULL));
     snprintf(myq, cap, "%s.%s", th_prefix(), suffix);
     sage_queue_opts_init(&o);
     o.flags = SAGE_QUEUE_CREATE;
@@ -380,7 +381,7 @@ static void t_malformed_requests(void)
     ASSERT_EQ(buf[16], 0x90);
     buf[16] = 0x05;
     ASSERT_OK(sage_queue_send(rq, buf, reqlen, 1000));
-    ASSERT_OK(sage_queue_recv(mine, got, sizeof got, &len, 5000));
+    ASSERT_OK(sage_queue_recv(&len, mine, got, sizeof got, 5000));
     ASSERT_OK(sage__wire_resp_decode(got, len, a, &resp));
     ASSERT_EQ(resp.id, 77);
     ASSERT_EQ(resp.ok, 0);
@@ -392,17 +393,17 @@ static void t_malformed_requests(void)
     req.id = 78;
     ASSERT_OK(sage__wire_req_encode(&req, buf, sizeof buf, &len));
     ASSERT_OK(sage_queue_send(rq, buf, len, 1000));
-    ASSERT_OK(sage_queue_recv(mine, got, sizeof got, &len, 5000));
+    ASSERT_OK(sage_queue_recv(&len, mine, got, sizeof got, 5000));
     ASSERT_OK(sage__wire_resp_decode(got, len, a, &resp));
     ASSERT_EQ(resp.id, 78);
     ASSERT_EQ(resp.ok, 1);
     ASSERT_EQ(resp.result.as.i, 3);
-    ASSERT_OK(sage_host_status(th_prefix(), "testsvc", &st));
+    ASSERT_OK(sage_host_status(&st, th_prefix(), "testsvc"));
     ASSERT_EQ(st.malformed, 3);
     ASSERT_TRUE(strstr(st.last_drop, "malformed") != NULL);
     sage_arena_free(a);
-    sage_queue_free(rq);
-    sage_queue_free(mine);
+    sage_queue_close(rq);
+    sage_queue_close(mine);
     sage_queue_unlink(myq);
     stop_host(h);
 }
@@ -416,7 +417,7 @@ static sage_err dd_add(void *state, sage_call *c)
 
 static void t_dedupe_repeats(void)
 {
-    static const sage_method methods[] = {{"add", dd_add}, {"count", ts_count}, {NULL, NULL}};
+    static const sage_method methods[] = {{"add", dd_add, 0}, {"count", ts_count, 0}, {0}};
     static const sage_service dd = {.abi = SAGE_SERVICE_ABI, .name = "dd", .create = ts_create,
                                     .destroy = ts_destroy, .methods = methods, .dedupe = 64};
     struct host h = spawn_host(&dd, "dd", 0);
@@ -437,7 +438,7 @@ static void t_dedupe_repeats(void)
     ASSERT_OK(sage__wire_req_encode(&req, buf, sizeof buf, &len));
     for (int i = 0; i < 2; i++) { /* the same request twice: a retry */
         ASSERT_OK(sage_queue_send(rq, buf, len, 1000));
-        ASSERT_OK(sage_queue_recv(mine, got[i], sizeof got[i], &glen[i], 5000));
+        ASSERT_OK(sage_queue_recv(&glen[i], mine, got[i], sizeof got[i], 5000));
     }
     ASSERT_EQ(glen[0], glen[1]);
     ASSERT_TRUE(memcmp(got[0], got[1], glen[0]) == 0);
@@ -446,28 +447,46 @@ static void t_dedupe_repeats(void)
     ASSERT_EQ(resp.result.as.i, 42);
     /* the method ran once: count() says one call served before it */
     m = manager(5);
-    ASSERT_OK(sage_manager_callf(m, "dd", "count", a, &res, "[]"));
+    ASSERT_OK(sage_manager_callf(&res, m, a, "dd", "count", "[]"));
     ASSERT_EQ(res.as.i, 1);
     /* another id runs again */
     req.id = 4243;
     ASSERT_OK(sage__wire_req_encode(&req, buf, sizeof buf, &len));
     ASSERT_OK(sage_queue_send(rq, buf, len, 1000));
-    ASSERT_OK(sage_queue_recv(mine, got[0], sizeof got[0], &glen[0], 5000));
-    ASSERT_OK(sage_manager_callf(m, "dd", "count", a, &res, "[]"));
+    ASSERT_OK(sage_queue_recv(&glen[0], mine, got[0], sizeof got[0], 5000));
+    ASSERT_OK(sage_manager_callf(&res, m, a, "dd", "count", "[]"));
     ASSERT_EQ(res.as.i, 2);
     sage_manager_free(m);
     sage_arena_free(a);
-    sage_queue_free(rq);
-    sage_queue_free(mine);
+    sage_queue_close(rq);
+    sage_queue_close(mine);
     sage_queue_unlink(myq);
     stop_host(h);
+}
+
+/* find_shm finds a /dev/shm entry whose name starts with prefix */
+static bool find_shm(const char *prefix, char path[300], size_t cap)
+{
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+    bool found = false;
+
+    while (d && (e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
+            snprintf(path, cap, "/dev/shm/%s", e->d_name);
+            found = true;
+            break;
+        }
+    if (d)
+        closedir(d);
+    return found;
 }
 
 /* a caller that died leaves its response queue; the next manager of the
  * user removes it */
 static void t_stale_replies_cleaned(void)
 {
-    char name[128], path[256];
+    char name[128], path[300];
     int pid = fork();
     sage_manager *m;
 
@@ -478,9 +497,9 @@ static void t_stale_replies_cleaned(void)
         raise(SIGKILL); /* no sage_manager_free: its queue stays behind */
     }
     th_wait_child(pid, 5000);
-    snprintf(name, sizeof name, "%u.%s.reply.%d.0", (unsigned)getuid(), th_prefix(), pid);
-    snprintf(path, sizeof path, "/dev/shm/sage.q.%s", name);
-    ASSERT_EQ(access(path, F_OK), 0);
+    /* "UID.NS.reply.PID.NONCE": the nonce is random */
+    snprintf(name, sizeof name, "sage.q.%u.%s.reply.%d.", (unsigned)geteuid(), th_prefix(), pid);
+    ASSERT_TRUE(find_shm(name, path, sizeof path));
     m = manager(5);
     ASSERT_TRUE(access(path, F_OK) != 0);
     sage_manager_free(m);
@@ -495,15 +514,15 @@ static void t_idle_connections_closed(void)
 
     sage_manager_opts_init(&o);
     o.ns = th_prefix();
-    o.idle_close = 0.2;
+    o.idle_close_ms = 200;
     ASSERT_OK(sage_manager_new(&m, &o));
-    ASSERT_OK(sage_manager_call_sync(m, "testsvc", "count", NULL, 0, NULL, 0, NULL, NULL, NULL));
-    ASSERT_OK(sage_manager_stats_read(m, &ms));
+    ASSERT_OK(sage_manager_call_sync(NULL, m, &(sage_request){.service = "testsvc", .method = "count"}, NULL));
+    ASSERT_OK(sage_manager_stats_read(&ms, m));
     ASSERT_EQ(ms.connections, 1);
     usleep(2500000); /* housekeeping runs every second */
-    ASSERT_OK(sage_manager_stats_read(m, &ms));
+    ASSERT_OK(sage_manager_stats_read(&ms, m));
     ASSERT_EQ(ms.connections, 0);
-    ASSERT_OK(sage_manager_call_sync(m, "testsvc", "count", NULL, 0, NULL, 0, NULL, NULL, NULL));
+    ASSERT_OK(sage_manager_call_sync(NULL, m, &(sage_request){.service = "testsvc", .method = "count"}, NULL));
     sage_manager_free(m);
     stop_host(h);
 }

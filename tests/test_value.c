@@ -83,59 +83,58 @@ static void t_accessors(void)
     const void *bp = NULL;
     size_t n = 0;
 
-    ASSERT_ERR(sage_value_get_bool(&(sage_value){.type = SAGE_NIL}, &b), SAGE_EBADARGS);
+    ASSERT_ERR(sage_value_get_bool(&b, &(sage_value){.type = SAGE_NIL}), SAGE_EBADARGS);
     ASSERT_DETAIL("expected bool, got nil");
     ASSERT_TRUE(!b);
-    ASSERT_OK(sage_value_get_bool(&(sage_value){.type = SAGE_BOOL, .as.b = true}, &b));
+    ASSERT_OK(sage_value_get_bool(&b, &(sage_value){.type = SAGE_BOOL, .as.b = true}));
     ASSERT_TRUE(b);
 
-    ASSERT_OK(sage_value_get_int(&(sage_value){.type = SAGE_INT, .as.i = INT64_MIN}, &i));
+    ASSERT_OK(sage_value_get_int(&i, &(sage_value){.type = SAGE_INT, .as.i = INT64_MIN}));
     ASSERT_TRUE(i == INT64_MIN);
-    ASSERT_OK(sage_value_get_int(&(sage_value){.type = SAGE_UINT, .as.u = INT64_MAX}, &i));
+    ASSERT_OK(sage_value_get_int(&i, &(sage_value){.type = SAGE_UINT, .as.u = INT64_MAX}));
     ASSERT_TRUE(i == INT64_MAX);
     i = 7;
-    ASSERT_ERR(sage_value_get_int(&(sage_value){.type = SAGE_UINT, .as.u = (uint64_t)INT64_MAX + 1},
-                                  &i),
+    ASSERT_ERR(sage_value_get_int(&i, &(sage_value){.type = SAGE_UINT, .as.u = (uint64_t)INT64_MAX + 1}),
                SAGE_EBADARGS);
     ASSERT_DETAIL("9223372036854775808 does not fit in int64");
     ASSERT_EQ(i, 7);
-    ASSERT_ERR(sage_value_get_int(&s, &i), SAGE_EBADARGS);
+    ASSERT_ERR(sage_value_get_int(&i, &s), SAGE_EBADARGS);
     ASSERT_DETAIL("expected int, got string");
-    ASSERT_ERR(sage_value_get_int(&(sage_value){.type = SAGE_DOUBLE, .as.d = 1}, &i),
+    ASSERT_ERR(sage_value_get_int(&i, &(sage_value){.type = SAGE_DOUBLE, .as.d = 1}),
                SAGE_EBADARGS);
     ASSERT_DETAIL("expected int, got double");
 
-    ASSERT_OK(sage_value_get_uint(&(sage_value){.type = SAGE_UINT, .as.u = UINT64_MAX}, &u));
+    ASSERT_OK(sage_value_get_uint(&u, &(sage_value){.type = SAGE_UINT, .as.u = UINT64_MAX}));
     ASSERT_TRUE(u == UINT64_MAX);
-    ASSERT_OK(sage_value_get_uint(&(sage_value){.type = SAGE_INT, .as.i = 0}, &u));
+    ASSERT_OK(sage_value_get_uint(&u, &(sage_value){.type = SAGE_INT, .as.i = 0}));
     ASSERT_EQ(u, 0);
     u = 7;
-    ASSERT_ERR(sage_value_get_uint(&(sage_value){.type = SAGE_INT, .as.i = -1}, &u),
+    ASSERT_ERR(sage_value_get_uint(&u, &(sage_value){.type = SAGE_INT, .as.i = -1}),
                SAGE_EBADARGS);
     ASSERT_DETAIL("-1 does not fit in uint64");
     ASSERT_EQ(u, 7);
-    ASSERT_ERR(sage_value_get_uint(&bin, &u), SAGE_EBADARGS);
+    ASSERT_ERR(sage_value_get_uint(&u, &bin), SAGE_EBADARGS);
     ASSERT_DETAIL("expected uint, got bin");
 
-    ASSERT_OK(sage_value_get_double(&(sage_value){.type = SAGE_DOUBLE, .as.d = 0.25}, &d));
+    ASSERT_OK(sage_value_get_double(&d, &(sage_value){.type = SAGE_DOUBLE, .as.d = 0.25}));
     ASSERT_TRUE(d == 0.25);
-    ASSERT_OK(sage_value_get_double(&(sage_value){.type = SAGE_INT, .as.i = -3}, &d));
+    ASSERT_OK(sage_value_get_double(&d, &(sage_value){.type = SAGE_INT, .as.i = -3}));
     ASSERT_TRUE(d == -3.0);
-    ASSERT_OK(sage_value_get_double(&(sage_value){.type = SAGE_UINT, .as.u = UINT64_MAX}, &d));
+    ASSERT_OK(sage_value_get_double(&d, &(sage_value){.type = SAGE_UINT, .as.u = UINT64_MAX}));
     ASSERT_TRUE(d == 18446744073709551616.0);
-    ASSERT_ERR(sage_value_get_double(&s, &d), SAGE_EBADARGS);
+    ASSERT_ERR(sage_value_get_double(&d, &s), SAGE_EBADARGS);
     ASSERT_DETAIL("expected double, got string");
 
-    ASSERT_OK(sage_value_get_str(&s, &sp, &n));
+    ASSERT_OK(sage_value_get_str(&sp, &n, &s));
     ASSERT_TRUE(sp == s.as.str.ptr && n == 1);
-    ASSERT_OK(sage_value_get_str(&s, &sp, NULL));
-    ASSERT_ERR(sage_value_get_str(&bin, &sp, &n), SAGE_EBADARGS);
+    ASSERT_OK(sage_value_get_str(&sp, NULL, &s));
+    ASSERT_ERR(sage_value_get_str(&sp, &n, &bin), SAGE_EBADARGS);
     ASSERT_DETAIL("expected string, got bin");
 
-    ASSERT_OK(sage_value_get_bin(&bin, &bp, &n));
+    ASSERT_OK(sage_value_get_bin(&bp, &n, &bin));
     ASSERT_TRUE(bp == bin.as.bin.ptr && n == 2);
-    ASSERT_OK(sage_value_get_bin(&bin, &bp, NULL));
-    ASSERT_ERR(sage_value_get_bin(&s, &bp, &n), SAGE_EBADARGS);
+    ASSERT_OK(sage_value_get_bin(&bp, NULL, &bin));
+    ASSERT_ERR(sage_value_get_bin(&bp, &n, &s), SAGE_EBADARGS);
     ASSERT_DETAIL("expected bin, got string");
 }
 
@@ -343,7 +342,7 @@ static void t_copy(void)
     sage_value src = sage_map(pairs, 2), dst, before;
     sage_arena *a = arena(0);
 
-    ASSERT_OK(sage_value_copy(a, &dst, &src));
+    ASSERT_OK(sage_value_copy(&dst, a, &src));
     ASSERT_TRUE(sage_value_equal(&src, &dst));
     ASSERT_TRUE(dst.as.map.items != pairs);
     buf[0] = 'X';
@@ -355,29 +354,29 @@ static void t_copy(void)
 
     /* in place */
     before = dst;
-    ASSERT_OK(sage_value_copy(a, &dst, &dst));
+    ASSERT_OK(sage_value_copy(&dst, a, &dst));
     ASSERT_TRUE(sage_value_equal(&before, &dst) && dst.as.map.items != before.as.map.items);
 
     /* errors leave dst alone */
     before = dst;
     src = sage_strn(NULL, 3);
-    ASSERT_ERR(sage_value_copy(a, &dst, &src), SAGE_EINVAL);
+    ASSERT_ERR(sage_value_copy(&dst, a, &src), SAGE_EINVAL);
     ASSERT_DETAIL("copy: string of 3 bytes at NULL");
     src = sage_array(NULL, 2);
-    ASSERT_ERR(sage_value_copy(a, &dst, &src), SAGE_EINVAL);
+    ASSERT_ERR(sage_value_copy(&dst, a, &src), SAGE_EINVAL);
     ASSERT_DETAIL("copy: array of 2 items at NULL");
     src.type = (sage_type)42;
-    ASSERT_ERR(sage_value_copy(a, &dst, &src), SAGE_EINVAL);
+    ASSERT_ERR(sage_value_copy(&dst, a, &src), SAGE_EINVAL);
     ASSERT_DETAIL("copy: unknown value type 42");
     ASSERT_TRUE(dst.as.map.items == before.as.map.items);
-    ASSERT_ERR(sage_value_copy(NULL, &dst, &src), SAGE_EINVAL);
+    ASSERT_ERR(sage_value_copy(&dst, NULL, &src), SAGE_EINVAL);
 
     /* a cycle is caught, not followed forever */
     {
         sage_value cyc[1];
 
         cyc[0] = sage_array(cyc, 1);
-        ASSERT_ERR(sage_value_copy(a, &dst, &cyc[0]), SAGE_EINVAL);
+        ASSERT_ERR(sage_value_copy(&dst, a, &cyc[0]), SAGE_EINVAL);
         ASSERT_DETAIL("copy: value nested deeper than 1000 (a cycle?)");
     }
     sage_arena_free(a);
@@ -389,9 +388,7 @@ static void t_pack_letters(void)
     sage_value inner = sage_str("deep"), v;
     char *heap = strdup("temp");
 
-    ASSERT_OK(sage_pack(a, &v, "[n, b, b, i, I, u, f, s, s#, y#, v, [], {}]", 1, 0, INT_MIN,
-                        (int64_t)INT64_MIN, (uint64_t)UINT64_MAX, 0.5, heap, "a\0bc", (size_t)3,
-                        "\0\1", (size_t)2, &inner));
+    ASSERT_OK(sage_pack(&v, a, "[n, b, b, i, I, u, f, s, s#, y#, v, [], {}]", 1, 0, INT_MIN, (int64_t)INT64_MIN, (uint64_t)UINT64_MAX, 0.5, heap, "a\0bc", (size_t)3, "\0\1", (size_t)2, &inner));
     free(heap); /* copied */
     ASSERT_STREQ(print(&v), "[null,true,false,-2147483648,-9223372036854775808,"
                             "18446744073709551615,0.5,\"temp\",\"a\\u0000b\",<2 bytes>,\"deep\",[],{}]");
@@ -401,15 +398,15 @@ static void t_pack_letters(void)
     ASSERT_EQ(v.as.array.items[9].type, SAGE_BIN);
     ASSERT_TRUE(v.as.array.items[10].as.str.ptr != inner.as.str.ptr);
 
-    ASSERT_OK(sage_pack(a, &v, "{s:i, s:[s, {s:f}], s#:n}", "a", 1, "b", "x", "c", 2.0, "dd", (size_t)1));
+    ASSERT_OK(sage_pack(&v, a, "{s:i, s:[s, {s:f}], s#:n}", "a", 1, "b", "x", "c", 2.0, "dd", (size_t)1));
     ASSERT_STREQ(print(&v), "{\"a\":1,\"b\":[\"x\",{\"c\":2.0}],\"d\":null}");
-    ASSERT_OK(sage_pack(a, &v, " i ", 0));
+    ASSERT_OK(sage_pack(&v, a, " i ", 0));
     ASSERT_STREQ(print(&v), "0");
-    ASSERT_OK(sage_pack(a, &v, "y#", NULL, (size_t)0)); /* empty bytes may be NULL */
+    ASSERT_OK(sage_pack(&v, a, "y#", NULL, (size_t)0)); /* empty bytes may be NULL */
     ASSERT_TRUE(v.type == SAGE_BIN && v.as.bin.len == 0);
-    ASSERT_OK(sage_pack(a, &v, "[[[[i]]]]", 4));
+    ASSERT_OK(sage_pack(&v, a, "[[[[i]]]]", 4));
     ASSERT_STREQ(print(&v), "[[[[4]]]]");
-    ASSERT_OK(sage_pack(a, &v, "\t[i\n,\ri]\n", 1, 2));
+    ASSERT_OK(sage_pack(&v, a, "\t[i\n,\ri]\n", 1, 2));
     ASSERT_STREQ(print(&v), "[1,2]");
     sage_arena_free(a);
 }
@@ -419,37 +416,37 @@ static void t_pack_errors(void)
     sage_arena *a = arena(0);
     sage_value v = sage_int(99);
 
-    ASSERT_ERR(sage_pack(a, &v, "[i, s]", 1, (const char *)NULL), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "[i, s]", 1, (const char *)NULL), SAGE_EINVAL);
     ASSERT_DETAIL("format \"[i, s]\": NULL string argument at position 4");
-    ASSERT_ERR(sage_pack(a, &v, "s#", (const char *)NULL, (size_t)0), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "s#", (const char *)NULL, (size_t)0), SAGE_EINVAL);
     ASSERT_DETAIL("format \"s#\": NULL string argument at position 0");
-    ASSERT_ERR(sage_pack(a, &v, "y#", NULL, (size_t)3), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "y#", NULL, (size_t)3), SAGE_EINVAL);
     ASSERT_DETAIL("format \"y#\": NULL bytes argument at position 0");
-    ASSERT_ERR(sage_pack(a, &v, "v", (const sage_value *)NULL), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "v", (const sage_value *)NULL), SAGE_EINVAL);
     ASSERT_DETAIL("format \"v\": NULL value argument at position 0");
-    ASSERT_ERR(sage_pack(a, &v, "{s:i}", (const char *)NULL, 1), SAGE_EINVAL);
-    ASSERT_ERR(sage_pack(a, &v, ""), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "{s:i}", (const char *)NULL, 1), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, ""), SAGE_EINVAL);
     ASSERT_DETAIL("format \"\": expected a value, got end of format");
-    ASSERT_ERR(sage_pack(a, &v, "q"), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "q"), SAGE_EINVAL);
     ASSERT_DETAIL("format \"q\": expected a value, got 'q' at position 0");
-    ASSERT_ERR(sage_pack(a, &v, "ii", 1, 2), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "ii", 1, 2), SAGE_EINVAL);
     ASSERT_DETAIL("format \"ii\": expected end of format after one value, got 'i' at position 1");
-    ASSERT_ERR(sage_pack(a, &v, "[i", 1), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "[i", 1), SAGE_EINVAL);
     ASSERT_DETAIL("format \"[i\": expected ']', got end of format");
-    ASSERT_ERR(sage_pack(a, &v, "[i}", 1), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "[i}", 1), SAGE_EINVAL);
     ASSERT_DETAIL("format \"[i}\": expected ']', got '}' at position 2");
-    ASSERT_ERR(sage_pack(a, &v, "{i:i}", 1, 2), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "{i:i}", 1, 2), SAGE_EINVAL);
     ASSERT_DETAIL("format \"{i:i}\": expected a map key 's', got 'i' at position 1");
-    ASSERT_ERR(sage_pack(a, &v, "{s}", "k"), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "{s}", "k"), SAGE_EINVAL);
     ASSERT_DETAIL("format \"{s}\": expected a value, got '}' at position 2");
-    ASSERT_ERR(sage_pack(a, &v, "y", "ab"), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "y", "ab"), SAGE_EINVAL);
     ASSERT_DETAIL("format \"y\": 'y' must be followed by '#', got end of format");
-    ASSERT_ERR(sage_pack(a, &v, "[i*]", 1), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "[i*]", 1), SAGE_EINVAL);
     ASSERT_DETAIL("format \"[i*]\": expected ']', got '*' at position 2");
-    ASSERT_ERR(sage_pack(a, &v, "{s:?i}", "k", 1), SAGE_EINVAL);
-    ASSERT_ERR(sage_pack(NULL, &v, "n"), SAGE_EINVAL);
-    ASSERT_ERR(sage_pack(a, NULL, "n"), SAGE_EINVAL);
-    ASSERT_ERR(sage_pack(a, &v, NULL), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, "{s:?i}", "k", 1), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, NULL, "n"), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(NULL, a, "n"), SAGE_EINVAL);
+    ASSERT_ERR(sage_pack(&v, a, NULL), SAGE_EINVAL);
     ASSERT_TRUE(v.type == SAGE_INT && v.as.i == 99); /* never written on failure */
     sage_arena_free(a);
 }
@@ -468,9 +465,7 @@ static void t_unpack_letters(void)
     const void *y = NULL;
     const sage_value *pv = NULL;
 
-    ASSERT_OK(sage_pack(a, &v, "[n, b, b, i, I, u, f, i, s, s#, y#, v]", 1, 0, INT_MAX,
-                        (int64_t)INT64_MIN, (uint64_t)UINT64_MAX, 0.25, 3, "str", "a\0b",
-                        (size_t)3, "\0\1\2", (size_t)3, &inner));
+    ASSERT_OK(sage_pack(&v, a, "[n, b, b, i, I, u, f, i, s, s#, y#, v]", 1, 0, INT_MAX, (int64_t)INT64_MIN, (uint64_t)UINT64_MAX, 0.25, 3, "str", "a\0b", (size_t)3, "\0\1\2", (size_t)3, &inner));
     ASSERT_OK(sage_unpack(&v, "[n b b i I u f f s s# y# v]", &b1, &b2, &i, &big, &u, &f1, &f2,
                           &s, &s2, &slen, &y, &ylen, &pv));
     ASSERT_TRUE(b1 && !b2);
@@ -486,7 +481,7 @@ static void t_unpack_letters(void)
     /* '*': at least that many */
     ASSERT_OK(sage_unpack(&v, "[n b *]", &b1));
     ASSERT_OK(sage_unpack(&v, "[*]"));
-    ASSERT_OK(sage_pack(a, &v, "[]"));
+    ASSERT_OK(sage_pack(&v, a, "[]"));
     ASSERT_OK(sage_unpack(&v, "[]"));
     ASSERT_OK(sage_unpack(&v, "[*]"));
     sage_arena_free(a);
@@ -502,8 +497,7 @@ static void t_unpack_maps(void)
     double ttl = -1, absent = -1, nilled = -1;
     const sage_value *nilv = NULL;
 
-    ASSERT_OK(sage_pack(a, &v, "{s:s, s:i, s:f, s:n, s:n, s:{s:[i,i]}}", "key", "k1", "count", 3,
-                        "ttl", 1.5, "gone", "nv", "sub", "pair", 4, 5));
+    ASSERT_OK(sage_pack(&v, a, "{s:s, s:i, s:f, s:n, s:n, s:{s:[i,i]}}", "key", "k1", "count", 3, "ttl", 1.5, "gone", "nv", "sub", "pair", 4, 5));
     ASSERT_OK(sage_unpack(&v, "{s:s s:i s:?f s:?f s:?f s:?v s:{s:[ii]}}", "key", &key, "count",
                           &count, "ttl", &ttl, "absent", &absent, "gone", &nilled, "nv", &nilv,
                           "sub", "pair", &nested1, &nested2));
@@ -539,8 +533,7 @@ static void t_unpack_errors(void)
     size_t n = 0;
     double d = 0;
 
-    ASSERT_OK(sage_pack(a, &v, "[s, s, I, I, u]", "k", "x", (int64_t)3000000000LL,
-                        (int64_t)-1, (uint64_t)UINT64_MAX));
+    ASSERT_OK(sage_pack(&v, a, "[s, s, I, I, u]", "k", "x", (int64_t)3000000000LL, (int64_t)-1, (uint64_t)UINT64_MAX));
     ASSERT_ERR(sage_unpack(&v, "[s i *]", &s, &i), SAGE_EBADARGS);
     ASSERT_DETAIL("value[1]: expected int, got string");
     ASSERT_EQ(i, 11);
@@ -567,7 +560,7 @@ static void t_unpack_errors(void)
     ASSERT_ERR(sage_unpack(&v, "s", &s), SAGE_EBADARGS);
     ASSERT_DETAIL("value: expected string, got array");
 
-    ASSERT_OK(sage_pack(a, &v, "{s:{s:[i, s]}}", "opts", "list", 1, "two"));
+    ASSERT_OK(sage_pack(&v, a, "{s:{s:[i, s]}}", "opts", "list", 1, "two"));
     ASSERT_ERR(sage_unpack(&v, "{s:{s:[i i]}}", "opts", "list", &i, &j), SAGE_EBADARGS);
     ASSERT_DETAIL("value.opts.list[1]: expected int, got string");
     ASSERT_ERR(sage_unpack(&v, "{s:i s:?i}", "ttl", &i, "opts", &j), SAGE_EBADARGS);
@@ -589,7 +582,7 @@ static void t_unpack_errors(void)
     ASSERT_ERR(sage_unpack(&v, "y", &y), SAGE_EINVAL);
     ASSERT_ERR(sage_unpack(&v, "?v", &pv), SAGE_EINVAL);
     ASSERT_DETAIL("format \"?v\": expected a value, got '?' at position 0");
-    ASSERT_OK(sage_pack(a, &v, "[i i]", 1, 2));
+    ASSERT_OK(sage_pack(&v, a, "[i i]", 1, 2));
     ASSERT_ERR(sage_unpack(&v, "[* i]", &i), SAGE_EINVAL);
     ASSERT_DETAIL("format \"[* i]\": expected a value, got '*' at position 1");
     ASSERT_ERR(sage_unpack(&v, "[i i", &i, &j), SAGE_EINVAL);

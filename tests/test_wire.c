@@ -250,13 +250,13 @@ static sage_value every_type(sage_arena *a, bool huge)
     v[n++] = sage_bin(NULL, 0);
     v[n++] = sage_bin(nuls, sizeof nuls);
     v[n++] = sage_bin(mid, sizeof mid);
-    ASSERT_OK(sage_pack(a, &v[n++], "[[[]], {}, {s:[n]}]", "x"));
+    ASSERT_OK(sage_pack(&v[n++], a, "[[[]], {}, {s:[n]}]", "x"));
     for (int i = 0; i < 20; i++) {
         char key[8];
 
         snprintf(key, sizeof key, "k%d", i);
         many[i] = sage_int(i * 1000);
-        ASSERT_OK(sage_pack(a, &pairs[i].key, "s", key));
+        ASSERT_OK(sage_pack(&pairs[i].key, a, "s", key));
         pairs[i].val = sage_int(-i);
     }
     v[n++] = sage_array(many, 20);
@@ -322,8 +322,7 @@ static void t_roundtrip_request(void)
     sage__req r, q;
     size_t len;
 
-    ASSERT_OK(sage_pack(a, &kw, "{s:i, s:s, s:{s:[y#]}, s:n}", "a", 1, "", "empty key", "nested",
-                        "bytes", "\0\0", (size_t)2, "nil"));
+    ASSERT_OK(sage_pack(&kw, a, "{s:i, s:s, s:{s:[y#]}, s:n}", "a", 1, "", "empty key", "nested", "bytes", "\0\0", (size_t)2, "nil"));
     r = simple_req(&args);
     r.kwargs = kw;
     r.id = UINT64_MAX;
@@ -376,8 +375,7 @@ static void t_roundtrip_response(void)
     sage__resp r = {0}, p;
     size_t len;
 
-    ASSERT_OK(sage_pack(a, &r.result, "{s:[i, f, s], s:y#}", "rows", -5, 0.5, "x", "raw", "\0",
-                        (size_t)1));
+    ASSERT_OK(sage_pack(&r.result, a, "{s:[i, f, s], s:y#}", "rows", -5, 0.5, "x", "raw", "\0", (size_t)1));
     r.id = 1ull << 40;
     r.ok = true;
     len = encode_resp(&r, buf, sizeof buf);
@@ -574,7 +572,7 @@ static void t_truncations(void)
     int kind;
     uint64_t id;
 
-    ASSERT_OK(sage_pack(a, &kw, "{s:i, s:[s]}", "x", 1, "y", "z"));
+    ASSERT_OK(sage_pack(&kw, a, "{s:i, s:[s]}", "x", 1, "y", "z"));
     r.kwargs = kw;
     p.result = args;
     rlen = encode_req(&r, req, sizeof req);

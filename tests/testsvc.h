@@ -137,9 +137,9 @@ static sage_err ts_pid(void *state, sage_call *c)
 }
 
 static const sage_method ts_methods[] = {
-    {"echo", ts_echo},   {"kw", ts_kw},       {"add", ts_add},     {"fail", ts_fail},
-    {"sleep", ts_sleep}, {"flaky", ts_flaky}, {"count", ts_count}, {"pid", ts_pid},
-    {NULL, NULL},
+    {"echo", ts_echo, 0},   {"kw", ts_kw, 0},       {"add", ts_add, 0},     {"fail", ts_fail, 0},
+    {"sleep", ts_sleep, 0}, {"flaky", ts_flaky, 0}, {"count", ts_count, 0}, {"pid", ts_pid, 0},
+    {0},
 };
 
 static const sage_service testsvc = {

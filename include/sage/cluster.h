@@ -19,7 +19,7 @@
  * acknowledge them only once answered: a replica that dies mid-call has the
  * call redelivered to another after the ack wait.
  *
- * Use: put a sage_cluster_opts in sage_task_opts.transport_opts (transport
+ * Use: put a sage_cluster_opts in sage_task_opts.cluster (transport
  * SAGE_TRANSPORT_NATS) or in sage_manager_opts.cluster.
  *
  * Calls waiting for an answer when the caller's connection to NATS is lost
@@ -31,6 +31,9 @@
 #ifndef SAGE_CLUSTER_H
 #define SAGE_CLUSTER_H
 
+#include "sage/export.h"
+
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "sage/config.h"
@@ -40,28 +43,36 @@
 extern "C" {
 #endif
 
-/* Cluster options of a task or a manager. */
+/* Cluster options of a task or a manager (copied by whoever takes them).
+ * Zero-initialise for the defaults. */
 typedef struct sage_cluster_opts {
     const sage_nats_conf *nats; /* servers, credentials, TLS, reconnect; NULL: defaults */
-    int durable;                /* task: take calls from a JetStream stream */
+    bool durable;               /* task: take calls from a JetStream stream */
     int64_t ack_wait_ms;        /* durable: redelivery after this long unacknowledged; default 5000 */
 } sage_cluster_opts;
 
+/* Sizes of the strings of sage_cluster_instance, terminator included. */
+#define SAGE_CLUSTER_ID_SIZE 64
+#define SAGE_CLUSTER_VERSION_SIZE 32
+#define SAGE_CLUSTER_HOST_SIZE 64
+#define SAGE_CLUSTER_TIME_SIZE 40
+#define SAGE_CLUSTER_ERROR_SIZE 128
+
 /* One service instance as discovery sees it ($SRV.PING / $SRV.STATS). */
 typedef struct sage_cluster_instance {
-    char name[65];
-    char id[64];
-    char version[32];
-    char ns[65];
-    char host[64];
+    char name[SAGE_CONFIG_NAME_MAX + 1];
+    char id[SAGE_CLUSTER_ID_SIZE];
+    char version[SAGE_CLUSTER_VERSION_SIZE];
+    char ns[SAGE_CONFIG_NAME_MAX + 1];
+    char host[SAGE_CLUSTER_HOST_SIZE];
     int32_t pid;
-    char subject[160];
-    char started[40];  /* ISO-8601, UTC (STATS) */
-    uint64_t requests; /* STATS */
-    uint64_t errors;   /* STATS */
-    double average_us; /* STATS: average processing time */
-    char last_error[128];
-    int durable;
+    char subject[SAGE_CONFIG_NAME_MAX * 2 + 32];
+    char started[SAGE_CLUSTER_TIME_SIZE]; /* ISO-8601, UTC (STATS) */
+    uint64_t requests;                    /* STATS */
+    uint64_t errors;                      /* STATS */
+    double average_us;                    /* STATS: average processing time */
+    char last_error[SAGE_CLUSTER_ERROR_SIZE];
+    bool durable;
 } sage_cluster_instance;
 
 typedef void (*sage_cluster_instance_fn)(void *arg, const sage_cluster_instance *inst);
@@ -74,13 +85,13 @@ typedef void (*sage_cluster_instance_fn)(void *arg, const sage_cluster_instance 
  * other namespaces are skipped unless ns is NULL. SAGE_ECONNECT if no
  * server answers.
  */
-sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns, const char *verb,
+SAGE_API sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns, const char *verb,
                                const char *name, int wait_ms, sage_cluster_instance_fn fn,
                                void *arg);
 
 /* ================================================ hosts, deployments, leases
  *
- * Cluster operations (R3) keep their state in three JetStream key-value
+ * Cluster operations keep their state in three JetStream key-value
  * buckets, created by whoever needs them first:
  *
  *   sagesvc_hosts   key HOST-ID: what a host offers and runs
@@ -125,7 +136,7 @@ typedef struct sage_cluster_host_info {
     double reserved_cpus;    /* reserved by deployments */
     uint64_t reserved_memory;
     int64_t heartbeat_ms;    /* wall clock of its last write */
-    int alive;               /* heartbeat at most 5 s old */
+    bool alive;              /* heartbeat at most 5 s old */
     size_t nreplicas;
     const sage_cluster_replica_info *replicas;
 } sage_cluster_host_info;
@@ -138,7 +149,7 @@ typedef void (*sage_cluster_host_fn)(void *arg, const sage_cluster_host_info *h)
  * no server answers; SAGE_EPROTO never (a record that is not valid JSON is
  * skipped). Thread-safe; blocks for a few round trips.
  */
-sage_err sage_cluster_hosts(const sage_nats_conf *nats, sage_cluster_host_fn fn, void *arg);
+SAGE_API sage_err sage_cluster_hosts(const sage_nats_conf *nats, sage_cluster_host_fn fn, void *arg);
 
 /* Where a deployment's replicas go: count replicas on host. */
 typedef struct sage_cluster_placement {
@@ -154,10 +165,10 @@ typedef struct sage_cluster_deployment {
     uint32_t replicas;
     double cpus;             /* per replica */
     uint64_t memory;         /* per replica, bytes */
-    int detached;            /* 0: owned by the lease named owner */
+    bool detached;           /* false: owned by the lease named owner */
     const char *owner;       /* lease id, or "" */
     uint32_t max_restarts;
-    int durable;
+    bool durable;
     const char *status;      /* "placing", "running" or "failed" */
     const char *reason;      /* why it failed, or "" */
     const char *config_path; /* the deployer's configuration file, or "" */
@@ -176,7 +187,7 @@ typedef void (*sage_cluster_deployment_fn)(void *arg, const sage_cluster_deploym
  * With both ns and name given and no such deployment, SAGE_ENOSERVICE.
  * Thread-safe; blocks for a few round trips.
  */
-sage_err sage_cluster_deployments(const sage_nats_conf *nats, const char *ns, const char *name,
+SAGE_API sage_err sage_cluster_deployments(const sage_nats_conf *nats, const char *ns, const char *name,
                                   sage_cluster_deployment_fn fn, void *arg);
 
 /* ------------------------------------------------------------------ leases */
@@ -192,22 +203,22 @@ typedef struct sage_cluster_lease sage_cluster_lease;
  * for good: on_lost (may be NULL) runs once, on the lease's thread, with no
  * library lock held. SAGE_ECONNECT if no server answers. Thread-safe.
  */
-sage_err sage_cluster_lease_new(sage_cluster_lease **lp, const sage_nats_conf *nats,
+SAGE_API sage_err sage_cluster_lease_new(sage_cluster_lease **lp, const sage_nats_conf *nats,
                                 void (*on_lost)(void *arg), void *arg);
 
 /* sage_cluster_lease_id returns the lease's id (borrowed, 22 characters of
  * [A-Za-z0-9]). Thread-safe. */
-const char *sage_cluster_lease_id(const sage_cluster_lease *l);
+SAGE_API const char *sage_cluster_lease_id(const sage_cluster_lease *l);
 
 /*
  * sage_cluster_lease_stop stops refreshing l and deletes its key, so hosts
  * remove the replicas it owns within a second or so. Stopping a stopped
  * lease does nothing. Blocks for a round trip; not from on_lost.
  */
-void sage_cluster_lease_stop(sage_cluster_lease *l);
+SAGE_API void sage_cluster_lease_stop(sage_cluster_lease *l);
 
 /* sage_cluster_lease_free stops l if needed and frees it. NULL is ignored. */
-void sage_cluster_lease_free(sage_cluster_lease *l);
+SAGE_API void sage_cluster_lease_free(sage_cluster_lease *l);
 
 /* ------------------------------------------------------------- deployments */
 
@@ -228,7 +239,7 @@ typedef struct sage_cluster_deploy_opts {
 } sage_cluster_deploy_opts;
 
 /* sage_cluster_deploy_opts_init fills o with the defaults. */
-void sage_cluster_deploy_opts_init(sage_cluster_deploy_opts *o);
+SAGE_API void sage_cluster_deploy_opts_init(sage_cluster_deploy_opts *o);
 
 /*
  * sage_cluster_deploy validates the configuration, then, service by
@@ -247,7 +258,7 @@ void sage_cluster_deploy_opts_init(sage_cluster_deploy_opts *o);
  * what it points to are borrowed during the call (the lease must outlive
  * the owned services). Thread-safe; blocks.
  */
-sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o);
+SAGE_API sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o);
 
 /*
  * sage_cluster_undeploy removes service name of namespace ns: its spec,
@@ -258,7 +269,7 @@ sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o);
  * ran after wait_ms (they are removed all the same: their hosts stop them).
  * Thread-safe; blocks.
  */
-sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns, const char *name,
+SAGE_API sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns, const char *name,
                                int wait_ms);
 
 /* ------------------------------------------------------------------- hosts */
@@ -279,7 +290,7 @@ typedef struct sage_cluster_host_opts {
 } sage_cluster_host_opts;
 
 /* sage_cluster_host_opts_init fills o with the defaults (stop_fd -1). */
-void sage_cluster_host_opts_init(sage_cluster_host_opts *o);
+SAGE_API void sage_cluster_host_opts_init(sage_cluster_host_opts *o);
 
 /*
  * sage_cluster_host_run is the host daemon, on the calling thread until
@@ -307,7 +318,7 @@ void sage_cluster_host_opts_init(sage_cluster_host_opts *o);
  * live host already has the id. o and everything it points to are
  * borrowed until it returns. Blocks; one host per process.
  */
-sage_err sage_cluster_host_run(const sage_cluster_host_opts *o);
+SAGE_API sage_err sage_cluster_host_run(const sage_cluster_host_opts *o);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,9 @@
 #ifndef SAGE_CONFIG_H
 #define SAGE_CONFIG_H
 
+#include "sage/export.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,40 +38,45 @@ typedef struct sage_config sage_config;
 #define SAGE_CONFIG_NAME_MAX 64
 
 /* sage_local_conf: settings of services running on this machine (section
- * service.local), filled by sage_local_conf_init or a config. Defaults: max_workers 10 (1..1024), queue_timeout 30 s (0..86400; 0 fails
- * at once when the request queue is full), request_queue_size 10000
- * (1..8388607). */
+ * service.local), filled by sage_local_conf_init or a config. Defaults:
+ * max_workers 10 (1..1024), queue_timeout 30 s (0..86400; 0 fails at once
+ * when the request queue is full), request_queue_size 10000 (1..8388607).
+ * The file gives times in seconds; the structs hold milliseconds, as every
+ * option of the API does. */
 typedef struct sage_local_conf {
     uint32_t max_workers;        /* worker threads of one service instance */
-    double queue_timeout;        /* seconds a caller waits for room in a full queue */
+    int64_t queue_timeout_ms;    /* how long a caller waits for room in a full queue */
     uint32_t request_queue_size; /* requests the request queue holds */
 } sage_local_conf;
 
 /* sage_call_conf: defaults of calls made through a manager (section
- * service.call). Defaults: timeout 30 s (> 0, <= 86400), retries 0 (0..100), retry_backoff
- * 0.05 s (0..60), idle_close 60 s (0..86400). */
+ * service.call). Defaults: timeout 30 s (> 0, <= 86400), retries 0
+ * (0..100), retry_backoff 0.05 s (0..60), idle_close 60 s (0..86400). */
 typedef struct sage_call_conf {
-    double timeout;       /* seconds a call may take */
-    uint32_t retries;     /* retries of calls marked idempotent */
-    double retry_backoff; /* seconds before the first retry; doubles each time */
-    double idle_close;    /* seconds an unused cached connection is kept */
+    int64_t timeout_ms;       /* how long a call may take */
+    uint32_t retries;         /* retries of calls marked idempotent */
+    int64_t retry_backoff_ms; /* before the first retry; doubles each time */
+    int64_t idle_close_ms;    /* how long an unused destination is kept */
 } sage_call_conf;
 
 /* sage_cluster_conf: settings of distributed replicas (section
- * service.cluster, alias service.ray). Defaults: cpus 1 (> 0), memory 0 (none reserved), owned,
- * max_restarts 3 (0..1000), replicas 1 (1..1000), at-most-once delivery. */
+ * service.cluster, alias service.ray). Defaults: cpus 1 (> 0), memory 0
+ * (none reserved), owned, max_restarts 3 (0..1000), replicas 1 (1..1000),
+ * at-most-once delivery. */
 typedef struct sage_cluster_conf {
     double cpus;           /* CPUs reserved per replica (resources.CPU) */
     uint64_t memory;       /* bytes reserved per replica (resources.memory), 0 = none */
-    int detached;          /* 1: lifetime detached, replicas outlive their deployer */
+    bool detached;         /* lifetime detached: replicas outlive their deployer */
     uint32_t max_restarts; /* restarts of a failing replica before giving up */
     uint32_t replicas;     /* replicas to run */
-    int durable;           /* 1: delivery durable (work queue with ack) */
+    bool durable;          /* delivery durable (work queue with ack) */
 } sage_cluster_conf;
 
 /* sage_nats_conf: the NATS connection (section nats), used by transport
- * nats. Strings are borrowed from the config. Defaults: servers ["nats://127.0.0.1:4222"], every string NULL, reconnect_max 60
- * attempts (-1 = forever), reconnect_wait 2 s. */
+ * nats. Strings are borrowed from the config. Defaults: servers
+ * [SAGE_NATS_DEFAULT_URL], every string NULL, reconnect_max 60 attempts
+ * (-1 = forever), reconnect_wait 2 s. */
+#define SAGE_NATS_DEFAULT_URL "nats://127.0.0.1:4222"
 typedef struct sage_nats_conf {
     const char *const *servers; /* nservers URLs, never empty */
     size_t nservers;
@@ -80,8 +88,8 @@ typedef struct sage_nats_conf {
     const char *tls_ca;   /* paths of PEM files, each NULL when not given */
     const char *tls_cert; /* tls_cert and tls_key come together */
     const char *tls_key;
-    int reconnect_max;     /* attempts, -1 = forever */
-    double reconnect_wait; /* seconds between attempts */
+    int reconnect_max;         /* attempts, -1 = forever */
+    int64_t reconnect_wait_ms; /* between attempts */
 } sage_nats_conf;
 
 /* sage_service_conf: one entry of `services`, what to host and how. local
@@ -100,19 +108,19 @@ typedef struct sage_service_conf {
 
 /* sage_local_conf_init fills c with the defaults of section service.local.
  * Thread-safe. */
-void sage_local_conf_init(sage_local_conf *c);
+SAGE_API void sage_local_conf_init(sage_local_conf *c);
 
 /* sage_call_conf_init fills c with the defaults of section service.call.
  * Thread-safe. */
-void sage_call_conf_init(sage_call_conf *c);
+SAGE_API void sage_call_conf_init(sage_call_conf *c);
 
 /* sage_cluster_conf_init fills c with the defaults of section
  * service.cluster. Thread-safe. */
-void sage_cluster_conf_init(sage_cluster_conf *c);
+SAGE_API void sage_cluster_conf_init(sage_cluster_conf *c);
 
 /* sage_nats_conf_init fills c with the defaults of section nats; the
  * servers array it points to is static. Thread-safe. */
-void sage_nats_conf_init(sage_nats_conf *c);
+SAGE_API void sage_nats_conf_init(sage_nats_conf *c);
 
 /*
  * sage_config_load reads, parses and validates the YAML file at path and
@@ -121,7 +129,7 @@ void sage_nats_conf_init(sage_nats_conf *c);
  * SAGE_EPERM or SAGE_ESYS, anything wrong in it SAGE_ECONFIG; the detail
  * names the path (and line, column and key). Thread-safe.
  */
-sage_err sage_config_load(sage_config **cp, const char *path);
+SAGE_API sage_err sage_config_load(sage_config **cp, const char *path);
 
 /*
  * sage_config_parse is sage_config_load on the len bytes at text (no NUL
@@ -129,52 +137,53 @@ sage_err sage_config_load(sage_config **cp, const char *path);
  * NULL, only labels error messages and sage_config_path. Empty text is a
  * valid configuration of defaults. Thread-safe.
  */
-sage_err sage_config_parse(sage_config **cp, const char *text, size_t len, const char *filename);
+SAGE_API sage_err sage_config_parse(sage_config **cp, const char *text, size_t len,
+                                   const char *filename);
 
 /* sage_config_free releases c and every string and array it handed out.
  * No other thread may be using c. sage_config_free(NULL) does nothing. */
-void sage_config_free(sage_config *c);
+SAGE_API void sage_config_free(sage_config *c);
 
 /* sage_config_path returns the path c was loaded from or the filename given
  * to sage_config_parse (NULL if none). Borrowed. Thread-safe, like every
  * accessor below: they only read an immutable config and never block. */
-const char *sage_config_path(const sage_config *c);
+SAGE_API const char *sage_config_path(const sage_config *c);
 
 /* sage_config_namespace returns the namespace ("default" unless set), which
  * scopes service names on the host and in the cluster. Borrowed. */
-const char *sage_config_namespace(const sage_config *c);
+SAGE_API const char *sage_config_namespace(const sage_config *c);
 
 /* sage_config_transport returns the default transport of hosted services:
  * "local", "shm" (the default) or "nats". Borrowed. */
-const char *sage_config_transport(const sage_config *c);
+SAGE_API const char *sage_config_transport(const sage_config *c);
 
 /* sage_config_local returns the global section service.local, defaults
  * filled in. Borrowed; never NULL. */
-const sage_local_conf *sage_config_local(const sage_config *c);
+SAGE_API const sage_local_conf *sage_config_local(const sage_config *c);
 
 /* sage_config_call returns section service.call, defaults filled in.
  * Borrowed; never NULL. */
-const sage_call_conf *sage_config_call(const sage_config *c);
+SAGE_API const sage_call_conf *sage_config_call(const sage_config *c);
 
 /* sage_config_cluster returns the global section service.cluster (or
  * service.ray), defaults filled in. Borrowed; never NULL. */
-const sage_cluster_conf *sage_config_cluster(const sage_config *c);
+SAGE_API const sage_cluster_conf *sage_config_cluster(const sage_config *c);
 
 /* sage_config_nats returns section nats, defaults filled in. Borrowed;
  * never NULL. */
-const sage_nats_conf *sage_config_nats(const sage_config *c);
+SAGE_API const sage_nats_conf *sage_config_nats(const sage_config *c);
 
 /* sage_config_nservices returns how many services the file lists (0 when
  * `services` is empty or absent). */
-size_t sage_config_nservices(const sage_config *c);
+SAGE_API size_t sage_config_nservices(const sage_config *c);
 
 /* sage_config_service returns the i-th service in file order, or NULL when
  * i >= sage_config_nservices(c). Borrowed. */
-const sage_service_conf *sage_config_service(const sage_config *c, size_t i);
+SAGE_API const sage_service_conf *sage_config_service(const sage_config *c, size_t i);
 
 /* sage_config_find returns the service called name, or NULL when there is
  * none. Borrowed. */
-const sage_service_conf *sage_config_find(const sage_config *c, const char *name);
+SAGE_API const sage_service_conf *sage_config_find(const sage_config *c, const char *name);
 
 /*
  * sage_config_service_params converts the i-th service's free-form `config:`
@@ -187,8 +196,8 @@ const sage_service_conf *sage_config_find(const sage_config *c, const char *name
  * belongs to a. SAGE_EINVAL if i is out of range, SAGE_ENOMEM if a is
  * exhausted. Thread-safe for distinct arenas.
  */
-sage_err sage_config_service_params(const sage_config *c, size_t i, sage_arena *a,
-                                    sage_value *out);
+SAGE_API sage_err sage_config_service_params(sage_value *out, const sage_config *c, size_t i,
+                                             sage_arena *a);
 
 #ifdef __cplusplus
 }

@@ -9,6 +9,8 @@
 #ifndef SAGE_ERR_H
 #define SAGE_ERR_H
 
+#include "sage/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -57,13 +59,13 @@ typedef enum sage_err { SAGE_ERR_MAP(SAGE_ERR_ENUM_) SAGE_ERR_COUNT_ } sage_err;
  * sage_strerror returns a static English message for err ("timed out").
  * Unknown values give "unknown error". Thread-safe; never returns NULL.
  */
-const char *sage_strerror(sage_err err);
+SAGE_API const char *sage_strerror(sage_err err);
 
 /*
  * sage_errname returns the symbolic name of err without prefix ("ETIMEDOUT"),
  * or "EUNKNOWN". Thread-safe; never returns NULL.
  */
-const char *sage_errname(sage_err err);
+SAGE_API const char *sage_errname(sage_err err);
 
 /*
  * sage_errdetail returns the detail message recorded by the last failing
@@ -71,7 +73,7 @@ const char *sage_errname(sage_err err);
  * when there is none. The string is borrowed and stays valid until the next
  * sagesvc call on this thread.
  */
-const char *sage_errdetail(void);
+SAGE_API const char *sage_errdetail(void);
 
 #ifdef __cplusplus
 }

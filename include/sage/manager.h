@@ -3,12 +3,17 @@
  *
  * A manager finds a service by name (in its sage_env first, then in the
  * host registry, then - when configured - in the cluster), sends the call,
- * and completes a sage_future when the answer comes back on its own response
- * queue. A synchronous call is an asynchronous call plus a wait: one path.
+ * and completes a sage_future when the answer comes back. A synchronous
+ * call is an asynchronous call plus a wait: one path.
  *
- * Connections to services are cached by name, reused, closed after
- * idle_close seconds unused, and dropped at once when the service's process
- * dies: its pending calls then fail with SAGE_EUNAVAILABLE.
+ * Destinations are cached by name, reused, and closed after idle_close_ms
+ * unused. A service that stops refuses new calls (SAGE_EUNAVAILABLE) and
+ * answers those it took; when a serving process dies, its calls fail with
+ * SAGE_EUNAVAILABLE once every answer it sent has been read.
+ *
+ * Threads: every function here is thread-safe. Each manager has one
+ * completion thread, on which every callback of its futures runs
+ * (sage/future.h).
  *
  * Delivery is at most once: a call that timed out may or may not have run.
  * A call marked idempotent may be retried (same request id, so the service
@@ -19,9 +24,13 @@
 #ifndef SAGE_MANAGER_H
 #define SAGE_MANAGER_H
 
+#include "sage/export.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sage/cluster.h"
 #include "sage/err.h"
 #include "sage/future.h"
 #include "sage/task.h"
@@ -33,86 +42,101 @@ extern "C" {
 
 typedef struct sage_manager sage_manager;
 
-/* Options of a manager; fill with sage_manager_opts_init first. */
+/* Options of a manager; fill with sage_manager_opts_init first. Everything
+ * is copied by sage_manager_new but env, which must outlive the manager. */
 typedef struct sage_manager_opts {
-    sage_env *env;          /* in-process services; may be NULL; borrowed */
-    const char *ns;         /* namespace; default: env's, else "default" */
-    double timeout;         /* default call timeout, seconds; default 30 */
-    uint32_t retries;       /* default retries of idempotent calls; default 0 */
-    double retry_backoff;   /* first retry delay, doubling; default 0.05 s */
-    double idle_close;      /* seconds an unused connection is kept; default 60 */
-    size_t max_response;    /* largest answer accepted, bytes; default 1 MiB */
-    uint32_t max_pending;   /* calls outstanding at once; default 1 << 20 */
-    const void *cluster;    /* cluster connection (see sage/cluster.h); NULL: none */
+    sage_env *env;              /* in-process services; may be NULL; borrowed */
+    const char *ns;             /* namespace; default: env's, else "default" */
+    int64_t timeout_ms;         /* default call timeout; default 30000; < 0: none */
+    uint32_t retries;           /* default retries of idempotent calls; default 0 */
+    int64_t retry_backoff_ms;   /* first retry delay, doubling; default 50 */
+    int64_t idle_close_ms;      /* how long an unused destination is kept; default 60000 */
+    size_t max_response;        /* largest answer accepted, bytes; default 1 MiB */
+    uint32_t max_pending;       /* calls outstanding at once; default 1 << 20 */
+    const sage_cluster_opts *cluster; /* the cluster to call into; NULL: none */
 } sage_manager_opts;
 
-/* sage_manager_opts_init fills opts with the defaults. */
-void sage_manager_opts_init(sage_manager_opts *opts);
+/* sage_manager_opts_init fills opts with the defaults (those of a
+ * configuration's service.call section). */
+SAGE_API void sage_manager_opts_init(sage_manager_opts *opts);
+
+/* sage_manager_opts_from_conf sets o's namespace and call defaults from c
+ * (its service.call section); c must outlive o's use. The cluster stays
+ * the caller's to set. */
+SAGE_API void sage_manager_opts_from_conf(sage_manager_opts *o, const sage_config *c);
 
 /*
- * sage_manager_new makes a manager: its response queue and the thread that
- * completes futures from it. Thread-safe.
+ * sage_manager_new makes a manager: its transports' connections, its reply
+ * queue and its completion thread, and writes it to *mp on success.
+ * SAGE_EINVAL for options out of range, SAGE_ECONNECT if a cluster is
+ * configured and no NATS server answers.
  */
-sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts);
+SAGE_API sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts);
 
 /*
- * sage_manager_free completes every pending future with SAGE_ECLOSED
- * (running their callbacks), stops the manager's threads, and frees it,
- * futures included: none may be used afterwards. NULL is ignored. Not from
- * a future's callback.
+ * sage_manager_free completes every pending future with SAGE_ECLOSED, runs
+ * every callback still due (on the completion thread), stops the manager's
+ * threads, and frees it, futures included: none may be used afterwards.
+ * NULL is ignored. Blocks; not from a callback, not while other threads
+ * use m.
  */
-void sage_manager_free(sage_manager *m);
+SAGE_API void sage_manager_free(sage_manager *m);
 
-/* Options of one call; zero-initialise ({0}) for the defaults. */
-typedef struct sage_call_opts {
-    double timeout;  /* seconds; 0: the manager's default; < 0: no limit */
-    int idempotent;  /* non-zero: the call may be retried */
-    int retries;     /* retries when idempotent; 0: the manager's default */
-} sage_call_opts;
-
-/*
- * sage_manager_call_async sends service.method(args..., **kwargs) and
- * writes a future for its answer to *fp. args[0..nargs) and kwargs (pairs
- * with string keys) are borrowed only during the call. Fails at once with
- * SAGE_ENOSERVICE if no such service is known, SAGE_EUNAVAILABLE if it is
- * stopping or its process died, SAGE_EFULL if its queue stayed full for its
- * queue_timeout, SAGE_EMSGSIZE if the request is too large; then no future
- * is made. Otherwise the future completes exactly once. Thread-safe.
- */
-sage_err sage_manager_call_async(sage_manager *m, const char *service, const char *method,
-                                 const sage_value *args, size_t nargs, const sage_pair *kwargs,
-                                 size_t nkwargs, const sage_call_opts *opts, sage_future **fp);
+/* One call: the service, the method and its arguments, and how to call it.
+ * Zero-initialise for the defaults:
+ *   sage_request rq = {.service = "kv", .method = "get", .args = a, .nargs = 1}; */
+typedef struct sage_request {
+    const char *service;
+    const char *method;
+    const sage_value *args;   /* positional arguments; borrowed during the call */
+    size_t nargs;
+    const sage_pair *kwargs;  /* keyword arguments (string keys); borrowed */
+    size_t nkwargs;
+    int64_t timeout_ms;       /* 0: the manager's default; < 0: no limit */
+    bool idempotent;          /* the call may run more than once: retries allowed */
+    uint32_t retries;         /* retries when idempotent; 0: the manager's default */
+} sage_request;
 
 /*
- * sage_manager_call_sync is call_async then a wait: it returns the call's
- * outcome, and on success decodes the result into arena (the result lives
- * until the arena is reset) and writes it to *result. Both may be NULL to
- * discard the result. The service's error code and message come back as
- * this call's error and detail. Thread-safe; blocks up to the timeout.
+ * sage_manager_call sends req and writes a future for its answer to *fp.
+ * Fails at once with SAGE_ENOSERVICE if no such service is known,
+ * SAGE_EUNAVAILABLE if it is stopping or its process died, SAGE_EFULL if
+ * its queue stayed full for its queue timeout, SAGE_EMSGSIZE if the request
+ * is too large; then no future is made and no callback runs. Otherwise the
+ * future completes exactly once. Blocks only while the service's queue is
+ * full.
  */
-sage_err sage_manager_call_sync(sage_manager *m, const char *service, const char *method,
-                                const sage_value *args, size_t nargs, const sage_pair *kwargs,
-                                size_t nkwargs, const sage_call_opts *opts, sage_arena *arena,
-                                sage_value *result);
+SAGE_API sage_err sage_manager_call(sage_future **fp, sage_manager *m, const sage_request *req);
+
+/*
+ * sage_manager_call_sync is sage_manager_call then a wait: it returns the
+ * call's outcome, and on success writes the result to *result, its memory
+ * in arena (valid until the arena is reset). result and arena may both be
+ * NULL to discard the result. The service's error code and message come
+ * back as this call's error and detail. Blocks up to the call's timeout.
+ */
+SAGE_API sage_err sage_manager_call_sync(sage_value *result, sage_manager *m,
+                                         const sage_request *req, sage_arena *arena);
 
 /*
  * sage_manager_callf is call_sync with the arguments built from a sage_pack
- * format that must describe an array: sage_manager_callf(m, "kv", "put",
- * arena, &res, "[si]", "k", 1). Default call options.
+ * format that must describe an array, and default call options:
+ *   sage_manager_callf(&res, m, arena, "kv", "put", "[si]", "k", 1);
  */
-sage_err sage_manager_callf(sage_manager *m, const char *service, const char *method,
-                            sage_arena *arena, sage_value *result, const char *fmt, ...);
+SAGE_API sage_err sage_manager_callf(sage_value *result, sage_manager *m, sage_arena *arena,
+                                     const char *service, const char *method, const char *fmt,
+                                     ...);
 
-/* Where a service is reached (the seed's get_service_queue). */
+/* Where a service is reached. */
 typedef struct sage_endpoint {
     sage_transport transport;
-    char queue[160]; /* request queue (local, shm) or subject (nats) */
-    int32_t pid;     /* serving process (local, shm), 0 if unknown */
+    char address[SAGE_ADDRESS_MAX + 1]; /* request queue (shm), subject (nats), "(in-process)" */
+    int32_t pid;                        /* serving process (local, shm), 0 if unknown */
 } sage_endpoint;
 
 /* sage_manager_lookup tells where service is reached, opening and caching
- * the connection. SAGE_ENOSERVICE if it is not found. */
-sage_err sage_manager_lookup(sage_manager *m, const char *service, sage_endpoint *ep);
+ * its destination. SAGE_ENOSERVICE if it is not found. */
+SAGE_API sage_err sage_manager_lookup(sage_endpoint *ep, sage_manager *m, const char *service);
 
 /* Figures of a manager. */
 typedef struct sage_manager_stats {
@@ -124,15 +148,14 @@ typedef struct sage_manager_stats {
     uint64_t late;        /* answers that came after their future completed: dropped */
     uint64_t malformed;   /* undecodable answers: dropped */
     uint64_t pending;     /* outstanding now */
-    uint64_t connections; /* cached connections now */
+    uint64_t connections; /* cached destinations now */
 } sage_manager_stats;
 
-/* sage_manager_stats_read fills *st. Thread-safe. */
-sage_err sage_manager_stats_read(sage_manager *m, sage_manager_stats *st);
+/* sage_manager_stats_read fills *st with m's figures. */
+SAGE_API sage_err sage_manager_stats_read(sage_manager_stats *st, sage_manager *m);
 
-/* sage_manager_reply_queue returns the name of m's response queue
- * (borrowed). */
-const char *sage_manager_reply_queue(const sage_manager *m);
+/* sage_manager_ns returns m's namespace (borrowed). */
+SAGE_API const char *sage_manager_ns(const sage_manager *m);
 
 #ifdef __cplusplus
 }

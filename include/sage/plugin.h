@@ -14,6 +14,8 @@
 #ifndef SAGE_PLUGIN_H
 #define SAGE_PLUGIN_H
 
+#include "sage/export.h"
+
 #include "sage/err.h"
 #include "sage/service.h"
 
@@ -39,18 +41,18 @@ typedef struct sage_plugin sage_plugin;
  * returns no table, or has another ABI: the detail names the file and the
  * reason. Thread-safe.
  */
-sage_err sage_plugin_open(sage_plugin **pp, const char *name, const char *search);
+SAGE_API sage_err sage_plugin_open(sage_plugin **pp, const char *name, const char *search);
 
 /* sage_plugin_service returns the plugin's service table (borrowed: valid
  * until sage_plugin_close). */
-const sage_service *sage_plugin_service(const sage_plugin *p);
+SAGE_API const sage_service *sage_plugin_service(const sage_plugin *p);
 
 /* sage_plugin_path returns the file the plugin was loaded from (borrowed). */
-const char *sage_plugin_path(const sage_plugin *p);
+SAGE_API const char *sage_plugin_path(const sage_plugin *p);
 
 /* sage_plugin_close unloads p. Every task running its service must have
  * been freed first. NULL is ignored. */
-void sage_plugin_close(sage_plugin *p);
+SAGE_API void sage_plugin_close(sage_plugin *p);
 
 #ifdef __cplusplus
 }

@@ -15,11 +15,15 @@
  * segment gives SAGE_EPROTO, never an out-of-bounds access.
  *
  * Timeouts are in milliseconds: 0 means "do not wait", a negative value
- * means "wait forever".
+ * means "wait forever". Lifecycle: sage_queue_open/sage_queue_close for a
+ * handle; sage_queue_shutdown for the queue itself (its owner only).
  */
 #ifndef SAGE_QUEUE_H
 #define SAGE_QUEUE_H
 
+#include "sage/export.h"
+
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -40,6 +44,8 @@ typedef struct sage_queue sage_queue;
 /* Flags for sage_queue_opts.flags. */
 #define SAGE_QUEUE_CREATE 0x1u /* create the queue if it does not exist */
 #define SAGE_QUEUE_EXCL 0x2u   /* with CREATE: fail with SAGE_EEXIST if it exists */
+#define SAGE_QUEUE_LAZY 0x8u   /* do not pre-fault the segment: memory is taken as
+                                * the ring is used (small, rarely busy queues) */
 
 /* Options of sage_queue_open; fill with sage_queue_opts_init first. Sizes
  * matter only when the call creates the queue; an existing queue keeps its
@@ -55,7 +61,7 @@ typedef struct sage_queue_opts {
 } sage_queue_opts;
 
 /* sage_queue_opts_init fills opts with the defaults. */
-void sage_queue_opts_init(sage_queue_opts *opts);
+SAGE_API void sage_queue_opts_init(sage_queue_opts *opts);
 
 /*
  * sage_queue_open opens the queue called name, creating it when opts->flags
@@ -66,29 +72,31 @@ void sage_queue_opts_init(sage_queue_opts *opts);
  * SAGE_ENOENT, a bad name SAGE_EINVAL. opts may be NULL for defaults.
  * Thread-safe.
  */
-sage_err sage_queue_open(sage_queue **qp, const char *name, const sage_queue_opts *opts);
+SAGE_API sage_err sage_queue_open(sage_queue **qp, const char *name, const sage_queue_opts *opts);
 
 /*
- * sage_queue_close closes the queue itself, for every process: later sends
- * fail with SAGE_ECLOSED, receives return what is still queued and then
+ * sage_queue_close releases the handle: unmaps the segment and frees this
+ * process's producer slots (the queue itself stays, see sage_queue_unlink
+ * and sage_queue_shutdown). No other thread may be using q.
+ * sage_queue_close(NULL) does nothing.
+ */
+SAGE_API void sage_queue_close(sage_queue *q);
+
+/*
+ * sage_queue_shutdown shuts the queue itself down, for every process: later
+ * sends fail with SAGE_ECLOSED, receives return what is still queued and then
  * SAGE_ECLOSED, and every sender and receiver blocked on it, in any process,
- * wakes with SAGE_ECLOSED. The handle stays valid until sage_queue_free.
- * Thread-safe; does not block.
+ * wakes with SAGE_ECLOSED. Only the queue's owner may: the process that
+ * created it or its current consumer (SAGE_EPERM for anyone else). The
+ * handle stays valid until sage_queue_close. Thread-safe; does not block.
  */
-sage_err sage_queue_close(sage_queue *q);
-
-/*
- * sage_queue_free releases the handle: unmaps the segment and frees this
- * process's producer slots (the queue itself stays, see sage_queue_unlink).
- * No other thread may be using q. sage_queue_free(NULL) does nothing.
- */
-void sage_queue_free(sage_queue *q);
+SAGE_API sage_err sage_queue_shutdown(sage_queue *q);
 
 /*
  * sage_queue_unlink removes the named queue's segment; handles already open
  * keep working until freed. SAGE_ENOENT if there is none.
  */
-sage_err sage_queue_unlink(const char *name);
+SAGE_API sage_err sage_queue_unlink(const char *name);
 
 /*
  * sage_queue_send copies len bytes from data in as one message. When the
@@ -98,37 +106,38 @@ sage_err sage_queue_unlink(const char *name);
  * and its consumer process has died. Thread-safe, any number of threads and
  * processes.
  */
-sage_err sage_queue_send(sage_queue *q, const void *data, size_t len, int timeout_ms);
+SAGE_API sage_err sage_queue_send(sage_queue *q, const void *data, size_t len, int timeout_ms);
 
 /* sage_queue_sendv is sage_queue_send gathering the message from iovcnt
  * pieces; it is sent as one message. */
-sage_err sage_queue_sendv(sage_queue *q, const struct iovec *iov, int iovcnt, int timeout_ms);
+SAGE_API sage_err sage_queue_sendv(sage_queue *q, const struct iovec *iov, int iovcnt, int timeout_ms);
 
 /*
- * sage_queue_claim reserves room for a len-byte message and writes a pointer
- * to it in *bufp, to be filled in place and then published with
+ * sage_queue_claim reserves room in q for a len-byte message and writes a
+ * pointer to it in *bufp, to be filled in place and then published with
  * sage_queue_commit or dropped with sage_queue_abort. Waits for room like
  * sage_queue_send. A thread holds at most one claim per queue at a time
  * (SAGE_EBUSY otherwise). The consumer cannot pass an uncommitted record, so
  * commit promptly.
  */
-sage_err sage_queue_claim(sage_queue *q, size_t len, void **bufp, int timeout_ms);
+SAGE_API sage_err sage_queue_claim(void **bufp, sage_queue *q, size_t len, int timeout_ms);
 
 /* sage_queue_commit publishes the message claimed at buf by this thread. */
-sage_err sage_queue_commit(sage_queue *q, void *buf);
+SAGE_API sage_err sage_queue_commit(sage_queue *q, void *buf);
 
 /* sage_queue_abort gives back the claim at buf; the consumer skips it. */
-sage_err sage_queue_abort(sage_queue *q, void *buf);
+SAGE_API sage_err sage_queue_abort(sage_queue *q, void *buf);
 
 /*
- * sage_queue_recv takes the oldest message, copying it to buf (cap bytes)
+ * sage_queue_recv takes q's oldest message, copying it to buf (cap bytes)
  * and its length to *lenp. Waits up to timeout_ms for one, then fails with
  * SAGE_ETIMEDOUT. If cap is too small it fails with SAGE_EMSGSIZE, stores the
  * needed size in *lenp, and leaves the message queued. After close: queued
  * messages, then SAGE_ECLOSED. Only one thread of one process consumes a
  * queue at a time: another live consumer gives SAGE_EBUSY.
  */
-sage_err sage_queue_recv(sage_queue *q, void *buf, size_t cap, size_t *lenp, int timeout_ms);
+SAGE_API sage_err sage_queue_recv(size_t *lenp, sage_queue *q, void *buf, size_t cap,
+                                  int timeout_ms);
 
 /*
  * sage_queue_fn receives one message during sage_queue_drain. data is
@@ -143,8 +152,8 @@ typedef void (*sage_queue_fn)(void *arg, const void *data, size_t len);
  * number delivered in *countp (may be NULL). Same errors and consumer rule
  * as sage_queue_recv. fn must not call recv or drain on q.
  */
-sage_err sage_queue_drain(sage_queue *q, sage_queue_fn fn, void *arg, size_t max, int timeout_ms,
-                          size_t *countp);
+SAGE_API sage_err sage_queue_drain(size_t *countp, sage_queue *q, sage_queue_fn fn, void *arg,
+                                   size_t max, int timeout_ms);
 
 /* Figures of a queue, read from its shared header. */
 typedef struct sage_queue_stats {
@@ -163,22 +172,22 @@ typedef struct sage_queue_stats {
     uint64_t aborted;     /* claims given back with sage_queue_abort */
     int32_t creator_pid;  /* process that created the segment */
     int32_t consumer_pid; /* current consumer, 0 if none */
-    int consumer_alive;   /* 1 if consumer_pid names a live process */
-    int closed;           /* 1 once sage_queue_close was called */
+    bool consumer_alive;  /* consumer_pid names a live process */
+    bool closed;          /* the queue was shut down (sage_queue_shutdown) */
     int64_t created_ns;   /* creation time, ns since the epoch */
 } sage_queue_stats;
 
 /* sage_queue_stats_read fills *st with q's figures. Thread-safe, does not block. */
-sage_err sage_queue_stats_read(sage_queue *q, sage_queue_stats *st);
+SAGE_API sage_err sage_queue_stats_read(sage_queue_stats *st, sage_queue *q);
 
 /* sage_queue_name returns q's name (borrowed), or "" for a private queue. */
-const char *sage_queue_name(const sage_queue *q);
+SAGE_API const char *sage_queue_name(const sage_queue *q);
 
 /*
  * sage_queue_check_name returns SAGE_OK if name is a valid queue name, else
  * SAGE_EINVAL with the reason as detail.
  */
-sage_err sage_queue_check_name(const char *name);
+SAGE_API sage_err sage_queue_check_name(const char *name);
 
 #ifdef __cplusplus
 }

@@ -13,7 +13,7 @@
  *           return SAGE_EBADARGS;               // detail set by unpack
  *       return sage_call_resultf(call, "s", text);
  *   }
- *   static const sage_method methods[] = {{"echo", echo}, {NULL, NULL}};
+ *   static const sage_method methods[] = {{"echo", echo}, {NULL}};
  *   const sage_service echo_service = {.abi = SAGE_SERVICE_ABI, .name = "echo", .methods = methods};
  *
  * Concurrency: with max_workers > 1 methods run concurrently on several
@@ -22,6 +22,8 @@
  */
 #ifndef SAGE_SERVICE_H
 #define SAGE_SERVICE_H
+
+#include "sage/export.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -33,9 +35,9 @@
 extern "C" {
 #endif
 
-/* SAGE_SERVICE_ABI: the version of sage_service's layout. A plugin built
- * against another version is refused at load. */
-#define SAGE_SERVICE_ABI 1
+/* SAGE_SERVICE_ABI: the version of sage_service's layout (2: methods carry
+ * flags). A plugin built against another version is refused at load. */
+#define SAGE_SERVICE_ABI 2
 
 /* sage_call: the request a method is serving, and its answer in the making.
  * Borrowed by the method for the duration of the call. */
@@ -50,10 +52,15 @@ typedef struct sage_call sage_call;
  */
 typedef sage_err (*sage_method_fn)(void *state, sage_call *call);
 
+/* Flags of a method. */
+#define SAGE_METHOD_IDEMPOTENT 0x1u /* running it twice does no harm: callers may retry
+                                     * and hedge calls to it without asking */
+
 /* sage_method: one entry of a service's method table. */
 typedef struct sage_method {
     const char *name;  /* [A-Za-z0-9_.-], at most 64 bytes */
     sage_method_fn fn;
+    unsigned flags;    /* SAGE_METHOD_* */
 } sage_method;
 
 /* sage_service: the table that defines a service. Static data, usually. */
@@ -65,7 +72,7 @@ typedef struct sage_service {
     sage_err (*create)(void **statep, const sage_value *config);
     /* destroy frees the state after the last call; may be NULL. */
     void (*destroy)(void *state);
-    const sage_method *methods; /* ends with {NULL, NULL} */
+    const sage_method *methods; /* ends with {NULL} */
     /* dedupe: remember the answers to the last N request ids (per caller):
      * a repeat - a retried idempotent call, a redelivered durable one -
      * gets the remembered answer instead of running again, and a repeat
@@ -76,65 +83,65 @@ typedef struct sage_service {
 /* ---------------------------------------------------------------- calls */
 
 /* sage_call_service / _method return the names called (borrowed). */
-const char *sage_call_service(const sage_call *call);
-const char *sage_call_method(const sage_call *call);
+SAGE_API const char *sage_call_service(const sage_call *call);
+SAGE_API const char *sage_call_method(const sage_call *call);
 
 /* sage_call_args returns the positional arguments: an array (borrowed). */
-const sage_value *sage_call_args(const sage_call *call);
+SAGE_API const sage_value *sage_call_args(const sage_call *call);
 
 /* sage_call_kwargs returns the keyword arguments: a map with string keys,
  * possibly empty (borrowed). */
-const sage_value *sage_call_kwargs(const sage_call *call);
+SAGE_API const sage_value *sage_call_kwargs(const sage_call *call);
 
 /* sage_call_id returns the request id: unique per caller, the same on every
  * retry of an idempotent call, so a service can recognise a repeat. */
-uint64_t sage_call_id(const sage_call *call);
+SAGE_API uint64_t sage_call_id(const sage_call *call);
 
 /* sage_call_caller returns a string naming the caller's reply channel;
  * with sage_call_id it identifies a request across callers (borrowed). */
-const char *sage_call_caller(const sage_call *call);
+SAGE_API const char *sage_call_caller(const sage_call *call);
 
 /* sage_call_idempotent tells whether the caller marked the call idempotent
  * (it may arrive more than once). */
-bool sage_call_idempotent(const sage_call *call);
+SAGE_API bool sage_call_idempotent(const sage_call *call);
 
 /* sage_call_remaining_ms returns the time left before the caller gives up,
  * in milliseconds (may be negative), or -1 if the caller set no deadline. */
-int64_t sage_call_remaining_ms(const sage_call *call);
+SAGE_API int64_t sage_call_remaining_ms(const sage_call *call);
 
 /*
  * sage_call_unpack checks and extracts the positional arguments with a
  * sage_unpack format ("[si]"). SAGE_EBADARGS with a detail naming the
  * argument on mismatch; a method can return that code as it is.
  */
-sage_err sage_call_unpack(const sage_call *call, const char *fmt, ...);
+SAGE_API sage_err sage_call_unpack(const sage_call *call, const char *fmt, ...);
 
 /* sage_call_arena returns memory that lives until the answer is sent: build
  * results there. */
-sage_arena *sage_call_arena(sage_call *call);
+SAGE_API sage_arena *sage_call_arena(sage_call *call);
 
 /* sage_call_result sets the result. v is copied shallowly: anything it
  * points to must live in the call's arena or outlive the call. */
-sage_err sage_call_result(sage_call *call, const sage_value *v);
+SAGE_API sage_err sage_call_result(sage_call *call, const sage_value *v);
 
 /* sage_call_resultf builds the result with a sage_pack format in the
  * call's arena. */
-sage_err sage_call_resultf(sage_call *call, const char *fmt, ...);
+SAGE_API sage_err sage_call_resultf(sage_call *call, const char *fmt, ...);
 
 /*
  * sage_call_error records an error answer: code and a printf-style
  * message. Returns code, so a method can `return sage_call_error(...)`.
  */
-sage_err sage_call_error(sage_call *call, sage_err code, const char *fmt, ...)
+SAGE_API sage_err sage_call_error(sage_call *call, sage_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 /* sage_call_result_value returns the result set so far (nil if none), for
  * middleware's after_call (borrowed). */
-const sage_value *sage_call_result_value(const sage_call *call);
+SAGE_API const sage_value *sage_call_result_value(const sage_call *call);
 
 /* sage_call_status returns the answer's code so far (SAGE_OK or an error)
  * and, when msgp is not NULL, its message (borrowed). */
-sage_err sage_call_status(const sage_call *call, const char **msgp);
+SAGE_API sage_err sage_call_status(const sage_call *call, const char **msgp);
 
 /* ----------------------------------------------------------- middleware */
 
@@ -154,22 +161,22 @@ typedef struct sage_middleware {
 
 /* sage_middleware_logging logs every call to stderr: service, method, id,
  * duration, outcome. A static table, no state. */
-const sage_middleware *sage_middleware_logging(void);
+SAGE_API const sage_middleware *sage_middleware_logging(void);
 
 /* sage_middleware_deadline refuses calls whose caller has already given up
  * (the task also checks this before every call; the middleware lets a chain
  * place the check after its own hooks). */
-const sage_middleware *sage_middleware_deadline(void);
+SAGE_API const sage_middleware *sage_middleware_deadline(void);
 
 /* sage_middleware_find returns a built-in middleware by name ("logging",
  * "deadline"), or NULL. */
-const sage_middleware *sage_middleware_find(const char *name);
+SAGE_API const sage_middleware *sage_middleware_find(const char *name);
 
 /* ------------------------------------------------------ custom task kind */
 
 /*
- * sage_task_kind overrides how a task handles each request (the seed's
- * custom_handle_request). handle runs on the worker thread in place of the
+ * sage_task_kind overrides how a task handles each request (a custom task
+ * kind, like a subclass overriding custom_handle_request). handle runs on the worker thread in place of the
  * default handling (middleware chain, then the method table); it may call
  * sage_call_default(call) to get the default behaviour around its own.
  */
@@ -181,7 +188,7 @@ typedef struct sage_task_kind {
 
 /* sage_call_default runs the default handling of call: middleware, then the
  * method. For use inside a sage_task_kind's handle. */
-sage_err sage_call_default(sage_call *call);
+SAGE_API sage_err sage_call_default(sage_call *call);
 
 #ifdef __cplusplus
 }

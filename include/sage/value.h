@@ -19,6 +19,8 @@
 #ifndef SAGE_VALUE_H
 #define SAGE_VALUE_H
 
+#include "sage/export.h"
+
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -197,56 +199,56 @@ static inline sage_value sage_map(const sage_pair *pairs, size_t n)
  * sage_type_name returns the lower-case name of t ("int", "string", "map"),
  * or "unknown". The string is static. Thread-safe.
  */
-const char *sage_type_name(sage_type t);
+SAGE_API const char *sage_type_name(sage_type t);
 
 /*
  * sage_value_get_bool stores v's boolean in *out. A value of another type
  * gives SAGE_EBADARGS ("expected bool, got int") and leaves *out alone.
  * Thread-safe, as are all accessors (they only read v).
  */
-sage_err sage_value_get_bool(const sage_value *v, bool *out);
+SAGE_API sage_err sage_value_get_bool(bool *out, const sage_value *v);
 
 /*
  * sage_value_get_int stores v's integer in *out. SAGE_INT always fits; a
  * SAGE_UINT fits up to INT64_MAX. Another type or a number out of range
  * gives SAGE_EBADARGS and leaves *out alone.
  */
-sage_err sage_value_get_int(const sage_value *v, int64_t *out);
+SAGE_API sage_err sage_value_get_int(int64_t *out, const sage_value *v);
 
 /*
  * sage_value_get_uint stores v's integer in *out: a SAGE_UINT, or a
  * non-negative SAGE_INT. Another type or a negative number gives
  * SAGE_EBADARGS and leaves *out alone.
  */
-sage_err sage_value_get_uint(const sage_value *v, uint64_t *out);
+SAGE_API sage_err sage_value_get_uint(uint64_t *out, const sage_value *v);
 
 /*
  * sage_value_get_double stores v's number in *out: a SAGE_DOUBLE, or a
  * SAGE_INT/SAGE_UINT converted (rounded to nearest when large). Another type
  * gives SAGE_EBADARGS and leaves *out alone.
  */
-sage_err sage_value_get_double(const sage_value *v, double *out);
+SAGE_API sage_err sage_value_get_double(double *out, const sage_value *v);
 
 /*
  * sage_value_get_str stores a borrowed pointer to v's string bytes in *s and
  * their length in *len (len may be NULL). The pointer is valid as long as v's
  * storage is. Not a string: SAGE_EBADARGS, outputs left alone.
  */
-sage_err sage_value_get_str(const sage_value *v, const char **s, size_t *len);
+SAGE_API sage_err sage_value_get_str(const char **s, size_t *len, const sage_value *v);
 
 /*
  * sage_value_get_bin stores a borrowed pointer to v's bytes in *p and their
  * length in *len (len may be NULL). Only SAGE_BIN qualifies; anything else is
  * SAGE_EBADARGS with outputs left alone.
  */
-sage_err sage_value_get_bin(const sage_value *v, const void **p, size_t *len);
+SAGE_API sage_err sage_value_get_bin(const void **p, size_t *len, const sage_value *v);
 
 /*
  * sage_map_get returns the value stored under the string key in map, or NULL
  * when map is not a map or has no such string key. With duplicate keys the
  * first wins. The result is borrowed from map. Linear in the map's size.
  */
-const sage_value *sage_map_get(const sage_value *map, const char *key);
+SAGE_API const sage_value *sage_map_get(const sage_value *map, const char *key);
 
 /*
  * sage_value_equal compares a and b deeply. SAGE_INT and SAGE_UINT holding
@@ -254,7 +256,7 @@ const sage_value *sage_map_get(const sage_value *map, const char *key);
  * equal when == says so or both are NaN; maps compare pair by pair in order.
  * Thread-safe.
  */
-bool sage_value_equal(const sage_value *a, const sage_value *b);
+SAGE_API bool sage_value_equal(const sage_value *a, const sage_value *b);
 
 /*
  * sage_value_snprint writes v as compact JSON-like text into buf (cap bytes,
@@ -264,7 +266,7 @@ bool sage_value_equal(const sage_value *a, const sage_value *b);
  * full text needs (excluding the NUL), like snprintf, or -1 above INT_MAX.
  * Thread-safe.
  */
-int sage_value_snprint(char *buf, size_t cap, const sage_value *v);
+SAGE_API int sage_value_snprint(char *buf, size_t cap, const sage_value *v);
 
 /* ------------------------------------------------------------------- arena */
 
@@ -277,14 +279,14 @@ typedef struct sage_arena sage_arena;
  * success.
  * SAGE_ENOMEM on failure. Thread-safe; the arena itself is not.
  */
-sage_err sage_arena_new(sage_arena **ap, size_t chunk);
+SAGE_API sage_err sage_arena_new(sage_arena **ap, size_t chunk);
 
 /*
  * sage_arena_free releases the arena and everything allocated from it; every
  * value viewing that memory becomes invalid. sage_arena_free(NULL) does
  * nothing.
  */
-void sage_arena_free(sage_arena *a);
+SAGE_API void sage_arena_free(sage_arena *a);
 
 /*
  * sage_arena_reset gives back everything allocated from a at once, keeping
@@ -293,22 +295,22 @@ void sage_arena_free(sage_arena *a);
  * so a steady loop of allocate-and-reset does no malloc. Values viewing the
  * arena become invalid.
  */
-void sage_arena_reset(sage_arena *a);
+SAGE_API void sage_arena_reset(sage_arena *a);
 
 /*
  * sage_arena_alloc returns n bytes, 8-byte aligned, owned by the arena (valid
  * until the next reset or free), or NULL when memory runs out. Requests
  * larger than a quarter chunk get a chunk of their own. Not thread-safe.
  */
-void *sage_arena_alloc(sage_arena *a, size_t n);
+SAGE_API void *sage_arena_alloc(sage_arena *a, size_t n);
 
 /*
- * sage_value_copy deep-copies src into a: arrays, maps, strings (made
+ * sage_value_copy deep-copies src into arena a: arrays, maps, strings (made
  * NUL-terminated) and bytes, and writes the copy to *dst on success. dst may
  * equal src. SAGE_ENOMEM when the arena runs out, SAGE_EINVAL for a value of
  * unknown type or nested deeper than 1000 levels (a cycle).
  */
-sage_err sage_value_copy(sage_arena *a, sage_value *dst, const sage_value *src);
+SAGE_API sage_err sage_value_copy(sage_value *dst, sage_arena *a, const sage_value *src);
 
 /* ------------------------------------------------------------ pack, unpack */
 
@@ -322,12 +324,12 @@ sage_err sage_value_copy(sage_arena *a, sage_value *dst, const sage_value *src);
  * Whitespace, ',' and ':' separate items and are ignored; fmt holds exactly
  * one value. A malformed fmt or a NULL string gives SAGE_EINVAL, a full arena
  * SAGE_ENOMEM; what was allocated stays in the arena until reset.
- * Example: sage_pack(a, &v, "[s, i, {s: f}]", "key", 42, "ttl", 1.5).
+ * Example: sage_pack(&v, a, "[s, i, {s: f}]", "key", 42, "ttl", 1.5).
  */
-sage_err sage_pack(sage_arena *a, sage_value *out, const char *fmt, ...);
+SAGE_API sage_err sage_pack(sage_value *out, sage_arena *a, const char *fmt, ...);
 
 /* sage_vpack is sage_pack with a va_list. */
-sage_err sage_vpack(sage_arena *a, sage_value *out, const char *fmt, va_list ap);
+SAGE_API sage_err sage_vpack(sage_value *out, sage_arena *a, const char *fmt, va_list ap);
 
 /*
  * sage_unpack checks v against fmt and extracts parts of it, in the spirit
@@ -346,10 +348,10 @@ sage_err sage_vpack(sage_arena *a, sage_value *out, const char *fmt, va_list ap)
  * string", "value: missing key 'ttl'"); outputs already written by then keep
  * their new contents. A malformed fmt gives SAGE_EINVAL. Thread-safe.
  */
-sage_err sage_unpack(const sage_value *v, const char *fmt, ...);
+SAGE_API sage_err sage_unpack(const sage_value *v, const char *fmt, ...);
 
 /* sage_vunpack is sage_unpack with a va_list. */
-sage_err sage_vunpack(const sage_value *v, const char *fmt, va_list ap);
+SAGE_API sage_err sage_vunpack(const sage_value *v, const char *fmt, va_list ap);
 
 #ifdef __cplusplus
 }

@@ -18,11 +18,11 @@
 #include <spawn.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/pidfd.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/err_internal.h"
+#include "platform/pidfd.h"
 #include "cluster/host.h"
 
 #define READY_FD 3 /* --ready-fd 3 */
@@ -82,7 +82,7 @@ sage_err sage__child_spawn(struct sage__child *c, char *const *argv, char *const
     }
     c->pid = pid;
     c->readyfd = p[0];
-    c->pidfd = pidfd_open(pid, 0);
+    c->pidfd = sage__pidfd_open(pid, 0);
     if (c->pidfd < 0) {
         e = errno;
         kill(pid, SIGKILL);
@@ -99,7 +99,7 @@ sage_err sage__child_spawn(struct sage__child *c, char *const *argv, char *const
 void sage__child_signal(struct sage__child *c, int sig)
 {
     if (c->pid > 0 && c->pidfd >= 0)
-        pidfd_send_signal(c->pidfd, sig, NULL, 0); /* never a recycled pid */
+        sage__pidfd_signal(c->pidfd, sig); /* never a recycled pid */
 }
 
 bool sage__child_reap(struct sage__child *c, int *statusp)

@@ -108,7 +108,7 @@ static sage_err deploy_one(struct sage__ops *ops, const sage_cluster_deploy_opts
     if (spec == NULL)
         return SAGE_SETERR(SAGE_ECONFIG, "%s: the configuration is not valid UTF-8",
                            o->config_path ? o->config_path : "configuration");
-    sage__spec_key(key, sizeof key, ns, sc->name);
+    sage__nats_key(key, sizeof key, ns, sc->name);
     if ((r = create_spec(ops, key, spec, &rev)) != SAGE_OK)
         goto out;
     if ((r = sage__place(ops, spec)) != SAGE_OK) {
@@ -197,7 +197,7 @@ static int has_reason(void *arg, const json_t *specs, int64_t now_ms, sage_err *
         char key[160];
         const json_t *cur;
 
-        sage__spec_key(key, sizeof key, sage__jstr(spec, "ns"), sage__jstr(spec, "name"));
+        sage__nats_key(key, sizeof key, sage__jstr(spec, "ns"), sage__jstr(spec, "name"));
         cur = json_object_get(specs, key);
         if (sage__jstr(cur, "reason")[0]) {
             snprintf(w->why, sizeof w->why, "service '%s': %s", sage__jstr(spec, "name"),
@@ -291,7 +291,7 @@ static void rollback(struct sage__ops *ops, json_t *done)
     json_array_foreach(done, i, spec) {
         char key[160];
 
-        sage__spec_key(key, sizeof key, sage__jstr(spec, "ns"), sage__jstr(spec, "name"));
+        sage__nats_key(key, sizeof key, sage__jstr(spec, "ns"), sage__jstr(spec, "name"));
         sage__undeploy_spec(ops, key, spec, (uint64_t)sage__jint(spec, "rev"), 5000);
     }
 }

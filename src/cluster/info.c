@@ -159,7 +159,7 @@ sage_err sage_cluster_deployments(const sage_nats_conf *nats, const char *ns, co
             char key[160];
             json_t *spec = NULL;
 
-            sage__spec_key(key, sizeof key, ns, name);
+            sage__nats_key(key, sizeof key, ns, name);
             r = sage__kv_get_json(kv, key, &spec, NULL);
             if (r == SAGE_OK)
                 deployment_one(&w, key, spec, 0);

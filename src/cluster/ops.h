@@ -3,7 +3,8 @@
  * records (JSON, through jansson), the compare-and-set loop on them and the
  * timings. sage/cluster.h describes the records' fields.
  *
- * Files: ops.c (connection, JSON helpers, compare-and-set), hostrec.c (host records and
+ * JSON on buckets (reads, writes, compare-and-set) is transport/natskv.h's.
+ * Files: ops.c (connection), hostrec.c (host records and
  * reservations), spec.c (deployment specs, service records), place.c (placement), deploy.c
  * and undeploy.c (the public calls), await.c (waiting on a bucket's records),
  * info.c (listings), lease.c, and the host daemon (host.h): host.c (the
@@ -19,12 +20,12 @@
 #include <stdint.h>
 
 #include "transport/natsio.h"
+#include "transport/natskv.h"
 #include "sage/cluster.h"
 
 #define SAGE__HOSTS_BUCKET "sagesvc_hosts"
 #define SAGE__DEPLOY_BUCKET "sagesvc_deploy"
 #define SAGE__LEASES_BUCKET "sagesvc_leases"
-#define SAGE__SERVICES_BUCKET "sagesvc_services" /* service records (serve.c, client.c) */
 
 #define SAGE__LEASE_TTL_MS 3000      /* a lease lapses this long after its last write */
 #define SAGE__LEASE_REFRESH_MS 1000  /* its owner rewrites it this often */
@@ -50,44 +51,6 @@ sage_err sage__ops_open(struct sage__ops *o, const sage_nats_conf *nats, const c
 /* sage__ops_close closes what sage__ops_open opened; o may be half open. */
 void sage__ops_close(struct sage__ops *o);
 
-/* sage__wall_ms: the wall clock in ms since the epoch (heartbeats). */
-int64_t sage__wall_ms(void);
-
-/* ------------------------------------------------------------ JSON helpers */
-
-/* sage__kv_get_json reads key as a JSON object (*op, json_decref) and its
- * revision. SAGE_ENOENT if absent, SAGE_EPROTO if not a JSON object. */
-sage_err sage__kv_get_json(struct sage__nio_kv *kv, const char *key, json_t **op, uint64_t *revp);
-
-/* sage__kv_put_json writes o to key: unconditionally (rev 0 and !create),
- * only if absent (create), or only at revision rev (compare-and-set). */
-sage_err sage__kv_put_json(struct sage__nio_kv *kv, const char *key, const json_t *o, bool create,
-                           uint64_t rev, uint64_t *revp);
-
-/* Typed reads of a member: "" / 0 when absent or of another type. */
-const char *sage__jstr(const json_t *o, const char *key);
-double sage__jnum(const json_t *o, const char *key);
-int64_t sage__jint(const json_t *o, const char *key);
-
-/*
- * sage__kv_modify reads key's JSON object (an empty one when absent or
- * garbled), lets fn change it, and writes it back with a compare-and-set,
- * re-reading and calling fn again whenever someone else wrote first (so fn
- * may run several times). fn returns 1 to write, 0 to leave the record as
- * it is, or a negative value to stop with the error it recorded in *errp;
- * `absent` tells it the key did not exist (writing then creates it). With
- * cachep (may be NULL), it starts from *cachep at revision *revp - the
- * caller's last write - instead of a read, and updates both after a write.
- */
-typedef int (*sage__kv_modify_fn)(void *arg, json_t *rec, bool absent, sage_err *errp);
-sage_err sage__kv_modify(struct sage__nio_kv *kv, const char *key, sage__kv_modify_fn fn,
-                         void *arg, json_t **cachep, uint64_t *revp);
-
-/* sage__kv_each calls fn with every key of kv, its JSON object and its
- * revision (entries that vanish meanwhile or are not JSON objects are
- * skipped). fn borrows o. */
-sage_err sage__kv_each(struct sage__nio_kv *kv,
-                       void (*fn)(void *arg, const char *key, json_t *o, uint64_t rev), void *arg);
 
 /* ----------------------------------------------------- hostrec.c: hosts */
 
@@ -139,8 +102,6 @@ void sage__hostrec_release_all(struct sage__nio_kv *hosts, const char *key, cons
 
 /* ------------------------------------------------------ spec.c: specs */
 
-/* sage__spec_key writes "NS.NAME". */
-void sage__spec_key(char *buf, size_t cap, const char *ns, const char *name);
 
 /* sage__spec_placed returns how many replicas spec places on host. */
 uint32_t sage__spec_placed(const json_t *spec, const char *host);
@@ -157,8 +118,6 @@ bool sage__spec_abandoned(const json_t *spec, int64_t now_ms);
 sage_err sage__spec_mark_failed(struct sage__ops *o, const char *key, const char *deploy,
                                 const char *reason);
 
-/* sage__stream_name writes "SAGE_NS_NAME", a durable service's stream. */
-void sage__stream_name(char *buf, size_t cap, const char *ns, const char *name);
 
 /* sage__service_remove deletes the service record of NS.NAME and, when
  * durable, its stream - unless a deployment of the name exists (a new one,

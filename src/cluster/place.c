@@ -156,7 +156,7 @@ sage_err sage__place(struct sage__ops *o, json_t *spec)
     char key[160];
     sage_err r = SAGE_OK;
 
-    sage__spec_key(key, sizeof key, sage__jstr(spec, "ns"), sage__jstr(spec, "name"));
+    sage__nats_key(key, sizeof key, sage__jstr(spec, "ns"), sage__jstr(spec, "name"));
     memset(&p, 0, sizeof p);
     p.key = key;
     p.deploy = sage__jstr(spec, "id");

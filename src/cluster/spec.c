@@ -8,16 +8,6 @@
 #include "base/err_internal.h"
 #include "cluster/ops.h"
 
-void sage__spec_key(char *buf, size_t cap, const char *ns, const char *name)
-{
-    snprintf(buf, cap, "%s.%s", ns, name);
-}
-
-void sage__stream_name(char *buf, size_t cap, const char *ns, const char *name)
-{
-    snprintf(buf, cap, "SAGE_%s_%s", ns, name);
-}
-
 uint32_t sage__spec_placed(const json_t *spec, const char *host)
 {
     const json_t *p = json_object_get(spec, "placement");
@@ -91,7 +81,7 @@ void sage__service_remove(struct sage__ops *o, const char *ns, const char *name,
     char key[160];
     json_t *spec = NULL;
 
-    sage__spec_key(key, sizeof key, ns, name);
+    sage__nats_key(key, sizeof key, ns, name);
     if (sage__kv_get_json(o->deploy, key, &spec, NULL) != SAGE_ENOENT) {
         json_decref(spec); /* deployed again meanwhile (or unsure): keep */
         return;

@@ -108,7 +108,7 @@ sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns, const
         return r;
     if ((r = sage__ops_open(&o, nats, "sagesvc undeploy", NULL, NULL)) != SAGE_OK)
         return r;
-    sage__spec_key(key, sizeof key, ns, name);
+    sage__nats_key(key, sizeof key, ns, name);
     r = sage__kv_get_json(o.deploy, key, &spec, &rev);
     if (r == SAGE_ENOENT)
         r = SAGE_SETERR(SAGE_ENOSERVICE, "service '%s' is not deployed in namespace '%s'", name,

@@ -12,31 +12,31 @@
 /* A config file larger than this is refused rather than read into memory. */
 #define MAX_FILE_SIZE (16u << 20)
 
-static const char *const default_servers[] = {"nats://127.0.0.1:4222"};
+static const char *const default_servers[] = {SAGE_NATS_DEFAULT_URL};
 
 void sage_local_conf_init(sage_local_conf *c)
 {
     c->max_workers = 10;
-    c->queue_timeout = 30.0;
+    c->queue_timeout_ms = 30000;
     c->request_queue_size = 10000;
 }
 
 void sage_call_conf_init(sage_call_conf *c)
 {
-    c->timeout = 30.0;
+    c->timeout_ms = 30000;
     c->retries = 0;
-    c->retry_backoff = 0.05;
-    c->idle_close = 60.0;
+    c->retry_backoff_ms = 50;
+    c->idle_close_ms = 60000;
 }
 
 void sage_cluster_conf_init(sage_cluster_conf *c)
 {
     c->cpus = 1.0;
     c->memory = 0;
-    c->detached = 0;
+    c->detached = false;
     c->max_restarts = 3;
     c->replicas = 1;
-    c->durable = 0;
+    c->durable = false;
 }
 
 void sage_nats_conf_init(sage_nats_conf *c)
@@ -45,7 +45,7 @@ void sage_nats_conf_init(sage_nats_conf *c)
     c->servers = default_servers;
     c->nservers = 1;
     c->reconnect_max = 60;
-    c->reconnect_wait = 2.0;
+    c->reconnect_wait_ms = 2000;
 }
 
 sage_err sage_config_parse(sage_config **cp, const char *text, size_t len, const char *filename)

@@ -1,4 +1,5 @@
 /* fields.c - typed readers for the keys of a section, and the section walker. */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <string.h>
@@ -51,8 +52,9 @@ sage_err sage__cf_read_i32(struct cf_walk *w, const struct cf_node *v,
     return r;
 }
 
-sage_err sage__cf_read_num(struct cf_walk *w, const struct cf_node *v,
-                           const struct cf_field *f, void *dst)
+/* number reads v as a number in f's range */
+static sage_err number(struct cf_walk *w, const struct cf_node *v, const struct cf_field *f,
+                       double *out)
 {
     struct cf_scalar s;
     double d;
@@ -62,7 +64,7 @@ sage_err sage__cf_read_num(struct cf_walk *w, const struct cf_node *v,
     if (s.type == CF_INT || s.type == CF_FLOAT) {
         d = s.type == CF_INT ? (double)s.i : s.d;
         if ((f->lo_open ? d > f->lo : d >= f->lo) && d <= f->hi) {
-            *(double *)sage__cf_at(dst, f) = d;
+            *out = d;
             return SAGE_OK;
         }
     }
@@ -72,6 +74,31 @@ sage_err sage__cf_read_num(struct cf_walk *w, const struct cf_node *v,
         snprintf(range, sizeof range, "in %g..%g", f->lo, f->hi);
     return sage__cf_error(w, v, "expected a number %s, got %s", range,
                           sage__cf_describe(v, got, sizeof got));
+}
+
+sage_err sage__cf_read_num(struct cf_walk *w, const struct cf_node *v,
+                           const struct cf_field *f, void *dst)
+{
+    double d = 0;
+    sage_err r = number(w, v, f, &d);
+
+    if (r == SAGE_OK)
+        *(double *)sage__cf_at(dst, f) = d;
+    return r;
+}
+
+sage_err sage__cf_read_ms(struct cf_walk *w, const struct cf_node *v,
+                          const struct cf_field *f, void *dst)
+{
+    double d = 0;
+    sage_err r = number(w, v, f, &d);
+
+    if (r == SAGE_OK) { /* seconds in the file, milliseconds in the struct */
+        int64_t ms = (int64_t)(d * 1000 + 0.5);
+
+        *(int64_t *)sage__cf_at(dst, f) = ms == 0 && d > 0 ? 1 : ms; /* never 0 for > 0 */
+    }
+    return r;
 }
 
 sage_err sage__cf_string(struct cf_walk *w, const struct cf_node *v, const char *what,
@@ -159,6 +186,17 @@ sage_err sage__cf_read_word(struct cf_walk *w, const struct cf_node *v,
 
     if (r == SAGE_OK)
         *(int *)sage__cf_at(dst, f) = i;
+    return r;
+}
+
+sage_err sage__cf_read_flag(struct cf_walk *w, const struct cf_node *v,
+                            const struct cf_field *f, void *dst)
+{
+    int i;
+    sage_err r = word(w, v, f, &i);
+
+    if (r == SAGE_OK)
+        *(bool *)sage__cf_at(dst, f) = i != 0;
     return r;
 }
 

@@ -46,9 +46,11 @@ static inline void *sage__cf_at(void *dst, const struct cf_field *f)
  * u32: uint32_t, an integer in lo..hi (a float without fraction counts);
  * i32: int, likewise;
  * num: double, a number in lo..hi (or > lo with lo_open);
+ * ms: int64_t milliseconds, from a number of seconds in lo..hi;
  * str: const char * copied into the pool, any non-null scalar as written;
  * name: const char *, a name of [A-Za-z0-9_-]{1,SAGE_CONFIG_NAME_MAX};
  * word: int, the index of the value in f->words;
+ * flag: bool, whether the value is not f->words[0];
  * choice: const char *, the matching entry of f->words itself (static);
  * section: the sub-table f->sub walked into dst + f->off. */
 sage_err sage__cf_read_u32(struct cf_walk *w, const struct cf_node *v,
@@ -57,6 +59,10 @@ sage_err sage__cf_read_i32(struct cf_walk *w, const struct cf_node *v,
                            const struct cf_field *f, void *dst);
 sage_err sage__cf_read_num(struct cf_walk *w, const struct cf_node *v,
                            const struct cf_field *f, void *dst);
+sage_err sage__cf_read_ms(struct cf_walk *w, const struct cf_node *v,
+                          const struct cf_field *f, void *dst);
+sage_err sage__cf_read_flag(struct cf_walk *w, const struct cf_node *v,
+                            const struct cf_field *f, void *dst);
 sage_err sage__cf_read_str(struct cf_walk *w, const struct cf_node *v,
                            const struct cf_field *f, void *dst);
 sage_err sage__cf_read_name(struct cf_walk *w, const struct cf_node *v,

@@ -73,8 +73,8 @@ static sage_err convert(sage_arena *a, const struct cf_node *n, sage_value *out)
     }
 }
 
-sage_err sage_config_service_params(const sage_config *c, size_t i, sage_arena *a,
-                                    sage_value *out)
+sage_err sage_config_service_params(sage_value *out, const sage_config *c, size_t i,
+                                    sage_arena *a)
 {
     sage_value v;
     sage_err r;

@@ -25,6 +25,9 @@ static const char *const deliveries[] = {"at_most_once", "durable", NULL};
 #define NUM(k, type, member, lo_, hi_, open_)                                     \
     {.key = (k), .read = sage__cf_read_num, .off = offsetof(type, member), .lo = (lo_), \
      .hi = (hi_), .lo_open = (open_)}
+#define MS(k, type, member, lo_, hi_, open_)                                      \
+    {.key = k, .read = sage__cf_read_ms, .off = offsetof(type, member), .lo = lo_, .hi = hi_, \
+     .lo_open = open_}
 #define WORDS(k, fn, type, member, list) \
     {.key = (k), .read = (fn), .off = offsetof(type, member), .words = (list)}
 #define SECTION(k, alias_, type, member, table) \
@@ -235,8 +238,8 @@ static sage_err read_services(struct cf_walk *w, const struct cf_node *v, const 
 #define LOCAL(base)                                                                         \
     {.key = "max_workers", .read = sage__cf_read_u32,                                       \
      .off = (base) + offsetof(sage_local_conf, max_workers), .lo = 1, .hi = 1024},          \
-    {.key = "queue_timeout", .read = sage__cf_read_num,                                     \
-     .off = (base) + offsetof(sage_local_conf, queue_timeout), .lo = 0, .hi = 86400},       \
+    {.key = "queue_timeout", .read = sage__cf_read_ms,                                      \
+     .off = (base) + offsetof(sage_local_conf, queue_timeout_ms), .lo = 0, .hi = 86400},    \
     {.key = "request_queue_size", .read = sage__cf_read_u32,                                \
      .off = (base) + offsetof(sage_local_conf, request_queue_size), .lo = 1, .hi = 8388607}
 
@@ -246,10 +249,10 @@ static const struct cf_field local_fields[] = {
 };
 
 static const struct cf_field call_fields[] = {
-    NUM("timeout", sage_call_conf, timeout, 0, 86400, 1),
+    MS("timeout", sage_call_conf, timeout_ms, 0, 86400, 1),
     INT("retries", sage__cf_read_u32, sage_call_conf, retries, 0, 100),
-    NUM("retry_backoff", sage_call_conf, retry_backoff, 0, 60, 0),
-    NUM("idle_close", sage_call_conf, idle_close, 0, 86400, 0),
+    MS("retry_backoff", sage_call_conf, retry_backoff_ms, 0, 60, 0),
+    MS("idle_close", sage_call_conf, idle_close_ms, 0, 86400, 0),
     END,
 };
 
@@ -261,10 +264,10 @@ static const struct cf_field resource_fields[] = {
 
 static const struct cf_field cluster_fields[] = {
     {.key = "resources", .read = sage__cf_read_section, .off = 0, .sub = resource_fields},
-    WORDS("lifetime", sage__cf_read_word, sage_cluster_conf, detached, lifetimes),
+    WORDS("lifetime", sage__cf_read_flag, sage_cluster_conf, detached, lifetimes),
     INT("max_restarts", sage__cf_read_u32, sage_cluster_conf, max_restarts, 0, 1000),
     INT("replicas", sage__cf_read_u32, sage_cluster_conf, replicas, 1, 1000),
-    WORDS("delivery", sage__cf_read_word, sage_cluster_conf, durable, deliveries),
+    WORDS("delivery", sage__cf_read_flag, sage_cluster_conf, durable, deliveries),
     END,
 };
 
@@ -284,7 +287,7 @@ static const struct cf_field tls_fields[] = {
 
 static const struct cf_field reconnect_fields[] = {
     INT("max", sage__cf_read_i32, sage_nats_conf, reconnect_max, -1, 1000000),
-    NUM("wait", sage_nats_conf, reconnect_wait, 0, 3600, 0),
+    MS("wait", sage_nats_conf, reconnect_wait_ms, 0, 3600, 0),
     END,
 };
 

@@ -12,7 +12,6 @@
 
 #include "base/err_internal.h"
 
-#define POPULATE_CREATE_LIMIT (64u << 20)
 
 /*
  * Mappings are shared within a process: opening a segment this process has
@@ -99,7 +98,8 @@ static sage_err os_err(const char *what, const char *path)
     return SAGE_SETERR(sage__from_errno(e), "%s %s: %s", what, path, strerror(e));
 }
 
-sage_err sage__shm_create(const char *path, mode_t mode, size_t size, void **memp)
+sage_err sage__shm_create(const char *path, mode_t mode, size_t size, size_t populate,
+                          void **memp)
 {
     int fd = shm_open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     void *mem;
@@ -114,7 +114,7 @@ sage_err sage__shm_create(const char *path, mode_t mode, size_t size, void **mem
         return r;
     }
     mem = mmap(NULL, size, PROT_READ | PROT_WRITE,
-               MAP_SHARED | (size <= POPULATE_CREATE_LIMIT ? MAP_POPULATE : 0), fd, 0);
+               MAP_SHARED | (size <= populate ? MAP_POPULATE : 0), fd, 0);
     if (mem == MAP_FAILED) {
         sage_err r = os_err("mmap", path);
 

@@ -10,9 +10,12 @@
 /*
  * sage__shm_create creates the segment path ("/name") exclusively with the
  * given mode (applied exactly, whatever the umask), sizes it to size bytes
- * and maps it read-write into *memp. SAGE_EEXIST if it exists already.
+ * and maps it read-write into *memp, pre-faulted if it is at most populate
+ * bytes (0: pages come in as they are first used). SAGE_EEXIST if it
+ * exists already.
  */
-sage_err sage__shm_create(const char *path, mode_t mode, size_t size, void **memp);
+sage_err sage__shm_create(const char *path, mode_t mode, size_t size, size_t populate,
+                          void **memp);
 
 /*
  * sage__shm_open maps the existing segment path whole (sharing this

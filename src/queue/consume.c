@@ -340,8 +340,8 @@ static int drain_take(void *arg, const void *data, size_t len)
     return 0;
 }
 
-sage_err sage_queue_drain(sage_queue *q, sage_queue_fn fn, void *arg, size_t max, int timeout_ms,
-                          size_t *countp)
+sage_err sage_queue_drain(size_t *countp, sage_queue *q, sage_queue_fn fn, void *arg, size_t max,
+                          int timeout_ms)
 {
     struct drain_arg d = {fn, arg};
 
@@ -371,7 +371,7 @@ static int recv_take(void *arg, const void *data, size_t len)
     return 0;
 }
 
-sage_err sage_queue_recv(sage_queue *q, void *buf, size_t cap, size_t *lenp, int timeout_ms)
+sage_err sage_queue_recv(size_t *lenp, sage_queue *q, void *buf, size_t cap, int timeout_ms)
 {
     struct recv_arg a = {buf, cap, 0, 0};
     size_t n = 0;

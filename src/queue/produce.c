@@ -302,7 +302,7 @@ sage_err sage_queue_send(sage_queue *q, const void *data, size_t len, int timeou
     return SAGE_OK;
 }
 
-sage_err sage_queue_claim(sage_queue *q, size_t len, void **bufp, int timeout_ms)
+sage_err sage_queue_claim(void **bufp, sage_queue *q, size_t len, int timeout_ms)
 {
     struct sq_rec *rec;
     struct sq_slot *s;

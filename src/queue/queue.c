@@ -127,7 +127,8 @@ static sage_err open_named(sage_queue *q, const char *name, const sage_queue_opt
         size_t size = 0;
 
         if (o->flags & SAGE_QUEUE_CREATE) {
-            r = sage__shm_create(path, o->mode ? o->mode : 0600, ring_off + cap, &mem);
+            r = sage__shm_create(path, o->mode ? o->mode : 0600, ring_off + cap,
+                                 (o->flags & SAGE_QUEUE_LAZY) ? 0 : POPULATE_LIMIT, &mem);
             if (r == SAGE_OK) {
                 sage__sq_init_segment(mem, cap, max_msg, o->max_msgs, nslots, ring_off,
                                       ring_off + cap);
@@ -142,7 +143,7 @@ static sage_err open_named(sage_queue *q, const char *name, const sage_queue_opt
             if (o->flags & SAGE_QUEUE_EXCL)
                 return SAGE_SETERR(SAGE_EEXIST, "queue '%s' already exists", name);
         }
-        r = sage__shm_open(path, &mem, &size, POPULATE_LIMIT);
+        r = sage__shm_open(path, &mem, &size, (o->flags & SAGE_QUEUE_LAZY) ? 0 : POPULATE_LIMIT);
         if (r == SAGE_ENOENT && (o->flags & SAGE_QUEUE_CREATE))
             continue; /* unlinked between our two calls: create again */
         if (r != SAGE_OK)
@@ -232,7 +233,7 @@ sage_err sage__sq_open_mem(sage_queue **qp, void *mem, size_t size)
     return SAGE_OK;
 }
 
-sage_err sage_queue_close(sage_queue *q)
+sage_err sage_queue_shutdown(sage_queue *q)
 {
     struct sq_hdr *h;
 
@@ -247,7 +248,7 @@ sage_err sage_queue_close(sage_queue *q)
     return SAGE_OK;
 }
 
-void sage_queue_free(sage_queue *q)
+void sage_queue_close(sage_queue *q)
 {
     if (q == NULL)
         return;
@@ -282,7 +283,7 @@ const char *sage_queue_name(const sage_queue *q)
     return q ? q->name : "";
 }
 
-sage_err sage_queue_stats_read(sage_queue *q, sage_queue_stats *st)
+sage_err sage_queue_stats_read(sage_queue_stats *st, sage_queue *q)
 {
     struct sq_hdr *h;
     uint64_t T, H, in_m, in_b, skipped, recovered;

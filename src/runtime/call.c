@@ -53,6 +53,7 @@ struct sage_call *sage__call_get(struct sage_task *t)
     c->ran = 0;
     c->mw_log_start = NULL;
     c->remember = false;
+    c->tp_held = false;
     c->next = NULL;
     return c;
 }
@@ -61,6 +62,10 @@ void sage__call_put(struct sage_call *c)
 {
     struct sage_task *t = c->task;
 
+    if (c->tp_held) { /* the values it borrowed go back to the transport */
+        t->ops->release(t->server, &c->tp);
+        c->tp_held = false;
+    }
     pthread_mutex_lock(&t->plock);
     c->next = t->free_calls;
     t->free_calls = c;
@@ -183,7 +188,7 @@ sage_err sage_call_resultf(sage_call *c, const char *fmt, ...)
     sage_err r;
 
     va_start(ap, fmt);
-    r = sage_vpack(c->arena, &v, fmt, ap);
+    r = sage_vpack(&v, c->arena, fmt, ap);
     va_end(ap);
     if (r == SAGE_OK)
         c->result = v;
@@ -248,7 +253,7 @@ sage_err sage_call_default(sage_call *c)
         r = mw->before_call(mw->arg, c);
         if (r != SAGE_OK) {
             finish_error(c, r);
-            atomic_fetch_add_explicit(&t->reg->rejected, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(&t->fig->rejected, 1, memory_order_relaxed);
             ran++; /* its own after_call still runs */
             break;
         }
@@ -272,38 +277,57 @@ sage_err sage_call_default(sage_call *c)
 
 static void account(struct sage_task *t, sage_call *c, int64_t start_ns)
 {
-    struct sage__reg *reg = t->reg;
-    int64_t end = sage__now_ns(), took = end - start_ns;
+    int64_t took = sage__now_ns() - start_ns;
     struct sage__method *m = c->method;
-    bool failed = c->status != SAGE_OK;
 
-    /* the histograms count the requests too (sage__reg_status) */
-    if (failed)
-        atomic_fetch_add_explicit(&reg->errors, 1, memory_order_relaxed);
-    sage__hist_add(&reg->lat, (uint64_t)took);
-    atomic_fetch_add_explicit(&reg->lat_sum_ns, (uint64_t)took, memory_order_relaxed);
     if (m) {
         /* typical run time, an EWMA weighting the newest run by 1/8 */
         int64_t e = atomic_load_explicit(&m->ewma_ns, memory_order_relaxed);
 
         atomic_store_explicit(&m->ewma_ns, e < 0 ? took : e + (took - e) / 8,
                               memory_order_relaxed);
-        if (m->stats) {
-            if (failed)
-                atomic_fetch_add_explicit(&m->stats->errors, 1, memory_order_relaxed);
-            sage__hist_add(&m->stats->lat, (uint64_t)took);
-            atomic_fetch_add_explicit(&m->stats->lat_sum_ns, (uint64_t)took, memory_order_relaxed);
-        }
     }
-    atomic_store_explicit(&reg->last_activity_ns, sage__wall_coarse_ns(), memory_order_relaxed);
+    sage__fig_count(t->fig, m ? m->stats : NULL, took, c->status);
+    atomic_store_explicit(&t->fig->last_activity_ns, sage__wall_coarse_ns(), memory_order_relaxed);
 }
 
-void sage__call_remember(struct sage_call *c, const void *bytes, size_t len)
+/* reply_resp builds c's answer */
+static void reply_resp(const struct sage_call *c, sage__resp *resp)
 {
-    if (c->remember) {
-        sage__dedupe_finish(c->task->dedupe, c->reply_to, c->req.id, bytes, len);
-        c->remember = false;
+    memset(resp, 0, sizeof *resp);
+    resp->id = c->req.id;
+    resp->ok = c->status == SAGE_OK;
+    resp->result = resp->ok ? c->result : sage_nil();
+    resp->err_code = (int32_t)c->status;
+    if (!resp->ok) {
+        resp->err_msg = c->errmsg ? c->errmsg : sage_strerror(c->status);
+        resp->err_msg_len = strlen(resp->err_msg);
     }
+}
+
+void sage__reply_send(struct sage_call *c)
+{
+    struct sage_task *t = c->task;
+    sage__resp resp;
+    size_t size, len;
+    void *buf;
+
+    reply_resp(c, &resp);
+    if (!c->remember) {
+        t->ops->reply(t->server, &c->tp, c->reply_to, &resp, NULL, 0);
+        return;
+    }
+    /* dedupe: the encoded answer is remembered, then sent as it is */
+    c->remember = false;
+    size = sage__wire_resp_size(&resp);
+    buf = size ? sage_arena_alloc(c->arena, size) : NULL;
+    if (buf == NULL || sage__wire_resp_encode(&resp, buf, size, &len) != SAGE_OK) {
+        sage__dedupe_finish(t->dedupe, c->reply_to, c->req.id, NULL, 0); /* forget it */
+        t->ops->reply(t->server, &c->tp, c->reply_to, &resp, NULL, 0);
+        return;
+    }
+    sage__dedupe_finish(t->dedupe, c->reply_to, c->req.id, buf, len);
+    t->ops->reply(t->server, &c->tp, c->reply_to, NULL, buf, len);
 }
 
 /* seen handles a repeat of a remembered call; true if c needs no run */
@@ -313,14 +337,15 @@ static bool seen(struct sage_call *c)
     void *bytes = NULL;
     size_t len = 0;
 
-    if (t->dedupe == NULL || c->status != SAGE_OK || c->reply_to == NULL)
+    if (t->dedupe == NULL || c->status != SAGE_OK || c->reply_to == NULL || c->reply_to[0] == '\0')
         return false;
     switch (sage__dedupe_begin(t->dedupe, c->reply_to, c->req.id, &bytes, &len)) {
     case SAGE__DEDUPE_NEW:
         c->remember = true;
         return false;
     case SAGE__DEDUPE_DONE:
-        sage__reply_send_bytes(c, bytes, len); /* the same answer again */
+        /* the same answer again */
+        t->ops->reply(t->server, &c->tp, c->reply_to, NULL, bytes, len);
         free(bytes);
         return true;
     case SAGE__DEDUPE_RUNNING:
@@ -337,17 +362,13 @@ static void release_slot(struct sage_task *t, struct sage_call *c)
     sage__listener_room(t);
 }
 
-void sage__call_run(struct sage_call *c)
+/* serve runs c's handling (unless it is already answered, or expired) and
+ * counts it; the answer is then in c */
+static void serve(struct sage_task *t, struct sage_call *c)
 {
-    struct sage_task *t = c->task;
     int64_t start = sage__now_ns();
 
-    if (seen(c)) {
-        release_slot(t, c);
-        return;
-    }
-
-    atomic_fetch_add_explicit(&t->reg->in_flight, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->fig->in_flight, 1, memory_order_relaxed);
     if (c->status != SAGE_OK) {
         /* answered before it ran (a malformed request): just send that */
     } else if (c->deadline_ns >= 0 && start > c->deadline_ns) {
@@ -356,7 +377,7 @@ void sage__call_run(struct sage_call *c)
                         "deadline passed %.3f ms before '%s' could run (queued %.3f ms)",
                         (start - c->deadline_ns) / 1e6, c->method_name,
                         (start - c->recv_ns) / 1e6);
-        atomic_fetch_add_explicit(&t->reg->expired, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&t->fig->expired, 1, memory_order_relaxed);
     } else if (t->kind && t->kind->handle) {
         sage_err r;
 
@@ -369,8 +390,36 @@ void sage__call_run(struct sage_call *c)
     /* count before answering: a caller that reads status after its answer
      * finds its own call counted */
     account(t, c, start);
+    atomic_fetch_sub_explicit(&t->fig->in_flight, 1, memory_order_relaxed);
+}
+
+void sage__call_run(struct sage_call *c)
+{
+    struct sage_task *t = c->task;
+
+    if (seen(c)) {
+        release_slot(t, c);
+        return;
+    }
+    serve(t, c);
     sage__reply_send(c);
-    sage__call_remember(c, NULL, 0); /* no answer was recorded: forget it */
-    atomic_fetch_sub_explicit(&t->reg->in_flight, 1, memory_order_relaxed);
     release_slot(t, c);
+}
+
+sage_err sage__call_direct(struct sage_call *c, sage_arena *arena, sage_value *result)
+{
+    struct sage_task *t = c->task;
+    sage_err r;
+
+    serve(t, c);
+    r = c->status;
+    if (r == SAGE_OK && result) {
+        *result = sage_nil();
+        if (arena && (r = sage_value_copy(result, arena, &c->result)) != SAGE_OK)
+            r = SAGE_SETERR(r, "copying the answer: %s", sage_errdetail());
+    } else if (r != SAGE_OK) {
+        SAGE_SETERR(r, "%s", c->errmsg ? c->errmsg : sage_strerror(r));
+    }
+    release_slot(t, c);
+    return r;
 }

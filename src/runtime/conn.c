@@ -1,40 +1,34 @@
 /*
- * conn.c - the manager's connections to services: resolve, cache, send.
+ * conn.c - the manager's destinations: resolve, cache, send.
  *
  * Design notes
- * - Resolution order: the manager's sage_env (a local task: its private
- *   queue), then the host registry (an shm task: its named queue), then the
- *   cluster when one is configured. A name found nowhere is SAGE_ENOSERVICE
- *   at once, never a timeout.
- * - A connection is counted: one reference for the cache, one per send in
- *   progress. It is freed when the last goes, after it left the cache
- *   (killed, idle, or the manager closing). Calls remember a connection by
- *   its serial, never by pointer, so a call outliving its connection is
- *   safe.
- * - An shm connection's serving process is watched through a pidfd
- *   (watch.c): its death kills the connection at once.
+ * - Resolution order: the manager's sage_env (a task of this process, its
+ *   own transport attaching to it), then every transport that resolves
+ *   names, in the table's order (this machine, then the cluster). A name
+ *   found nowhere is SAGE_ENOSERVICE at once, never a timeout.
+ * - A destination is counted: one reference for the cache, one per send in
+ *   progress; it is closed when the last goes, after it left the cache
+ *   (evicted, idle, or the manager closing). Calls remember a destination
+ *   by its serial, never by pointer, so a call outliving it is safe.
+ * - A destination that must not take new calls (its service stopping, its
+ *   process dead) is evicted: the next call resolves afresh. Calls already
+ *   sent through it are not failed by that: they are answered, or fail
+ *   when their service's death is known (behind its answers), or time out.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "base/err_internal.h"
+#include "base/name.h"
 #include "platform/clock.h"
-#include "platform/proc.h"
-#include "transport/shm_reg.h"
 #include "runtime/manager_internal.h"
-#include "transport/names.h"
 
 static void conn_free(struct sage__conn *c)
 {
-    if (c->pidfd >= 0)
-        close(c->pidfd); /* also leaves the watcher's epoll set */
-    sage_queue_free(c->q);
-    sage__lep_unref(c->lep);
-    if (c->remote)
-        sage__cluster_conn_free(c);
+    if (c->dest)
+        c->ops->dest_close(c->dest);
+    sage__direct_unref(c->direct);
     free(c);
 }
 
@@ -45,79 +39,65 @@ void sage__conn_put(sage_manager *m, struct sage__conn *c)
         conn_free(c);
 }
 
-static sage_err resolve_host(sage_manager *m, const char *service, struct sage__conn *c)
+/* resolve_env: service is a task of m's environment: attach to it through
+ * its own transport. SAGE_ENOSERVICE when it is not one. */
+static sage_err resolve_env(sage_manager *m, const char *service, struct sage__conn *c)
 {
-    struct sage__reg *reg = NULL;
-    sage_state state;
-    sage_err r = sage__reg_open(&reg, m->ns, service);
+    struct sage__tp_server *s = NULL;
+    sage_transport kind = SAGE_TRANSPORT_LOCAL;
+    sage_task *t = NULL;
+    sage_err r;
 
-    if (r != SAGE_OK)
-        return r;
-    if (!sage__reg_owner_alive(reg)) {
-        r = SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s': its process (pid %d) died", service,
-                        (int)reg->pid);
-        goto out;
+    switch (sage__env_server(m->env, service, &s, &kind, &t, &c->direct)) {
+    case 0:
+        return SAGE_ENOSERVICE;
+    case 1:
+        return SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s' is registered but not running",
+                           service);
+    default:
+        break;
     }
-    state = (sage_state)atomic_load_explicit(&reg->state, memory_order_acquire);
-    if (state != SAGE_STATE_RUNNING && state != SAGE_STATE_DEGRADED) {
-        r = SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s' is %s", service, sage_state_name(state));
-        goto out;
+    c->ops = sage__tp_for(kind);
+    if (c->ops == NULL || c->ops->attach == NULL || m->clients[kind] == NULL) {
+        sage__task_server_put(t);
+        return SAGE_ENOSERVICE; /* reached through the table, by name */
     }
-    snprintf(c->where, sizeof c->where, "%.*s", (int)sizeof reg->queue - 1, reg->queue);
-    c->transport = SAGE_TRANSPORT_SHM;
-    c->pid = reg->pid;
-    c->pid_start = reg->pid_start;
-    c->queue_timeout_ms = reg->queue_timeout_ms;
-    c->max_request = reg->max_request;
-    r = sage_queue_open(&c->q, c->where, NULL);
-    if (r != SAGE_OK)
-        r = SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s': cannot open its queue: %s", service,
-                        sage_errdetail());
-out:
-    sage__reg_close(reg);
+    r = c->ops->attach(m->clients[kind], s, c->serial, &c->dest, &c->info);
+    sage__task_server_put(t);
     return r;
 }
 
 static sage_err resolve(sage_manager *m, const char *service, struct sage__conn *c)
 {
-    sage_task *t = NULL;
-    sage_err r;
+    const struct sage__tp_ops *const *all;
+    size_t n;
+    sage_err r = resolve_env(m, service, c);
 
-    if (m->env) {
-        struct sage__lep *ep = sage__env_lep(m->env, service, &t);
-
-        if (ep) {
-            c->transport = SAGE_TRANSPORT_LOCAL;
-            c->lep = ep;
-            c->pid = sage__pid();
-            c->queue_timeout_ms = ep->queue_timeout_ms;
-            c->max_request = ep->max_request;
-            snprintf(c->where, sizeof c->where, "(in-process)");
-            return SAGE_OK;
-        }
-    }
-    r = resolve_host(m, service, c);
     if (r != SAGE_ENOSERVICE)
         return r;
-    if (m->cluster) {
-        r = sage__cluster_resolve(m, service, c);
+    all = sage__tp_all(&n);
+    for (size_t i = 0; i < n; i++) {
+        struct sage__tp_client *client = m->clients[all[i]->kind];
+
+        if (client == NULL)
+            continue;
+        c->ops = all[i];
+        r = all[i]->resolve(client, service, c->serial, &c->dest, &c->info);
         if (r != SAGE_ENOSERVICE)
             return r;
     }
-    if (t != NULL)
-        return SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s' is registered but not running",
-                           service);
     return SAGE_SETERR(SAGE_ENOSERVICE, "no service '%s' (namespace '%s') in this process%s",
-                       service, m->ns, m->cluster ? ", on this host or in the cluster" : " or on this host");
+                       service, m->ns,
+                       m->has_cluster ? ", on this host or in the cluster" : " or on this host");
 }
 
-/* find_live returns the cached live connection to service, or NULL; lock held */
+/* find_live returns the cached destination of service, or NULL; lock held */
 static struct sage__conn *find_live(sage_manager *m, const char *service)
 {
     struct sage__conn *c;
 
     for (c = m->conns; c; c = c->next)
-        if (strcmp(c->name, service) == 0 && !atomic_load_explicit(&c->dead, memory_order_acquire))
+        if (strcmp(c->name, service) == 0)
             break;
     return c;
 }
@@ -140,13 +120,14 @@ sage_err sage__conn_get(sage_manager *m, const char *service, struct sage__conn 
 
     if ((r = sage__check_name(service, "service", 0)) != SAGE_OK)
         return r;
-    c = calloc(1, sizeof *c);
-    if (c == NULL)
+    if ((c = calloc(1, sizeof *c)) == NULL)
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
     snprintf(c->name, sizeof c->name, "%s", service);
-    c->pidfd = -1;
     atomic_store(&c->refs, 2); /* the cache's and the caller's */
     atomic_store(&c->last_used_ns, now);
+    pthread_mutex_lock(&m->conn_lock);
+    c->serial = ++m->conn_serial; /* events name it from its resolve on */
+    pthread_mutex_unlock(&m->conn_lock);
     if ((r = resolve(m, service, c)) != SAGE_OK) {
         conn_free(c);
         return r;
@@ -159,47 +140,57 @@ sage_err sage__conn_get(sage_manager *m, const char *service, struct sage__conn 
         *cp = e;
         return SAGE_OK;
     }
-    c->serial = ++m->conn_serial;
     c->next = m->conns;
     m->conns = c;
     pthread_mutex_unlock(&m->conn_lock);
-    if (c->transport == SAGE_TRANSPORT_SHM && c->pid != sage__pid() &&
-        sage__watch_add(m, c) != SAGE_OK) {
-        /* its process is already gone */
-        sage__conn_kill(m, c, SAGE_EUNAVAILABLE, sage_errdetail());
-        sage__conn_put(m, c);
-        return SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s': its process (pid %d) died", service,
-                           (int)c->pid);
-    }
     *cp = c;
     return SAGE_OK;
 }
 
-void sage__conn_kill(sage_manager *m, struct sage__conn *c, sage_err err, const char *why)
+/* unlink_locked takes c out of the list; lock held. true if it was there. */
+static bool unlink_locked(sage_manager *m, struct sage__conn *c)
 {
-    struct sage__conn **pp;
-    int expect = 0;
-    bool unlinked = false;
-
-    if (!atomic_compare_exchange_strong(&c->dead, &expect, 1))
-        return; /* already dead: its calls were failed then */
-    pthread_mutex_lock(&m->conn_lock);
-    for (pp = &m->conns; *pp; pp = &(*pp)->next)
+    for (struct sage__conn **pp = &m->conns; *pp; pp = &(*pp)->next)
         if (*pp == c) {
             *pp = c->next;
-            unlinked = true;
-            break;
+            return true;
         }
+    return false;
+}
+
+void sage__conn_evict(sage_manager *m, struct sage__conn *c)
+{
+    bool was;
+
+    atomic_store_explicit(&c->stale, 1, memory_order_release);
+    pthread_mutex_lock(&m->conn_lock);
+    was = unlink_locked(m, c);
     pthread_mutex_unlock(&m->conn_lock);
-    sage__mgr_fail_conn(m, c->serial, err, why);
-    if (unlinked)
+    if (was)
         sage__conn_put(m, c); /* the cache's reference */
+}
+
+void sage__conn_evict_serial(sage_manager *m, uint64_t serial)
+{
+    struct sage__conn *c;
+
+    pthread_mutex_lock(&m->conn_lock);
+    for (c = m->conns; c; c = c->next)
+        if (c->serial == serial)
+            break;
+    if (c && !unlink_locked(m, c))
+        c = NULL;
+    pthread_mutex_unlock(&m->conn_lock);
+    if (c) {
+        atomic_store_explicit(&c->stale, 1, memory_order_release);
+        sage__conn_put(m, c);
+    }
 }
 
 void sage__conn_sweep(sage_manager *m, int64_t now)
 {
     struct sage__conn **pp, *gone = NULL;
-    int64_t idle = (int64_t)(m->idle_close * 1e9);
+    int64_t idle = m->idle_close_ms * 1000000;
 
     pthread_mutex_lock(&m->conn_lock);
     pp = &m->conns;
@@ -238,102 +229,29 @@ void sage__conn_free_all(sage_manager *m)
     }
 }
 
-/* scratch returns this thread's encoding buffer, grown to n bytes. */
-static _Thread_local void *scratch_buf;
-static _Thread_local size_t scratch_cap;
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-
-static void scratch_init(void)
-{
-    pthread_key_create(&scratch_key, free); /* frees a thread's buffer at its exit */
-}
-
-static void *scratch(size_t n)
-{
-    if (n > scratch_cap) {
-        size_t cap = n < 4096 ? 4096 : n;
-        void *b = realloc(scratch_buf, cap);
-
-        if (b == NULL)
-            return NULL;
-        pthread_once(&scratch_once, scratch_init);
-        pthread_setspecific(scratch_key, b);
-        scratch_buf = b;
-        scratch_cap = cap;
-    }
-    return scratch_buf;
-}
-
-sage_err sage__conn_transmit(sage_manager *m, struct sage__conn *c, const void *data, size_t len,
-                             int timeout_ms, bool *deadp)
-{
-    sage_err r = c->remote ? sage__cluster_send(m, c, data, len)
-                           : sage_queue_send(c->lep ? c->lep->q : c->q, data, len, timeout_ms);
-
-    *deadp = r == SAGE_ECLOSED || r == SAGE_EUNAVAILABLE;
-    switch (r) {
-    case SAGE_OK:
-        return SAGE_OK;
-    case SAGE_EFULL:
-        return SAGE_SETERR(SAGE_EFULL, "service '%s': request queue full for %d ms", c->name,
-                           timeout_ms);
-    case SAGE_ECLOSED:
-        return SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s' stopped", c->name);
-    case SAGE_EUNAVAILABLE:
-        return SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s': its process died", c->name);
-    default:
-        return r;
-    }
-}
-
 sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req *req,
-                         int64_t deadline_ns, const void **copyp, size_t *lenp,
-                         sage_arena *copy_arena, bool *deadp)
+                         int64_t deadline_ns, int timeout_cap_ms)
 {
-    int timeout_ms = (int)c->queue_timeout_ms;
-    size_t len = 0;
-    void *buf;
+    int64_t timeout_ms = c->info.queue_timeout_ms;
+    bool stale = false;
     sage_err r;
 
-    *deadp = false;
-    /* encode once into this thread's scratch (grown and redone only when a
-     * request outgrows it), then one copy into the ring: cheaper than a
-     * sizing pass plus an encoding in place */
-    buf = scratch(4096);
-    if (buf == NULL)
-        return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-    r = sage__wire_req_encode(req, buf, scratch_cap, &len);
-    if (r == SAGE_EMSGSIZE) {
-        size_t size = sage__wire_req_size(req);
-
-        if (size > c->max_request)
-            return SAGE_SETERR(SAGE_EMSGSIZE, "request of %zu bytes exceeds service '%s''s max %zu",
-                               size, c->name, c->max_request);
-        if ((buf = scratch(size)) == NULL)
-            return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-        r = sage__wire_req_encode(req, buf, scratch_cap, &len);
-    }
-    if (r != SAGE_OK)
-        return r;
-    if (len > c->max_request)
-        return SAGE_SETERR(SAGE_EMSGSIZE, "request of %zu bytes exceeds service '%s''s max %zu",
-                           len, c->name, c->max_request);
+    if (timeout_cap_ms >= 0 && timeout_ms > timeout_cap_ms)
+        timeout_ms = timeout_cap_ms;
     if (deadline_ns >= 0) {
         /* the request was stamped just now: no second clock read */
         int64_t left = (deadline_ns - (int64_t)req->sent_ns) / 1000000;
 
         if (left < timeout_ms)
-            timeout_ms = left > 0 ? (int)left : 0;
+            timeout_ms = left > 0 ? left : 0;
     }
-    if (copyp) { /* kept for retries */
-        void *copy = sage_arena_alloc(copy_arena, len);
+    r = c->ops->send(c->dest, req, timeout_ms > INT32_MAX ? INT32_MAX : (int)timeout_ms, &stale);
+    if (stale) {
+        char why[512];
 
-        if (copy == NULL)
-            return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-        memcpy(copy, buf, len);
-        *copyp = copy;
-        *lenp = len;
+        snprintf(why, sizeof why, "%s", sage_errdetail());
+        sage__conn_evict(m, c);
+        SAGE_SETERR(r, "%s", why);
     }
-    return sage__conn_transmit(m, c, buf, len, timeout_ms, deadp);
+    return r;
 }

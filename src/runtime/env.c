@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "base/err_internal.h"
-#include "transport/names.h"
+#include "base/name.h"
 #include "runtime/task_internal.h"
 
 struct entry {
@@ -119,21 +119,23 @@ sage_task *sage_env_find(sage_env *e, const char *name)
     return t;
 }
 
-struct sage__lep *sage__env_lep(sage_env *e, const char *name, sage_task **tp)
+int sage__env_server(sage_env *e, const char *name, struct sage__tp_server **sp,
+                     sage_transport *kindp, sage_task **tp, struct sage__direct **dp)
 {
-    struct sage__lep *ep = NULL;
+    int found = 0;
 
-    *tp = NULL;
     if (e == NULL)
-        return NULL;
+        return 0;
     pthread_mutex_lock(&e->lock);
     for (size_t i = 0; i < e->n; i++)
         if (strcmp(e->items[i].name, name) == 0) {
             /* under the lock: a task is unregistered before it is freed */
+            found = sage__task_server(e->items[i].task, sp, kindp) ? 2 : 1;
             *tp = e->items[i].task;
-            ep = sage__task_lep(e->items[i].task);
+            if (found == 2)
+                *dp = sage__direct_ref(e->items[i].task->direct);
             break;
         }
     pthread_mutex_unlock(&e->lock);
-    return ep;
+    return found;
 }

@@ -1,23 +1,32 @@
 /*
- * future.c - completing and waiting for futures.
+ * future.c - completing futures, waiting for them, and their callbacks.
  *
  * Design notes
  * - state: PENDING -> COMPLETING -> DONE. Whoever moves PENDING to
  *   COMPLETING (an answer, a timeout, a cancel, a dead service, the manager
  *   closing) is the one completer: it fills the outcome, then stores DONE
  *   with release ordering; readers acquire DONE before reading the outcome.
- * - Exactly-once callback: the completer swaps cb_state to FIRED *before*
- *   storing DONE and runs the callback only if it found SET. A registrant
- *   stores fn/arg and CASes NONE -> SET; if that fails (FIRED) completion is
- *   under way and the registrant runs the callback itself once DONE shows.
- *   The completer reads fn/arg before storing DONE and touches nothing of
- *   the future after DONE but a futex wake, which is harmless on a slot
- *   already reused.
+ *   The completer may be any thread: the completion thread, a synchronous
+ *   caller draining answers, a transport's thread, a serving task's worker
+ *   (in-process calls), a cancelling thread.
+ * - Callbacks never run on the completer's thread (unless that is the
+ *   completion thread): a user holding a lock while calling into the
+ *   library must never find its callback running inside that call. The
+ *   completer marks the list FIRED and, if it holds callbacks, queues the
+ *   future for the manager's completion thread, which runs them in
+ *   registration order. The list has a small lock bit (CB_LOCK): a
+ *   registrant either appends before FIRED (the completion thread will run
+ *   the callback) or sees FIRED and queues the future itself.
+ * - References: the user holds one from the call until sage_future_free;
+ *   the callback queue holds one while the future waits in it, so a
+ *   callback may free its future and the slot is reused only after the
+ *   last callback ran.
  * - Waiters spin briefly (answers often come in microseconds), then set the
  *   WAITERS bit and sleep on the state word; the completer wakes them only
  *   if that bit is set.
  */
 #include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/err_internal.h"
@@ -30,6 +39,17 @@
 
 #define SPIN_NS (50 * 1000)
 
+bool sage__fut_claim_gen(struct sage_future *f, uint32_t gen)
+{
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+
+    while ((s & FS_MASK) == FS_PENDING && (s >> FS_GEN_SHIFT) == (FS_GEN(gen) >> FS_GEN_SHIFT))
+        if (atomic_compare_exchange_weak_explicit(&f->state, &s, (s & ~FS_MASK) | FS_COMPLETING,
+                                                  memory_order_acq_rel, memory_order_acquire))
+            return true;
+    return false;
+}
+
 bool sage__fut_claim(struct sage_future *f)
 {
     uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
@@ -41,12 +61,38 @@ bool sage__fut_claim(struct sage_future *f)
     return false;
 }
 
+static uint32_t cb_lock(struct sage_future *f)
+{
+    uint32_t s;
+
+    while ((s = atomic_fetch_or_explicit(&f->cb_state, CB_LOCK, memory_order_acquire)) & CB_LOCK)
+        sage__cpu_relax(); /* held for a few instructions */
+    return s;
+}
+
+static void cb_unlock(struct sage_future *f, uint32_t set)
+{
+    atomic_store_explicit(&f->cb_state, set, memory_order_release);
+}
+
+/* queue_callbacks hands f to the completion thread if it has callbacks
+ * not run yet; called once FIRED is set */
+static void queue_callbacks(struct sage_future *f)
+{
+    uint32_t s = cb_lock(f);
+    bool due = f->cbs_run < f->ncbs;
+
+    cb_unlock(f, (s & ~CB_LOCK) | CB_FIRED);
+    if (due) {
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+        sage__mgr_defer(f->m, f);
+    }
+}
+
 void sage__fut_complete(struct sage_future *f, sage_err err, const char *msg)
 {
     sage_manager *m = f->m;
-    sage_future_fn cb;
-    void *cb_arg;
-    uint32_t old, cbs;
+    uint32_t old;
 
     f->err = err;
     f->errmsg = NULL;
@@ -59,16 +105,32 @@ void sage__fut_complete(struct sage_future *f, sage_err err, const char *msg)
             atomic_fetch_add_explicit(&m->n_timeouts, 1, memory_order_relaxed);
     }
     atomic_fetch_add_explicit(&m->n_completed, 1, memory_order_relaxed);
-    /* acquire: a callback registered with SET is visible now; read it before
-     * DONE, after which the future may be freed and reused */
-    cbs = atomic_exchange_explicit(&f->cb_state, CB_FIRED, memory_order_acq_rel);
-    cb = cbs == CB_SET ? f->cb : NULL;
-    cb_arg = cbs == CB_SET ? f->cb_arg : NULL;
-    old = atomic_exchange_explicit(&f->state, FS_DONE, memory_order_acq_rel);
+    /* a reference for ourselves: the user may free f as soon as DONE shows */
+    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+    old = atomic_exchange_explicit(&f->state, FS_GEN(f->id >> 32) | FS_DONE, memory_order_acq_rel);
     if (old & FS_WAITERS)
         sage__futex_wake(&f->state, -1, false);
-    if (cb)
-        cb(cb_arg, f);
+    queue_callbacks(f);
+    sage__fut_unref(f);
+}
+
+void sage__fut_run_callbacks(struct sage_future *f)
+{
+    for (;;) {
+        uint32_t s = cb_lock(f);
+        struct fut_cb cb;
+
+        if (f->cbs_run >= f->ncbs) {
+            cb_unlock(f, s & ~CB_LOCK);
+            break;
+        }
+        cb = f->cbs_run < FUT_INLINE_CBS ? f->cbs[f->cbs_run]
+                                         : f->more[f->cbs_run - FUT_INLINE_CBS];
+        f->cbs_run++;
+        cb_unlock(f, s & ~CB_LOCK);
+        cb.fn(cb.arg, f); /* no lock of ours held */
+    }
+    sage__fut_unref(f);
 }
 
 sage_err sage_future_wait(sage_future *f, int timeout_ms)
@@ -82,7 +144,7 @@ sage_err sage_future_wait(sage_future *f, int timeout_ms)
     /* spin a little: an answer from a hot service takes microseconds. Not
      * for a call over NATS: its answer takes a network round trip and comes
      * on a thread of this process, which the spin would only slow down. */
-    if (sage__ncpu() > 1 && !f->remote) {
+    if (sage__ncpu() > 1 && f->tp_kind != SAGE_TRANSPORT_NATS) {
         spin_end = sage__now_ns() + SPIN_NS;
         if (deadline >= 0 && deadline < spin_end)
             spin_end = deadline;
@@ -109,12 +171,12 @@ sage_err sage_future_wait(sage_future *f, int timeout_ms)
     }
 }
 
-int sage_future_done(const sage_future *f)
+bool sage_future_done(const sage_future *f)
 {
     return f && (atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) == FS_DONE;
 }
 
-sage_err sage_future_result(sage_future *f, const sage_value **vp)
+sage_err sage_future_result(const sage_value **vp, sage_future *f)
 {
     if (f == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_future_result: f is NULL");
@@ -138,36 +200,39 @@ sage_err sage_future_cancel(sage_future *f)
     return SAGE_OK;
 }
 
-/* wait_done waits for DONE without a time limit (a completion in progress
- * finishes in microseconds). */
-static void wait_done(sage_future *f)
-{
-    while ((atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) != FS_DONE)
-        sage_future_wait(f, -1);
-}
-
 sage_err sage_future_on_done(sage_future *f, sage_future_fn fn, void *arg)
 {
-    uint32_t expect = CB_NONE;
+    uint32_t s;
+    bool fired;
 
     if (f == NULL || fn == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_future_on_done: invalid argument");
-    if ((atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) == FS_DONE) {
-        if (atomic_load_explicit(&f->cb_state, memory_order_acquire) == CB_SET)
-            return SAGE_SETERR(SAGE_EBUSY, "a callback is already set");
-        fn(arg, f);
-        return SAGE_OK;
+    s = cb_lock(f);
+    if (f->ncbs < FUT_INLINE_CBS) {
+        f->cbs[f->ncbs] = (struct fut_cb){fn, arg};
+    } else {
+        uint32_t k = f->ncbs - FUT_INLINE_CBS;
+
+        if (k == f->more_cap) {
+            uint32_t cap = f->more_cap ? 2 * f->more_cap : 4;
+            struct fut_cb *more = realloc(f->more, cap * sizeof *more);
+
+            if (more == NULL) {
+                cb_unlock(f, s & ~CB_LOCK);
+                return SAGE_SETERR(SAGE_ENOMEM, "out of memory for a callback");
+            }
+            f->more = more;
+            f->more_cap = cap;
+        }
+        f->more[k] = (struct fut_cb){fn, arg};
     }
-    if (atomic_load_explicit(&f->cb_state, memory_order_acquire) == CB_SET)
-        return SAGE_SETERR(SAGE_EBUSY, "a callback is already set");
-    f->cb = fn;
-    f->cb_arg = arg;
-    if (atomic_compare_exchange_strong_explicit(&f->cb_state, &expect, CB_SET, memory_order_acq_rel,
-                                                memory_order_acquire))
-        return SAGE_OK; /* the completer will run it */
-    /* completion is under way and missed our callback: run it ourselves */
-    wait_done(f);
-    fn(arg, f);
+    f->ncbs++;
+    fired = (s & CB_FIRED) != 0;
+    cb_unlock(f, s & ~CB_LOCK);
+    if (fired) { /* completed already: the completion thread runs it */
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+        sage__mgr_defer(f->m, f);
+    }
     return SAGE_OK;
 }
 
@@ -182,6 +247,8 @@ void sage_future_free(sage_future *f)
         return;
     if (sage__fut_claim(f))
         sage__fut_complete(f, SAGE_ECANCELED, "freed while pending");
-    wait_done(f);
-    sage__fut_release(f);
+    /* a completion in progress finishes in microseconds */
+    while ((atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) != FS_DONE)
+        sage_future_wait(f, -1);
+    sage__fut_unref(f);
 }

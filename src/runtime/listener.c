@@ -1,6 +1,8 @@
 /*
- * listener.c - the task's listener thread: drain the request queue in
- * batches, decode, and run or dispatch each call.
+ * listener.c - how requests come into a task: the listener thread that
+ * drains a pull transport's queue in batches, and the callbacks a push
+ * transport calls from its own threads; both decode, then run or dispatch
+ * each call.
  *
  * Design notes
  * - One listener per task is the only consumer of its request queue.
@@ -18,11 +20,14 @@
  *   cost a kernel wake-up (20-30 us here) and the throughput of a whole
  *   batch. Longer methods, and methods not yet seen to be short, go to
  *   workers: they run in parallel and the listener keeps reading.
- * - The listener wakes at least every HEARTBEAT_MS to prove it is alive
- *   (the heartbeat in the registry entry); that is its only timed wake.
- * - Stop closes the queue: the drain delivers what is left, then returns
- *   SAGE_ECLOSED, and the listener exits.
+ * - The listener wakes at least as often as the transport's tick asks (a
+ *   second, or less while callers' queues are cached) to prove it is alive
+ *   (the heartbeat) and let the transport do its housekeeping.
+ * - Stop shuts the queue down: the drain delivers what is left, then
+ *   returns SAGE_ECLOSED, and the listener exits. A queue closed by anyone
+ *   else, or found corrupt, fails the task, with the reason in its status.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -55,39 +60,57 @@ static void dispatch(struct sage_task *t, struct sage_call *c)
  * or (durable delivery) serves it itself, to the end. */
 enum serve { SERVE_BATCH, SERVE_DISPATCH, SERVE_HERE };
 
-static void request(struct sage_task *t, const void *data, size_t len, enum serve how)
+/* answer_malformed answers a request that could not be decoded, if who
+ * asked can still be told; else drops it with the reason */
+static void answer_malformed(struct sage_task *t, struct sage_call *c, const struct sage__tp_req *r,
+                             sage_err err)
 {
-    struct sage_call *c = sage__call_get(t);
-    sage_err r;
+    char why[256];
+    const char *to = NULL;
 
-    if (c == NULL) {
-        atomic_fetch_add_explicit(&t->reg->malformed, 1, memory_order_relaxed);
-        sage__task_drop(t, "out of memory for a request of %zu bytes", len);
-        return;
-    }
-    c->recv_ns = sage__now_ns();
-    r = sage__wire_req_decode(data, len, c->arena, &c->req);
-    if (r != SAGE_OK) {
-        char why[256];
-
-        snprintf(why, sizeof why, "malformed request (%s): %s", sage_errname(r), sage_errdetail());
-        atomic_fetch_add_explicit(&t->reg->malformed, 1, memory_order_relaxed);
-        /* answer if the envelope at least says who asked */
-        if (sage__wire_req_salvage(data, len, c->arena, &c->req) == SAGE_OK &&
-            c->req.reply_to_len > 0) {
-            c->reply_to = (char *)c->req.reply_to;
-            c->service = (char *)"";
-            c->method_name = (char *)"";
-            c->deadline_ns = -1;
-            sage_call_error(c, r == SAGE_EVERSION ? SAGE_EVERSION : SAGE_EPROTO, "%s", why);
-            atomic_fetch_add_explicit(&t->running, 1, memory_order_relaxed);
-            sage__call_run(c); /* answers the error; expired/method paths do not apply */
-            return;
-        }
+    snprintf(why, sizeof why, "malformed request (%s): %s", sage_errname(err), sage_errdetail());
+    atomic_fetch_add_explicit(&t->fig->malformed, 1, memory_order_relaxed);
+    if (sage__wire_req_salvage(r->bytes, r->len, c->arena, &c->req) == SAGE_OK &&
+        c->req.reply_to_len > 0)
+        to = c->req.reply_to;
+    else if (r->fallback_reply && r->fallback_reply[0])
+        to = r->fallback_reply;
+    if (to == NULL) {
         sage__task_drop(t, "%s; no reply-to to answer", why);
         sage__call_put(c);
         return;
     }
+    c->reply_to = (char *)to;
+    c->service = (char *)"";
+    c->method_name = (char *)"";
+    c->deadline_ns = -1;
+    sage_call_error(c, err == SAGE_EVERSION ? SAGE_EVERSION : SAGE_EPROTO, "%s", why);
+    atomic_fetch_add_explicit(&t->running, 1, memory_order_relaxed);
+    sage__call_run(c); /* answers the error; expired/method paths do not apply */
+}
+
+static void request(struct sage_task *t, const struct sage__tp_req *r, enum serve how)
+{
+    struct sage_call *c = sage__call_get(t);
+    sage_err err;
+
+    if (c == NULL) {
+        atomic_fetch_add_explicit(&t->fig->malformed, 1, memory_order_relaxed);
+        sage__task_drop(t, "out of memory for a request of %zu bytes", r->len);
+        if (r->ticket)
+            t->ops->release(t->server, r);
+        return;
+    }
+    c->recv_ns = sage__now_ns();
+    c->tp = *r;
+    if (r->req) { /* in process: the values as the caller gave them */
+        c->req = *r->req;
+        c->tp_held = true;
+    } else if ((err = sage__wire_req_decode(r->bytes, r->len, c->arena, &c->req)) != SAGE_OK) {
+        answer_malformed(t, c, r, err);
+        return;
+    }
+    c->tp.bytes = NULL; /* borrowed only during the hand-in */
     /* the decoder NUL-terminates every string it copies into the arena */
     c->service = (char *)c->req.service;
     c->method_name = (char *)c->req.method;
@@ -97,8 +120,7 @@ static void request(struct sage_task *t, const void *data, size_t len, enum serv
          * request waited in the queue counts; from elsewhere, count from now */
         int64_t from = c->recv_ns;
 
-        if (t->transport != SAGE_TRANSPORT_NATS && c->req.sent_ns &&
-            (int64_t)c->req.sent_ns <= c->recv_ns)
+        if (r->same_clock && c->req.sent_ns && (int64_t)c->req.sent_ns <= c->recv_ns)
             from = (int64_t)c->req.sent_ns;
         c->deadline_ns = from + (int64_t)c->req.timeout_ms * 1000000;
     } else {
@@ -124,19 +146,23 @@ static void request(struct sage_task *t, const void *data, size_t len, enum serv
     }
 }
 
-void sage__task_request(struct sage_task *t, const void *data, size_t len)
+void sage__task_on_request(void *arg, const struct sage__tp_req *r, enum sage__tp_mode mode)
 {
-    request(t, data, len, SERVE_DISPATCH);
+    request(arg, r, mode == SAGE__TP_RUN_HERE ? SERVE_HERE : SERVE_DISPATCH);
 }
 
-void sage__task_request_sync(struct sage_task *t, const void *data, size_t len)
+static void on_record(void *arg, const void *data, size_t len)
 {
-    request(t, data, len, SERVE_HERE);
-}
+    struct sage_task *t = arg;
+    struct sage__tp_req r;
+    sage_err err = t->ops->unwrap(t->server, data, len, &r);
 
-static void on_request(void *arg, const void *data, size_t len)
-{
-    request(arg, data, len, SERVE_BATCH); /* the listener's drain */
+    if (err != SAGE_OK) {
+        atomic_fetch_add_explicit(&t->fig->malformed, 1, memory_order_relaxed);
+        sage__task_drop(t, "unreadable request record: %s", sage_errdetail());
+        return;
+    }
+    request(t, &r, SERVE_BATCH); /* the listener's drain */
 }
 
 static void dispatch_batch(struct sage_task *t)
@@ -151,9 +177,9 @@ static void dispatch_batch(struct sage_task *t)
     }
 }
 
-/* wait_room waits (at most a heartbeat) until fewer than max_workers calls
+/* wait_room waits (at most wait_ms) until fewer than max_workers calls
  * run; returns how many more may start (0 if it is still full). */
-static size_t wait_room(struct sage_task *t)
+static size_t wait_room(struct sage_task *t, int wait_ms)
 {
     uint32_t running = atomic_load_explicit(&t->running, memory_order_acquire);
 
@@ -162,11 +188,17 @@ static size_t wait_room(struct sage_task *t)
     pthread_mutex_lock(&t->wlock);
     atomic_store_explicit(&t->listener_waiting, 1, memory_order_seq_cst);
     running = atomic_load_explicit(&t->running, memory_order_seq_cst);
-    if (running >= t->max_workers && !t->wstop) {
+    if (running >= t->max_workers && !t->wstop &&
+        !atomic_load_explicit(&t->draining, memory_order_acquire)) {
         struct timespec ts;
 
         clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += HEARTBEAT_MS / 1000;
+        ts.tv_sec += wait_ms / 1000;
+        ts.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
         pthread_cond_timedwait(&t->room, &t->wlock, &ts);
     }
     atomic_store_explicit(&t->listener_waiting, 0, memory_order_relaxed);
@@ -175,9 +207,12 @@ static size_t wait_room(struct sage_task *t)
     return running < t->max_workers ? t->max_workers - running : 0;
 }
 
-void sage__listener_wait_free(struct sage_task *t)
+void sage__task_wait_room(void *arg)
 {
-    while (wait_room(t) == 0 && !atomic_load_explicit(&t->draining, memory_order_acquire))
+    struct sage_task *t = arg;
+
+    while (wait_room(t, HEARTBEAT_MS) == 0 &&
+           !atomic_load_explicit(&t->draining, memory_order_acquire))
         ;
 }
 
@@ -192,48 +227,64 @@ void sage__listener_room(struct sage_task *t)
     }
 }
 
+/* fail_task: the request queue cannot be trusted or used any more */
+static void fail_task(struct sage_task *t, const char *why)
+{
+    sage__task_drop(t, "%s", why);
+    sage__fig_set_state(t->fig, SAGE_STATE_FAILED, why);
+    atomic_store_explicit(&t->state, SAGE_STATE_FAILED, memory_order_release);
+}
+
 static void *listener_main(void *arg)
 {
     struct sage_task *t = arg;
+    sage_queue *q = t->ops->serve_queue(t->server);
+    int tick_ms = HEARTBEAT_MS;
+    char why[256];
 
     for (;;) {
         size_t n = 0, room;
         sage_err r;
         int64_t now;
 
-        room = wait_room(t);
-        /* no free slot after a heartbeat's wait: stay out of the queue (a
-         * max of 0 would mean "all") unless stopping, when it must drain */
+        room = wait_room(t, tick_ms);
+        /* no free slot after a tick's wait: stay out of the queue (a max
+         * of 0 would mean "all") unless stopping, when it must drain */
         if (room == 0 && !atomic_load_explicit(&t->draining, memory_order_acquire))
             r = SAGE_ETIMEDOUT;
         else
-            r = sage_queue_drain(t->rq, on_request, t, room && room < BATCH ? room : BATCH,
-                                 HEARTBEAT_MS, &n);
-        now = sage__wall_coarse_ns();
-
+            r = sage_queue_drain(&n, q, on_record, t, room && room < BATCH ? room : BATCH, tick_ms);
         dispatch_batch(t);
+        now = sage__wall_coarse_ns();
         if (now - t->last_heartbeat_ns > 250 * 1000000LL) {
-            atomic_store_explicit(&t->reg->heartbeat_ns, now, memory_order_relaxed);
+            atomic_store_explicit(&t->fig->heartbeat_ns, now, memory_order_relaxed);
             t->last_heartbeat_ns = now;
+            tick_ms = t->ops->tick(t->server, sage__now_ns());
+            if (tick_ms <= 0 || tick_ms > HEARTBEAT_MS)
+                tick_ms = HEARTBEAT_MS;
         }
         if (r == SAGE_OK || r == SAGE_ETIMEDOUT)
             continue;
-        if (r == SAGE_ECLOSED)
+        if (r == SAGE_ECLOSED && atomic_load_explicit(&t->draining, memory_order_acquire))
             break; /* stopping, and everything queued was answered */
-        /* a corrupt queue (a peer scribbled on it): nothing more can be
-         * trusted from it; report and stop listening */
-        sage__task_drop(t, "request queue failed: %s (%s)", sage_errname(r), sage_errdetail());
-        atomic_store_explicit(&t->reg->state, SAGE_STATE_FAILED, memory_order_release);
-        atomic_store_explicit(&t->state, SAGE_STATE_FAILED, memory_order_release);
+        if (r == SAGE_ECLOSED)
+            snprintf(why, sizeof why, "request queue closed by another process: no calls can reach it");
+        else
+            snprintf(why, sizeof why, "request queue failed: %s (%s)", sage_errname(r),
+                     sage_errdetail());
+        fail_task(t, why);
         break;
     }
+    atomic_store_explicit(&t->listener_done, 1, memory_order_release);
     return NULL;
 }
 
 sage_err sage__listener_start(struct sage_task *t)
 {
-    int e = pthread_create(&t->listener, NULL, listener_main, t);
+    int e;
 
+    atomic_store_explicit(&t->listener_done, 0, memory_order_relaxed);
+    e = pthread_create(&t->listener, NULL, listener_main, t);
     if (e != 0)
         return SAGE_SETERR(SAGE_ESYS, "task '%s': cannot start its listener thread: %s", t->name,
                            strerror(e));
@@ -241,10 +292,26 @@ sage_err sage__listener_start(struct sage_task *t)
     return SAGE_OK;
 }
 
-void sage__listener_join(struct sage_task *t)
+bool sage__listener_join(struct sage_task *t, int64_t timeout_ms)
 {
-    if (t->listener_started) {
-        pthread_join(t->listener, NULL);
-        t->listener_started = false;
+    struct timespec ts;
+    int e;
+
+    if (!t->listener_started)
+        return true;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    ts.tv_sec += (time_t)(timeout_ms / 1000);
+    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (ts.tv_nsec >= 1000000000L) {
+        ts.tv_sec++;
+        ts.tv_nsec -= 1000000000L;
     }
+    e = pthread_timedjoin_np(t->listener, NULL, &ts);
+    if (e == ETIMEDOUT) {
+        pthread_detach(t->listener);
+        t->listener_started = false;
+        return false;
+    }
+    t->listener_started = false;
+    return true;
 }

@@ -1,36 +1,37 @@
 /*
- * manager.c - sage_manager: sending calls, and the response thread that
- * completes their futures.
+ * manager.c - sage_manager: its transports, its inbox, and the completion
+ * thread.
  *
  * Design notes
- * - One path: a synchronous call is call_async plus sage_future_wait. A
- *   waiter enforces its own deadline (the future's CAS decides who
- *   completes it), so synchronous calls without retries need no timer
- *   entry; asynchronous ones and retried ones do.
- * - The response thread drains the response queue in batches, completes
- *   futures, fires due timers, and sweeps idle connections. It sleeps in the
- *   queue's drain until an answer or the next timer; a call whose deadline
- *   is earlier than the thread's planned wake pokes it with an empty message.
- * - Retries (idempotent calls only): the party that sees a retryable failure
- *   claims the future (PENDING -> COMPLETING) for exclusive access, records
- *   the next attempt, and hands it back (-> PENDING) with a backoff timer;
- *   the response thread resends when the timer fires. The same request id
- *   travels every time.
- * - All fields the response thread reads are written before the future is
- *   published PENDING with release ordering, before the request is sent.
- * - Caller-runs. Answers cross one more thread than needed if the response
- *   thread relays them to a synchronous caller: on 2 CPUs that third
- *   spinning thread means a kernel wake-up (tens of microseconds) per call.
- *   So a thread waiting in call_sync drains the response queue itself,
- *   completing every future it finds (its own among them). A token (rx)
- *   lets one thread drain at a time. The response thread steps aside while
- *   synchronous callers are active and for STEP_ASIDE_NS after the last one
- *   (so back-to-back calls never wait for it); then it drains again, for
- *   asynchronous calls. A caller that finds the token held by the response
- *   thread pokes it with an empty message, so it leaves its drain and
- *   steps aside. Callbacks therefore run on whichever thread drains.
+ * - Transports. The manager opens one client per transport it may use:
+ *   local (services of its environment), shm (services of this machine;
+ *   its client owns the inbox), nats (when a cluster is configured). It
+ *   reaches them only through the transport table.
+ * - One completion thread per manager. It drains the inbox (answers from
+ *   other processes, control records), fires timers (timeouts, retries),
+ *   sweeps idle destinations, and runs every user callback: futures
+ *   completed on any other thread queue their callbacks here (future.c).
+ *   So a callback always runs on this thread, never inside a call of the
+ *   user's, never on a transport's thread.
+ * - Caller-runs. An answer relayed by the completion thread to a
+ *   synchronous caller would cross one more thread than needed: on 2 CPUs
+ *   that means a kernel wake-up (tens of microseconds) per call. So a
+ *   thread waiting in call_sync for an answer due in the inbox drains the
+ *   inbox itself, completing every future it finds (its own among them;
+ *   the others' callbacks still go to the completion thread). A token (rx)
+ *   lets one thread drain at a time. The completion thread steps aside
+ *   while synchronous callers are active and for STEP_ASIDE_NS after the
+ *   last one, then drains again. A caller that finds the token held by the
+ *   completion thread pokes it with an empty record, so it leaves its
+ *   drain and steps aside.
+ * - An inbox found corrupt (its drain fails with SAGE_EPROTO: a peer
+ *   scribbled on it) is replaced by a fresh one, and every call waiting
+ *   for an answer there fails with SAGE_EPROTO (or is retried); timers and
+ *   everything else go on.
+ * - Close: no new calls; the transports that complete calls on their own
+ *   threads close first; the completion thread fails what is pending
+ *   (SAGE_ECLOSED), runs the callbacks, and exits; the inbox goes last.
  */
-#include <dirent.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,245 +39,195 @@
 #include <unistd.h>
 
 #include "base/err_internal.h"
+#include "base/name.h"
 #include "platform/clock.h"
 #include "platform/futex.h"
-#include "platform/proc.h"
 #include "runtime/manager_internal.h"
-#include "transport/names.h"
-#include "wire/salvage.h"
 
 #define DEFAULT_MAX_RESPONSE (1u << 20)
 #define HOUSEKEEPING_MS 1000
 #define STEP_ASIDE_NS (5 * 1000 * 1000LL)
 
-static _Atomic unsigned manager_serial;
-
 void sage_manager_opts_init(sage_manager_opts *o)
 {
+    sage_call_conf cc;
+
+    sage_call_conf_init(&cc); /* the defaults live in one place */
     memset(o, 0, sizeof *o);
-    o->timeout = 30;
-    o->retries = 0;
-    o->retry_backoff = 0.05;
-    o->idle_close = 60;
+    o->timeout_ms = cc.timeout_ms;
+    o->retries = cc.retries;
+    o->retry_backoff_ms = cc.retry_backoff_ms;
+    o->idle_close_ms = cc.idle_close_ms;
     o->max_response = DEFAULT_MAX_RESPONSE;
     o->max_pending = 1u << 20;
 }
 
-const char *sage_manager_reply_queue(const sage_manager *m)
+const char *sage_manager_ns(const sage_manager *m)
 {
-    return m ? m->rq_name : "";
+    return m ? m->ns : "";
 }
 
-/* ------------------------------------------------------ completion paths */
+/* ----------------------------------------------------------- transports */
 
-static bool retryable(sage_err e)
+static bool post(sage_manager *m, const void *data, size_t len)
 {
-    return e == SAGE_EUNAVAILABLE || e == SAGE_EFULL || e == SAGE_ETIMEDOUT ||
-           e == SAGE_ECONNECT;
+    if (m->inbox_ops)
+        return m->inbox_ops->client_post(m->inbox_client, data, len) == SAGE_OK;
+    return sage_queue_send(m->own_inbox, data, len, 0) == SAGE_OK;
 }
 
-/* schedule_retry: f is claimed (COMPLETING). If a retry is allowed, record
- * it, hand f back (PENDING) and return true; else return false (the caller
- * completes f). */
-static bool schedule_retry(struct sage_future *f, sage_err err)
-{
-    sage_manager *m = f->m;
-    int64_t now = sage__now_ns(), at;
-
-    if (!f->idempotent || f->retries_left == 0 || !retryable(err) || f->req_bytes == NULL ||
-        atomic_load_explicit(&m->closing, memory_order_acquire))
-        return false;
-    at = now + f->backoff_ns;
-    if (f->deadline_ns >= 0 && at >= f->deadline_ns)
-        return false; /* no time left for another attempt */
-    f->retries_left--;
-    f->attempt++;
-    f->retry_wait = true;
-    f->backoff_ns *= 2;
-    atomic_fetch_add_explicit(&m->n_retries, 1, memory_order_relaxed);
-    sage__timers_add(m->timers, f->index, (uint32_t)(f->id >> 32), f->attempt, at, -1);
-    /* back to PENDING: release publishes the fields above */
-    atomic_store_explicit(&f->state, FS_PENDING | (atomic_load(&f->state) & FS_WAITERS),
-                          memory_order_release);
-    return true;
-}
-
-/* fail: a failure for f seen by this thread: retry if allowed, else complete */
-static void fail(struct sage_future *f, sage_err err, const char *msg)
-{
-    if (!sage__fut_claim(f))
-        return; /* someone else completes it */
-    if (schedule_retry(f, err))
-        return;
-    sage__fut_complete(f, err, msg);
-}
-
-/* fail_arg: the pending calls a lost connection takes with it: those sent
- * through the connection with that serial, or (serial 0, which no
- * connection has) every call sent over the cluster */
-struct fail_arg {
-    uint64_t serial;
-    sage_err err;
-    const char *why;
-};
-
-static void fail_if_through(struct sage_future *f, void *arg)
-{
-    struct fail_arg *a = arg;
-
-    if ((atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) == FS_PENDING &&
-        !f->retry_wait && (a->serial ? f->conn_serial == a->serial : f->remote))
-        fail(f, a->err, a->why);
-}
-
-void sage__mgr_fail_conn(sage_manager *m, uint64_t serial, sage_err err, const char *why)
-{
-    struct fail_arg a = {serial, err, why};
-
-    sage__fut_foreach(m, fail_if_through, &a);
-}
-
-void sage__mgr_fail_remote(sage_manager *m, sage_err err, const char *why)
-{
-    sage__mgr_fail_conn(m, 0, err, why);
-}
-
-/* drop_dead: a send found c dead (sage__conn_transmit). Its sender has
- * settled its own call; now c leaves the cache, so the next call resolves
- * afresh, and its other pending calls fail or retry. Keeps the sender's
- * detail, which callbacks run by the kill could overwrite. */
-static void drop_dead(sage_manager *m, struct sage__conn *c)
-{
-    char why[256];
-
-    snprintf(why, sizeof why, "%s", sage_errdetail());
-    sage__conn_kill(m, c, SAGE_EUNAVAILABLE, why);
-    SAGE_SETERR(SAGE_EUNAVAILABLE, "%s", why);
-}
-
-/* resend: a timer's thread sends f's next attempt. f is claimed. f goes
- * back to PENDING before the send, as in start(): the answer may reach
- * another draining thread before the send returns, and a claimed future
- * would drop it as late. Once PENDING, f may complete and be reused at any
- * moment, so the send works from a copy and a failure names f by its id. */
-static void resend(struct sage_future *f)
-{
-    sage_manager *m = f->m;
-    struct sage__conn *c = NULL;
-    int64_t now = sage__now_ns(), span = -1;
-    uint64_t id = f->id;
-    size_t len = f->req_len;
-    void *copy;
-    bool dead = false;
-    sage_err r;
-
-    f->retry_wait = false;
-    r = sage__conn_get(m, f->service, &c);
-    if (r == SAGE_OK && (copy = malloc(len)) == NULL) {
-        sage__conn_put(m, c);
-        r = SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-    }
-    if (r != SAGE_OK) {
-        if (!schedule_retry(f, r))
-            sage__fut_complete(f, r, sage_errdetail());
-        return;
-    }
-    memcpy(copy, f->req_bytes, len);
-    f->conn_serial = c->serial;
-    if (f->deadline_ns >= 0) {
-        span = (f->deadline_ns - now) / (int64_t)(f->retries_left + 1);
-        f->attempt_deadline_ns = now + span;
-        sage__timers_add(m->timers, f->index, (uint32_t)(id >> 32), f->attempt,
-                         f->attempt_deadline_ns, span);
-    }
-    if (!c->remote) /* a fresh send time, so the service counts this attempt's wait */
-        sage__wire_req_restamp(copy, len, (uint64_t)now);
-    atomic_store_explicit(&f->state, FS_PENDING | (atomic_load(&f->state) & FS_WAITERS),
-                          memory_order_release);
-    /* no wait for room: this is the response thread */
-    r = sage__conn_transmit(m, c, copy, len, 0, &dead);
-    free(copy);
-    if (r != SAGE_OK) /* unless its deadline timer or an answer got there first */
-        sage__mgr_fail_id(m, id, r, sage_errdetail());
-    if (dead)
-        drop_dead(m, c);
-    sage__conn_put(m, c);
-}
-
-static void on_timer(void *arg, uint32_t index, uint32_t gen, uint32_t attempt)
+/* on_answer: an answer from a transport's own thread. A synchronous
+ * caller waits for it: complete it here. An asynchronous call's goes to
+ * the completion thread, which runs its callbacks as it completes it. */
+static void on_answer(void *arg, const void *data, size_t len)
 {
     sage_manager *m = arg;
-    struct sage_future *f = sage__fut_lookup(m, (uint64_t)gen << 32 | index);
-    char msg[160];
-
-    if (f == NULL || f->attempt != attempt || !sage__fut_claim(f))
-        return; /* completed, reused, or a later attempt is under way */
-    if (f->retry_wait) {
-        resend(f);
-        return;
-    }
-    snprintf(msg, sizeof msg, "no answer from '%s' in time (attempt %u)", f->service,
-             f->attempt + 1);
-    if (schedule_retry(f, SAGE_ETIMEDOUT))
-        return;
-    sage__fut_complete(f, SAGE_ETIMEDOUT, msg);
-}
-
-static bool timer_stale(void *arg, uint32_t index, uint32_t gen, uint32_t attempt)
-{
-    sage_manager *m = arg;
-    struct sage_future *f = sage__fut_lookup(m, (uint64_t)gen << 32 | index);
-
-    return f == NULL || f->attempt != attempt ||
-           (atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) != FS_PENDING;
-}
-
-void sage__mgr_fail_id(sage_manager *m, uint64_t id, sage_err err, const char *why)
-{
-    struct sage_future *f = sage__fut_lookup(m, id);
-
-    if (f && (atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) == FS_PENDING)
-        fail(f, err, why);
-}
-
-void sage__mgr_on_response(sage_manager *m, const void *data, size_t len)
-{
     struct sage_future *f;
-    sage__resp resp;
     uint64_t id;
     int kind;
-    sage_err r;
 
-    if (len == 0)
-        return; /* a poke: the timers changed */
-    if (sage__wire_peek(data, len, &kind, &id) != SAGE_OK || kind != SAGE__WIRE_RESPONSE) {
-        atomic_fetch_add_explicit(&m->n_malformed, 1, memory_order_relaxed);
+    if (sage__wire_peek(data, len, &kind, &id) == SAGE_OK && kind == SAGE__WIRE_RESPONSE &&
+        (f = sage__fut_lookup(m, id)) != NULL && f->async && post(m, data, len))
         return;
-    }
-    f = sage__fut_lookup(m, id);
-    if (f == NULL || !sage__fut_claim(f)) {
-        atomic_fetch_add_explicit(&m->n_late, 1, memory_order_relaxed);
-        return; /* its caller gave up: dropped, counted */
-    }
-    r = sage__wire_resp_decode(data, len, f->dest ? f->dest : f->arena, &resp);
-    if (r != SAGE_OK) {
-        atomic_fetch_add_explicit(&m->n_malformed, 1, memory_order_relaxed);
-        sage__fut_complete(f, SAGE_EPROTO, sage_errdetail());
-        return;
-    }
-    if (resp.ok) {
-        f->result = resp.result;
-        sage__fut_complete(f, SAGE_OK, NULL);
-        return;
-    }
-    if (schedule_retry(f, (sage_err)resp.err_code))
-        return;
-    sage__fut_complete(f, resp.err_code > 0 ? (sage_err)resp.err_code : SAGE_EPROTO, resp.err_msg);
+    sage__mgr_on_answer(m, data, len);
 }
 
-static void on_response(void *arg, const void *data, size_t len)
+bool sage__mgr_post_finish(sage_manager *m, uint64_t id)
 {
-    sage__mgr_on_response(arg, data, len);
+    struct sage__tp_event ev = {SAGE__TP_FINISH, id, SAGE_OK, NULL};
+    struct sage__tp_ctl ctl;
+
+    return post(m, &ctl, sage__tp_ctl_make(&ctl, &ev));
+}
+
+static void on_value(void *arg, const sage__resp *resp)
+{
+    sage__mgr_on_value(arg, resp);
+}
+
+static void on_event_nats(void *arg, const struct sage__tp_event *ev)
+{
+    sage__mgr_event(arg, SAGE_TRANSPORT_NATS, ev);
+}
+
+static void on_event_other(void *arg, const struct sage__tp_event *ev)
+{
+    sage__mgr_event(arg, SAGE_TRANSPORT_LOCAL, ev);
+}
+
+static sage_err open_client(sage_manager *m, sage_transport kind)
+{
+    const struct sage__tp_ops *ops = sage__tp_for(kind);
+    struct sage__tp_client_conf conf;
+
+    if (ops == NULL || ops->client_open == NULL)
+        return SAGE_SETERR(SAGE_ENOTSUP, "transport %s is not built in",
+                           sage_transport_name(kind));
+    memset(&conf, 0, sizeof conf);
+    conf.ns = m->ns;
+    conf.max_response = m->max_response;
+    conf.cluster = m->has_cluster ? &m->cluster_opts : NULL;
+    conf.arg = m;
+    conf.on_answer = on_answer;
+    conf.on_value = on_value;
+    conf.on_event = kind == SAGE_TRANSPORT_NATS ? on_event_nats : on_event_other;
+    return ops->client_open(&m->clients[kind], &conf);
+}
+
+struct sage__tp_client *sage__mgr_client(sage_manager *m, sage_transport kind)
+{
+    struct sage__tp_client *c;
+
+    pthread_mutex_lock(&m->conn_lock);
+    c = m->clients[kind];
+    pthread_mutex_unlock(&m->conn_lock);
+    return c;
+}
+
+static sage_queue *inbox(sage_manager *m)
+{
+    return m->inbox_ops ? m->inbox_ops->client_inbox(m->inbox_client) : m->own_inbox;
+}
+
+/* the manager whose completion thread this is, on that thread */
+static _Thread_local sage_manager *completing;
+
+/* poke wakes the completion thread: in the inbox's drain (an empty
+ * record), or asleep aside */
+static void poke(sage_manager *m)
+{
+    post(m, "", 0);
+    atomic_fetch_add_explicit(&m->aside_seq, 1, memory_order_release);
+    sage__futex_wake(&m->aside_seq, -1, false);
+}
+
+void sage__mgr_poke_if_later(sage_manager *m, int64_t when_ns)
+{
+    if (when_ns < atomic_load_explicit(&m->resp_wake_at, memory_order_acquire))
+        poke(m); /* earlier than the completion thread will look */
+}
+
+/* ----------------------------------------------------------- callbacks */
+
+void sage__mgr_defer(sage_manager *m, struct sage_future *f)
+{
+    pthread_mutex_lock(&m->cb_lock);
+    f->cb_next = NULL;
+    if (m->cb_tail)
+        m->cb_tail->cb_next = f;
+    else
+        m->cb_head = f;
+    m->cb_tail = f;
+    pthread_mutex_unlock(&m->cb_lock);
+    if (completing != m && !atomic_exchange_explicit(&m->cb_poked, 1, memory_order_acq_rel))
+        poke(m);
+}
+
+/* run_callbacks runs the callbacks queued so far (the completion thread) */
+static void run_callbacks(sage_manager *m)
+{
+    struct sage_future *f;
+
+    atomic_store_explicit(&m->cb_poked, 0, memory_order_release);
+    for (;;) {
+        pthread_mutex_lock(&m->cb_lock);
+        f = m->cb_head;
+        if (f) {
+            m->cb_head = f->cb_next;
+            if (m->cb_head == NULL)
+                m->cb_tail = NULL;
+        }
+        pthread_mutex_unlock(&m->cb_lock);
+        if (f == NULL)
+            return;
+        sage__fut_run_callbacks(f);
+    }
+}
+
+/* ---------------------------------------------------------- the inbox */
+
+static void on_record(void *arg, const void *data, size_t len)
+{
+    sage__mgr_on_answer(arg, data, len);
+}
+
+/* drain drains the inbox for up to timeout_ms (the token held); a corrupt
+ * inbox is replaced and the calls that waited for it fail */
+static sage_err drain(sage_manager *m, int timeout_ms)
+{
+    size_t n;
+    sage_err r = sage_queue_drain(&n, inbox(m), on_record, m, 0, timeout_ms);
+
+    if (r == SAGE_EPROTO) {
+        char why[300];
+
+        snprintf(why, sizeof why, "the reply queue was corrupted (%s); its answers are lost",
+                 sage_errdetail());
+        if (m->inbox_ops == NULL || m->inbox_ops->client_inbox_reset(m->inbox_client) != SAGE_OK)
+            atomic_store_explicit(&m->closing, 1, memory_order_release); /* nothing to receive on */
+        sage__mgr_fail_inbox(m, SAGE_EPROTO, why);
+    }
+    return r;
 }
 
 /* pending: calls made and not yet completed. Derived, not counted: every
@@ -294,7 +245,8 @@ static void housekeeping(sage_manager *m, int64_t *last_house)
 {
     int64_t now = sage__now_ns();
 
-    sage__timers_expire(m->timers, now, on_timer, m);
+    sage__timers_expire(m->timers, now, sage__mgr_on_timer, m);
+    run_callbacks(m);
     if (now - *last_house >= (int64_t)HOUSEKEEPING_MS * 1000000) {
         sage__timers_trim(m->timers, pending(m));
         sage__conn_sweep(m, now);
@@ -331,14 +283,23 @@ static void rx_wait(sage_manager *m, uint32_t seq, int64_t deadline_ns)
     atomic_fetch_sub_explicit(&m->rx_sleepers, 1, memory_order_relaxed);
 }
 
+static void close_pending(struct sage_future *f, void *arg)
+{
+    uint32_t s = atomic_load_explicit(&f->state, memory_order_acquire);
+
+    (void)arg;
+    if ((s & FS_MASK) == FS_PENDING && sage__fut_claim_gen(f, s >> FS_GEN_SHIFT))
+        sage__fut_complete(f, SAGE_ECLOSED, "the manager closed");
+}
+
 static void *resp_main(void *arg)
 {
     sage_manager *m = arg;
     int64_t last_house = sage__now_ns();
 
-    while (!atomic_load_explicit(&m->closing, memory_order_acquire)) {
+    completing = m;
+    while (!atomic_load_explicit(&m->stopping, memory_order_acquire)) {
         int64_t now = sage__now_ns(), next = sage__timers_next(m->timers), wait_ns;
-        size_t n;
         sage_err r;
 
         wait_ns = (int64_t)HOUSEKEEPING_MS * 1000000;
@@ -351,7 +312,7 @@ static void *resp_main(void *arg)
             !rx_take(m)) {
             /* synchronous callers drain: stay aside until they have been
              * quiet for STEP_ASIDE_NS (nobody wakes us for that: a timed
-             * sleep), keeping the timers */
+             * sleep), keeping the timers and the callbacks */
             int64_t until = atomic_load_explicit(&m->rx_last_sync, memory_order_relaxed) +
                             STEP_ASIDE_NS; /* early by a tick at worst: it looks again */
             uint32_t aside = atomic_load_explicit(&m->aside_seq, memory_order_acquire);
@@ -361,7 +322,8 @@ static void *resp_main(void *arg)
             if (now + wait_ns < until)
                 until = now + wait_ns;
             atomic_store_explicit(&m->resp_wake_at, until, memory_order_release);
-            sage__futex_wait(&m->aside_seq, aside, until, false);
+            if (atomic_load_explicit(&m->cb_poked, memory_order_acquire) == 0)
+                sage__futex_wait(&m->aside_seq, aside, until, false);
             housekeeping(m, &last_house);
             continue;
         }
@@ -372,24 +334,23 @@ static void *resp_main(void *arg)
         if (atomic_load_explicit(&m->rx_want, memory_order_seq_cst) > 0)
             r = SAGE_OK;
         else
-            r = sage_queue_drain(m->rq, on_response, m, 0, (int)((wait_ns + 999999) / 1000000),
-                                 &n);
+            r = drain(m, (int)((wait_ns + 999999) / 1000000));
         atomic_store_explicit(&m->resp_draining, 0, memory_order_relaxed);
         rx_give(m);
-        if (r == SAGE_ECLOSED || r == SAGE_EPROTO)
-            break;
+        (void)r;
         housekeeping(m, &last_house);
     }
+    /* closing: what is pending fails, every callback runs, then we go */
+    sage__fut_foreach(m, close_pending, NULL);
+    run_callbacks(m);
     return NULL;
 }
 
-/* sync_drain: a synchronous caller waits for f by draining answers itself
- * (see "caller-runs"), until f completes or deadline_ns (-1: none). */
-static void sync_drain(sage_manager *m, struct sage_future *f, int64_t deadline_ns)
+void sage__mgr_sync_drain(sage_manager *m, struct sage_future *f, int64_t deadline_ns)
 {
     atomic_fetch_add_explicit(&m->rx_want, 1, memory_order_seq_cst);
     if (atomic_load_explicit(&m->resp_draining, memory_order_seq_cst))
-        sage_queue_send(m->rq, "", 0, 0); /* poke: the response thread steps aside */
+        poke(m); /* the completion thread steps aside */
     while (!sage_future_done(f)) {
         uint32_t seq = atomic_load_explicit(&m->rx_seq, memory_order_acquire);
         int64_t now = sage__now_coarse_ns(); /* a few ms late at worst */
@@ -398,10 +359,9 @@ static void sync_drain(sage_manager *m, struct sage_future *f, int64_t deadline_
             break;
         if (rx_take(m)) {
             int64_t left = deadline_ns >= 0 ? (deadline_ns - now) / 1000000 + 1 : 1000;
-            size_t n;
 
             if (!sage_future_done(f))
-                sage_queue_drain(m->rq, on_response, m, 0, left < 1000 ? (int)left : 1000, &n);
+                drain(m, left < 1000 ? (int)left : 1000);
             atomic_store_explicit(&m->rx_last_sync, sage__now_coarse_ns(), memory_order_relaxed);
             rx_give(m);
         } else {
@@ -420,37 +380,10 @@ static void sync_drain(sage_manager *m, struct sage_future *f, int64_t deadline_
 
 /* ----------------------------------------------------------- lifecycle */
 
-/* clean_stale_replies removes response queues this user's dead processes
- * left behind ("UID.NS.reply.PID.N" whose PID is gone): a caller that dies
- * cannot remove its own. */
-static void clean_stale_replies(void)
-{
-    char prefix[32], name[SAGE_QUEUE_NAME_MAX + 1];
-    DIR *d = opendir("/dev/shm");
-    struct dirent *e;
-
-    if (d == NULL)
-        return;
-    snprintf(prefix, sizeof prefix, "sage.q.%u.", (unsigned)getuid());
-    while ((e = readdir(d)) != NULL) {
-        const char *r = strstr(e->d_name, ".reply.");
-        int pid;
-
-        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || r == NULL)
-            continue;
-        pid = atoi(r + 7);
-        if (pid > 0 && pid != sage__pid() && !sage__pid_alive(pid)) {
-            snprintf(name, sizeof name, "%s", e->d_name + 7); /* past "sage.q." */
-            sage_queue_unlink(name);
-        }
-    }
-    closedir(d);
-}
-
 sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
 {
     sage_manager_opts defaults;
-    sage_queue_opts qo;
+    const char *ns;
     sage_manager *m;
     sage_err r;
 
@@ -460,74 +393,84 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
         sage_manager_opts_init(&defaults);
         opts = &defaults;
     }
-    if (!(opts->timeout != 0) || opts->max_response < 64 || opts->max_response > (256u << 20) ||
-        opts->max_pending < 1 || !(opts->retry_backoff >= 0) || !(opts->idle_close >= 0))
+    if (opts->timeout_ms == 0 || opts->max_response < 64 || opts->max_response > (256u << 20) ||
+        opts->max_pending < 1 || opts->retry_backoff_ms < 0 || opts->idle_close_ms < 0)
         return SAGE_SETERR(SAGE_EINVAL, "sage_manager_new: option out of range");
-    m = calloc(1, sizeof *m);
+    ns = opts->ns ? opts->ns : opts->env ? sage_env_ns(opts->env) : "default";
+    if ((r = sage__check_name(ns, "namespace", 0)) != SAGE_OK)
+        return r;
+    /* aligned: the counters have cache lines of their own */
+    m = aligned_alloc(64, (sizeof *m + 63) / 64 * 64);
     if (m == NULL)
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-    snprintf(m->ns, sizeof m->ns, "%s",
-             opts->ns ? opts->ns : opts->env ? sage_env_ns(opts->env) : "default");
-    if ((r = sage__check_name(m->ns, "namespace", 0)) != SAGE_OK) {
-        free(m);
-        return r;
-    }
+    memset(m, 0, sizeof *m);
+    snprintf(m->ns, sizeof m->ns, "%s", ns);
     m->env = opts->env;
-    m->timeout = opts->timeout;
+    m->timeout_ms = opts->timeout_ms;
     m->retries = opts->retries;
-    m->retry_backoff = opts->retry_backoff;
-    m->idle_close = opts->idle_close;
+    m->retry_backoff_ms = opts->retry_backoff_ms;
+    m->idle_close_ms = opts->idle_close_ms;
     m->max_response = opts->max_response;
     m->max_pending = opts->max_pending;
-    m->cluster_opts = opts->cluster;
-    m->epfd = m->wakefd = -1;
     m->max_chunks = (opts->max_pending + FUT_CHUNK - 1) / FUT_CHUNK;
     m->chunks = calloc(m->max_chunks, sizeof *m->chunks);
+    atomic_init(&m->resp_wake_at, INT64_MAX);
     pthread_mutex_init(&m->grow_lock, NULL);
     pthread_mutex_init(&m->conn_lock, NULL);
-    if (m->chunks == NULL || (r = sage__timers_new(&m->timers, timer_stale, m)) != SAGE_OK) {
+    pthread_mutex_init(&m->cb_lock, NULL);
+    if (m->chunks == NULL ||
+        (r = sage__timers_new(&m->timers, sage__mgr_timer_stale, m)) != SAGE_OK) {
         r = SAGE_SETERR(SAGE_ENOMEM, "out of memory");
         goto fail;
     }
-    /* the response queue: named, so services in other processes can answer */
-    sage__reply_queue_name(m->rq_name, sizeof m->rq_name, m->ns,
-                           atomic_fetch_add(&manager_serial, 1));
-    sage_queue_opts_init(&qo);
-    qo.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL;
-    qo.max_msg = m->max_response;
-    qo.capacity = 4 * m->max_response > (4u << 20) ? 4 * m->max_response : (4u << 20);
-    sage_queue_unlink(m->rq_name); /* a dead process's leftover with our pid */
-    clean_stale_replies();
-    if ((r = sage_queue_open(&m->rq, m->rq_name, &qo)) != SAGE_OK)
-        goto fail;
-    if (m->cluster_opts && (r = sage__cluster_client_new(m)) != SAGE_OK)
-        goto fail;
+    if (opts->cluster) {
+        if ((r = sage__cluster_opts_copy(&m->cluster_opts, &m->cluster_mem, opts->cluster)) !=
+            SAGE_OK)
+            goto fail;
+        m->has_cluster = true;
+    }
+    /* every transport a name may be found through, and the local one for
+     * the environment; the first to offer an inbox gives it */
+    for (int k = SAGE_TRANSPORT_LOCAL; k <= SAGE_TRANSPORT_NATS; k++) {
+        const struct sage__tp_ops *ops = sage__tp_for((sage_transport)k);
+
+        if (ops == NULL || (k == SAGE_TRANSPORT_NATS && !m->has_cluster))
+            continue;
+        if ((r = open_client(m, (sage_transport)k)) != SAGE_OK)
+            goto fail;
+        if (m->inbox_ops == NULL && ops->client_inbox) {
+            m->inbox_ops = ops;
+            m->inbox_client = m->clients[k];
+        }
+    }
+    if (m->inbox_ops == NULL) {
+        sage_queue_opts qo;
+
+        sage_queue_opts_init(&qo);
+        qo.max_msg = m->max_response;
+        qo.capacity = 4 * m->max_response;
+        if ((r = sage_queue_open(&m->own_inbox, NULL, &qo)) != SAGE_OK)
+            goto fail;
+    }
     if (pthread_create(&m->resp_thread, NULL, resp_main, m) != 0) {
-        r = SAGE_SETERR(SAGE_ESYS, "cannot start the response thread");
+        r = SAGE_SETERR(SAGE_ESYS, "cannot start the completion thread");
         goto fail;
     }
     *mp = m;
     return SAGE_OK;
 fail:
-    if (m->cluster)
-        sage__cluster_client_free(m);
-    if (m->rq) {
-        sage_queue_free(m->rq);
-        sage_queue_unlink(m->rq_name);
-    }
+    for (int k = SAGE_TRANSPORT_NATS; k >= SAGE_TRANSPORT_LOCAL; k--)
+        if (m->clients[k])
+            sage__tp_for((sage_transport)k)->client_close(m->clients[k]);
+    sage_queue_close(m->own_inbox);
+    free(m->cluster_mem);
     sage__timers_free(m->timers);
     free(m->chunks);
     pthread_mutex_destroy(&m->grow_lock);
     pthread_mutex_destroy(&m->conn_lock);
+    pthread_mutex_destroy(&m->cb_lock);
     free(m);
     return r;
-}
-
-static void close_pending(struct sage_future *f, void *arg)
-{
-    (void)arg;
-    if (sage__fut_claim(f))
-        sage__fut_complete(f, SAGE_ECLOSED, "the manager closed");
 }
 
 void sage_manager_free(sage_manager *m)
@@ -535,201 +478,33 @@ void sage_manager_free(sage_manager *m)
     if (m == NULL)
         return;
     atomic_store_explicit(&m->closing, 1, memory_order_release);
-    sage_queue_close(m->rq); /* wakes the response thread; late answers fail */
-    pthread_join(m->resp_thread, NULL);
-    sage__watch_stop(m);
-    sage__fut_foreach(m, close_pending, NULL);
-    if (m->cluster)
-        sage__cluster_client_free(m);
     sage__conn_free_all(m);
-    sage_queue_free(m->rq);
-    sage_queue_unlink(m->rq_name);
+    /* transports that complete calls on their own threads: none after this */
+    for (int k = SAGE_TRANSPORT_NATS; k >= SAGE_TRANSPORT_LOCAL; k--)
+        if (m->clients[k] && m->clients[k] != m->inbox_client) {
+            sage__tp_for((sage_transport)k)->client_close(m->clients[k]);
+            m->clients[k] = NULL;
+        }
+    /* the completion thread fails what is pending, runs the callbacks, goes */
+    atomic_store_explicit(&m->stopping, 1, memory_order_release);
+    poke(m);
+    pthread_join(m->resp_thread, NULL);
+    for (int k = SAGE_TRANSPORT_NATS; k >= SAGE_TRANSPORT_LOCAL; k--)
+        if (m->clients[k])
+            sage__tp_for((sage_transport)k)->client_close(m->clients[k]);
+    sage_queue_close(m->own_inbox);
+    free(m->cluster_mem);
     sage__fut_free_all(m);
     sage__timers_free(m->timers);
     pthread_mutex_destroy(&m->grow_lock);
     pthread_mutex_destroy(&m->conn_lock);
+    pthread_mutex_destroy(&m->cb_lock);
     free(m);
 }
 
-/* -------------------------------------------------------------- calling */
+/* ------------------------------------------------------------- figures */
 
-static int64_t seconds_ns(double s)
-{
-    return (int64_t)(s * 1e9);
-}
-
-/* start: the part of call_async shared with call_sync: resolve, publish the
- * future, send. On failure nothing remains of the call. */
-static sage_err start(sage_manager *m, const char *service, const char *method,
-                      const sage_value *args, size_t nargs, const sage_pair *kwargs, size_t nkwargs,
-                      const sage_call_opts *opts, sage_arena *dest, bool timer,
-                      sage_future **fp)
-{
-    double timeout = opts && opts->timeout != 0 ? opts->timeout : m->timeout;
-    struct sage__conn *c = NULL;
-    struct sage_future *f = NULL;
-    int64_t now = sage__now_ns(), span = -1;
-    char reply[160];
-    size_t service_len;
-    bool dead, owned;
-    sage__req req;
-    sage_err r;
-
-    if (service == NULL || method == NULL || (args == NULL && nargs) ||
-        (kwargs == NULL && nkwargs) || fp == NULL)
-        return SAGE_SETERR(SAGE_EINVAL, "call: invalid argument");
-    for (size_t i = 0; i < nkwargs; i++)
-        if (kwargs[i].key.type != SAGE_STR)
-            return SAGE_SETERR(SAGE_EBADARGS, "kwargs[%zu]: key must be a string", i);
-    if ((r = sage__check_name(method, "method", 1)) != SAGE_OK)
-        return r;
-    if (atomic_load_explicit(&m->closing, memory_order_acquire))
-        return SAGE_SETERR(SAGE_ECLOSED, "the manager is closing");
-    if ((r = sage__conn_get(m, service, &c)) != SAGE_OK)
-        return r;
-    if ((r = sage__fut_alloc(m, &f)) != SAGE_OK) {
-        sage__conn_put(m, c);
-        return r;
-    }
-    service_len = strlen(service); /* checked by conn_get: at most 64 bytes */
-    memcpy(f->service, service, service_len + 1);
-    f->dest = dest;
-    f->remote = c->remote != NULL;
-    f->conn_serial = c->serial;
-    f->idempotent = opts && opts->idempotent;
-    f->retries_left = f->idempotent ? (opts->retries > 0 ? (uint32_t)opts->retries : m->retries) : 0;
-    f->backoff_ns = seconds_ns(m->retry_backoff);
-    if (timeout > 0) {
-        f->deadline_ns = now + seconds_ns(timeout);
-        span = seconds_ns(timeout) / (int64_t)(f->retries_left + 1);
-        f->attempt_deadline_ns = now + span;
-    }
-    memset(&req, 0, sizeof req);
-    req.id = f->id;
-    req.service = service;
-    req.service_len = service_len;
-    req.method = method;
-    req.method_len = strlen(method);
-    req.args = sage_array(args, nargs);
-    req.kwargs = sage_map(kwargs, nkwargs);
-    if (c->remote) /* over NATS: the answer comes to our inbox */
-        req.reply_to = sage__cluster_reply_to(m, f->id, reply, sizeof reply);
-    else
-        req.reply_to = m->rq_name;
-    req.reply_to_len = strlen(req.reply_to);
-    req.timeout_ms = span > 0 ? (uint32_t)((span + 999999) / 1000000) : 0;
-    req.flags = f->idempotent ? SAGE__REQ_IDEMPOTENT : 0;
-    req.sent_ns = (uint64_t)now; /* lets a same-host service count queue waits */
-    atomic_fetch_add_explicit(&m->n_calls, 1, memory_order_relaxed);
-    /* publish: the response thread may see the answer before send returns */
-    atomic_store_explicit(&f->state, FS_PENDING, memory_order_release);
-    if ((timer || f->retries_left) && f->attempt_deadline_ns >= 0) {
-        int64_t wake = atomic_load_explicit(&m->resp_wake_at, memory_order_acquire);
-
-        sage__timers_add(m->timers, f->index, (uint32_t)(f->id >> 32), 0, f->attempt_deadline_ns,
-                         span);
-        if (f->attempt_deadline_ns < wake) /* earlier than the thread will look */
-            sage_queue_send(m->rq, "", 0, 0);
-    }
-    r = sage__conn_send(m, c, &req, f->deadline_ns, f->retries_left ? &f->req_bytes : NULL,
-                        &f->req_len, f->arena, &dead);
-    if (r == SAGE_OK) {
-        sage__conn_put(m, c);
-        *fp = f;
-        return SAGE_OK;
-    }
-    owned = sage__fut_claim(f);
-    if (owned && f->req_bytes && schedule_retry(f, r)) {
-        *fp = f; /* the next attempt follows after its backoff */
-        r = SAGE_OK;
-    } else {
-        /* not sent: no future, no callback (the async contract) */
-        if (owned)
-            atomic_fetch_sub_explicit(&m->n_calls, 1, memory_order_relaxed); /* never made */
-        else /* its deadline or its service's death beat us to it: made and completed */
-            while (!sage_future_done(f))
-                sage_future_wait(f, -1);
-        sage__fut_release(f);
-    }
-    if (dead) /* only now: its kill would otherwise fail (or retry) f too */
-        drop_dead(m, c);
-    sage__conn_put(m, c);
-    return r; /* the detail is conn_send's */
-}
-
-sage_err sage_manager_call_async(sage_manager *m, const char *service, const char *method,
-                                 const sage_value *args, size_t nargs, const sage_pair *kwargs,
-                                 size_t nkwargs, const sage_call_opts *opts, sage_future **fp)
-{
-    if (m == NULL)
-        return SAGE_SETERR(SAGE_EINVAL, "call: manager is NULL");
-    return start(m, service, method, args, nargs, kwargs, nkwargs, opts, NULL, true, fp);
-}
-
-sage_err sage_manager_call_sync(sage_manager *m, const char *service, const char *method,
-                                const sage_value *args, size_t nargs, const sage_pair *kwargs,
-                                size_t nkwargs, const sage_call_opts *opts, sage_arena *arena,
-                                sage_value *result)
-{
-    double timeout;
-    sage_future *f = NULL;
-    const sage_value *v;
-    sage_err r;
-    int wait_ms;
-
-    if (m == NULL)
-        return SAGE_SETERR(SAGE_EINVAL, "call: manager is NULL");
-    timeout = opts && opts->timeout != 0 ? opts->timeout : m->timeout;
-    r = start(m, service, method, args, nargs, kwargs, nkwargs, opts, arena, false, &f);
-    if (r != SAGE_OK)
-        return r;
-    wait_ms = timeout > 0 ? (int)(timeout * 1000 + 0.5) : -1;
-    if (f->remote) /* its answer arrives on a cluster thread, not our queue */
-        sage_future_wait(f, wait_ms);
-    else
-        sync_drain(m, f, f->deadline_ns); /* start() set it from the same timeout */
-    if (!sage_future_done(f)) {
-        char msg[160];
-
-        snprintf(msg, sizeof msg, "no answer from '%s' within %.3f s", service, timeout);
-        /* the answer may race us; the CAS decides */
-        if (sage__fut_claim(f))
-            sage__fut_complete(f, SAGE_ETIMEDOUT, msg);
-        while (!sage_future_done(f))
-            sage_future_wait(f, -1); /* a retry or completion in progress */
-    }
-    r = sage_future_result(f, &v);
-    if (r == SAGE_OK && result)
-        *result = *v; /* decoded straight into the caller's arena */
-    sage_future_free(f);
-    return r;
-}
-
-sage_err sage_manager_callf(sage_manager *m, const char *service, const char *method,
-                            sage_arena *arena, sage_value *result, const char *fmt, ...)
-{
-    sage_arena *tmp = NULL;
-    sage_value args;
-    va_list ap;
-    sage_err r;
-
-    if (fmt == NULL)
-        return SAGE_SETERR(SAGE_EINVAL, "sage_manager_callf: fmt is NULL");
-    if ((r = sage_arena_new(&tmp, 0)) != SAGE_OK)
-        return r;
-    va_start(ap, fmt);
-    r = sage_vpack(tmp, &args, fmt, ap);
-    va_end(ap);
-    if (r == SAGE_OK && args.type != SAGE_ARRAY)
-        r = SAGE_SETERR(SAGE_EINVAL, "sage_manager_callf: format must describe an array");
-    if (r == SAGE_OK)
-        r = sage_manager_call_sync(m, service, method, args.as.array.items, args.as.array.len,
-                                   NULL, 0, NULL, arena, result);
-    sage_arena_free(tmp);
-    return r;
-}
-
-sage_err sage_manager_lookup(sage_manager *m, const char *service, sage_endpoint *ep)
+sage_err sage_manager_lookup(sage_endpoint *ep, sage_manager *m, const char *service)
 {
     struct sage__conn *c = NULL;
     sage_err r;
@@ -739,14 +514,14 @@ sage_err sage_manager_lookup(sage_manager *m, const char *service, sage_endpoint
     if ((r = sage__conn_get(m, service, &c)) != SAGE_OK)
         return r;
     memset(ep, 0, sizeof *ep);
-    ep->transport = c->transport;
-    snprintf(ep->queue, sizeof ep->queue, "%s", c->where);
-    ep->pid = c->pid;
+    ep->transport = c->info.transport;
+    snprintf(ep->address, sizeof ep->address, "%s", c->info.address);
+    ep->pid = c->info.pid;
     sage__conn_put(m, c);
     return SAGE_OK;
 }
 
-sage_err sage_manager_stats_read(sage_manager *m, sage_manager_stats *st)
+sage_err sage_manager_stats_read(sage_manager_stats *st, sage_manager *m)
 {
     struct sage__conn *c;
 

@@ -1,4 +1,4 @@
-/* manager_internal.h - the manager, its futures, connections and timers. */
+/* manager_internal.h - the manager, its futures, destinations and timers. */
 #ifndef SAGE_RUNTIME_MANAGER_INTERNAL_H
 #define SAGE_RUNTIME_MANAGER_INTERNAL_H
 
@@ -9,21 +9,32 @@
 
 #include "runtime/task_internal.h"
 #include "sage/manager.h"
+#include "transport/transport.h"
 
-/* Future states (low bits of sage_future.state); WAITERS marks a sleeper. */
+/* Future states (low bits of sage_future.state); WAITERS marks a sleeper.
+ * The bits above FS_GEN_SHIFT repeat the slot's generation, so a claim
+ * through a request id (sage__fut_claim_gen) can never take a later use
+ * of the same slot. */
 #define FS_FREE 0u
 #define FS_PENDING 1u
 #define FS_COMPLETING 2u
 #define FS_DONE 3u
 #define FS_MASK 3u
 #define FS_WAITERS 4u
+#define FS_GEN_SHIFT 3
+#define FS_GEN(gen) ((uint32_t)(gen) << FS_GEN_SHIFT)
 
-/* Callback states */
-#define CB_NONE 0u
-#define CB_SET 1u
-#define CB_FIRED 2u
+/* Callback list state bits (sage_future.cb_state) */
+#define CB_LOCK 1u  /* a thread is changing the list */
+#define CB_FIRED 2u /* the future completed: callbacks go to the completion thread */
 
 #define FUT_CHUNK 4096u
+#define FUT_INLINE_CBS 2
+
+struct fut_cb {
+    sage_future_fn fn;
+    void *arg;
+};
 
 /*
  * A future is a slot of its manager's table; its request id is
@@ -33,19 +44,26 @@
 struct sage_future {
     sage_manager *m;
     _Atomic uint32_t state;
-    _Atomic uint32_t cb_state;
     _Atomic uint32_t gen;
     uint32_t index;
     _Atomic uint32_t next_free; /* free list link: index + 1, 0 = end */
+    _Atomic uint32_t refs;      /* the user's, plus the completion thread's while queued */
     uint64_t id;
     sage_arena *arena; /* own memory: the answer, a retry's request copy */
-    sage_arena *dest;  /* where the result is decoded (a sync caller's arena) */
+    sage_arena *dest;  /* where the result is copied (a sync caller's arena) */
     sage_err err;
     const char *errmsg;
     sage_value result;
-    sage_future_fn cb;
-    void *cb_arg;
-    uint64_t conn_serial; /* the connection the request went out on */
+
+    /* callbacks: run on the completion thread, in registration order */
+    _Atomic uint32_t cb_state;
+    uint32_t ncbs, cbs_run;
+    struct fut_cb cbs[FUT_INLINE_CBS];
+    struct fut_cb *more; /* beyond FUT_INLINE_CBS, ncbs - FUT_INLINE_CBS of them */
+    uint32_t more_cap;
+    struct sage_future *cb_next; /* in the manager's callback queue */
+
+    uint64_t conn_serial; /* the destination the request went out to */
     char service[SAGE_NAME_MAX + 1];
     int64_t deadline_ns;         /* whole call; -1: none */
     int64_t attempt_deadline_ns; /* this attempt; -1: none */
@@ -54,27 +72,23 @@ struct sage_future {
     int64_t backoff_ns;
     bool idempotent;
     bool retry_wait; /* waiting out a backoff before the next attempt */
-    bool remote;     /* answered over the cluster, not through our response queue */
-    const void *req_bytes; /* encoded request, kept for retries */
-    size_t req_len;
+    bool via_inbox;  /* its answer comes through the inbox */
+    bool async;      /* made by sage_manager_call: its answer is finished by the
+                      * completion thread, which runs its callbacks then */
+    uint8_t tp_kind; /* the transport it went out on (sage_transport) */
+    sage__req *retry_req; /* a copy of the request in arena, for retries */
 };
 
-/* A cached connection to a service. */
+/* A cached destination: one service as one transport reaches it. */
 struct sage__conn {
     char name[SAGE_NAME_MAX + 1];
     uint64_t serial;
-    sage_transport transport;
-    sage_queue *q;          /* shm: the opened request queue */
-    struct sage__lep *lep;  /* local: the task's queue */
-    void *remote;           /* nats: cluster.c's subject state */
-    int32_t pid;
-    uint64_t pid_start;
-    int pidfd;              /* watched for the owner's death; -1 if none */
-    uint32_t queue_timeout_ms;
-    size_t max_request;
-    char where[160];        /* queue or subject name, for lookups */
-    _Atomic int refs;       /* the cache's one, plus one per send in progress */
-    _Atomic int dead;
+    const struct sage__tp_ops *ops;
+    struct sage__tp_dest *dest;
+    struct sage__tp_dest_info info;
+    struct sage__direct *direct; /* a task of this process: its door for direct calls */
+    _Atomic int refs;  /* the cache's one, plus one per send in progress */
+    _Atomic int stale; /* out of the cache: no new calls */
     _Atomic int64_t last_used_ns;
     struct sage__conn *next;
 };
@@ -84,26 +98,38 @@ struct sage__timers; /* timers.c */
 struct sage_manager {
     char ns[SAGE_NAME_MAX + 1];
     sage_env *env;
-    double timeout, retry_backoff, idle_close;
+    int64_t timeout_ms, retry_backoff_ms, idle_close_ms;
     uint32_t retries;
     size_t max_response;
     uint32_t max_pending;
-    const void *cluster_opts;
-    void *cluster; /* cluster.c's client state */
+    sage_cluster_opts cluster_opts; /* a deep copy (cluster_mem), when has_cluster */
+    bool has_cluster;
+    void *cluster_mem;
 
-    sage_queue *rq; /* our response queue */
-    char rq_name[SAGE_QUEUE_NAME_MAX + 1];
+    /* transports: one client each (NULL: not open) */
+    struct sage__tp_client *clients[3];
+    /* the inbox: the queue answers arrive in, drained by one thread at a time */
+    const struct sage__tp_ops *inbox_ops; /* of the client that owns it; NULL: ours */
+    struct sage__tp_client *inbox_client;
+    sage_queue *own_inbox; /* a private one, when no client offers one */
+
     pthread_t resp_thread;
     _Atomic int closing;
-    _Atomic int64_t resp_wake_at; /* when the response thread will look next */
-    /* who drains the response queue (see manager.c, "caller-runs") */
+    _Atomic int stopping;         /* the completion thread: finish and exit */
+    _Atomic int64_t resp_wake_at; /* when the completion thread will look next */
+    /* who drains the inbox (see manager.c, "caller-runs") */
     _Atomic uint32_t rx;          /* 0 free, 1 taken: the drain token */
     _Atomic uint32_t rx_want;     /* synchronous callers waiting for answers */
     _Atomic uint32_t rx_seq;      /* bumped when the token is given back */
     _Atomic uint32_t rx_sleepers; /* callers asleep waiting for the token */
-    _Atomic uint32_t aside_seq;   /* the response thread sleeps aside on it */
+    _Atomic uint32_t aside_seq;   /* the completion thread sleeps aside on it */
     _Atomic int64_t rx_last_sync; /* when a synchronous caller last drained (coarse clock) */
-    _Atomic int resp_draining;    /* the response thread holds the token */
+    _Atomic int resp_draining;    /* the completion thread holds the token */
+
+    /* futures whose callbacks are due, for the completion thread */
+    pthread_mutex_t cb_lock;
+    struct sage_future *cb_head, *cb_tail;
+    _Atomic int cb_poked; /* a wake is on its way */
 
     /* futures */
     pthread_mutex_t grow_lock;
@@ -114,22 +140,24 @@ struct sage_manager {
 
     struct sage__timers *timers;
 
-    /* connections */
+    /* destinations */
     pthread_mutex_t conn_lock;
     struct sage__conn *conns;
     uint64_t conn_serial;
-    int64_t last_sweep_ns;
-    int epfd;   /* watch thread: pidfds of serving processes; -1: no thread */
-    int wakefd; /* eventfd that stops the watch thread */
-    pthread_t watch_thread;
 
-    /* figures; calls pending are n_calls - n_completed (manager.c, pending) */
-    _Atomic uint64_t n_calls, n_completed, n_errors, n_timeouts, n_retries, n_late, n_malformed;
+    /* figures; calls pending are n_calls - n_completed (manager.c, pending).
+     * Callers count calls, completers the rest: each on its own cache line,
+     * so that neither side's counting moves the other's line. */
+    _Alignas(64) _Atomic uint64_t n_calls;
+    _Alignas(64) _Atomic uint64_t n_completed;
+    _Atomic uint64_t n_errors, n_timeouts, n_retries, n_late, n_malformed;
+    char pad_[64];
 };
 
 /* ---- pending.c: the future table */
 sage_err sage__fut_alloc(sage_manager *m, struct sage_future **fp);
-void sage__fut_release(struct sage_future *f);
+/* sage__fut_unref drops one reference; the last returns the slot. */
+void sage__fut_unref(struct sage_future *f);
 struct sage_future *sage__fut_lookup(sage_manager *m, uint64_t id);
 /* sage__fut_foreach calls fn for every slot (any state). */
 void sage__fut_foreach(sage_manager *m, void (*fn)(struct sage_future *f, void *arg), void *arg);
@@ -137,11 +165,19 @@ void sage__fut_free_all(sage_manager *m);
 
 /* ---- future.c */
 /* sage__fut_claim moves a pending future to COMPLETING: true if we won it
- * (only the winner may touch its result fields and must then complete it). */
+ * (only the winner may touch its result fields and must then complete it).
+ * For a future the caller holds a reference to. */
 bool sage__fut_claim(struct sage_future *f);
+/* sage__fut_claim_gen is sage__fut_claim for a future found by id: it
+ * wins only while the slot still holds generation gen. */
+bool sage__fut_claim_gen(struct sage_future *f, uint32_t gen);
 /* sage__fut_complete finishes a claimed future: stores the outcome, wakes
- * waiters, runs the callback. f must not be touched afterwards. */
+ * waiters, and queues its callbacks for the completion thread. f must not
+ * be touched afterwards. */
 void sage__fut_complete(struct sage_future *f, sage_err err, const char *msg);
+/* sage__fut_run_callbacks runs the callbacks of f not run yet (the
+ * completion thread), then drops the queue's reference. */
+void sage__fut_run_callbacks(struct sage_future *f);
 
 /* ---- timers.c */
 /* sage__timer_stale_fn says whether an entry no longer matters (its call
@@ -167,54 +203,75 @@ void sage__timers_expire(struct sage__timers *t, int64_t now,
                          void (*fn)(void *arg, uint32_t index, uint32_t gen, uint32_t attempt),
                          void *arg);
 
-/* ---- conn.c */
-/* sage__conn_get returns a counted reference to the connection to service,
- * resolving and caching it if needed. */
+/* ---- conn.c: destinations */
+/* sage__conn_get returns a counted reference to the destination of
+ * service, resolving and caching it if needed. */
 sage_err sage__conn_get(sage_manager *m, const char *service, struct sage__conn **cp);
 void sage__conn_put(sage_manager *m, struct sage__conn *c);
-/* sage__conn_kill marks c dead: it leaves the cache, and pending calls that
- * went through it fail with err (or retry). */
-void sage__conn_kill(sage_manager *m, struct sage__conn *c, sage_err err, const char *why);
-/* sage__conn_sweep closes connections idle past idle_close. */
+/* sage__conn_evict takes c out of the cache: new calls resolve afresh;
+ * calls already sent through it are left alone. */
+void sage__conn_evict(sage_manager *m, struct sage__conn *c);
+/* sage__conn_evict_serial evicts the destination with that serial. */
+void sage__conn_evict_serial(sage_manager *m, uint64_t serial);
+/* sage__conn_sweep closes destinations idle past idle_close. */
 void sage__conn_sweep(sage_manager *m, int64_t now);
 void sage__conn_free_all(sage_manager *m);
-/* sage__conn_transmit sends encoded bytes through c, waiting up to
- * timeout_ms for room. *deadp says whether the failure shows c dead (its
- * service stopped or its process died: SAGE_EUNAVAILABLE); the caller then
- * settles its own call first and kills c after, so that the kill's sweep of
- * c's pending calls does not also fail (or retry) that call. */
-sage_err sage__conn_transmit(sage_manager *m, struct sage__conn *c, const void *data, size_t len,
-                             int timeout_ms, bool *deadp);
-/* sage__conn_send encodes req (stamped with sent_ns just now) and transmits
- * it, waiting for room up to c's queue_timeout or deadline_ns; with copyp,
- * keeps a copy of the bytes in copy_arena for retries. *deadp as above. */
+/* sage__conn_send sends req through c, waiting for room up to c's queue
+ * timeout or deadline_ns (-1: none); a destination that must not take new
+ * calls any more is evicted. */
 sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req *req,
-                         int64_t deadline_ns, const void **copyp, size_t *lenp,
-                         sage_arena *copy_arena, bool *deadp);
+                         int64_t deadline_ns, int timeout_cap_ms);
 
-/* ---- watch.c: the owner-death watcher */
-sage_err sage__watch_add(sage_manager *m, struct sage__conn *c);
-void sage__watch_stop(sage_manager *m);
-
-/* ---- cluster/client.c: the manager's NATS route */
-sage_err sage__cluster_client_new(sage_manager *m);
-void sage__cluster_client_free(sage_manager *m);
-sage_err sage__cluster_resolve(sage_manager *m, const char *service, struct sage__conn *c);
-sage_err sage__cluster_send(sage_manager *m, struct sage__conn *c, const void *data, size_t len);
-void sage__cluster_conn_free(struct sage__conn *c);
-const char *sage__cluster_reply_to(sage_manager *m, uint64_t id, char *buf, size_t cap);
-
-/* ---- manager.c */
-/* sage__mgr_fail_conn fails (or retries) every pending call sent through
- * the connection with that serial. */
-void sage__mgr_fail_conn(sage_manager *m, uint64_t serial, sage_err err, const char *why);
-/* sage__mgr_fail_remote fails (or retries) every pending call sent over
- * the cluster: its answer cannot arrive on a lost connection. */
-void sage__mgr_fail_remote(sage_manager *m, sage_err err, const char *why);
+/* ---- answer.c: how calls end */
+/* sage__mgr_on_answer completes the call an encoded answer (or a control
+ * record, or a poke) is for; any thread. */
+void sage__mgr_on_answer(sage_manager *m, const void *data, size_t len);
+/* sage__mgr_on_value completes the call a decoded answer is for (copying
+ * its result); any thread. */
+void sage__mgr_on_value(sage_manager *m, const sage__resp *resp);
+/* sage__mgr_event fails (or retries) the calls an event ends; kind is the
+ * transport it came from (for SAGE__TP_FAIL_ALL). */
+void sage__mgr_event(sage_manager *m, int kind, const struct sage__tp_event *ev);
 /* sage__mgr_fail_id fails (or retries) the pending call with that id. */
 void sage__mgr_fail_id(sage_manager *m, uint64_t id, sage_err err, const char *why);
-/* sage__mgr_on_response completes the call an encoded answer is for (any
- * thread; answers of transports other than the response queue). */
-void sage__mgr_on_response(sage_manager *m, const void *data, size_t len);
+/* sage__mgr_fail_inbox fails (or retries) every call waiting for an
+ * answer in the inbox (it was replaced). */
+void sage__mgr_fail_inbox(sage_manager *m, sage_err err, const char *why);
+/* sage__mgr_finish_claimed finishes a claimed f whose answer it holds
+ * (result, err, errmsg): completes it, or schedules its retry. */
+void sage__mgr_finish_claimed(struct sage_future *f);
+/* sage__mgr_schedule_retry: f is claimed. If a retry is allowed, record
+ * it, hand f back (PENDING) and return true; else false (complete f). */
+bool sage__mgr_schedule_retry(struct sage_future *f, sage_err err);
+/* timers.c callbacks: a deadline or a backoff passed; is an entry stale */
+void sage__mgr_on_timer(void *arg, uint32_t index, uint32_t gen, uint32_t attempt);
+bool sage__mgr_timer_stale(void *arg, uint32_t index, uint32_t gen, uint32_t attempt);
+
+/* ---- request.c */
+/* sage__mgr_resend sends f's next attempt (f claimed; completion thread). */
+void sage__mgr_resend(struct sage_future *f);
+
+/* ---- opts.c */
+/* sage__cluster_opts_copy deep-copies src into *dst, everything it points
+ * to in one malloc'd block (*memp, free()). */
+sage_err sage__cluster_opts_copy(sage_cluster_opts *dst, void **memp, const sage_cluster_opts *src);
+
+/* ---- manager.c */
+/* sage__mgr_post_finish asks the completion thread (through the inbox) to
+ * finish the claimed call id, whose answer is in its future; false if it
+ * cannot (then finish it here). */
+bool sage__mgr_post_finish(sage_manager *m, uint64_t id);
+/* sage__mgr_poke_if_later wakes the completion thread if when_ns is
+ * earlier than it plans to look. */
+void sage__mgr_poke_if_later(sage_manager *m, int64_t when_ns);
+/* sage__mgr_sync_drain: a synchronous caller waits for f by draining the
+ * inbox itself (caller-runs), until f completes or deadline_ns (-1: none). */
+void sage__mgr_sync_drain(sage_manager *m, struct sage_future *f, int64_t deadline_ns);
+/* sage__mgr_client returns m's client of transport kind, opening it on
+ * first use; NULL (detail set) if it cannot be had. */
+struct sage__tp_client *sage__mgr_client(sage_manager *m, sage_transport kind);
+/* sage__mgr_defer queues f (already DONE, a reference taken for the queue)
+ * for the completion thread to run its callbacks. */
+void sage__mgr_defer(sage_manager *m, struct sage_future *f);
 
 #endif

@@ -101,8 +101,8 @@ sage_err sage__fut_alloc(sage_manager *m, struct sage_future **fp)
     f->err = SAGE_OK;
     f->errmsg = NULL;
     f->result = sage_nil();
-    f->cb = NULL;
-    f->cb_arg = NULL;
+    f->ncbs = f->cbs_run = 0;
+    f->cb_next = NULL;
     f->conn_serial = 0;
     f->deadline_ns = -1;
     f->attempt_deadline_ns = -1;
@@ -111,22 +111,27 @@ sage_err sage__fut_alloc(sage_manager *m, struct sage_future **fp)
     f->backoff_ns = 0;
     f->idempotent = false;
     f->retry_wait = false;
-    f->remote = false;
-    f->req_bytes = NULL;
-    f->req_len = 0;
-    atomic_store_explicit(&f->cb_state, CB_NONE, memory_order_relaxed);
-    atomic_store_explicit(&f->state, FS_PENDING, memory_order_release);
+    f->via_inbox = false;
+    f->async = false;
+    f->tp_kind = 0;
+    f->retry_req = NULL;
+    atomic_store_explicit(&f->cb_state, 0, memory_order_relaxed);
+    atomic_store_explicit(&f->refs, 1, memory_order_relaxed); /* the user's */
+    atomic_store_explicit(&f->state, FS_GEN(f->id >> 32) | FS_PENDING, memory_order_release);
     *fp = f;
     return SAGE_OK;
 }
 
-void sage__fut_release(struct sage_future *f)
+void sage__fut_unref(struct sage_future *f)
 {
+    if (atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1)
+        return;
     /* a new generation: answers to this use no longer find the slot. Only
      * the slot's holder writes gen, so no read-modify-write is needed. */
-    atomic_store_explicit(&f->gen, atomic_load_explicit(&f->gen, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    atomic_store_explicit(&f->state, FS_FREE, memory_order_release);
+    uint32_t gen = atomic_load_explicit(&f->gen, memory_order_relaxed) + 1;
+
+    atomic_store_explicit(&f->gen, gen, memory_order_relaxed);
+    atomic_store_explicit(&f->state, FS_GEN(gen) | FS_FREE, memory_order_release);
     sage_arena_reset(f->arena);
     push(f->m, f);
 }
@@ -158,8 +163,10 @@ void sage__fut_free_all(sage_manager *m)
     uint32_t n = atomic_load_explicit(&m->nchunks, memory_order_acquire);
 
     for (uint32_t c = 0; c < n; c++) {
-        for (uint32_t i = 0; i < FUT_CHUNK; i++)
+        for (uint32_t i = 0; i < FUT_CHUNK; i++) {
             sage_arena_free(m->chunks[c][i].arena);
+            free(m->chunks[c][i].more);
+        }
         free(m->chunks[c]);
     }
     free(m->chunks);

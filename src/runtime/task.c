@@ -4,29 +4,37 @@
  * Design notes
  * - Lifecycle calls serialise on t->life; t->state is also atomic so status
  *   and callers read it without the lock.
- * - Start order: registry entry (claims the name), service state, request
- *   queue, then the listener. Any failure undoes what was done, in reverse.
- * - Stop order: refuse new calls (state STOPPING, queue closed: senders get
- *   SAGE_ECLOSED, which callers report as SAGE_EUNAVAILABLE), let the
- *   listener answer everything queued, let workers finish, then destroy the
- *   state and leave the registry. A shm task's final figures are copied to
- *   the heap so status still reads after stop.
+ * - Start order: the transport's server (which claims the name), the
+ *   service's state, the figures' identity, then the threads, and only then
+ *   is the service made visible (ready). Any failure undoes what was done,
+ *   in reverse.
+ * - Stop order ("stopped" means: no new work taken, every taken call
+ *   answered, then the transport closed; never the other way round): state
+ *   STOPPING; quiesce the transport (new calls are refused; a push
+ *   transport has handed over everything it received when this returns);
+ *   the listener drains what is queued and exits; workers finish and
+ *   answer every call they hold; the service's state is destroyed; the
+ *   figures are copied to the heap (status still reads after stop); the
+ *   server is closed. The listener's drain is bounded by queue_timeout: a
+ *   queue that cannot be drained (corrupt) fails the stop with the reason
+ *   instead of hanging it, and the server is then left as it is.
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/err_internal.h"
+#include "base/name.h"
 #include "platform/clock.h"
 #include "platform/proc.h"
 #include "runtime/dedupe.h"
-#include "transport/names.h"
+#include "runtime/manager_internal.h"
 #include "runtime/task_internal.h"
-#include "cluster/cluster_internal.h"
 
 #define DEFAULT_MAX_REQUEST (1u << 20)
-#define TYPICAL_REQUEST 256 /* bytes per request when sizing a ring */
+#define MIN_STOP_WAIT_MS 1000
 
 const char *sage_transport_name(sage_transport t)
 {
@@ -41,7 +49,7 @@ const char *sage_transport_name(sage_transport t)
     return "unknown";
 }
 
-sage_err sage_transport_parse(const char *name, sage_transport *out)
+sage_err sage_transport_parse(sage_transport *out, const char *name)
 {
     static const sage_transport all[] = {SAGE_TRANSPORT_LOCAL, SAGE_TRANSPORT_SHM,
                                          SAGE_TRANSPORT_NATS};
@@ -65,12 +73,16 @@ const char *sage_state_name(sage_state s)
 
 void sage_task_opts_init(sage_task_opts *o)
 {
+    sage_local_conf lc;
+
+    sage_local_conf_init(&lc); /* the defaults live in one place */
     memset(o, 0, sizeof *o);
     o->transport = SAGE_TRANSPORT_LOCAL;
-    o->max_workers = 10;
-    o->queue_timeout = 30;
-    o->request_queue_size = 10000;
+    o->max_workers = lc.max_workers;
+    o->queue_timeout_ms = lc.queue_timeout_ms;
+    o->request_queue_size = lc.request_queue_size;
     o->max_request = DEFAULT_MAX_REQUEST;
+    o->error_threshold = 0.5;
 }
 
 static int cmp_methods(const void *a, const void *b)
@@ -95,16 +107,58 @@ static sage_err check_opts(const sage_service *svc, const sage_task_opts *o)
     if (o->request_queue_size < 1 || o->request_queue_size > 8388607)
         return SAGE_SETERR(SAGE_EINVAL, "request_queue_size %u out of range 1..8388607",
                            o->request_queue_size);
-    if (!(o->queue_timeout >= 0 && o->queue_timeout <= 86400))
-        return SAGE_SETERR(SAGE_EINVAL, "queue_timeout %g out of range 0..86400 s",
-                           o->queue_timeout);
+    if (o->queue_timeout_ms < 0 || o->queue_timeout_ms > 86400000)
+        return SAGE_SETERR(SAGE_EINVAL, "queue_timeout_ms %lld out of range 0..86400000",
+                           (long long)o->queue_timeout_ms);
     if (o->max_request < 64 || o->max_request > (256u << 20))
         return SAGE_SETERR(SAGE_EINVAL, "max_request %zu out of range 64..256 MiB", o->max_request);
+    if (!(o->error_threshold >= 0 && o->error_threshold <= 1))
+        return SAGE_SETERR(SAGE_EINVAL, "error_threshold %g out of range 0..1", o->error_threshold);
     if ((unsigned)o->transport > SAGE_TRANSPORT_NATS)
         return SAGE_SETERR(SAGE_EINVAL, "unknown transport %d", (int)o->transport);
+    if (sage__tp_for(o->transport) == NULL)
+        return SAGE_SETERR(SAGE_ENOTSUP, "transport %s is not built into this library",
+                           sage_transport_name(o->transport));
     for (size_t i = 0; i < o->nmiddleware; i++)
         if (o->middleware[i] == NULL)
             return SAGE_SETERR(SAGE_EINVAL, "middleware %zu is NULL", i);
+    return SAGE_OK;
+}
+
+/* methods_new fills t's sorted method table from the service's */
+static sage_err methods_new(struct sage_task *t, const sage_service *svc)
+{
+    size_t n = 0;
+    sage_err r;
+
+    while (svc->methods[n].name)
+        n++;
+    t->methods = calloc(n ? n : 1, sizeof *t->methods);
+    t->method_names = calloc(n ? n : 1, sizeof *t->method_names);
+    if (t->methods == NULL || t->method_names == NULL)
+        return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+    for (size_t i = 0; i < n; i++) {
+        const sage_method *m = &svc->methods[i];
+
+        if (m->fn == NULL)
+            return SAGE_SETERR(SAGE_EINVAL, "service '%s': method '%s' has no function", t->name,
+                               m->name);
+        if ((r = sage__check_name(m->name, "method", 1)) != SAGE_OK)
+            return r;
+        t->methods[i].name = m->name;
+        t->methods[i].len = strlen(m->name);
+        t->methods[i].fn = m->fn;
+        t->methods[i].flags = m->flags;
+        atomic_store(&t->methods[i].ewma_ns, -1); /* not seen yet: a worker runs it */
+    }
+    qsort(t->methods, n, sizeof *t->methods, cmp_methods);
+    for (size_t i = 0; i < n; i++) {
+        if (i > 0 && strcmp(t->methods[i - 1].name, t->methods[i].name) == 0)
+            return SAGE_SETERR(SAGE_EINVAL, "service '%s': method '%s' appears twice", t->name,
+                               t->methods[i].name);
+        t->method_names[i] = t->methods[i].name;
+    }
+    t->nmethods = n;
     return SAGE_OK;
 }
 
@@ -113,7 +167,6 @@ sage_err sage_task_new(sage_task **tp, const sage_service *svc, const sage_task_
     sage_task_opts defaults;
     struct sage_task *t;
     const char *name, *ns;
-    size_t n = 0;
     sage_err r;
 
     if (tp == NULL)
@@ -129,8 +182,9 @@ sage_err sage_task_new(sage_task **tp, const sage_service *svc, const sage_task_
     if ((r = sage__check_name(name, "service", 0)) != SAGE_OK ||
         (r = sage__check_name(ns, "namespace", 0)) != SAGE_OK)
         return r;
-    while (svc->methods[n].name)
-        n++;
+    if (opts->transport == SAGE_TRANSPORT_NATS && opts->cluster == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "service '%s': transport nats needs cluster options",
+                           name);
     t = calloc(1, sizeof *t);
     if (t == NULL)
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
@@ -138,58 +192,54 @@ sage_err sage_task_new(sage_task **tp, const sage_service *svc, const sage_task_
     snprintf(t->name, sizeof t->name, "%s", name);
     snprintf(t->ns, sizeof t->ns, "%s", ns);
     t->transport = opts->transport;
+    t->ops = sage__tp_for(opts->transport);
     t->max_workers = opts->max_workers;
-    t->queue_timeout = opts->queue_timeout;
+    t->queue_timeout_ms = opts->queue_timeout_ms;
     t->request_queue_size = opts->request_queue_size;
     t->max_request = opts->max_request;
+    t->error_threshold = opts->error_threshold;
     t->kind = opts->kind;
-    t->transport_opts = opts->transport_opts;
     t->config = sage_nil();
-    t->methods = calloc(n ? n : 1, sizeof *t->methods);
     t->mw = calloc(opts->nmiddleware ? opts->nmiddleware : 1, sizeof *t->mw);
-    if (t->methods == NULL || t->mw == NULL || sage_arena_new(&t->config_arena, 0) != SAGE_OK) {
+    t->fig_heap = calloc(1, sizeof *t->fig_heap);
+    if (t->mw == NULL || t->fig_heap == NULL || sage_arena_new(&t->config_arena, 0) != SAGE_OK) {
         r = SAGE_SETERR(SAGE_ENOMEM, "out of memory");
         goto fail;
     }
-    for (size_t i = 0; i < n; i++) {
-        const sage_method *m = &svc->methods[i];
-
-        if (m->fn == NULL) {
-            r = SAGE_SETERR(SAGE_EINVAL, "service '%s': method '%s' has no function", t->name,
-                            m->name);
-            goto fail;
-        }
-        if ((r = sage__check_name(m->name, "method", 1)) != SAGE_OK)
-            goto fail;
-        t->methods[i].name = m->name;
-        t->methods[i].len = strlen(m->name);
-        t->methods[i].fn = m->fn;
-        atomic_store(&t->methods[i].ewma_ns, -1); /* not seen yet: a worker runs it */
-    }
-    qsort(t->methods, n, sizeof *t->methods, cmp_methods);
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(t->methods[i - 1].name, t->methods[i].name) == 0) {
-            r = SAGE_SETERR(SAGE_EINVAL, "service '%s': method '%s' appears twice", t->name,
-                            t->methods[i].name);
-            goto fail;
-        }
-    t->nmethods = n;
+    if ((r = methods_new(t, svc)) != SAGE_OK || (r = sage__direct_new(&t->direct, t)) != SAGE_OK)
+        goto fail;
     for (size_t i = 0; i < opts->nmiddleware; i++)
         t->mw[i] = opts->middleware[i];
     t->nmw = opts->nmiddleware;
-    if (opts->config && (r = sage_value_copy(t->config_arena, &t->config, opts->config)) != SAGE_OK)
+    if (opts->config && (r = sage_value_copy(&t->config, t->config_arena, opts->config)) != SAGE_OK)
         goto fail;
+    if (opts->cluster) {
+        if ((r = sage__cluster_opts_copy(&t->cluster_opts, &t->cluster_mem, opts->cluster)) !=
+            SAGE_OK)
+            goto fail;
+        t->has_cluster = true;
+    }
+    sage__fig_init(t->fig_heap, t->ns, t->name, t->transport);
+    t->fig_heap->pid = 0; /* not running: nobody owns it */
+    t->fig = t->fig_heap;
     pthread_mutex_init(&t->life, NULL);
     pthread_mutex_init(&t->wlock, NULL);
     pthread_cond_init(&t->wcond, NULL);
+    pthread_cond_init(&t->wdone, NULL);
     pthread_cond_init(&t->room, NULL);
     pthread_mutex_init(&t->plock, NULL);
+    pthread_mutex_init(&t->srv_lock, NULL);
+    pthread_cond_init(&t->srv_cond, NULL);
     atomic_store(&t->state, SAGE_STATE_CREATED);
     *tp = t;
     return SAGE_OK;
 fail:
+    sage__direct_unref(t->direct);
     free(t->methods);
+    free(t->method_names);
     free(t->mw);
+    free(t->fig_heap);
+    free(t->cluster_mem);
     sage_arena_free(t->config_arena);
     free(t);
     return r;
@@ -208,139 +258,95 @@ void sage__task_drop(struct sage_task *t, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    sage__reg_set_drop(t->reg, buf);
+    sage__fig_set_drop(t->fig, buf);
 }
 
-/* queue_opts sizes the request ring: the message bound is the configured
- * request count; the bytes hold that many typical requests, and at least
- * two of the largest. */
-static void queue_opts(const struct sage_task *t, sage_queue_opts *o, unsigned flags)
+/* fill_identity writes what the figures say of the task (before ready) */
+static void fill_identity(struct sage_task *t)
 {
-    uint64_t bytes = (uint64_t)t->request_queue_size * TYPICAL_REQUEST;
-    uint64_t least = 2 * ((uint64_t)t->max_request + 64);
+    struct sage__figures *f = t->fig;
 
-    sage_queue_opts_init(o);
-    o->capacity = bytes > least ? bytes : least;
-    if (o->capacity > (1ull << 30))
-        o->capacity = 1ull << 30;
-    o->max_msg = t->max_request;
-    o->max_msgs = t->request_queue_size;
-    o->flags = flags;
+    f->max_workers = t->max_workers;
+    f->request_queue_size = t->request_queue_size;
+    f->queue_timeout_ms = (uint32_t)t->queue_timeout_ms;
+    f->max_request = t->max_request;
+    f->error_threshold_ppm = (uint32_t)(t->error_threshold * 1e6);
+    f->nmethods = t->nmethods < SAGE__FIG_METHODS ? (uint32_t)t->nmethods : SAGE__FIG_METHODS;
+    for (uint32_t i = 0; i < f->nmethods; i++)
+        snprintf(f->methods[i].name, sizeof f->methods[i].name, "%s", t->methods[i].name);
+    for (size_t i = 0; i < t->nmethods; i++)
+        t->methods[i].stats = i < SAGE__FIG_METHODS ? &f->methods[i] : NULL;
 }
 
-static void fill_reg_identity(struct sage_task *t)
+static void set_state(struct sage_task *t, sage_state s, const char *reason)
 {
-    struct sage__reg *reg = t->reg;
+    atomic_store_explicit(&t->state, s, memory_order_release);
+    sage__fig_set_state(t->fig, s, reason);
+}
 
-    reg->transport = (uint32_t)t->transport;
-    reg->max_workers = t->max_workers;
-    reg->request_queue_size = t->request_queue_size;
-    reg->queue_timeout_ms = (uint32_t)(t->queue_timeout * 1000);
-    reg->max_request = t->max_request;
-    reg->nmethods = t->nmethods < SAGE__REG_METHODS ? (uint32_t)t->nmethods : SAGE__REG_METHODS;
-    for (uint32_t i = 0; i < reg->nmethods; i++) {
-        snprintf(reg->methods[i].name, sizeof reg->methods[i].name, "%s", t->methods[i].name);
-        t->methods[i].stats = &reg->methods[i];
+/* keep_figures copies the server's figures to the heap before it closes */
+static void keep_figures(struct sage_task *t)
+{
+    if (t->fig == t->fig_heap)
+        return;
+    memcpy(t->fig_heap, t->fig, sizeof *t->fig_heap);
+    t->fig = t->fig_heap;
+    for (size_t i = 0; i < t->nmethods; i++)
+        t->methods[i].stats = i < SAGE__FIG_METHODS ? &t->fig_heap->methods[i] : NULL;
+}
+
+/* wait_running waits (a little) for a running call to finish: the last
+ * direct calls of a stopping task, which announce their end on t->room */
+static void wait_running(struct sage_task *t)
+{
+    struct timespec ts;
+
+    pthread_mutex_lock(&t->wlock);
+    atomic_store_explicit(&t->listener_waiting, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&t->running, memory_order_seq_cst) != 0) {
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 10 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&t->room, &t->wlock, &ts);
     }
+    atomic_store_explicit(&t->listener_waiting, 0, memory_order_relaxed);
+    pthread_mutex_unlock(&t->wlock);
 }
 
-static sage_err open_registry(struct sage_task *t)
+static sage_err open_server(struct sage_task *t)
 {
+    struct sage__tp_serve_conf conf;
+    struct sage__figures *fig = NULL;
     sage_err r;
 
-    if (t->transport == SAGE_TRANSPORT_SHM) {
-        r = sage__reg_create(&t->reg, t->ns, t->name);
-        if (r != SAGE_OK)
-            return r;
-        t->reg_heap = false;
-    } else {
-        if (t->reg_heap)
-            free(t->reg); /* figures of an earlier run */
-        t->reg = calloc(1, sizeof *t->reg);
-        if (t->reg == NULL)
-            return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-        t->reg_heap = true;
-        snprintf(t->reg->name, sizeof t->reg->name, "%s", t->name);
-        snprintf(t->reg->ns, sizeof t->reg->ns, "%s", t->ns);
-        t->reg->pid = sage__pid();
-        t->reg->pid_start = sage__pid_start_time(t->reg->pid);
-        t->reg->started_ns = sage__wall_ns();
-        t->reg->started_mono_ns = sage__now_ns();
-    }
-    fill_reg_identity(t);
-    if (!t->reg_heap)
-        sage__reg_publish(t->reg);
+    memset(&conf, 0, sizeof conf);
+    conf.ns = t->ns;
+    conf.name = t->name;
+    conf.methods = t->method_names;
+    conf.nmethods = t->nmethods;
+    conf.max_workers = t->max_workers;
+    conf.request_queue_size = t->request_queue_size;
+    conf.max_request = t->max_request;
+    conf.queue_timeout_ms = t->queue_timeout_ms;
+    conf.cluster = t->has_cluster ? &t->cluster_opts : NULL;
+    conf.arg = t;
+    conf.wait_room = sage__task_wait_room;
+    conf.on_request = sage__task_on_request;
+    if ((r = t->ops->serve_open(&t->server, &conf, &fig)) != SAGE_OK)
+        return r;
+    t->fig = fig;
+    fill_identity(t);
     return SAGE_OK;
 }
 
-/* close_registry leaves the registry; a shm entry's figures move to the heap */
-static void close_registry(struct sage_task *t)
+static void close_server(struct sage_task *t)
 {
-    struct sage__reg *copy;
-
-    if (t->reg == NULL || t->reg_heap)
-        return;
-    copy = malloc(sizeof *copy);
-    if (copy)
-        memcpy(copy, t->reg, sizeof *copy); /* the entry is ours alone now */
-    for (size_t i = 0; i < t->nmethods; i++)
-        t->methods[i].stats = copy && i < SAGE__REG_METHODS ? &copy->methods[i] : NULL;
-    sage__reg_destroy(t->reg, t->ns, t->name);
-    t->reg = copy;
-    t->reg_heap = true;
-}
-
-static sage_err open_queue(struct sage_task *t)
-{
-    sage_queue_opts o;
-    sage_err r;
-
-    if (t->transport == SAGE_TRANSPORT_LOCAL) {
-        queue_opts(t, &o, 0);
-        t->lep = calloc(1, sizeof *t->lep);
-        if (t->lep == NULL)
-            return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-        r = sage_queue_open(&t->rq, NULL, &o);
-        if (r != SAGE_OK) {
-            free(t->lep);
-            t->lep = NULL;
-            return r;
-        }
-        atomic_store(&t->lep->refs, 1);
-        t->lep->q = t->rq;
-        t->lep->queue_timeout_ms = (uint32_t)(t->queue_timeout * 1000);
-        t->lep->max_request = t->max_request;
-        return SAGE_OK;
-    }
-    if (t->transport == SAGE_TRANSPORT_SHM) {
-        queue_opts(t, &o, SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL);
-        sage_queue_unlink(t->reg->queue); /* a leftover of a dead owner, if any */
-        return sage_queue_open(&t->rq, t->reg->queue, &o);
-    }
-    return sage__cluster_serve_start(t); /* SAGE_TRANSPORT_NATS */
-}
-
-static void close_queue(struct sage_task *t)
-{
-    if (t->cluster) {
-        sage__cluster_serve_stop(t);
-        return;
-    }
-    if (t->lep) {
-        sage__lep_unref(t->lep); /* frees the queue once callers let go */
-        t->lep = NULL;
-    } else if (t->rq) {
-        sage_queue_free(t->rq);
-        sage_queue_unlink(t->reg->queue);
-    }
-    t->rq = NULL;
-}
-
-static void set_state(struct sage_task *t, sage_state s)
-{
-    atomic_store_explicit(&t->state, s, memory_order_release);
-    if (t->reg)
-        atomic_store_explicit(&t->reg->state, s, memory_order_release);
+    keep_figures(t);
+    t->ops->serve_close(t->server);
+    t->server = NULL;
 }
 
 sage_err sage_task_start(sage_task *t)
@@ -356,9 +362,14 @@ sage_err sage_task_start(sage_task *t)
         pthread_mutex_unlock(&t->life);
         return SAGE_OK; /* starting twice is harmless */
     }
-    if ((r = open_registry(t)) != SAGE_OK)
+    if (t->server != NULL) { /* a stop that gave up left it behind */
+        pthread_mutex_unlock(&t->life);
+        return SAGE_SETERR(SAGE_ESTATE, "service '%s' did not stop cleanly; it cannot start again",
+                           t->name);
+    }
+    if ((r = open_server(t)) != SAGE_OK)
         goto out;
-    set_state(t, SAGE_STATE_STARTING);
+    set_state(t, SAGE_STATE_STARTING, "");
     t->svc_state = NULL;
     if (t->svc->create) {
         sage__clearerr();
@@ -366,38 +377,40 @@ sage_err sage_task_start(sage_task *t)
         if (r != SAGE_OK) {
             r = SAGE_SETERR(r, "service '%s' failed to start: %s", t->name,
                             sage_errdetail()[0] ? sage_errdetail() : sage_strerror(r));
-            goto undo_registry;
+            goto undo_server;
         }
     }
-    if ((r = open_queue(t)) != SAGE_OK)
-        goto undo_state;
-    if ((r = sage__replies_new(&t->replies)) != SAGE_OK)
-        goto undo_queue;
     if (t->svc->dedupe && (r = sage__dedupe_new(&t->dedupe, t->svc->dedupe)) != SAGE_OK)
-        goto undo_replies;
+        goto undo_state;
     t->last_heartbeat_ns = sage__wall_ns();
-    atomic_store_explicit(&t->reg->heartbeat_ns, t->last_heartbeat_ns, memory_order_relaxed);
-    set_state(t, SAGE_STATE_RUNNING);
-    /* over NATS the subscription threads are the listener */
-    if (t->transport != SAGE_TRANSPORT_NATS && (r = sage__listener_start(t)) != SAGE_OK)
-        goto undo_replies;
+    atomic_store_explicit(&t->fig->heartbeat_ns, t->last_heartbeat_ns, memory_order_relaxed);
+    set_state(t, SAGE_STATE_RUNNING, "");
+    if (t->ops->serve_queue && t->ops->serve_queue(t->server) &&
+        (r = sage__listener_start(t)) != SAGE_OK)
+        goto undo_dedupe;
+    if ((r = t->ops->ready(t->server)) != SAGE_OK)
+        goto undo_listener;
+    sage__direct_attach(t->direct, t);
     pthread_mutex_unlock(&t->life);
     return SAGE_OK;
 
-undo_replies:
+undo_listener:
+    atomic_store_explicit(&t->draining, 1, memory_order_release);
+    t->ops->quiesce(t->server);
+    sage__listener_join(t, 60000);
+    sage__workers_stop(t);
+    atomic_store_explicit(&t->draining, 0, memory_order_relaxed);
+undo_dedupe:
     sage__dedupe_free(t->dedupe);
     t->dedupe = NULL;
-    sage__replies_free(t->replies);
-    t->replies = NULL;
-undo_queue:
-    close_queue(t);
 undo_state:
     if (t->svc->destroy)
         t->svc->destroy(t->svc_state);
     t->svc_state = NULL;
-undo_registry:
-    set_state(t, SAGE_STATE_FAILED);
-    close_registry(t);
+undo_server:
+    set_state(t, SAGE_STATE_FAILED, sage_errdetail());
+    close_server(t);
+    sage__call_free_pool(t);
 out:
     pthread_mutex_unlock(&t->life);
     return r;
@@ -405,45 +418,60 @@ out:
 
 sage_err sage_task_stop(sage_task *t)
 {
+    int64_t wait_ms;
+    sage_err r = SAGE_OK;
     int s;
 
     if (t == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_task_stop: t is NULL");
     pthread_mutex_lock(&t->life);
     s = atomic_load(&t->state);
-    if (s != SAGE_STATE_RUNNING && s != SAGE_STATE_DEGRADED && s != SAGE_STATE_FAILED) {
+    if (t->server == NULL ||
+        (s != SAGE_STATE_RUNNING && s != SAGE_STATE_DEGRADED && s != SAGE_STATE_FAILED)) {
         pthread_mutex_unlock(&t->life);
         return SAGE_OK; /* not running: nothing to do */
     }
-    if (t->rq == NULL && t->cluster == NULL) { /* failed before it ran */
-        pthread_mutex_unlock(&t->life);
-        return SAGE_OK;
-    }
-    set_state(t, SAGE_STATE_STOPPING);
+    sage__direct_open(t->direct, false); /* no new direct calls */
+    set_state(t, SAGE_STATE_STOPPING, "stopping: answering the calls it took");
     atomic_store_explicit(&t->draining, 1, memory_order_release);
-    if (t->cluster) /* stop taking calls; those received are answered */
-        sage__cluster_serve_stop(t);
-    else
-        sage_queue_close(t->rq);
+    t->ops->quiesce(t->server); /* no new calls; those taken stay answerable */
     pthread_mutex_lock(&t->wlock); /* a listener waiting for a free slot */
     pthread_cond_signal(&t->room);
     pthread_mutex_unlock(&t->wlock);
-    sage__listener_join(t);
-    sage__workers_stop(t);
+    wait_ms = t->queue_timeout_ms > MIN_STOP_WAIT_MS ? t->queue_timeout_ms : MIN_STOP_WAIT_MS;
+    if (!sage__listener_join(t, wait_ms)) {
+        char why[160];
+
+        snprintf(why, sizeof why, "stop gave up: its request queue could not be drained in %.1f s",
+                 wait_ms / 1e3);
+        set_state(t, SAGE_STATE_FAILED, why);
+        pthread_mutex_unlock(&t->life);
+        return SAGE_SETERR(SAGE_ETIMEDOUT, "service '%s': %s", t->name, why);
+    }
+    sage__workers_stop(t); /* every call taken is answered */
+    while (atomic_load_explicit(&t->running, memory_order_acquire) != 0)
+        wait_running(t); /* direct calls on their callers' threads */
     if (t->svc->destroy)
         t->svc->destroy(t->svc_state);
     t->svc_state = NULL;
-    sage__replies_free(t->replies);
-    t->replies = NULL;
     sage__dedupe_free(t->dedupe);
     t->dedupe = NULL;
-    close_queue(t);
+    /* environments attaching to it finish first */
+    pthread_mutex_lock(&t->srv_lock);
+    while (t->srv_users)
+        pthread_cond_wait(&t->srv_cond, &t->srv_lock);
+    pthread_mutex_unlock(&t->srv_lock);
+    if (s == SAGE_STATE_FAILED) { /* its failure's reason stays */
+        keep_figures(t);
+        atomic_store_explicit(&t->state, SAGE_STATE_FAILED, memory_order_release);
+    } else {
+        set_state(t, SAGE_STATE_STOPPED, "");
+    }
+    close_server(t);
     atomic_store_explicit(&t->draining, 0, memory_order_relaxed);
-    set_state(t, SAGE_STATE_STOPPED);
-    close_registry(t);
     sage__call_free_pool(t);
     pthread_mutex_unlock(&t->life);
-    return SAGE_OK;
+    return r;
 }
 
 void sage_task_free(sage_task *t)
@@ -451,76 +479,75 @@ void sage_task_free(sage_task *t)
     if (t == NULL)
         return;
     sage_task_stop(t);
-    if (t->reg_heap)
-        free(t->reg);
-    else
-        close_registry(t);
+    if (t->server != NULL)
+        return; /* a stop that gave up: a thread may still use all of it */
     pthread_mutex_destroy(&t->life);
     pthread_mutex_destroy(&t->wlock);
     pthread_cond_destroy(&t->wcond);
+    pthread_cond_destroy(&t->wdone);
     pthread_cond_destroy(&t->room);
     pthread_mutex_destroy(&t->plock);
+    pthread_mutex_destroy(&t->srv_lock);
+    pthread_cond_destroy(&t->srv_cond);
+    sage__direct_unref(t->direct);
     sage_arena_free(t->config_arena);
+    free(t->fig_heap);
+    free(t->cluster_mem);
     free(t->methods);
+    free(t->method_names);
     free(t->mw);
     free(t);
 }
 
-sage_err sage_task_status(sage_task *t, sage_status *st)
+sage_err sage_task_status(sage_status *st, sage_task *t)
 {
+    sage_queue *q;
     sage_queue_stats qs;
-    bool have_qs;
+    bool have_qs = false;
 
     if (t == NULL || st == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_task_status: invalid argument");
     pthread_mutex_lock(&t->life);
-    have_qs = t->rq && sage_queue_stats_read(t->rq, &qs) == SAGE_OK;
-    if (t->reg) {
-        sage__reg_status(t->reg, have_qs ? qs.depth_msgs : 0, st);
-        if (have_qs)
-            st->queue_full = qs.full_events;
-    } else {
-        memset(st, 0, sizeof *st);
-        snprintf(st->name, sizeof st->name, "%s", t->name);
-        snprintf(st->ns, sizeof st->ns, "%s", t->ns);
-        st->pid = sage__pid();
-        st->owner_alive = 1;
-        st->max_workers = t->max_workers;
-        st->request_queue_size = t->request_queue_size;
-        st->queue_timeout = t->queue_timeout;
-    }
+    if (t->server && t->ops->serve_queue && (q = t->ops->serve_queue(t->server)) != NULL)
+        have_qs = sage_queue_stats_read(&qs, q) == SAGE_OK;
+    sage__fig_status(t->fig, have_qs ? qs.depth_msgs : 0, have_qs ? qs.full_events : 0, st);
     st->transport = t->transport;
-    st->state = (sage_state)atomic_load(&t->state);
-    if (st->state != SAGE_STATE_RUNNING && st->state != SAGE_STATE_DEGRADED)
+    st->max_workers = t->max_workers;
+    st->request_queue_size = t->request_queue_size;
+    st->queue_timeout_ms = t->queue_timeout_ms;
+    if (t->server == NULL) { /* its figures are a copy: this process speaks for it */
+        st->pid = sage__pid();
+        st->owner_alive = true;
+        st->state = (sage_state)atomic_load(&t->state);
         st->uptime_s = 0;
+    }
     pthread_mutex_unlock(&t->life);
     return SAGE_OK;
 }
 
-struct sage__lep *sage__task_lep(struct sage_task *t)
+bool sage__task_server(struct sage_task *t, struct sage__tp_server **sp, sage_transport *kindp)
 {
-    struct sage__lep *ep = NULL;
     int s = atomic_load_explicit(&t->state, memory_order_acquire);
+    bool ok = false;
 
     if (s != SAGE_STATE_RUNNING && s != SAGE_STATE_DEGRADED)
-        return NULL;
-    pthread_mutex_lock(&t->life);
-    if (t->lep)
-        ep = sage__lep_ref(t->lep);
-    pthread_mutex_unlock(&t->life);
-    return ep;
-}
-
-struct sage__lep *sage__lep_ref(struct sage__lep *ep)
-{
-    atomic_fetch_add_explicit(&ep->refs, 1, memory_order_relaxed);
-    return ep;
-}
-
-void sage__lep_unref(struct sage__lep *ep)
-{
-    if (ep && atomic_fetch_sub_explicit(&ep->refs, 1, memory_order_acq_rel) == 1) {
-        sage_queue_free(ep->q);
-        free(ep);
+        return false;
+    pthread_mutex_lock(&t->srv_lock);
+    s = atomic_load_explicit(&t->state, memory_order_acquire);
+    if ((s == SAGE_STATE_RUNNING || s == SAGE_STATE_DEGRADED) && t->server) {
+        t->srv_users++;
+        *sp = t->server;
+        *kindp = t->transport;
+        ok = true;
     }
+    pthread_mutex_unlock(&t->srv_lock);
+    return ok;
+}
+
+void sage__task_server_put(struct sage_task *t)
+{
+    pthread_mutex_lock(&t->srv_lock);
+    if (--t->srv_users == 0)
+        pthread_cond_broadcast(&t->srv_cond);
+    pthread_mutex_unlock(&t->srv_lock);
 }

@@ -4,7 +4,9 @@
  *
  * Only calls expected to run long (see listener.c) come here, so a condition
  * variable's wake-up cost is small beside the call; workers that find
- * nothing to do sleep until there is.
+ * nothing to do sleep until there is. A new worker starts whenever every
+ * idle one already has a call waiting for it (queued >= idle), so a burst
+ * of long calls runs on as many threads as it has calls, up to max_workers.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +29,7 @@ static void *worker_main(void *arg)
         c = t->work_head;
         if (c == NULL)
             break; /* stopping and nothing left */
+        t->queued--;
         t->work_head = c->next;
         if (t->work_head == NULL)
             t->work_tail = NULL;
@@ -48,7 +51,10 @@ bool sage__workers_submit(struct sage_task *t, struct sage_call *c)
         pthread_mutex_unlock(&t->wlock);
         return false;
     }
-    if (t->idle_workers == 0 && t->nworkers < t->max_workers) {
+    /* one worker per call waiting: a burst of K calls gets min(K,
+     * max_workers) threads, not only the ones idle when it began (an idle
+     * worker counts as busy from the moment it has a call waiting) */
+    if (t->queued >= t->idle_workers && t->nworkers < t->max_workers) {
         if (t->worker_threads == NULL)
             t->worker_threads = calloc(t->max_workers, sizeof *t->worker_threads);
         if (t->worker_threads == NULL ||
@@ -64,6 +70,7 @@ bool sage__workers_submit(struct sage_task *t, struct sage_call *c)
         else
             t->work_head = c;
         t->work_tail = c;
+        t->queued++;
         pthread_cond_signal(&t->wcond);
     }
     pthread_mutex_unlock(&t->wlock);
@@ -84,5 +91,6 @@ void sage__workers_stop(struct sage_task *t)
     free(t->worker_threads);
     t->worker_threads = NULL;
     t->nworkers = 0;
+    t->queued = 0;
     t->wstop = false;
 }

@@ -1,18 +1,14 @@
-/* names.h - names the runtime derives: queues, registry entries, replies. */
-#ifndef SAGE_RUNTIME_NAMES_H
-#define SAGE_RUNTIME_NAMES_H
+/* names.h - the names of shared-memory objects: queues, registry entries, replies. */
+#ifndef SAGE_TRANSPORT_NAMES_H
+#define SAGE_TRANSPORT_NAMES_H
 
 #include <stddef.h>
 
+#include "base/name.h"
 #include "sage/err.h"
 
 /* Room for any name built here, terminator included. */
 #define SAGE__NAME_BUF 192
-
-/* sage__check_name validates a service, method or namespace name:
- * [A-Za-z0-9_-] (methods also '.'), 1..64 bytes. what names it in the
- * detail ("service", "namespace"). */
-sage_err sage__check_name(const char *name, const char *what, int allow_dot);
 
 /* sage__req_queue_name: "<uid>.<ns>.<name>.req", the shm request queue of a
  * host-registered service. Per user, so users never collide. */
@@ -22,8 +18,9 @@ void sage__req_queue_name(char *buf, size_t cap, const char *ns, const char *nam
  * (a shm segment that also carries its live figures). */
 void sage__reg_path(char *buf, size_t cap, const char *ns, const char *name);
 
-/* sage__reply_queue_name: "<uid>.<ns>.reply.<pid>.<serial>", a manager's
- * response queue: unique among live processes. */
-void sage__reply_queue_name(char *buf, size_t cap, const char *ns, unsigned serial);
+/* sage__reply_queue_name: "<uid>.<ns>.reply.<pid>.<nonce>", a manager's
+ * reply queue. The random 64-bit nonce makes it unique for good: a process
+ * that inherits a dead caller's pid never inherits its queue's name. */
+void sage__reply_queue_name(char *buf, size_t cap, const char *ns);
 
 #endif

@@ -1,42 +1,50 @@
 /*
- * serve.c - a task served over NATS: the replica side of the cluster.
+ * nats_serve.c - a task served over NATS: the replica side of the cluster.
  *
  * Design notes
  * - Plain delivery: one queue subscription (group "q") on the service's
- *   subject; nats.c calls us on the subscription's thread, which plays the
- *   listener's part (decode, then run inline or hand to a worker). When all
- *   max_workers are busy that thread waits for a free slot, so nats.c holds
- *   further requests in its pending queue (bounded by request_queue_size:
- *   beyond it nats.c drops them and their callers time out - NATS's own
- *   at-most-once).
- * - Durable delivery: max_workers puller threads each fetch one message at a
- *   time from the service's work-queue stream, serve it to the end (the
- *   answer is published), and only then acknowledge it. A replica killed
- *   mid-call never acknowledges: the stream redelivers the call to another
- *   replica after ack_wait.
+ *   subject; nats.c calls us on the subscription's thread, which hands the
+ *   request to the runtime (on_request, DISPATCH) after waiting for a free
+ *   worker slot (wait_room), so nats.c holds further requests in its
+ *   pending queue (bounded by request_queue_size: beyond it nats.c drops
+ *   them and their callers time out - NATS's own at-most-once).
+ * - Durable delivery: max_workers puller threads each fetch one message at
+ *   a time from the service's work-queue stream, have the runtime serve it
+ *   to the end (RUN_HERE: its answer is published), and only then
+ *   acknowledge it. A replica killed mid-call never acknowledges: the
+ *   stream redelivers the call to another replica after ack_wait.
  * - The service record (bucket sagesvc_services, key "NS.NAME") says the
  *   service exists and whether it is durable; it outlives the replicas, so
  *   callers of a service whose replicas all died get SAGE_EUNAVAILABLE, not
  *   SAGE_ENOSERVICE.
- * - Stop: no new calls (pullers joined, subscriptions drained), then the
- *   workers finish the calls they hold, answering on the connection, and
- *   only then does the connection close.
+ * - Order of a stop (the runtime's): quiesce ends every way a call comes in
+ *   (pullers joined, $SRV handlers and the subscription drained: every
+ *   request nats.c had received is handed over before it returns); the
+ *   runtime's workers then answer every call they took, on this still open
+ *   connection; only then does serve_close close it.
  */
+#include "transport/nats_serve.h"
+
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "base/err_internal.h"
-#include "cluster/cluster_internal.h"
-#include "cluster/ops.h"
-#include "platform/clock.h"
+#include "sage/version.h"
+#include "transport/nats_srv.h"
+#include "transport/natskv.h"
 
 #define DEFAULT_ACK_WAIT_MS 5000
 
-struct sage__serve {
-    struct sage_task *t;
+struct sage__tp_server {
+    struct sage__tp_serve_conf conf;
+    char ns[SAGE_NAME_MAX + 1];
+    char name[SAGE_NAME_MAX + 1];
+    struct sage__figures *fig;
     struct sage__nio *nio;
     struct sage__nio_sub *sub;
     struct sage__srv *srv;
@@ -44,7 +52,7 @@ struct sage__serve {
     char stream[200];
     char stream_subject[160];
     char id[24];
-    int durable;
+    bool durable;
     int64_t ack_wait_ms;
     _Atomic int stop;
     pthread_t *pullers;
@@ -54,45 +62,57 @@ struct sage__serve {
 
 static void on_event(void *arg, enum sage__nio_event ev, const char *url)
 {
-    struct sage__serve *s = arg;
+    struct sage__tp_server *s = arg;
+    char why[256];
 
-    if (ev == SAGE__NIO_DISCONNECTED)
-        sage__task_drop(s->t, "disconnected from NATS; reconnecting");
-    else if (ev == SAGE__NIO_RECONNECTED)
-        sage__task_drop(s->t, "reconnected to NATS at %s", url);
+    if (ev == SAGE__NIO_DISCONNECTED) {
+        sage__fig_set_drop(s->fig, "disconnected from NATS; reconnecting");
+    } else if (ev == SAGE__NIO_RECONNECTED) {
+        snprintf(why, sizeof why, "reconnected to NATS at %s", url);
+        sage__fig_set_drop(s->fig, why);
+    }
 }
 
 static void on_request(void *arg, struct sage__nio_msg *m)
 {
-    struct sage__serve *s = arg;
-    size_t len;
-    const void *data = sage__nio_msg_data(m, &len);
+    struct sage__tp_server *s = arg;
+    struct sage__tp_req r;
 
-    sage__listener_wait_free(s->t); /* backpressure: see design notes */
-    sage__task_request(s->t, data, len);
+    memset(&r, 0, sizeof r);
+    r.bytes = sage__nio_msg_data(m, &r.len);
+    r.fallback_reply = sage__nio_msg_reply(m);
+    s->conf.wait_room(s->conf.arg); /* backpressure: see the design notes */
+    s->conf.on_request(s->conf.arg, &r, SAGE__TP_DISPATCH);
 }
 
 static void on_pulled(void *arg, struct sage__nio_msg *m)
 {
-    struct sage__serve *s = arg;
-    size_t len;
-    const void *data = sage__nio_msg_data(m, &len);
+    struct sage__tp_server *s = arg;
+    struct sage__tp_req r;
 
-    sage__task_request_sync(s->t, data, len); /* answered when this returns */
+    memset(&r, 0, sizeof r);
+    r.bytes = sage__nio_msg_data(m, &r.len);
+    s->conf.on_request(s->conf.arg, &r, SAGE__TP_RUN_HERE); /* answered when this returns */
     sage__nio_msg_ack(m);
 }
 
+struct puller_arg {
+    struct sage__tp_server *s;
+    struct sage__nio_pull *p;
+};
+
 static void *puller(void *arg)
 {
-    struct sage__serve *s = ((void **)arg)[0];
-    struct sage__nio_pull *p = ((void **)arg)[1];
+    struct puller_arg a = *(struct puller_arg *)arg;
 
     free(arg);
-    while (!atomic_load_explicit(&s->stop, memory_order_acquire)) {
-        sage_err r = sage__nio_pull_fetch(p, 1, 500, on_pulled, s);
+    while (!atomic_load_explicit(&a.s->stop, memory_order_acquire)) {
+        sage_err r = sage__nio_pull_fetch(a.p, 1, 500, on_pulled, a.s);
 
-        if (r != SAGE_OK && r != SAGE_ETIMEDOUT && !atomic_load(&s->stop)) {
-            struct timespec ts = {0, 100 * 1000000L}; /* disconnected: back off */
+        if (r != SAGE_OK && r != SAGE_ETIMEDOUT && !atomic_load(&a.s->stop)) {
+            /* disconnected: nats.c reconnects on its own and has no event
+             * a puller could wait on; back off a little */
+            struct timespec ts = {0, 100 * 1000000L};
 
             nanosleep(&ts, NULL);
         }
@@ -100,9 +120,8 @@ static void *puller(void *arg)
     return NULL;
 }
 
-static sage_err write_record(struct sage__serve *s)
+static sage_err write_record(struct sage__tp_server *s)
 {
-    struct sage_task *t = s->t;
     struct sage__nio_kv_opts ko = {1, 0, 0};
     struct sage__nio_kv *kv = NULL;
     char key[160], val[512];
@@ -112,48 +131,47 @@ static sage_err write_record(struct sage__serve *s)
     if (r != SAGE_OK)
         return SAGE_SETERR(r, "service '%s': cannot open the service registry (is JetStream enabled "
                               "on the NATS server?): %s",
-                           t->name, sage_errdetail());
-    sage__spec_key(key, sizeof key, t->ns, t->name);
+                           s->name, sage_errdetail());
+    sage__nats_key(key, sizeof key, s->ns, s->name);
     /* names are [A-Za-z0-9_-]: no JSON escaping needed */
     snprintf(val, sizeof val,
              "{\"ns\":\"%s\",\"name\":\"%s\",\"durable\":%s,\"max_request\":%zu,"
-             "\"queue_timeout_ms\":%u,\"subject\":\"%s\",\"version\":\"%s\"}",
-             t->ns, t->name, s->durable ? "true" : "false", t->max_request,
-             (unsigned)(t->queue_timeout * 1000), s->durable ? s->stream_subject : s->subject,
-             SAGE__VERSION_STRING);
+             "\"queue_timeout_ms\":%lld,\"subject\":\"%s\",\"version\":\"%s\"}",
+             s->ns, s->name, s->durable ? "true" : "false", s->conf.max_request,
+             (long long)s->conf.queue_timeout_ms, s->durable ? s->stream_subject : s->subject,
+             SAGE_VERSION_STRING);
     r = sage__nio_kv_put(kv, key, val, strlen(val), NULL);
     sage__nio_kv_close(kv);
     return r;
 }
 
-static sage_err start_pullers(struct sage__serve *s)
+static sage_err start_pullers(struct sage__tp_server *s)
 {
-    struct sage_task *t = s->t;
+    uint32_t n = s->conf.max_workers;
     char durable[200];
     sage_err r;
 
-    snprintf(durable, sizeof durable, "sagesvc_%s_%s", t->ns, t->name);
+    snprintf(durable, sizeof durable, "sagesvc_%s_%s", s->ns, s->name);
     r = sage__nio_stream_ensure(s->nio, s->stream, s->stream_subject);
     if (r != SAGE_OK)
         return r;
-    s->pullers = calloc(t->max_workers, sizeof *s->pullers);
-    s->pulls = calloc(t->max_workers, sizeof *s->pulls);
+    s->pullers = calloc(n, sizeof *s->pullers);
+    s->pulls = calloc(n, sizeof *s->pulls);
     if (s->pullers == NULL || s->pulls == NULL)
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-    for (uint32_t i = 0; i < t->max_workers; i++) {
-        void **arg;
+    for (uint32_t i = 0; i < n; i++) {
+        struct puller_arg *a;
 
         r = sage__nio_pull_open(s->nio, s->stream, s->stream_subject, durable, s->ack_wait_ms,
                                 &s->pulls[i]);
         if (r != SAGE_OK)
             return r;
-        arg = malloc(2 * sizeof *arg);
-        if (arg == NULL)
+        if ((a = malloc(sizeof *a)) == NULL)
             return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-        arg[0] = s;
-        arg[1] = s->pulls[i];
-        if (pthread_create(&s->pullers[i], NULL, puller, arg) != 0) {
-            free(arg);
+        a->s = s;
+        a->p = s->pulls[i];
+        if (pthread_create(&s->pullers[i], NULL, puller, a) != 0) {
+            free(a);
             return SAGE_SETERR(SAGE_ESYS, "cannot start a puller thread");
         }
         s->npullers++;
@@ -163,13 +181,13 @@ static sage_err start_pullers(struct sage__serve *s)
 
 /* stop_taking ends every way a call comes in: pullers joined (their calls
  * answered), discovery handlers and the subscription drained */
-static void stop_taking(struct sage__serve *s)
+static void stop_taking(struct sage__tp_server *s)
 {
     atomic_store_explicit(&s->stop, 1, memory_order_release);
     for (uint32_t i = 0; i < s->npullers; i++)
         pthread_join(s->pullers[i], NULL);
     s->npullers = 0;
-    for (uint32_t i = 0; s->pulls && i < s->t->max_workers; i++)
+    for (uint32_t i = 0; s->pulls && i < s->conf.max_workers; i++)
         sage__nio_pull_close(s->pulls[i]);
     free(s->pullers);
     free(s->pulls);
@@ -181,110 +199,124 @@ static void stop_taking(struct sage__serve *s)
     s->sub = NULL;
 }
 
-static void serve_free(struct sage__serve *s)
+sage_err sage__nats_serve_open(struct sage__tp_server **sp, const struct sage__tp_serve_conf *conf,
+                               struct sage__figures **figp)
 {
-    stop_taking(s);
-    sage__nio_close(s->nio);
-    free(s);
-}
-
-sage_err sage__cluster_serve_start(struct sage_task *t)
-{
-    const sage_cluster_opts *co = t->transport_opts;
+    const sage_cluster_opts *co = conf->cluster;
+    struct sage__tp_server *s = calloc(1, sizeof *s);
     struct sage__nio_opts no;
-    struct sage__serve *s = calloc(1, sizeof *s);
     char name[200];
     sage_err r;
 
-    if (s == NULL)
+    if (s == NULL || (s->fig = calloc(1, sizeof *s->fig)) == NULL) {
+        free(s);
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-    s->t = t;
+    }
+    s->conf = *conf;
+    snprintf(s->ns, sizeof s->ns, "%s", conf->ns);
+    snprintf(s->name, sizeof s->name, "%s", conf->name);
+    s->conf.ns = s->ns;
+    s->conf.name = s->name;
     s->durable = co && co->durable;
     s->ack_wait_ms = co && co->ack_wait_ms > 0 ? co->ack_wait_ms : DEFAULT_ACK_WAIT_MS;
+    sage__fig_init(s->fig, s->ns, s->name, SAGE_TRANSPORT_NATS);
     sage__nio_uid(s->id, sizeof s->id);
-    snprintf(s->subject, sizeof s->subject, "sage.%s.svc.%s", t->ns, t->name);
-    snprintf(s->stream_subject, sizeof s->stream_subject, "sage.%s.durable.%s", t->ns, t->name);
-    sage__stream_name(s->stream, sizeof s->stream, t->ns, t->name);
-    snprintf(name, sizeof name, "sagesvc %s.%s replica %s", t->ns, t->name, s->id);
+    snprintf(s->subject, sizeof s->subject, "sage.%s.svc.%s", s->ns, s->name);
+    snprintf(s->stream_subject, sizeof s->stream_subject, "sage.%s.durable.%s", s->ns, s->name);
+    sage__stream_name(s->stream, sizeof s->stream, s->ns, s->name);
+    snprintf(name, sizeof name, "sagesvc %s.%s replica %s", s->ns, s->name, s->id);
     memset(&no, 0, sizeof no);
     no.conf = co ? co->nats : NULL;
     no.name = name;
     no.on_event = on_event;
     no.arg = s;
-    t->cluster = s;
-    if ((r = sage__nio_connect(&s->nio, &no)) != SAGE_OK)
-        goto fail;
+    if ((r = sage__nio_connect(&s->nio, &no)) != SAGE_OK) {
+        free(s->fig);
+        free(s);
+        return r;
+    }
+    *figp = s->fig;
+    *sp = s;
+    return SAGE_OK;
+}
+
+sage_err sage__nats_ready(struct sage__tp_server *s)
+{
+    sage_err r;
+
     if ((r = write_record(s)) != SAGE_OK)
-        goto fail;
+        return r;
     if (s->durable)
         r = start_pullers(s);
     else
         r = sage__nio_subscribe(s->nio, s->subject, "q", on_request, s, &s->sub);
-    if (r != SAGE_OK)
-        goto fail;
-    if ((r = sage__srv_start(&s->srv, s->nio, t, s->id,
-                             s->durable ? s->stream_subject : s->subject, s->durable)) != SAGE_OK)
-        goto fail;
+    if (r == SAGE_OK)
+        r = sage__srv_start(&s->srv, s->nio, s->fig, s->conf.methods, s->conf.nmethods, s->id,
+                            s->durable ? s->stream_subject : s->subject, s->durable);
     /* the subscriptions are live at the server once this round trip is done */
-    if ((r = sage__nio_flush(s->nio, 2000)) != SAGE_OK)
-        goto fail;
-    return SAGE_OK;
-fail:
-    t->cluster = NULL;
-    serve_free(s);
+    if (r == SAGE_OK)
+        r = sage__nio_flush(s->nio, 2000);
+    if (r != SAGE_OK)
+        stop_taking(s);
     return r;
 }
 
-void sage__cluster_serve_stop(struct sage_task *t)
+int sage__nats_tick(struct sage__tp_server *s, int64_t now_ns)
 {
-    struct sage__serve *s = t->cluster;
-
-    if (s == NULL)
-        return;
-    stop_taking(s);
-    /* calls handed to workers answer on this connection (through
-     * t->cluster): let them finish before it closes. sage_task_stop stops
-     * the workers again later, which then finds none. */
-    sage__workers_stop(t);
-    serve_free(s);
-    t->cluster = NULL;
+    (void)s;
+    (void)now_ns;
+    return 1000;
 }
 
-void sage__cluster_reply(struct sage_call *c, const sage__resp *resp)
+void sage__nats_quiesce(struct sage__tp_server *s)
 {
-    struct sage__serve *s = c->task->cluster;
-    size_t size = sage__wire_resp_size(resp), len;
-    void *buf;
-    char code[16];
-    struct sage__nio_hdr hdr[2];
-    sage_err r;
+    stop_taking(s);
+}
 
-    if (s == NULL)
-        return;
-    buf = sage_arena_alloc(c->arena, size ? size : 1);
-    if (buf == NULL || sage__wire_resp_encode(resp, buf, size, &len) != SAGE_OK) {
-        sage__task_drop(c->task, "answer to %s dropped: cannot encode it", c->reply_to);
+void sage__nats_reply(struct sage__tp_server *s, const struct sage__tp_req *r,
+                      const char *reply_to, const sage__resp *resp, const void *bytes, size_t len)
+{
+    struct sage__nio_hdr hdr[2];
+    const char *to = reply_to && reply_to[0] ? reply_to : r->fallback_reply;
+    char code[16], why[256];
+    sage_err e;
+
+    if (to == NULL || to[0] == '\0')
+        return; /* a one-way call: nobody waits */
+    if (resp && (e = sage__tp_encode_resp(resp, &bytes, &len)) != SAGE_OK) {
+        snprintf(why, sizeof why, "answer to %s dropped: cannot encode it: %s", to,
+                 sage_errdetail());
+        sage__fig_set_drop(s->fig, why);
         return;
     }
-    sage__call_remember(c, buf, len);
-    if (resp->ok) {
-        r = sage__nio_publish(s->nio, c->reply_to, NULL, buf, len, NULL, 0);
+    if (resp == NULL || resp->ok) {
+        e = sage__nio_publish(s->nio, to, NULL, bytes, len, NULL, 0);
     } else {
         /* ADR-32: error answers also carry the error in headers, for tools */
         snprintf(code, sizeof code, "%d", (int)resp->err_code);
         hdr[0] = (struct sage__nio_hdr){"Nats-Service-Error", resp->err_msg ? resp->err_msg : ""};
         hdr[1] = (struct sage__nio_hdr){"Nats-Service-Error-Code", code};
         sage__srv_error(s->srv, resp->err_msg ? resp->err_msg : "");
-        r = sage__nio_publish(s->nio, c->reply_to, NULL, buf, len, hdr, 2);
+        e = sage__nio_publish(s->nio, to, NULL, bytes, len, hdr, 2);
     }
-    if (r != SAGE_OK)
-        sage__task_drop(c->task, "answer to %s dropped: %s", c->reply_to, sage_errdetail());
+    if (e != SAGE_OK) {
+        snprintf(why, sizeof why, "answer to %s dropped: %s", to, sage_errdetail());
+        sage__fig_set_drop(s->fig, why);
+    }
 }
 
-void sage__cluster_reply_bytes(struct sage_call *c, const void *bytes, size_t len)
+void sage__nats_release(struct sage__tp_server *s, const struct sage__tp_req *r)
 {
-    struct sage__serve *s = c->task->cluster;
+    (void)s;
+    (void)r;
+}
 
-    if (s && sage__nio_publish(s->nio, c->reply_to, NULL, bytes, len, NULL, 0) != SAGE_OK)
-        sage__task_drop(c->task, "answer to %s dropped: %s", c->reply_to, sage_errdetail());
+void sage__nats_serve_close(struct sage__tp_server *s)
+{
+    if (s == NULL)
+        return;
+    stop_taking(s); /* if quiesce did not run (a failed start) */
+    sage__nio_close(s->nio);
+    free(s->fig);
+    free(s);
 }

@@ -1,6 +1,5 @@
 /*
- * srv.c - the NATS micro-service protocol (ADR-32) for served tasks, and
- * discovery for callers.
+ * nats_srv.c - the NATS micro-service protocol (ADR-32) for served tasks.
  *
  * A replica answers $SRV.PING, $SRV.INFO and $SRV.STATS (bare, .NAME, and
  * .NAME.ID) with JSON of types io.nats.micro.v1.{ping,info,stats}_response.
@@ -8,9 +7,9 @@
  * sagesvc's own facts (namespace, host, pid, delivery, methods) travel in
  * metadata, per-method figures in the endpoint's "data".
  *
- * The handlers read the task's figures from its registry entry directly:
- * sage_task_status would take the task's lifecycle lock, which a stopping
- * task holds while it drains these very subscriptions.
+ * The handlers read the task's figures block directly (lock-free atomics):
+ * the task's own status call would take its lifecycle lock, which a
+ * stopping task holds while it drains these very subscriptions.
  */
 #include <jansson.h>
 #include <pthread.h>
@@ -21,19 +20,21 @@
 #include <unistd.h>
 
 #include "base/err_internal.h"
-#include "cluster/cluster_internal.h"
-#include "cluster/ops.h"
 #include "platform/clock.h"
+#include "sage/version.h"
+#include "transport/nats_srv.h"
+#include "transport/natskv.h"
 
 #define NSUBS 9
 
 struct sage__srv {
     struct sage__nio *nio;
-    struct sage_task *t;
+    const struct sage__figures *fig;
+    char methods[1024]; /* comma-separated */
     char id[24];
     char subject[160];
     char host[64];
-    int durable;
+    bool durable;
     struct sage__nio_sub *subs[NSUBS];
     pthread_mutex_t lock; /* last_error */
     char last_error[128];
@@ -54,18 +55,13 @@ static json_t *metadata(const struct sage__srv *s)
 {
     char pid[16];
     json_t *md = json_object();
-    char methods[1024] = "";
-    size_t off = 0;
 
     snprintf(pid, sizeof pid, "%d", (int)getpid());
-    for (size_t i = 0; i < s->t->nmethods && off < sizeof methods; i++)
-        off += (size_t)snprintf(methods + off, sizeof methods - off, "%s%s", i ? "," : "",
-                                s->t->methods[i].name);
-    json_object_set_new(md, "sagesvc.namespace", json_string(s->t->ns));
+    json_object_set_new(md, "sagesvc.namespace", json_string(s->fig->ns));
     json_object_set_new(md, "sagesvc.host", json_string(s->host));
     json_object_set_new(md, "sagesvc.pid", json_string(pid));
     json_object_set_new(md, "sagesvc.delivery", json_string(s->durable ? "durable" : "at_most_once"));
-    json_object_set_new(md, "sagesvc.methods", json_string(methods));
+    json_object_set_new(md, "sagesvc.methods", json_string(s->methods));
     return md;
 }
 
@@ -74,9 +70,9 @@ static json_t *base(const struct sage__srv *s, const char *type)
     json_t *o = json_object();
 
     json_object_set_new(o, "type", json_string(type));
-    json_object_set_new(o, "name", json_string(s->t->name));
+    json_object_set_new(o, "name", json_string(s->fig->name));
     json_object_set_new(o, "id", json_string(s->id));
-    json_object_set_new(o, "version", json_string(SAGE__VERSION_STRING));
+    json_object_set_new(o, "version", json_string(SAGE_VERSION_STRING));
     json_object_set_new(o, "metadata", metadata(s));
     return o;
 }
@@ -101,7 +97,7 @@ static json_t *stats(struct sage__srv *s)
     char started[48];
     int64_t total_ns;
 
-    sage__reg_status(s->t->reg, 0, &st);
+    sage__fig_status(s->fig, 0, 0, &st);
     total_ns = (int64_t)(st.latency.sum_s * 1e9);
     json_object_set_new(e, "num_requests", json_integer((json_int_t)st.requests));
     json_object_set_new(e, "num_errors", json_integer((json_int_t)st.errors));
@@ -124,10 +120,12 @@ static json_t *stats(struct sage__srv *s)
     json_object_set_new(data, "in_flight", json_integer((json_int_t)st.in_flight));
     json_object_set_new(data, "expired", json_integer((json_int_t)st.expired));
     json_object_set_new(data, "malformed", json_integer((json_int_t)st.malformed));
+    json_object_set_new(data, "state", json_string(sage_state_name(st.state)));
+    json_object_set_new(data, "reason", json_string(st.reason));
     json_object_set_new(e, "data", data);
     json_array_append_new(eps, e);
     json_object_set_new(o, "endpoints", eps);
-    iso8601(s->t->reg->started_ns, started, sizeof started);
+    iso8601(s->fig->started_ns, started, sizeof started);
     json_object_set_new(o, "started", json_string(started));
     return o;
 }
@@ -162,8 +160,9 @@ static void on_srv(void *arg, struct sage__nio_msg *m)
     }
 }
 
-sage_err sage__srv_start(struct sage__srv **sp, struct sage__nio *n, struct sage_task *t,
-                         const char *id, const char *subject, int durable)
+sage_err sage__srv_start(struct sage__srv **sp, struct sage__nio *n,
+                         const struct sage__figures *fig, const char *const *methods,
+                         size_t nmethods, const char *id, const char *subject, bool durable)
 {
     static const char *const verbs[] = {"PING", "INFO", "STATS"};
     struct sage__srv *s = calloc(1, sizeof *s);
@@ -173,8 +172,11 @@ sage_err sage__srv_start(struct sage__srv **sp, struct sage__nio *n, struct sage
     if (s == NULL)
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
     s->nio = n;
-    s->t = t;
+    s->fig = fig;
     s->durable = durable;
+    for (size_t i = 0, off = 0; i < nmethods && off < sizeof s->methods; i++)
+        off += (size_t)snprintf(s->methods + off, sizeof s->methods - off, "%s%s", i ? "," : "",
+                                methods[i]);
     snprintf(s->id, sizeof s->id, "%s", id);
     snprintf(s->subject, sizeof s->subject, "%s", subject);
     if (gethostname(s->host, sizeof s->host) != 0)
@@ -185,8 +187,8 @@ sage_err sage__srv_start(struct sage__srv **sp, struct sage__nio *n, struct sage
         char subj[3][200];
 
         snprintf(subj[0], sizeof subj[0], "$SRV.%s", verbs[v]);
-        snprintf(subj[1], sizeof subj[1], "$SRV.%s.%s", verbs[v], t->name);
-        snprintf(subj[2], sizeof subj[2], "$SRV.%s.%s.%s", verbs[v], t->name, id);
+        snprintf(subj[1], sizeof subj[1], "$SRV.%s.%s", verbs[v], fig->name);
+        snprintf(subj[2], sizeof subj[2], "$SRV.%s.%s.%s", verbs[v], fig->name, id);
         for (int i = 0; i < 3 && r == SAGE_OK; i++)
             r = sage__nio_subscribe(n, subj[i], NULL, on_srv, s, &s->subs[k++]);
     }
@@ -217,87 +219,3 @@ void sage__srv_error(struct sage__srv *s, const char *msg)
     pthread_mutex_unlock(&s->lock);
 }
 
-/* ------------------------------------------------------------- discovery */
-
-struct gather {
-    const char *ns;
-    sage_cluster_instance_fn fn;
-    void *arg;
-};
-
-/* copy_str copies member key of o ("" when absent) into dst */
-static void copy_str(char *dst, size_t cap, const json_t *o, const char *key)
-{
-    snprintf(dst, cap, "%s", sage__jstr(o, key));
-}
-
-/* on_answer runs on the inbox subscription's thread, one answer at a time */
-static void on_answer(void *arg, struct sage__nio_msg *m)
-{
-    struct gather *g = arg;
-    sage_cluster_instance inst;
-    size_t len;
-    const char *data = sage__nio_msg_data(m, &len);
-    json_t *o = json_loadb(data, len, 0, NULL), *md, *e;
-
-    if (o == NULL || !json_is_object(o))
-        goto out;
-    memset(&inst, 0, sizeof inst);
-    copy_str(inst.name, sizeof inst.name, o, "name");
-    copy_str(inst.id, sizeof inst.id, o, "id");
-    copy_str(inst.version, sizeof inst.version, o, "version");
-    copy_str(inst.started, sizeof inst.started, o, "started");
-    md = json_object_get(o, "metadata");
-    copy_str(inst.ns, sizeof inst.ns, md, "sagesvc.namespace");
-    copy_str(inst.host, sizeof inst.host, md, "sagesvc.host");
-    inst.pid = atoi(sage__jstr(md, "sagesvc.pid"));
-    inst.durable = strcmp(sage__jstr(md, "sagesvc.delivery"), "durable") == 0;
-    if (g->ns && strcmp(g->ns, inst.ns) != 0)
-        goto out;
-    e = json_array_get(json_object_get(o, "endpoints"), 0); /* NULL if none */
-    copy_str(inst.subject, sizeof inst.subject, e, "subject");
-    inst.requests = (uint64_t)sage__jint(e, "num_requests");
-    inst.errors = (uint64_t)sage__jint(e, "num_errors");
-    inst.average_us = (double)sage__jint(e, "average_processing_time") / 1000.0;
-    copy_str(inst.last_error, sizeof inst.last_error, e, "last_error");
-    g->fn(g->arg, &inst);
-out:
-    json_decref(o);
-}
-
-sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns, const char *verb,
-                               const char *name, int wait_ms, sage_cluster_instance_fn fn,
-                               void *arg)
-{
-    struct sage__nio_opts no = {nats, "sagesvc discover", NULL, NULL};
-    struct sage__nio *n = NULL;
-    struct sage__nio_sub *sub = NULL;
-    struct gather g = {ns, fn, arg};
-    char inbox[128], subject[200];
-    struct timespec ts;
-    sage_err r;
-
-    if (verb == NULL || fn == NULL ||
-        (strcmp(verb, "PING") && strcmp(verb, "INFO") && strcmp(verb, "STATS")))
-        return SAGE_SETERR(SAGE_EINVAL, "discover: verb must be PING, INFO or STATS");
-    if ((r = sage__nio_connect(&n, &no)) != SAGE_OK)
-        return r;
-    if ((r = sage__nio_inbox(n, inbox, sizeof inbox)) != SAGE_OK ||
-        (r = sage__nio_subscribe(n, inbox, NULL, on_answer, &g, &sub)) != SAGE_OK)
-        goto out;
-    if (name)
-        snprintf(subject, sizeof subject, "$SRV.%s.%s", verb, name);
-    else
-        snprintf(subject, sizeof subject, "$SRV.%s", verb);
-    if ((r = sage__nio_publish(n, subject, inbox, "", 0, NULL, 0)) != SAGE_OK)
-        goto out;
-    /* answers arrive on the subscription's thread while we wait: how many
-     * replicas will answer is unknown, so the window is the only end */
-    ts.tv_sec = wait_ms / 1000;
-    ts.tv_nsec = (long)(wait_ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
-out:
-    sage__nio_unsubscribe(sub);
-    sage__nio_close(n);
-    return r;
-}

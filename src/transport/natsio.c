@@ -187,7 +187,7 @@ static natsStatus set_options(natsOptions *o, const struct sage__nio_opts *opts,
     if (s == NATS_OK)
         s = natsOptions_SetMaxReconnect(o, c ? c->reconnect_max : 60);
     if (s == NATS_OK)
-        s = natsOptions_SetReconnectWait(o, c ? (int64_t)(c->reconnect_wait * 1000) : 2000);
+        s = natsOptions_SetReconnectWait(o, c ? c->reconnect_wait_ms : 2000);
     if (s == NATS_OK)
         s = natsOptions_SetSendAsap(o, true); /* no 1 ms write coalescing */
     if (s == NATS_OK)

@@ -1,4 +1,4 @@
-/* hostlist.c - reading the host registry: list services, read a status. */
+/* shm_list.c - reading the host registry: list services, read a status. */
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -6,11 +6,12 @@
 #include <unistd.h>
 
 #include "base/err_internal.h"
+#include "platform/clock.h"
 #include "transport/shm_reg.h"
 #include "transport/names.h"
 #include "sage/queue.h"
 
-sage_err sage_host_list(const char *ns, int clean, sage_host_list_fn fn, void *arg)
+sage_err sage_host_list(const char *ns, bool clean, sage_host_list_fn fn, void *arg)
 {
     char prefix[32];
     size_t plen;
@@ -25,7 +26,7 @@ sage_err sage_host_list(const char *ns, int clean, sage_host_list_fn fn, void *a
     if (d == NULL)
         return SAGE_SETERR(SAGE_ESYS, "cannot read /dev/shm");
     while ((de = readdir(d)) != NULL) {
-        char ens[SAGE_NAME_MAX + 1], ename[SAGE_NAME_MAX + 1];
+        char ens[SAGE_NAME_MAX + 1], ename[SAGE_NAME_MAX + 1], reason[128];
         const char *rest, *dot;
         struct sage__reg *reg = NULL;
         sage_host_entry e;
@@ -45,12 +46,12 @@ sage_err sage_host_list(const char *ns, int clean, sage_host_list_fn fn, void *a
         memset(&e, 0, sizeof e);
         snprintf(e.name, sizeof e.name, "%s", ename);
         snprintf(e.ns, sizeof e.ns, "%s", ens);
-        snprintf(e.queue, sizeof e.queue, "%.*s", (int)sizeof reg->queue - 1, reg->queue);
-        e.pid = reg->pid;
-        e.owner_alive = sage__reg_owner_alive(reg);
-        e.state = (sage_state)atomic_load_explicit(&reg->state, memory_order_acquire);
-        e.started_ns = reg->started_ns;
-        e.heartbeat_ns = atomic_load_explicit(&reg->heartbeat_ns, memory_order_relaxed);
+        sage__req_queue_name(e.queue, sizeof e.queue, ens, ename);
+        e.pid = reg->fig.pid;
+        e.owner_alive = sage__fig_owner_alive(&reg->fig);
+        e.state = sage__fig_health(&reg->fig, sage__wall_ns(), reason, sizeof reason);
+        e.started_ns = reg->fig.started_ns;
+        e.heartbeat_ns = atomic_load_explicit(&reg->fig.heartbeat_ns, memory_order_relaxed);
         sage__reg_close(reg);
         fn(arg, &e);
         if (clean && !e.owner_alive)
@@ -60,8 +61,9 @@ sage_err sage_host_list(const char *ns, int clean, sage_host_list_fn fn, void *a
     return SAGE_OK;
 }
 
-sage_err sage_host_status(const char *ns, const char *name, sage_status *st)
+sage_err sage_host_status(sage_status *st, const char *ns, const char *name)
 {
+    char queue[SAGE__NAME_BUF];
     struct sage__reg *reg = NULL;
     sage_queue *q = NULL;
     sage_queue_stats qs;
@@ -77,15 +79,15 @@ sage_err sage_host_status(const char *ns, const char *name, sage_status *st)
         return r;
     if ((r = sage__reg_open(&reg, ns, name)) != SAGE_OK)
         return r;
-    if (sage_queue_open(&q, reg->queue, NULL) == SAGE_OK) {
-        if (sage_queue_stats_read(q, &qs) == SAGE_OK) {
+    sage__req_queue_name(queue, sizeof queue, ns, name);
+    if (sage_queue_open(&q, queue, NULL) == SAGE_OK) {
+        if (sage_queue_stats_read(&qs, q) == SAGE_OK) {
             depth = qs.depth_msgs;
             full = qs.full_events;
         }
-        sage_queue_free(q);
+        sage_queue_close(q);
     }
-    sage__reg_status(reg, depth, st);
-    st->queue_full = full;
+    sage__fig_status(&reg->fig, depth, full, st);
     sage__reg_close(reg);
     return SAGE_OK;
 }

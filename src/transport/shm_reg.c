@@ -1,5 +1,5 @@
 /*
- * hostreg.c - registry entries in /dev/shm.
+ * shm_reg.c - the host registry: entries in /dev/shm naming who serves what.
  *
  * Design notes
  * - A name is taken by creating its segment exclusively: of two processes
@@ -32,11 +32,6 @@
 #include "platform/shm.h"
 #include "transport/names.h"
 #include "sage/queue.h"
-
-const double sage_latency_bounds[SAGE_LATENCY_BUCKETS] = {
-    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3,
-    5e-3, 1e-2, 2.5e-2, 5e-2, 0.1,  0.25,   0.5,  1,    2.5,    5,    10,
-};
 
 static int lock_registry(void)
 {
@@ -87,16 +82,6 @@ static int valid(const struct sage__reg *reg)
            reg->version == SAGE__REG_VERSION && reg->size == sizeof *reg;
 }
 
-int sage__reg_owner_alive(const struct sage__reg *reg)
-{
-    uint64_t start;
-
-    if (!sage__pid_alive(reg->pid))
-        return 0;
-    start = sage__pid_start_time(reg->pid);
-    return start == 0 || reg->pid_start == 0 || start == reg->pid_start;
-}
-
 /* live_owner returns the pid of the live process that holds the entry at
  * path (published or still being created), or 0 if none: no entry, or a
  * stale one. Registry lock held. */
@@ -107,9 +92,9 @@ static int32_t live_owner(const char *path)
 
     if (map_entry(path, &reg) != SAGE_OK)
         return 0;
-    if (reg->version == SAGE__REG_VERSION && reg->size == sizeof *reg && reg->pid > 0 &&
-        sage__reg_owner_alive(reg))
-        pid = reg->pid;
+    if (reg->version == SAGE__REG_VERSION && reg->size == sizeof *reg && reg->fig.pid > 0 &&
+        sage__fig_owner_alive(&reg->fig))
+        pid = reg->fig.pid;
     unmap_entry(reg);
     return pid;
 }
@@ -127,7 +112,7 @@ static void remove_entry(const char *ns, const char *name)
 
 sage_err sage__reg_create(struct sage__reg **regp, const char *ns, const char *name)
 {
-    char path[SAGE__NAME_BUF], queue[SAGE__NAME_BUF];
+    char path[SAGE__NAME_BUF];
     struct sage__reg *reg = NULL;
     int lock = lock_registry();
     void *mem = NULL;
@@ -135,8 +120,7 @@ sage_err sage__reg_create(struct sage__reg **regp, const char *ns, const char *n
     sage_err r;
 
     sage__reg_path(path, sizeof path, ns, name);
-    sage__req_queue_name(queue, sizeof queue, ns, name);
-    r = sage__shm_create(path, 0600, sizeof *reg, &mem);
+    r = sage__shm_create(path, 0600, sizeof *reg, sizeof *reg, &mem);
     if (r == SAGE_EEXIST) {
         if ((owner = live_owner(path)) != 0) {
             unlock_registry(lock);
@@ -145,25 +129,19 @@ sage_err sage__reg_create(struct sage__reg **regp, const char *ns, const char *n
                                name, ns, (int)owner);
         }
         remove_entry(ns, name); /* stale: its owner died without cleaning up */
-        r = sage__shm_create(path, 0600, sizeof *reg, &mem);
+        r = sage__shm_create(path, 0600, sizeof *reg, sizeof *reg, &mem);
     }
     if (r == SAGE_OK) { /* before the lock goes: see the design notes */
         reg = mem;
         reg->version = SAGE__REG_VERSION;
         reg->size = sizeof *reg;
-        reg->pid = sage__pid();
-        reg->pid_start = sage__pid_start_time(reg->pid);
+        reg->uid = (uint32_t)geteuid();
+        sage__fig_init(&reg->fig, ns, name, SAGE_TRANSPORT_SHM);
     }
     unlock_registry(lock);
     if (r != SAGE_OK)
         return SAGE_SETERR(r, "registering service '%s': cannot create %s", name, path);
-    snprintf(reg->name, sizeof reg->name, "%s", name);
-    snprintf(reg->ns, sizeof reg->ns, "%s", ns);
-    snprintf(reg->queue, sizeof reg->queue, "%.159s", queue); /* names fit: <= 145 bytes */
-    reg->uid = (uint32_t)getuid();
-    reg->started_ns = sage__wall_ns();
-    reg->started_mono_ns = sage__now_ns();
-    atomic_store_explicit(&reg->heartbeat_ns, reg->started_ns, memory_order_relaxed);
+    atomic_store_explicit(&reg->fig.heartbeat_ns, reg->fig.started_ns, memory_order_relaxed);
     *regp = reg;
     return SAGE_OK;
 }
@@ -196,8 +174,8 @@ void sage__reg_destroy(struct sage__reg *reg, const char *ns, const char *name)
     lock = lock_registry();
     /* remove the name only if the entry there is still ours */
     if (map_entry(path, &cur) == SAGE_OK) {
-        if (cur->pid == reg->pid && cur->pid_start == reg->pid_start &&
-            cur->started_ns == reg->started_ns)
+        if (cur->fig.pid == reg->fig.pid && cur->fig.pid_start == reg->fig.pid_start &&
+            cur->fig.started_ns == reg->fig.started_ns)
             sage__shm_unlink(path);
         unmap_entry(cur);
     }
@@ -236,80 +214,3 @@ void sage__reg_close(struct sage__reg *reg)
         unmap_entry(reg);
 }
 
-void sage__reg_set_drop(struct sage__reg *reg, const char *why)
-{
-    /* a seqlock: readers retry while the sequence is odd or moved */
-    atomic_fetch_add_explicit(&reg->drop_seq, 1, memory_order_acq_rel);
-    snprintf(reg->last_drop, sizeof reg->last_drop, "%s", why);
-    atomic_fetch_add_explicit(&reg->drop_seq, 1, memory_order_release);
-}
-
-static void read_drop(const struct sage__reg *reg, char *out, size_t cap)
-{
-    for (int tries = 0; tries < 100; tries++) {
-        uint32_t s1 = atomic_load_explicit(&reg->drop_seq, memory_order_acquire);
-
-        if (s1 & 1)
-            continue;
-        for (size_t i = 0; i < cap; i++) /* bytewise: the writer may race us */
-            out[i] = ((volatile const char *)reg->last_drop)[i];
-        out[cap - 1] = '\0';
-        atomic_thread_fence(memory_order_acquire);
-        if (atomic_load_explicit(&reg->drop_seq, memory_order_relaxed) == s1)
-            return;
-    }
-    out[0] = '\0';
-}
-
-void sage__reg_status(const struct sage__reg *reg, uint64_t queue_depth, sage_status *st)
-{
-    memset(st, 0, sizeof *st);
-    /* another process wrote these: bound every string read */
-    snprintf(st->name, sizeof st->name, "%.*s", SAGE_NAME_MAX, reg->name);
-    snprintf(st->ns, sizeof st->ns, "%.*s", SAGE_NAME_MAX, reg->ns);
-    st->transport = (sage_transport)reg->transport;
-    st->state = (sage_state)atomic_load_explicit(&reg->state, memory_order_acquire);
-    st->pid = reg->pid;
-    st->owner_alive = sage__reg_owner_alive(reg);
-    st->uptime_s = reg->started_mono_ns ? (sage__now_ns() - reg->started_mono_ns) / 1e9 : 0;
-    if (!st->owner_alive && reg->pid != 0) {
-        /* its process died: the entry's state is what it was then */
-        int64_t hb = atomic_load_explicit(&reg->heartbeat_ns, memory_order_relaxed);
-
-        st->state = SAGE_STATE_FAILED;
-        st->uptime_s = hb > reg->started_ns ? (hb - reg->started_ns) / 1e9 : 0;
-    }
-    st->errors = atomic_load_explicit(&reg->errors, memory_order_relaxed);
-    st->in_flight = atomic_load_explicit(&reg->in_flight, memory_order_relaxed);
-    st->queue_depth = queue_depth;
-    st->expired = atomic_load_explicit(&reg->expired, memory_order_relaxed);
-    st->malformed = atomic_load_explicit(&reg->malformed, memory_order_relaxed);
-    st->rejected = atomic_load_explicit(&reg->rejected, memory_order_relaxed);
-    st->latency_p50_us = sage__hist_quantile(&reg->lat, 0.50);
-    st->latency_p99_us = sage__hist_quantile(&reg->lat, 0.99);
-    sage__hist_cumulative(&reg->lat, sage_latency_bounds, SAGE_LATENCY_BUCKETS, st->latency.le,
-                          &st->latency.count);
-    st->requests = st->latency.count; /* every call served is in the histogram */
-    st->latency.sum_s = atomic_load_explicit(&reg->lat_sum_ns, memory_order_relaxed) / 1e9;
-    st->last_activity_ns = atomic_load_explicit(&reg->last_activity_ns, memory_order_relaxed);
-    st->heartbeat_ns = atomic_load_explicit(&reg->heartbeat_ns, memory_order_relaxed);
-    st->max_workers = reg->max_workers;
-    st->request_queue_size = reg->request_queue_size;
-    st->queue_timeout = reg->queue_timeout_ms / 1000.0;
-    read_drop(reg, st->last_drop, sizeof st->last_drop);
-    st->nmethods = reg->nmethods < SAGE__REG_METHODS ? reg->nmethods : SAGE__REG_METHODS;
-    if (st->nmethods > sizeof st->methods / sizeof st->methods[0])
-        st->nmethods = sizeof st->methods / sizeof st->methods[0];
-    for (size_t i = 0; i < st->nmethods; i++) {
-        const struct sage__reg_method *m = &reg->methods[i];
-
-        snprintf(st->methods[i].name, sizeof st->methods[i].name, "%.*s", SAGE_NAME_MAX, m->name);
-        st->methods[i].errors = atomic_load_explicit(&m->errors, memory_order_relaxed);
-        st->methods[i].latency_p50_us = sage__hist_quantile(&m->lat, 0.50);
-        st->methods[i].latency_p99_us = sage__hist_quantile(&m->lat, 0.99);
-        sage__hist_cumulative(&m->lat, sage_latency_bounds, SAGE_LATENCY_BUCKETS,
-                              st->methods[i].latency.le, &st->methods[i].latency.count);
-        st->methods[i].requests = st->methods[i].latency.count;
-        st->methods[i].latency.sum_s = atomic_load_explicit(&m->lat_sum_ns, memory_order_relaxed) / 1e9;
-    }
-}

@@ -7,62 +7,28 @@
  * The same struct, in heap memory, carries the figures of local tasks: one
  * code path updates both.
  */
-#ifndef SAGE_RUNTIME_HOSTREG_H
-#define SAGE_RUNTIME_HOSTREG_H
+#ifndef SAGE_TRANSPORT_SHM_REG_H
+#define SAGE_TRANSPORT_SHM_REG_H
 
 #include <stdatomic.h>
 #include <stdint.h>
 
-#include "transport/hist.h"
+#include "transport/figures.h"
 #include "sage/task.h"
 
-#define SAGE__REG_MAGIC 0x3147455245474153ull /* "SAGEREG1" */
-#define SAGE__REG_VERSION 1u
-#define SAGE__REG_METHODS 32
+#define SAGE__REG_MAGIC 0x3247455245474153ull /* "SAGEREG2" */
+#define SAGE__REG_VERSION 2u
 
-/* Calls served are not counted apart: each adds one to its latency
- * histograms, whose totals are the request counts. */
-struct sage__reg_method {
-    char name[72];
-    _Atomic uint64_t errors;
-    _Atomic uint64_t lat_sum_ns;
-    struct sage__hist lat;
-};
-
-/* The segment. Identity fields are written once before magic is published;
- * the rest are atomics updated while the task runs. */
+/* The segment: a header checked before anything else is read, then the
+ * task's figures (transport/figures.h), whose identity fields say who
+ * serves the name. */
 struct sage__reg {
     _Atomic uint64_t magic;
     uint32_t version;
     uint32_t size; /* sizeof(struct sage__reg) of the writer */
-    char name[72];
-    char ns[72];
-    char queue[160];
-    int32_t pid;
-    uint32_t uid;
-    uint64_t pid_start; /* the owner's start time: (pid, start) names a process */
-    int64_t started_ns; /* wall clock */
-    int64_t started_mono_ns;
-    uint32_t transport;
-    uint32_t max_workers;
-    uint32_t request_queue_size;
-    uint32_t queue_timeout_ms;
-    uint64_t max_request;
-
-    _Atomic uint32_t state; /* sage_state */
-    _Atomic int64_t heartbeat_ns;
-    _Atomic int64_t last_activity_ns;
-    _Atomic uint64_t errors;
-    _Atomic uint64_t in_flight;
-    _Atomic uint64_t expired;
-    _Atomic uint64_t malformed;
-    _Atomic uint64_t rejected;
-    _Atomic uint32_t drop_seq; /* odd while last_drop is being written */
-    char last_drop[128];
-    uint32_t nmethods;
-    struct sage__reg_method methods[SAGE__REG_METHODS];
-    _Atomic uint64_t lat_sum_ns;
-    struct sage__hist lat;
+    uint32_t uid;  /* the creator's effective uid */
+    uint32_t pad_;
+    struct sage__figures fig;
 };
 
 /*
@@ -92,14 +58,5 @@ sage_err sage__reg_open(struct sage__reg **regp, const char *ns, const char *nam
 /* sage__reg_close unmaps an entry opened with sage__reg_open. */
 void sage__reg_close(struct sage__reg *reg);
 
-/* sage__reg_owner_alive tells whether the entry's owner process lives (pid
- * and start time both match). */
-int sage__reg_owner_alive(const struct sage__reg *reg);
-
-/* sage__reg_set_drop records why a request was dropped unanswered. */
-void sage__reg_set_drop(struct sage__reg *reg, const char *why);
-
-/* sage__reg_status fills *st from the entry (queue_depth from queue_depth). */
-void sage__reg_status(const struct sage__reg *reg, uint64_t queue_depth, sage_status *st);
 
 #endif

@@ -204,7 +204,7 @@ static sage_err pack_value(struct packer *st, sage_value *out)
         if (src == NULL)
             return SAGE_SETERR(SAGE_EINVAL, "format \"%s\": NULL value argument at position %zu",
                                st->f.start, (size_t)(st->f.p - st->f.start) - 1);
-        return sage_value_copy(st->a, out, src);
+        return sage_value_copy(out, st->a, src);
     }
     case '[':
         return pack_array(st, out);
@@ -216,7 +216,7 @@ static sage_err pack_value(struct packer *st, sage_value *out)
     }
 }
 
-sage_err sage_vpack(sage_arena *a, sage_value *out, const char *fmt, va_list ap)
+sage_err sage_vpack(sage_value *out, sage_arena *a, const char *fmt, va_list ap)
 {
     struct packer st;
     sage_value v;
@@ -239,13 +239,13 @@ sage_err sage_vpack(sage_arena *a, sage_value *out, const char *fmt, va_list ap)
     return err;
 }
 
-sage_err sage_pack(sage_arena *a, sage_value *out, const char *fmt, ...)
+sage_err sage_pack(sage_value *out, sage_arena *a, const char *fmt, ...)
 {
     va_list ap;
     sage_err err;
 
     va_start(ap, fmt);
-    err = sage_vpack(a, out, fmt, ap);
+    err = sage_vpack(out, a, fmt, ap);
     va_end(ap);
     return err;
 }
@@ -417,7 +417,7 @@ static sage_err unpack_number(struct unpacker *st, const sage_value *v, char c)
         ip = va_arg(st->ap, int *);
         if (v == NULL)
             return SAGE_OK;
-        err = sage_value_get_int(v, &i);
+        err = sage_value_get_int(&i, v);
         if (err)
             return with_path(st, err);
         if (i < INT_MIN || i > INT_MAX)
@@ -427,19 +427,19 @@ static sage_err unpack_number(struct unpacker *st, const sage_value *v, char c)
     case 'I': {
         int64_t *out = va_arg(st->ap, int64_t *);
 
-        err = v ? sage_value_get_int(v, out) : SAGE_OK;
+        err = v ? sage_value_get_int(out, v) : SAGE_OK;
         break;
     }
     case 'u': {
         uint64_t *out = va_arg(st->ap, uint64_t *);
 
-        err = v ? sage_value_get_uint(v, out) : SAGE_OK;
+        err = v ? sage_value_get_uint(out, v) : SAGE_OK;
         break;
     }
     default: {
         double *out = va_arg(st->ap, double *);
 
-        err = v ? sage_value_get_double(v, out) : SAGE_OK;
+        err = v ? sage_value_get_double(out, v) : SAGE_OK;
     }
     }
     return err ? with_path(st, err) : SAGE_OK;

@@ -40,7 +40,7 @@ static sage_err mismatch(const char *want, const sage_value *v)
     return SAGE_SETERR(SAGE_EBADARGS, "expected %s, got %s", want, sage_type_name(v->type));
 }
 
-sage_err sage_value_get_bool(const sage_value *v, bool *out)
+sage_err sage_value_get_bool(bool *out, const sage_value *v)
 {
     if (v->type != SAGE_BOOL)
         return mismatch("bool", v);
@@ -48,7 +48,7 @@ sage_err sage_value_get_bool(const sage_value *v, bool *out)
     return SAGE_OK;
 }
 
-sage_err sage_value_get_int(const sage_value *v, int64_t *out)
+sage_err sage_value_get_int(int64_t *out, const sage_value *v)
 {
     if (v->type == SAGE_INT) {
         *out = v->as.i;
@@ -62,7 +62,7 @@ sage_err sage_value_get_int(const sage_value *v, int64_t *out)
     return SAGE_OK;
 }
 
-sage_err sage_value_get_uint(const sage_value *v, uint64_t *out)
+sage_err sage_value_get_uint(uint64_t *out, const sage_value *v)
 {
     if (v->type == SAGE_UINT) {
         *out = v->as.u;
@@ -76,7 +76,7 @@ sage_err sage_value_get_uint(const sage_value *v, uint64_t *out)
     return SAGE_OK;
 }
 
-sage_err sage_value_get_double(const sage_value *v, double *out)
+sage_err sage_value_get_double(double *out, const sage_value *v)
 {
     switch (v->type) {
     case SAGE_DOUBLE:
@@ -93,7 +93,7 @@ sage_err sage_value_get_double(const sage_value *v, double *out)
     }
 }
 
-sage_err sage_value_get_str(const sage_value *v, const char **s, size_t *len)
+sage_err sage_value_get_str(const char **s, size_t *len, const sage_value *v)
 {
     if (v->type != SAGE_STR)
         return mismatch("string", v);
@@ -103,7 +103,7 @@ sage_err sage_value_get_str(const sage_value *v, const char **s, size_t *len)
     return SAGE_OK;
 }
 
-sage_err sage_value_get_bin(const sage_value *v, const void **p, size_t *len)
+sage_err sage_value_get_bin(const void **p, size_t *len, const sage_value *v)
 {
     if (v->type != SAGE_BIN)
         return mismatch("bin", v);
@@ -285,7 +285,7 @@ static sage_err copy_value(sage_arena *a, sage_value *dst, const sage_value *src
     return err;
 }
 
-sage_err sage_value_copy(sage_arena *a, sage_value *dst, const sage_value *src)
+sage_err sage_value_copy(sage_value *dst, sage_arena *a, const sage_value *src)
 {
     if (a == NULL || dst == NULL || src == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "copy: NULL argument");

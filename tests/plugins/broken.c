@@ -14,7 +14,7 @@ static sage_err ping(void *state, sage_call *call)
     return sage_call_resultf(call, "s", "pong");
 }
 
-static const sage_method methods[] = {{"ping", ping}, {NULL, NULL}};
+static const sage_method methods[] = {{"ping", ping, 0}, {0}};
 
 #if defined(BROKEN_ABI)
 static const sage_service svc = {.abi = SAGE_SERVICE_ABI + 41, .name = "broken", .methods = methods};

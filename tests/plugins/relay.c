@@ -25,7 +25,6 @@ static sage_err relay(void *state, sage_call *call)
     sage_manager *m = state;
     const char *service, *method;
     const sage_value *args;
-    sage_call_opts o = {0};
     int64_t left = sage_call_remaining_ms(call);
     sage_value res;
     sage_err r;
@@ -36,10 +35,13 @@ static sage_err relay(void *state, sage_call *call)
         return sage_call_error(call, SAGE_EBADARGS, "relay: args must be an array, got %s",
                                sage_type_name(args->type));
     /* never wait longer than our own caller will */
-    if (left > 0)
-        o.timeout = left / 1000.0;
-    r = sage_manager_call_sync(m, service, method, args->as.array.items, args->as.array.len, NULL,
-                               0, &o, sage_call_arena(call), &res);
+    r = sage_manager_call_sync(&res, m,
+                               &(sage_request){.service = service,
+                                               .method = method,
+                                               .args = args->as.array.items,
+                                               .nargs = args->as.array.len,
+                                               .timeout_ms = left > 0 ? left : 0},
+                               sage_call_arena(call));
     if (r != SAGE_OK)
         return sage_call_error(call, r, "relay to %s.%s: %s", service, method, sage_errdetail());
     return sage_call_result(call, &res);
@@ -80,7 +82,7 @@ static sage_err relay_create(void **statep, const sage_value *config)
         return SAGE_ECONFIG;
     sage_manager_opts_init(&o);
     o.ns = ns; /* copied by the manager; NULL means "default" */
-    o.timeout = timeout;
+    o.timeout_ms = (int64_t)(timeout * 1000);
     r = sage_manager_new(&m, &o);
     if (r != SAGE_OK)
         return r;
@@ -94,7 +96,7 @@ static void relay_destroy(void *state)
 }
 
 static const sage_method methods[] = {
-    {"relay", relay}, {"sleep", nap}, {"echo", echo}, {NULL, NULL}};
+    {"relay", relay, 0}, {"sleep", nap, 0}, {"echo", echo, 0}, {0}};
 
 static const sage_service relay_service = {
     .abi = SAGE_SERVICE_ABI,

@@ -1,0 +1,234 @@
+/*
+ * nats.c - the transport between machines, on NATS: the caller's side, and
+ * the table of operations (the serving side is nats_serve.c).
+ *
+ * Design notes
+ * - One subscription per client, on "<inbox>.*". Each call is published
+ *   with the reply subject "<inbox>.<request id>" (also the envelope's
+ *   reply-to), so the server's "no responders" status, which carries no
+ *   envelope, still names the call it belongs to.
+ * - Answers go to the runtime through on_answer, on the subscription's
+ *   thread; a lost connection fails every call waiting for an answer
+ *   (on_event), since core NATS keeps nothing for absent subscribers.
+ * - A service is resolved once per destination from its record in the
+ *   service bucket: absent means SAGE_ENOSERVICE at once; a record marked
+ *   failed (its supervisor gave up) means SAGE_EUNAVAILABLE.
+ */
+#include <inttypes.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/err_internal.h"
+#include "transport/nats_serve.h"
+#include "transport/natskv.h"
+#include "transport/transport.h"
+
+#define DEFAULT_PUBLISH_WAIT_MS 5000
+
+struct sage__tp_client {
+    struct sage__tp_client_conf conf;
+    char ns[SAGE_NAME_MAX + 1];
+    struct sage__nio *nio;
+    struct sage__nio_sub *inbox_sub;
+    pthread_mutex_t kv_lock;
+    struct sage__nio_kv *svc_kv;
+    char inbox[128];
+};
+
+struct sage__tp_dest {
+    struct sage__tp_client *c;
+    char service[SAGE_NAME_MAX + 1];
+    char subject[SAGE_ADDRESS_MAX + 1];
+    bool durable;
+};
+
+static void on_inbox(void *arg, struct sage__nio_msg *msg)
+{
+    struct sage__tp_client *c = arg;
+    size_t len;
+    const void *data = sage__nio_msg_data(msg, &len);
+
+    if (sage__nio_msg_no_responders(msg)) {
+        const char *dot = strrchr(sage__nio_msg_subject(msg), '.');
+        struct sage__tp_event ev = {SAGE__TP_FAIL_ID, dot ? strtoull(dot + 1, NULL, 10) : 0,
+                                    SAGE_EUNAVAILABLE, "no replica of the service is running"};
+
+        c->conf.on_event(c->conf.arg, &ev);
+        return;
+    }
+    c->conf.on_answer(c->conf.arg, data, len);
+}
+
+/* on_conn_event: answers published while the connection is down are lost,
+ * so the calls waiting for one fail now rather than at their timeout;
+ * idempotent ones are retried */
+static void on_conn_event(void *arg, enum sage__nio_event ev, const char *url)
+{
+    struct sage__tp_client *c = arg;
+    struct sage__tp_event e = {SAGE__TP_FAIL_ALL, 0, SAGE_ECONNECT, NULL};
+
+    (void)url;
+    if (ev == SAGE__NIO_DISCONNECTED)
+        e.why = "the connection to NATS was lost: the call may or may not have run";
+    else if (ev == SAGE__NIO_CLOSED)
+        e.why = "the connection to NATS is closed";
+    else
+        return;
+    c->conf.on_event(c->conf.arg, &e);
+}
+
+static sage_err client_open(struct sage__tp_client **cp, const struct sage__tp_client_conf *conf)
+{
+    struct sage__tp_client *c;
+    struct sage__nio_opts no;
+    char name[64], subject[160];
+    sage_err r;
+
+    if (conf->cluster == NULL)
+        return SAGE_ENOTSUP; /* no cluster configured: not an error, nothing to open */
+    if ((c = calloc(1, sizeof *c)) == NULL)
+        return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+    c->conf = *conf;
+    snprintf(c->ns, sizeof c->ns, "%s", conf->ns);
+    c->conf.ns = c->ns;
+    snprintf(name, sizeof name, "sagesvc manager %d", (int)getpid());
+    memset(&no, 0, sizeof no);
+    no.conf = conf->cluster->nats;
+    no.name = name;
+    no.on_event = on_conn_event;
+    no.arg = c;
+    pthread_mutex_init(&c->kv_lock, NULL);
+    if ((r = sage__nio_connect(&c->nio, &no)) != SAGE_OK)
+        goto fail;
+    if ((r = sage__nio_inbox(c->nio, c->inbox, sizeof c->inbox)) != SAGE_OK)
+        goto fail;
+    snprintf(subject, sizeof subject, "%s.*", c->inbox);
+    if ((r = sage__nio_subscribe(c->nio, subject, NULL, on_inbox, c, &c->inbox_sub)) != SAGE_OK)
+        goto fail;
+    *cp = c;
+    return SAGE_OK;
+fail:
+    sage__nio_close(c->nio);
+    pthread_mutex_destroy(&c->kv_lock);
+    free(c);
+    return r;
+}
+
+static void client_close(struct sage__tp_client *c)
+{
+    if (c == NULL)
+        return;
+    sage__nio_unsubscribe(c->inbox_sub); /* no answer is delivered after this */
+    sage__nio_kv_close(c->svc_kv);
+    sage__nio_close(c->nio); /* nor any event */
+    pthread_mutex_destroy(&c->kv_lock);
+    free(c);
+}
+
+/* record reads the service's record; SAGE_ENOSERVICE if none */
+static sage_err record(struct sage__tp_client *c, const char *key, json_t **op)
+{
+    sage_err r;
+
+    pthread_mutex_lock(&c->kv_lock);
+    if (c->svc_kv == NULL) /* the bucket appears with the first replica */
+        sage__nio_kv_open(c->nio, SAGE__SERVICES_BUCKET, NULL, &c->svc_kv);
+    r = c->svc_kv ? sage__kv_get_json(c->svc_kv, key, op, NULL) : SAGE_ENOENT;
+    pthread_mutex_unlock(&c->kv_lock);
+    return r == SAGE_ENOENT ? SAGE_ENOSERVICE : r;
+}
+
+static sage_err resolve(struct sage__tp_client *c, const char *service, uint64_t serial,
+                        struct sage__tp_dest **dp, struct sage__tp_dest_info *info)
+{
+    struct sage__tp_dest *d;
+    json_t *o = NULL, *v;
+    char key[160];
+    sage_err r;
+
+    (void)serial;
+    sage__nats_key(key, sizeof key, c->ns, service);
+    if ((r = record(c, key, &o)) != SAGE_OK)
+        return r;
+    if (json_is_true(json_object_get(o, "failed"))) {
+        json_t *why = json_object_get(o, "reason");
+
+        r = SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s' failed: %s", service,
+                        json_is_string(why) ? json_string_value(why) : "its replicas kept dying");
+        json_decref(o);
+        return r;
+    }
+    if ((d = calloc(1, sizeof *d)) == NULL) {
+        json_decref(o);
+        return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+    }
+    d->c = c;
+    snprintf(d->service, sizeof d->service, "%s", service);
+    d->durable = json_is_true(json_object_get(o, "durable"));
+    snprintf(d->subject, sizeof d->subject, "%s", sage__jstr(o, "subject"));
+    if (d->subject[0] == '\0')
+        snprintf(d->subject, sizeof d->subject, "sage.%s.%s.%s", c->ns,
+                 d->durable ? "durable" : "svc", service);
+    memset(info, 0, sizeof *info);
+    info->transport = SAGE_TRANSPORT_NATS;
+    snprintf(info->address, sizeof info->address, "%s", d->subject);
+    v = json_object_get(o, "max_request");
+    info->max_request = json_is_integer(v) ? (size_t)json_integer_value(v) : (1u << 20);
+    v = json_object_get(o, "queue_timeout_ms");
+    info->queue_timeout_ms = json_is_integer(v) ? (int64_t)json_integer_value(v) : 30000;
+    info->via_inbox = false;
+    json_decref(o);
+    *dp = d;
+    return SAGE_OK;
+}
+
+static sage_err send(struct sage__tp_dest *d, const sage__req *req, int timeout_ms, bool *stalep)
+{
+    struct sage__tp_client *c = d->c;
+    sage__req r = *req;
+    char reply[192];
+    const void *buf;
+    size_t len;
+    sage_err e;
+
+    *stalep = false;
+    snprintf(reply, sizeof reply, "%s.%" PRIu64, c->inbox, req->id);
+    r.reply_to = reply;
+    r.reply_to_len = strlen(reply);
+    if ((e = sage__tp_encode_req(&r, &buf, &len)) != SAGE_OK)
+        return e;
+    if (d->durable) /* stored by the stream before we return: none is lost */
+        e = sage__nio_js_publish(c->nio, d->subject, buf, len,
+                                 timeout_ms > 0 ? timeout_ms : DEFAULT_PUBLISH_WAIT_MS);
+    else /* the reply subject names the call, for the no-responders status */
+        e = sage__nio_publish(c->nio, d->subject, reply, buf, len, NULL, 0);
+    if (e != SAGE_OK)
+        return SAGE_SETERR(e, "service '%s': %s", d->service, sage_errdetail());
+    return SAGE_OK;
+}
+
+static void dest_close(struct sage__tp_dest *d)
+{
+    free(d);
+}
+
+const struct sage__tp_ops sage__tp_nats = {
+    .name = "nats",
+    .kind = SAGE_TRANSPORT_NATS,
+    .client_open = client_open,
+    .client_close = client_close,
+    .resolve = resolve,
+    .send = send,
+    .dest_close = dest_close,
+    .serve_open = sage__nats_serve_open,
+    .ready = sage__nats_ready,
+    .tick = sage__nats_tick,
+    .quiesce = sage__nats_quiesce,
+    .reply = sage__nats_reply,
+    .release = sage__nats_release,
+    .serve_close = sage__nats_serve_close,
+};
