@@ -715,6 +715,92 @@ static void t_corrupt_records(void)
     }
 }
 
+struct listed {
+    int n;
+    int stop_after; /* 0: never */
+    char names[16][256];
+};
+
+static int collect(void *arg, const char *name)
+{
+    struct listed *l = arg;
+
+    if (strncmp(name, th_prefix(), strlen(th_prefix())) == 0) {
+        ASSERT_TRUE(l->n < 16);
+        snprintf(l->names[l->n++], sizeof l->names[0], "%s", name);
+    }
+    return l->stop_after && l->n >= l->stop_after;
+}
+
+static bool listed_has(const struct listed *l, const char *name)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* sage_queue_list: this user's queues by name prefix, nothing else */
+static void t_list(void)
+{
+    sage_queue *a = create("la", 4096, 0), *b = create("lb", 4096, 0), *c = create("xc", 4096, 0);
+    struct listed l;
+    char path[300], target[300];
+    char longp[SAGE_QUEUE_NAME_MAX + 2];
+    int fd;
+
+    /* not queues of ours: an invalid name, a link, another user's segment */
+    snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name("l bad"));
+    fd = open(path, O_RDWR | O_CREAT, 0600);
+    ASSERT_TRUE(fd >= 0);
+    close(fd);
+    snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name("llink"));
+    snprintf(target, sizeof target, "/dev/shm/sage.q.%s", th_name("la"));
+    ASSERT_EQ(symlink(target, path), 0);
+    if (geteuid() == 0) {
+        snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name("lforeign"));
+        fd = open(path, O_RDWR | O_CREAT, 0600);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_EQ(fchown(fd, 65534, 65534), 0);
+        close(fd);
+    }
+
+    memset(&l, 0, sizeof l);
+    ASSERT_OK(sage_queue_list(th_name("l"), collect, &l));
+    ASSERT_EQ(l.n, 2);
+    ASSERT_TRUE(listed_has(&l, th_name("la")));
+    ASSERT_TRUE(listed_has(&l, th_name("lb")));
+
+    memset(&l, 0, sizeof l);
+    ASSERT_OK(sage_queue_list(NULL, collect, &l)); /* all: ours among them */
+    ASSERT_EQ(l.n, 3);
+    ASSERT_TRUE(listed_has(&l, th_name("xc")));
+    memset(&l, 0, sizeof l);
+    ASSERT_OK(sage_queue_list("", collect, &l));
+    ASSERT_EQ(l.n, 3);
+
+    memset(&l, 0, sizeof l);
+    l.stop_after = 1;
+    ASSERT_OK(sage_queue_list(th_prefix(), collect, &l));
+    ASSERT_EQ(l.n, 1);
+
+    memset(&l, 0, sizeof l);
+    ASSERT_OK(sage_queue_list(th_name("nothing"), collect, &l));
+    ASSERT_EQ(l.n, 0);
+    ASSERT_ERR(sage_queue_list(NULL, NULL, NULL), SAGE_EINVAL);
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = '\0';
+    ASSERT_ERR(sage_queue_list(longp, collect, &l), SAGE_EINVAL);
+
+    sage_queue_free(a);
+    sage_queue_free(b);
+    sage_queue_free(c);
+    ASSERT_OK(sage_queue_unlink(th_name("lb")));
+    memset(&l, 0, sizeof l);
+    ASSERT_OK(sage_queue_list(th_name("l"), collect, &l));
+    ASSERT_EQ(l.n, 1);
+}
+
 static const struct th_case cases[] = {
     {"errdetail_quotes_itself", t_errdetail_quotes_itself, 10},
     {"names", t_names, 10},
@@ -737,6 +823,7 @@ static const struct th_case cases[] = {
     {"other_user_refused", t_other_user_refused, 10},
     {"corrupt_header", t_corrupt_header, 20},
     {"corrupt_records", t_corrupt_records, 10},
+    {"list", t_list, 10},
     {NULL, NULL, 0},
 };
 

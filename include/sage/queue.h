@@ -180,6 +180,25 @@ const char *sage_queue_name(const sage_queue *q);
  */
 sage_err sage_queue_check_name(const char *name);
 
+/*
+ * sage_queue_list_fn receives one queue's name during sage_queue_list. name
+ * is borrowed, valid during the call only. Return 0 to go on, non-zero to
+ * end the listing.
+ */
+typedef int (*sage_queue_list_fn)(void *arg, const char *name);
+
+/*
+ * sage_queue_list calls fn for each named queue of this user (a segment
+ * /dev/shm/sage.q.NAME owned by the effective uid) whose name starts with
+ * prefix (NULL or "": all), in no particular order. It opens no segment;
+ * entries that are not regular files or not valid queue names are passed
+ * over. SAGE_EINVAL if fn is NULL or prefix is too long, SAGE_ESYS if the
+ * directory cannot be read. Thread-safe; fn runs on the calling thread, no
+ * lock held, and may open or unlink queues (a queue made or removed during
+ * the listing may or may not be reported).
+ */
+sage_err sage_queue_list(const char *prefix, sage_queue_list_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

@@ -11,6 +11,7 @@
 #include "platform/futex.h"
 #include "platform/proc.h"
 #include "platform/shm.h"
+#include "platform/shmlist.h"
 #include "queue/queue_internal.h"
 
 #define DEFAULT_CAPACITY (1u << 20)
@@ -18,6 +19,7 @@
 #define DEFAULT_SPIN_US 20u
 #define POPULATE_LIMIT (64u << 20)
 #define CREATE_RACE_NS (500 * 1000 * 1000LL)
+#define SEG_PREFIX "sage.q." /* a queue NAME is the segment /sage.q.NAME */
 
 void sage_queue_opts_init(sage_queue_opts *opts)
 {
@@ -26,6 +28,13 @@ void sage_queue_opts_init(sage_queue_opts *opts)
     opts->max_producers = DEFAULT_PRODUCERS;
     opts->mode = 0600;
     opts->spin_us = DEFAULT_SPIN_US;
+}
+
+/* name_char tells whether c may appear in a queue name. */
+static bool name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
 }
 
 sage_err sage_queue_check_name(const char *name)
@@ -41,13 +50,10 @@ sage_err sage_queue_check_name(const char *name)
     if (name[0] == '.' || name[0] == '-')
         return SAGE_SETERR(SAGE_EINVAL, "queue name '%s' starts with '%c'", name, name[0]);
     for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
+        if (!name_char(name[i]))
             return SAGE_SETERR(SAGE_EINVAL,
                                "queue name has character 0x%02x at %zu; use [A-Za-z0-9._-]",
-                               (unsigned char)c, i);
+                               (unsigned char)name[i], i);
     }
     return SAGE_OK;
 }
@@ -120,7 +126,7 @@ static sage_err open_named(sage_queue *q, const char *name, const sage_queue_opt
         if (r != SAGE_OK)
             return r;
     }
-    snprintf(path, sizeof path, "/sage.q.%s", name);
+    snprintf(path, sizeof path, "/" SEG_PREFIX "%s", name);
     q->shared = true;
     for (;;) {
         void *mem = NULL;
@@ -270,7 +276,7 @@ sage_err sage_queue_unlink(const char *name)
 
     if (r != SAGE_OK)
         return r;
-    snprintf(path, sizeof path, "/sage.q.%s", name);
+    snprintf(path, sizeof path, "/" SEG_PREFIX "%s", name);
     r = sage__shm_unlink(path);
     if (r != SAGE_OK)
         return SAGE_SETERR(r, "queue '%s': %s", name, sage_errdetail());
@@ -321,5 +327,46 @@ sage_err sage_queue_stats_read(sage_queue *q, sage_queue_stats *st)
     st->consumer_alive = st->consumer_pid != 0 && sage__pid_alive(st->consumer_pid);
     st->closed = atomic_load_explicit(&h->closed, memory_order_relaxed) != 0;
     st->created_ns = h->created_ns;
+    return SAGE_OK;
+}
+
+struct list_arg {
+    sage_queue_list_fn fn;
+    void *arg;
+};
+
+static int list_one(void *arg, const char *seg)
+{
+    struct list_arg *a = arg;
+    const char *name = seg + strlen(SEG_PREFIX);
+    size_t n = strlen(name);
+
+    /* what sage_queue_open could not open is not a queue (as
+     * sage_queue_check_name, without touching this thread's detail) */
+    if (n == 0 || n > SAGE_QUEUE_NAME_MAX || name[0] == '.' || name[0] == '-')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!name_char(name[i]))
+            return 0;
+    return a->fn(a->arg, name);
+}
+
+sage_err sage_queue_list(const char *prefix, sage_queue_list_fn fn, void *arg)
+{
+    char seg[sizeof SEG_PREFIX + SAGE_QUEUE_NAME_MAX];
+    struct list_arg a = {fn, arg};
+    sage_err r;
+
+    if (fn == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_queue_list: fn is NULL");
+    if (prefix == NULL)
+        prefix = "";
+    if (strlen(prefix) > SAGE_QUEUE_NAME_MAX)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_queue_list: prefix of %zu bytes, at most %d allowed",
+                           strlen(prefix), SAGE_QUEUE_NAME_MAX);
+    snprintf(seg, sizeof seg, "%s%s", SEG_PREFIX, prefix);
+    r = sage__shm_list(seg, list_one, &a);
+    if (r != SAGE_OK)
+        return SAGE_SETERR(r, "listing queues: %s", sage_errdetail());
     return SAGE_OK;
 }
