@@ -241,11 +241,27 @@ sage_err sage__sq_open_mem(sage_queue **qp, void *mem, size_t size)
 sage_err sage_queue_close(sage_queue *q)
 {
     struct sq_hdr *h;
+    uint64_t me, creator, cons, none = 0;
 
     if (q == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_queue_close: q is NULL");
     h = q->hdr;
-    atomic_store_explicit(&h->closed, 1, memory_order_release);
+    me = sage__sq_me();
+    creator = h->creator;
+    cons = atomic_load_explicit(&h->cons, memory_order_acquire);
+    /* a private queue has one process; a named one is shut down for
+     * everyone only by the process that made it or the one that reads it */
+    if (q->shared && me != creator && me != cons)
+        return SAGE_SETERR(SAGE_EPERM,
+                           "queue '%s': only its creator (pid %d) or its consumer (pid %d) may "
+                           "close it, not pid %d",
+                           q->name, (int)sq_ident_pid(creator), (int)sq_ident_pid(cons),
+                           (int)sage__pid());
+    /* the first closer signs; release (the state's): who sees the bit sees
+     * who set it */
+    atomic_compare_exchange_strong_explicit(&h->closed_by, &none, me, memory_order_relaxed,
+                                            memory_order_relaxed);
+    atomic_fetch_or_explicit(&h->state, SQ_ST_CLOSED, memory_order_release);
     atomic_fetch_add_explicit(&h->data_seq, 1, memory_order_release);
     atomic_fetch_add_explicit(&h->space_seq, 1, memory_order_release);
     sage__futex_wake(&h->data_seq, -1, q->shared);
@@ -259,10 +275,10 @@ void sage_queue_free(sage_queue *q)
         return;
     sage__sq_unregister(q);
     if (q->is_consumer && q->cons_gen == sage__fork_gen()) {
-        int32_t me = sage__pid();
+        uint64_t me = sage__sq_me();
 
         /* give up the consumer role so another process may take it */
-        atomic_compare_exchange_strong_explicit(&q->hdr->cons_pid, &me, 0, memory_order_acq_rel,
+        atomic_compare_exchange_strong_explicit(&q->hdr->cons, &me, 0, memory_order_acq_rel,
                                                 memory_order_relaxed);
     }
     sage__unmap(q->hdr, q->map_size); /* no-op for the caller's memory (size 0) */
@@ -291,7 +307,7 @@ const char *sage_queue_name(const sage_queue *q)
 sage_err sage_queue_stats_read(sage_queue *q, sage_queue_stats *st)
 {
     struct sq_hdr *h;
-    uint64_t T, H, in_m, in_b, skipped, recovered;
+    uint64_t T, H, in_m, in_b, skipped, recovered, cons;
 
     if (q == NULL || st == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_queue_stats_read: invalid argument");
@@ -322,11 +338,16 @@ sage_err sage_queue_stats_read(sage_queue *q, sage_queue_stats *st)
     skipped = atomic_load_explicit(&h->skipped, memory_order_relaxed);
     st->recovered = recovered;
     st->aborted = skipped > recovered ? skipped - recovered : 0;
-    st->creator_pid = h->creator_pid;
-    st->consumer_pid = atomic_load_explicit(&h->cons_pid, memory_order_relaxed);
-    st->consumer_alive = st->consumer_pid != 0 && sage__pid_alive(st->consumer_pid);
-    st->closed = atomic_load_explicit(&h->closed, memory_order_relaxed) != 0;
+    st->creator_pid = sq_ident_pid(h->creator);
+    cons = atomic_load_explicit(&h->cons, memory_order_relaxed);
+    st->consumer_pid = sq_ident_pid(cons);
+    st->consumer_alive = cons != 0 && sage__sq_alive(cons);
+    /* acquire: closed_by is written before the bit */
+    st->closed = (atomic_load_explicit(&h->state, memory_order_acquire) & SQ_ST_CLOSED) != 0;
+    st->closed_by_pid =
+        st->closed ? sq_ident_pid(atomic_load_explicit(&h->closed_by, memory_order_relaxed)) : 0;
     st->created_ns = h->created_ns;
+    sage__sq_health(q, st);
     return SAGE_OK;
 }
 
