@@ -7,9 +7,10 @@
  * - shaped: a valid header is built first (4 KiB ring, a few slots) and the
  *   input overwrites everything after the identity block: head, tail,
  *   counters, slots and ring, as a hostile peer could.
- * Then a bounded sequence of non-blocking consumer and producer operations
- * runs. Nothing may crash, hang or touch memory outside the segment (ASan
- * guards the segment's edges: it is a heap block of exactly its size).
+ * Then a bounded sequence of non-blocking consumer and producer operations,
+ * stats reads (which check the positions) and a close runs. Nothing may
+ * crash, hang or touch memory outside the segment (ASan guards the
+ * segment's edges: it is a heap block of exactly its size).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               ring_off, seg);
         memcpy(mem + off, data, size < seg - off ? size : seg - off);
         if (mode & 0x8) /* let the consumer role be taken */
-            atomic_store(&((struct sq_hdr *)mem)->cons_pid, 0);
+            atomic_store(&((struct sq_hdr *)mem)->cons, 0);
     }
     if (sage__sq_open_mem(&q, mem, seg) == SAGE_OK) {
         sage_queue_stats st;
@@ -68,7 +69,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t n = 0, len = 0;
             void *claim;
 
-            switch ((size + (size_t)i) % 4) {
+            switch ((size + (size_t)i) % 6) {
             case 0:
                 sage_queue_drain(&n, q, take, &sink, 0, 0);
                 break;
@@ -78,9 +79,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             case 2:
                 sage_queue_send(q, data, size % 300, 0);
                 break;
-            default:
+            case 3:
                 if (sage_queue_claim(&claim, q, size % 100, 0) == SAGE_OK)
                     sage_queue_commit(q, claim);
+                break;
+            case 4:
+                sage_queue_stats_read(&st, q);
+                if (st.corrupt && st.corrupt_reason[0] == '\0')
+                    abort(); /* corrupt says why */
+                break;
+            default:
+                if (i > 8) /* late, so most sequences run open first */
+                    sage_queue_shutdown(q);
                 break;
             }
         }

@@ -357,6 +357,9 @@ static void t_stats_exact(void)
     ASSERT_EQ(s.consumer_alive, 1);
     ASSERT_EQ(s.creator_pid, getpid());
     ASSERT_EQ(s.closed, 0);
+    ASSERT_EQ(s.closed_by_pid, 0);
+    ASSERT_EQ(s.corrupt, 0);
+    ASSERT_STREQ(s.corrupt_reason, "");
     sage_queue_close(q);
 }
 
@@ -463,26 +466,113 @@ static void t_close_wakes(void)
     sage_queue_close(q);
 }
 
-/* close from another process wakes waiters in this one */
+/* close from another process (the creator) wakes waiters in this one */
 static void t_close_wakes_across_processes(void)
 {
-    sage_queue *q = create("cwp", 4096, 0);
+    sage_queue *q;
     uint8_t m[16];
     size_t len;
-    double t0 = th_now_ms();
-    int pid = fork();
+    int sync[2], pid;
+    char c;
+    double t0;
 
+    ASSERT_EQ(pipe(sync), 0);
+    pid = fork();
     if (pid == 0) {
-        sage_queue *c = attach("cwp");
+        sage_queue *cq = create("cwp", 4096, 0);
         struct timespec ts = {0, 100 * 1000000L};
 
+        ASSERT_EQ(write(sync[1], "x", 1), 1);
         nanosleep(&ts, NULL);
-        sage_queue_shutdown(c);
+        ASSERT_OK(sage_queue_shutdown(cq));
         _exit(0);
     }
+    ASSERT_EQ(read(sync[0], &c, 1), 1);
+    q = attach("cwp");
+    t0 = th_now_ms();
     ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, 10000), SAGE_ECLOSED);
     ASSERT_LE(th_now_ms() - t0, 2000);
     ASSERT_EQ(th_wait_child(pid, 5000), 0);
+    sage_queue_close(q);
+}
+
+/* only the creator or the consumer may close a named queue; stats say who did */
+static void t_close_rules(void)
+{
+    sage_queue *q = create("cr", 4096, 0);
+    sage_queue_stats st;
+    uint8_t m[16];
+    size_t len;
+    int pid;
+
+    /* a process that is neither: refused, and the queue stays open */
+    pid = fork();
+    if (pid == 0) {
+        sage_queue *c = attach("cr");
+
+        ASSERT_ERR(sage_queue_shutdown(c), SAGE_EPERM);
+        ASSERT_TRUE(strstr(sage_errdetail(), "only its creator") != NULL);
+        ASSERT_OK(sage_queue_send(c, "a", 1, 0));
+        _exit(0);
+    }
+    ASSERT_EQ(th_wait_child(pid, 5000), 0);
+    ASSERT_OK(sage_queue_stats_read(&st, q));
+    ASSERT_EQ(st.closed, 0);
+    ASSERT_EQ(st.closed_by_pid, 0);
+
+    /* the consumer (not the creator) may */
+    pid = fork();
+    if (pid == 0) {
+        sage_queue *c = attach("cr");
+
+        ASSERT_OK(sage_queue_recv(&len, c, m, sizeof m, 0)); /* takes the consumer role */
+        ASSERT_OK(sage_queue_shutdown(c));
+        _exit(0);
+    }
+    ASSERT_EQ(th_wait_child(pid, 5000), 0);
+    ASSERT_OK(sage_queue_stats_read(&st, q));
+    ASSERT_EQ(st.closed, 1);
+    ASSERT_EQ(st.closed_by_pid, pid);
+    ASSERT_OK(sage_queue_shutdown(q)); /* the creator may too; the first closer stays */
+    ASSERT_OK(sage_queue_stats_read(&st, q));
+    ASSERT_EQ(st.closed_by_pid, pid);
+    ASSERT_ERR(sage_queue_send(q, "b", 1, 0), SAGE_ECLOSED);
+    sage_queue_close(q);
+
+    /* the creator closes: its own pid */
+    q = create("cr2", 4096, 0);
+    ASSERT_OK(sage_queue_shutdown(q));
+    ASSERT_OK(sage_queue_stats_read(&st, q));
+    ASSERT_EQ(st.closed, 1);
+    ASSERT_EQ(st.closed_by_pid, getpid());
+    sage_queue_close(q);
+
+    /* the closed bit set by a write from outside: closed, by nobody */
+    {
+        char path[300];
+        int fd;
+        struct sq_hdr *h;
+
+        q = create("cr3", 4096, 0);
+        snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name("cr3"));
+        fd = open(path, O_RDWR);
+        ASSERT_TRUE(fd >= 0);
+        h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        ASSERT_TRUE(h != MAP_FAILED);
+        close(fd);
+        atomic_store(&h->state, SQ_ST_CLOSED);
+        ASSERT_OK(sage_queue_stats_read(&st, q));
+        ASSERT_EQ(st.closed, 1);
+        ASSERT_EQ(st.closed_by_pid, 0);
+        ASSERT_EQ(st.corrupt, 0);
+        ASSERT_ERR(sage_queue_send(q, "c", 1, 0), SAGE_ECLOSED);
+        munmap(h, sizeof *h);
+        sage_queue_close(q);
+    }
+
+    /* a private queue: its one process may always close it */
+    q = create(NULL, 4096, 0);
+    ASSERT_OK(sage_queue_shutdown(q));
     sage_queue_close(q);
 }
 
@@ -715,6 +805,343 @@ static void t_corrupt_records(void)
     }
 }
 
+/* map_hdr maps the header of queue base a second time, as a peer that
+ * scribbles on it would */
+static struct sq_hdr *map_hdr(const char *base)
+{
+    char path[300];
+    int fd;
+    struct sq_hdr *h;
+
+    snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name(base));
+    fd = open(path, O_RDWR);
+    ASSERT_TRUE(fd >= 0);
+    h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_TRUE(h != MAP_FAILED);
+    close(fd);
+    return h;
+}
+
+/* a queue with one message sent and received: positions off zero, and
+ * this process its consumer */
+static sage_queue *used_queue(const char *base)
+{
+    sage_queue *q = create(base, 4096, 0);
+    uint8_t m[16];
+    size_t len;
+
+    ASSERT_OK(sage_queue_send(q, "a", 1, 0));
+    ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 0));
+    return q;
+}
+
+enum { C_TAIL_ALIGN, C_HEAD_ALIGN, C_HEAD_PAST, C_TAIL_AHEAD, C_COUNT, C_HEAD_MOVED };
+
+static const struct {
+    int how;
+    const char *why;   /* expected in the detail and the stats' reason */
+    bool fresh;        /* a consumer taking the role sees it too (and stats) */
+    bool producer;     /* a producer sees it on its own */
+} pos_cases[] = {
+    {C_TAIL_ALIGN, "tail is not 8-byte aligned", true, true},
+    {C_HEAD_ALIGN, "head is not 8-byte aligned", true, true},
+    {C_HEAD_PAST, "head is past tail", true, true},
+    {C_TAIL_AHEAD, "tail is more than a ring ahead of head", true, true},
+    {C_COUNT, "claim count does not match", true, false},
+    {C_HEAD_MOVED, "head was moved by someone else", false, false},
+};
+
+static void scribble(struct sq_hdr *h, int how)
+{
+    uint64_t T = atomic_load(&h->tail), H = atomic_load(&h->head), cap = h->capacity;
+
+    switch (how) {
+    case C_TAIL_ALIGN:
+        atomic_store(&h->tail, sq_pack(sq_pos(T) + 3, sq_cnt(T)));
+        break;
+    case C_HEAD_ALIGN:
+        atomic_store(&h->head, sq_pack(sq_pos(H) + 4, sq_cnt(H)));
+        break;
+    case C_HEAD_PAST:
+        atomic_store(&h->head, sq_pack(sq_pos(T) + 64, sq_cnt(T) + 1));
+        break;
+    case C_TAIL_AHEAD:
+        atomic_store(&h->tail, sq_pack(sq_pos(H) + cap + 64, sq_cnt(H) + 1));
+        break;
+    case C_COUNT:
+        atomic_store(&h->tail, sq_pack(sq_pos(T), sq_cnt(T) + 3));
+        break;
+    case C_HEAD_MOVED: /* a possible pair, but not the consumer's head */
+        atomic_store(&h->head, sq_pack(sq_pos(H) - 64, sq_cnt(H) - 1));
+        break;
+    }
+}
+
+/* impossible head and tail, written from outside: a receiver, a sender and
+ * stats each say so (SAGE_EPROTO, naming what is wrong) at once, instead of
+ * waiting for a record that cannot come */
+static void t_corrupt_positions(void)
+{
+    for (size_t i = 0; i < sizeof pos_cases / sizeof pos_cases[0]; i++) {
+        const char *why = pos_cases[i].why;
+        char base[16];
+        sage_queue *q;
+        struct sq_hdr *h;
+        sage_queue_stats st;
+        uint8_t m[16];
+        size_t len;
+        double t0;
+        int pid;
+
+        printf("  %s\n", why);
+        /* the running consumer, waiting */
+        snprintf(base, sizeof base, "pa%zu", i);
+        q = used_queue(base);
+        h = map_hdr(base);
+        scribble(h, pos_cases[i].how);
+        t0 = th_now_ms();
+        ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, 3000), SAGE_EPROTO);
+        ASSERT_LE(th_now_ms() - t0, 500); /* at once: not after the 1 s unclear bound */
+        ASSERT_TRUE(strstr(sage_errdetail(), why) != NULL);
+        ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, 3000), SAGE_EPROTO); /* sticky */
+        ASSERT_TRUE(strstr(sage_errdetail(), why) != NULL);
+        ASSERT_OK(sage_queue_stats_read(&st, q));
+        ASSERT_EQ(st.corrupt, 1);
+        ASSERT_TRUE(strstr(st.corrupt_reason, why) != NULL);
+        /* marked for every process: senders fail too */
+        ASSERT_ERR(sage_queue_send(q, "b", 1, -1), SAGE_EPROTO);
+        ASSERT_TRUE(strstr(sage_errdetail(), why) != NULL);
+        munmap(h, sizeof *h);
+        sage_queue_close(q);
+        if (!pos_cases[i].fresh)
+            continue;
+
+        /* stats see it on read, before anyone marked it; then a sender
+         * that opens it finds it on its own and never waits */
+        snprintf(base, sizeof base, "pb%zu", i);
+        q = used_queue(base);
+        h = map_hdr(base);
+        scribble(h, pos_cases[i].how);
+        ASSERT_OK(sage_queue_stats_read(&st, q));
+        ASSERT_EQ(st.corrupt, 1);
+        ASSERT_TRUE(strstr(st.corrupt_reason, why) != NULL);
+        ASSERT_EQ(atomic_load(&h->state), 0); /* reading stats marks nothing */
+        if (pos_cases[i].producer) {
+            pid = fork();
+            if (pid == 0) {
+                sage_queue *p = attach(base);
+
+                ASSERT_ERR(sage_queue_send(p, "c", 1, -1), SAGE_EPROTO);
+                ASSERT_TRUE(strstr(sage_errdetail(), why) != NULL);
+                _exit(0);
+            }
+            ASSERT_EQ(th_wait_child(pid, 3000), 0);
+            ASSERT_EQ(atomic_load(&h->state), SQ_ST_CORRUPT);
+        }
+        munmap(h, sizeof *h);
+        sage_queue_close(q);
+
+        /* a consumer taking the role over */
+        snprintf(base, sizeof base, "pc%zu", i);
+        q = used_queue(base);
+        sage_queue_close(q); /* gives the role up */
+        h = map_hdr(base);
+        scribble(h, pos_cases[i].how);
+        q = attach(base);
+        t0 = th_now_ms();
+        ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, 3000), SAGE_EPROTO);
+        ASSERT_LE(th_now_ms() - t0, 500); /* at once: not after the 1 s unclear bound */
+        ASSERT_TRUE(strstr(sage_errdetail(), why) != NULL);
+        munmap(h, sizeof *h);
+        sage_queue_close(q);
+    }
+}
+
+/* an uncommitted record at head that no producer accounts for is waited
+ * for a bounded time (1 s), then the queue is corrupt */
+static void t_unclear_claim_bounded(void)
+{
+    sage_queue *q = used_queue("u");
+    struct sq_hdr *h = map_hdr("u");
+    uint64_t T = atomic_load(&h->tail);
+    uint8_t m[16];
+    size_t len;
+    sage_err r = SAGE_OK;
+    double t0, dt;
+    int calls = 0;
+
+    /* a claim (tail moved, the record's word still zero) no slot describes */
+    atomic_store(&h->tail, sq_pack(sq_pos(T) + 64, sq_cnt(T) + 1));
+    /* short receives keep counting: the bound is the record's, not a call's */
+    t0 = th_now_ms();
+    while (calls < 20 && (r = sage_queue_recv(&len, q, m, sizeof m, 300)) == SAGE_ETIMEDOUT)
+        calls++;
+    dt = th_now_ms() - t0;
+    ASSERT_ERR(r, SAGE_EPROTO);
+    ASSERT_TRUE(strstr(sage_errdetail(), "no slot claims it") != NULL);
+    ASSERT_LE(900, dt);
+    ASSERT_LE(dt, 2500);
+    ASSERT_LE(2, calls);
+    munmap(h, sizeof *h);
+    sage_queue_close(q);
+
+    /* an in-progress record naming a live slot (ours) that claims nothing */
+    q = used_queue("u2"); /* this thread's send took slot 0 */
+    h = map_hdr("u2");
+    {
+        uint64_t H = atomic_load(&h->head), w = ((uint64_t)SQ_TAG_INPROG << 32) | 16;
+        _Atomic uint64_t *rec;
+        uint8_t *seg;
+        char path[300];
+        int fd;
+
+        snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name("u2"));
+        fd = open(path, O_RDWR);
+        ASSERT_TRUE(fd >= 0);
+        seg = mmap(NULL, h->seg_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        ASSERT_TRUE(seg != MAP_FAILED);
+        close(fd);
+        rec = (_Atomic uint64_t *)(seg + h->ring_off + (sq_pos(H) & (h->capacity - 1)));
+        atomic_store(rec, w);
+        T = atomic_load(&h->tail);
+        atomic_store(&h->tail, sq_pack(sq_pos(T) + 16, sq_cnt(T) + 1));
+        t0 = th_now_ms();
+        ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, 5000), SAGE_EPROTO);
+        dt = th_now_ms() - t0;
+        ASSERT_TRUE(strstr(sage_errdetail(), "live owner's slot claims other room") != NULL);
+        ASSERT_LE(900, dt);
+        ASSERT_LE(dt, 2500);
+        munmap(seg, h->seg_size);
+    }
+    munmap(h, sizeof *h);
+    sage_queue_close(q);
+}
+
+static void *send_x(void *p)
+{
+    ASSERT_OK(sage_queue_send(p, "x", 1, 0));
+    return NULL;
+}
+
+/* closed with a live claim stuck at head: receiving ends after a grace
+ * period (a consumer draining before it stops always stops), and nothing
+ * is dropped from the ring */
+static void t_close_grace(void)
+{
+    sage_queue *q = create("g", 4096, 100);
+    pthread_t th;
+    void *buf;
+    uint8_t m[16];
+    size_t len;
+    double t0, dt;
+
+    ASSERT_OK(sage_queue_claim(&buf, q, 1, 0));
+    pthread_create(&th, NULL, send_x, q); /* queued behind the claim */
+    pthread_join(th, NULL);
+    ASSERT_OK(sage_queue_shutdown(q));
+    t0 = th_now_ms();
+    ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, 5000), SAGE_ECLOSED);
+    dt = th_now_ms() - t0;
+    ASSERT_TRUE(strstr(sage_errdetail(), "left behind") != NULL);
+    ASSERT_LE(900, dt);
+    ASSERT_LE(dt, 2500);
+    /* committed late: both are still there, then closed at once */
+    memcpy(buf, "c", 1);
+    ASSERT_OK(sage_queue_commit(q, buf));
+    ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 0));
+    ASSERT_EQ(m[0], 'c');
+    ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 0));
+    ASSERT_EQ(m[0], 'x');
+    ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, -1), SAGE_ECLOSED);
+    sage_queue_close(q);
+}
+
+struct listed {
+    int n;
+    int stop_after; /* 0: never */
+    char names[16][256];
+};
+
+static int collect(void *arg, const char *name)
+{
+    struct listed *l = arg;
+
+    if (strncmp(name, th_prefix(), strlen(th_prefix())) == 0) {
+        ASSERT_TRUE(l->n < 16);
+        snprintf(l->names[l->n++], sizeof l->names[0], "%s", name);
+    }
+    return l->stop_after && l->n >= l->stop_after;
+}
+
+static bool listed_has(const struct listed *l, const char *name)
+{
+    for (int i = 0; i < l->n; i++)
+        if (strcmp(l->names[i], name) == 0)
+            return true;
+    return false;
+}
+
+/* sage_queue_list: this user's queues by name prefix, nothing else */
+static void t_list(void)
+{
+    sage_queue *a = create("la", 4096, 0), *b = create("lb", 4096, 0), *c = create("xc", 4096, 0);
+    struct listed l;
+    char path[300], target[300];
+    char longp[SAGE_QUEUE_NAME_MAX + 2];
+    int fd;
+
+    /* not queues of ours: an invalid name, a link, another user's segment */
+    snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name("l bad"));
+    fd = open(path, O_RDWR | O_CREAT, 0600);
+    ASSERT_TRUE(fd >= 0);
+    close(fd);
+    snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name("llink"));
+    snprintf(target, sizeof target, "/dev/shm/sage.q.%s", th_name("la"));
+    ASSERT_EQ(symlink(target, path), 0);
+    if (geteuid() == 0) {
+        snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name("lforeign"));
+        fd = open(path, O_RDWR | O_CREAT, 0600);
+        ASSERT_TRUE(fd >= 0);
+        ASSERT_EQ(fchown(fd, 65534, 65534), 0);
+        close(fd);
+    }
+
+    memset(&l, 0, sizeof l);
+    ASSERT_OK(sage_queue_list(th_name("l"), collect, &l));
+    ASSERT_EQ(l.n, 2);
+    ASSERT_TRUE(listed_has(&l, th_name("la")));
+    ASSERT_TRUE(listed_has(&l, th_name("lb")));
+
+    memset(&l, 0, sizeof l);
+    ASSERT_OK(sage_queue_list(NULL, collect, &l)); /* all: ours among them */
+    ASSERT_EQ(l.n, 3);
+    ASSERT_TRUE(listed_has(&l, th_name("xc")));
+    memset(&l, 0, sizeof l);
+    ASSERT_OK(sage_queue_list("", collect, &l));
+    ASSERT_EQ(l.n, 3);
+
+    memset(&l, 0, sizeof l);
+    l.stop_after = 1;
+    ASSERT_OK(sage_queue_list(th_prefix(), collect, &l));
+    ASSERT_EQ(l.n, 1);
+
+    memset(&l, 0, sizeof l);
+    ASSERT_OK(sage_queue_list(th_name("nothing"), collect, &l));
+    ASSERT_EQ(l.n, 0);
+    ASSERT_ERR(sage_queue_list(NULL, NULL, NULL), SAGE_EINVAL);
+    memset(longp, 'a', sizeof longp - 1);
+    longp[sizeof longp - 1] = '\0';
+    ASSERT_ERR(sage_queue_list(longp, collect, &l), SAGE_EINVAL);
+
+    sage_queue_close(a);
+    sage_queue_close(b);
+    sage_queue_close(c);
+    ASSERT_OK(sage_queue_unlink(th_name("lb")));
+    memset(&l, 0, sizeof l);
+    ASSERT_OK(sage_queue_list(th_name("l"), collect, &l));
+    ASSERT_EQ(l.n, 1);
+}
+
 static const struct th_case cases[] = {
     {"errdetail_quotes_itself", t_errdetail_quotes_itself, 10},
     {"names", t_names, 10},
@@ -730,6 +1157,8 @@ static const struct th_case cases[] = {
     {"full_blocks", t_full_blocks, 10},
     {"close_wakes", t_close_wakes, 10},
     {"close_wakes_across_processes", t_close_wakes_across_processes, 10},
+    {"close_rules", t_close_rules, 10},
+    {"close_grace", t_close_grace, 10},
     {"wake_from_sleep", t_wake_from_sleep, 10},
     {"one_consumer", t_one_consumer, 10},
     {"dead_consumer_replaced", t_dead_consumer_replaced, 10},
@@ -737,6 +1166,9 @@ static const struct th_case cases[] = {
     {"other_user_refused", t_other_user_refused, 10},
     {"corrupt_header", t_corrupt_header, 20},
     {"corrupt_records", t_corrupt_records, 10},
+    {"corrupt_positions", t_corrupt_positions, 30},
+    {"unclear_claim_bounded", t_unclear_claim_bounded, 20},
+    {"list", t_list, 10},
     {NULL, NULL, 0},
 };
 

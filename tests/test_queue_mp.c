@@ -1,10 +1,12 @@
 /* test_queue_mp.c - sage_queue across processes: volume, crashes, peers that die. */
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "harness.h"
+#include "platform/proc.h"
 #include "queue/queue_internal.h"
 #include "sage/queue.h"
 
@@ -553,6 +555,255 @@ static void t_fork_child_sends(void)
     sage_queue_close(q);
 }
 
+/* ---------------------------------------------------------- pid reuse */
+
+static void nap_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+    nanosleep(&ts, NULL);
+}
+
+/*
+ * fork_with_pid forks a child whose pid is want (free: its last owner was
+ * reaped), by setting the kernel's last pid to want - 1 just before forking;
+ * other processes fork too, so it tries again a bounded number of times. The
+ * child runs fn (NULL: nothing) and exits with its result, or with fn NULL
+ * stays alive until killed (the case's process group is killed at its end).
+ * Skips the case when not root or when the pid cannot be had.
+ */
+static int fork_with_pid(int want, int (*fn)(void *), void *arg)
+{
+    char b[16];
+    int n = snprintf(b, sizeof b, "%d", want - 1);
+
+    if (geteuid() != 0)
+        th_skip("choosing a pid (/proc/sys/kernel/ns_last_pid) needs root");
+    for (int i = 0; i < 200; i++) {
+        int fd = open("/proc/sys/kernel/ns_last_pid", O_WRONLY), pid;
+
+        if (fd < 0 || write(fd, b, (size_t)n) != n) {
+            if (fd >= 0)
+                close(fd);
+            th_skip("cannot write /proc/sys/kernel/ns_last_pid");
+        }
+        close(fd);
+        pid = fork();
+        if (pid == 0) {
+            if (getpid() != want)
+                _exit(0);
+            if (fn)
+                _exit(fn(arg));
+            for (;;)
+                pause();
+        }
+        if (pid == want)
+            return pid;
+        th_wait_child(pid, 5000);
+    }
+    th_skip("could not get the pid back within 200 forks");
+}
+
+/* reuse_pid SIGKILLs victim, reaps it, and gives its pid to an unrelated
+ * process that stays alive (fn NULL) or runs fn; returns that process. The
+ * two start times must differ (they have a 10 ms resolution): victims here
+ * run for longer than that first. */
+static int reuse_pid(int victim, int (*fn)(void *), void *arg)
+{
+    uint64_t start = sage__pid_start_time(victim), again;
+    int pid;
+
+    ASSERT_NE(start, 0);
+    kill(victim, SIGKILL);
+    th_wait_child(victim, 5000); /* reaped: the pid is free */
+    pid = fork_with_pid(victim, fn, arg);
+    again = sage__pid_start_time(pid);
+    ASSERT_NE(again, 0);
+    ASSERT_NE(again, start);
+    return pid;
+}
+
+/* a producer SIGKILLed holding a claim, whose pid goes to an unrelated live
+ * process: the consumer still skips the dead claim in the usual time, and
+ * receives everything behind it. window: killed right after winning the
+ * claim (record still zero); else after marking it in progress. */
+static void pid_reuse_producer(const char *base, bool window)
+{
+    sage_queue *q = make_queue(base, 1 << 16, 16100, 0);
+    struct tally t = {{0}, 0};
+    int victim, other, sync[2];
+    sage_queue_stats st;
+    double t0;
+    char c;
+
+    if (window) {
+        victim = spawn_stopped_in_claim(base, 10, 48);
+    } else {
+        ASSERT_EQ(pipe(sync), 0);
+        victim = fork();
+        if (victim == 0) {
+            sage_queue *p = open_queue(base);
+            uint8_t m[64];
+            void *buf;
+
+            for (uint32_t i = 0; i < 10; i++)
+                ASSERT_OK(sage_queue_send(p, m, make_msg(m, 5, i, 40), 0));
+            ASSERT_OK(sage_queue_claim(&buf, p, 40, 0));
+            make_msg(buf, 5, 10, 20); /* half written */
+            ASSERT_EQ(write(sync[1], "x", 1), 1);
+            pause();
+            _exit(0);
+        }
+        ASSERT_EQ(read(sync[0], &c, 1), 1);
+    }
+    other = spawn_producer(base, 0, 1, 500); /* queues behind the stuck claim */
+    nap_ms(30);
+    reuse_pid(victim, NULL, NULL);
+    t0 = th_now_ms();
+    while (t.total < 10 + 500) {
+        size_t n;
+
+        ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 5000));
+    }
+    ASSERT_LE(th_now_ms() - t0, 1000); /* the usual recovery time */
+    ASSERT_EQ(t.next[5], 10);
+    ASSERT_EQ(t.next[0], 500);
+    ASSERT_OK(sage_queue_stats_read(&st, q));
+    ASSERT_EQ(st.recovered, 1);
+    ASSERT_EQ(th_wait_child(other, 10000), 0);
+    sage_queue_close(q);
+}
+
+static void t_pid_reuse_producer_inprog(void)
+{
+    pid_reuse_producer("ri", false);
+}
+
+static void t_pid_reuse_producer_window(void)
+{
+    pid_reuse_producer("rw", true);
+}
+
+/* the consumer SIGKILLed and its pid taken by an unrelated live process:
+ * producers waiting for room fail with SAGE_EUNAVAILABLE as when it dies,
+ * and another process may take the consumer role */
+static void t_pid_reuse_consumer(void)
+{
+    int sync[2], cons, waiter;
+    char c;
+    sage_queue *q;
+    uint8_t m[1000] = {0};
+    size_t len;
+    double t0;
+
+    ASSERT_EQ(pipe(sync), 0);
+    cons = fork();
+    if (cons == 0) {
+        sage_queue *cq = make_queue("rc", 4096, 1000, 0);
+
+        sage_queue_send(cq, m, 10, 0);
+        sage_queue_recv(&len, cq, m, sizeof m, 0); /* become the consumer */
+        ASSERT_EQ(write(sync[1], "x", 1), 1);
+        pause();
+        _exit(0);
+    }
+    ASSERT_EQ(read(sync[0], &c, 1), 1);
+    q = open_queue("rc");
+    while (sage_queue_send(q, m, sizeof m, 0) == SAGE_OK)
+        ;
+    waiter = fork(); /* blocked for room when the consumer goes */
+    if (waiter == 0) {
+        sage_queue *p = open_queue("rc");
+
+        ASSERT_ERR(sage_queue_send(p, m, sizeof m, -1), SAGE_EUNAVAILABLE);
+        _exit(0);
+    }
+    nap_ms(100);
+    reuse_pid(cons, NULL, NULL);
+    ASSERT_EQ(th_wait_child(waiter, 3000), 0);
+    t0 = th_now_ms();
+    ASSERT_ERR(sage_queue_send(q, m, sizeof m, 10000), SAGE_EUNAVAILABLE);
+    ASSERT_LE(th_now_ms() - t0, 1000);
+    ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 0)); /* the role is free */
+    sage_queue_close(q);
+}
+
+static int try_close(void *arg)
+{
+    sage_queue *q = NULL;
+
+    if (sage_queue_open(&q, arg, NULL) != SAGE_OK)
+        return 2;
+    if (sage_queue_shutdown(q) != SAGE_EPERM)
+        return 3;
+    return 0;
+}
+
+/* the creator's pid taken by another process: that one may not close it */
+static void t_pid_reuse_creator(void)
+{
+    int creator = fork(), pid;
+    sage_queue *q;
+    sage_queue_stats st;
+
+    if (creator == 0) {
+        sage_queue *c = make_queue("rk", 4096, 100, 0);
+
+        (void)c;
+        pause();
+        _exit(0);
+    }
+    /* the queue exists and the creator has run for more than a tick */
+    q = NULL;
+    for (int i = 0; i < 500 && sage_queue_open(&q, th_name("rk"), NULL) != SAGE_OK; i++)
+        nap_ms(2);
+    ASSERT_TRUE(q != NULL);
+    nap_ms(30);
+    pid = reuse_pid(creator, try_close, (void *)th_name("rk"));
+    ASSERT_EQ(th_wait_child(pid, 5000), 0);
+    ASSERT_OK(sage_queue_stats_read(&st, q));
+    ASSERT_EQ(st.creator_pid, creator);
+    ASSERT_EQ(st.closed, 0);
+    sage_queue_close(q);
+}
+
+/* a forked child's claim is its own, live one: its identity is the child's
+ * (pid and start time), not its parent's, so the consumer waits for it */
+static void t_live_child_claim_not_skipped(void)
+{
+    sage_queue *q = make_queue("lc", 1 << 16, 100, 0);
+    int sync[2], go[2], pid;
+    uint8_t m[64];
+    size_t len;
+    sage_queue_stats st;
+    char c;
+
+    nap_ms(30); /* the child starts at least a tick after us */
+    ASSERT_EQ(pipe(sync), 0);
+    ASSERT_EQ(pipe(go), 0);
+    pid = fork();
+    if (pid == 0) {
+        void *buf;
+
+        ASSERT_OK(sage_queue_claim(&buf, q, 5, 0));
+        memcpy(buf, "child", 5);
+        ASSERT_EQ(write(sync[1], "x", 1), 1);
+        ASSERT_EQ(read(go[0], &c, 1), 1);
+        ASSERT_OK(sage_queue_commit(q, buf));
+        _exit(0);
+    }
+    ASSERT_EQ(read(sync[0], &c, 1), 1);
+    ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, 300), SAGE_ETIMEDOUT);
+    ASSERT_OK(sage_queue_stats_read(&st, q));
+    ASSERT_EQ(st.recovered, 0);
+    ASSERT_EQ(write(go[1], "x", 1), 1);
+    ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 5000));
+    ASSERT_EQ(len, 5);
+    ASSERT_TRUE(memcmp(m, "child", 5) == 0);
+    ASSERT_EQ(th_wait_child(pid, 5000), 0);
+    sage_queue_close(q);
+}
+
 static const struct th_case cases[] = {
     {"ten_million", t_ten_million, 240},
     {"full_ring_one_batch", t_full_ring_one_batch, 20},
@@ -566,6 +817,11 @@ static const struct th_case cases[] = {
     {"slots_reused", t_slots_reused, 30},
     {"slots_of_dead_processes", t_slots_of_dead_processes, 30},
     {"fork_child_sends", t_fork_child_sends, 30},
+    {"pid_reuse_producer_inprog", t_pid_reuse_producer_inprog, 30},
+    {"pid_reuse_producer_window", t_pid_reuse_producer_window, 30},
+    {"pid_reuse_consumer", t_pid_reuse_consumer, 30},
+    {"pid_reuse_creator", t_pid_reuse_creator, 30},
+    {"live_child_claim_not_skipped", t_live_child_claim_not_skipped, 30},
     {NULL, NULL, 0},
 };
 

@@ -11,8 +11,11 @@
  *
  * Crash safety: a producer that dies (even by SIGKILL) holding a claimed
  * record does not wedge the queue; the consumer notices the dead owner and
- * skips the record, and every other message arrives. A corrupt or hostile
- * segment gives SAGE_EPROTO, never an out-of-bounds access.
+ * skips the record, and every other message arrives. Processes are told
+ * apart by pid and start time, so a dead process's pid taken by another
+ * does not pass for it. A corrupt or hostile segment gives SAGE_EPROTO,
+ * never an out-of-bounds access or an endless wait; the first process to
+ * find it corrupt marks it so for all, and stats report why.
  *
  * Timeouts are in milliseconds: 0 means "do not wait", a negative value
  * means "wait forever". Lifecycle: sage_queue_open/sage_queue_close for a
@@ -85,10 +88,12 @@ SAGE_API void sage_queue_close(sage_queue *q);
 /*
  * sage_queue_shutdown shuts the queue itself down, for every process: later
  * sends fail with SAGE_ECLOSED, receives return what is still queued and then
- * SAGE_ECLOSED, and every sender and receiver blocked on it, in any process,
- * wakes with SAGE_ECLOSED. Only the queue's owner may: the process that
- * created it or its current consumer (SAGE_EPERM for anyone else). The
- * handle stays valid until sage_queue_close. Thread-safe; does not block.
+ * SAGE_ECLOSED (a claim still uncommitted at the head gets one second, then
+ * is left behind), and every sender and receiver blocked on it, in any
+ * process, wakes. Only the process that created the queue or its current
+ * consumer may shut a named queue down; any other gets SAGE_EPERM. The stats
+ * record who did. The handle stays valid until sage_queue_close.
+ * Thread-safe; does not block; shutting down twice is harmless.
  */
 SAGE_API sage_err sage_queue_shutdown(sage_queue *q);
 
@@ -102,9 +107,9 @@ SAGE_API sage_err sage_queue_unlink(const char *name);
  * sage_queue_send copies len bytes from data in as one message. When the
  * queue is full it waits up to timeout_ms for room, then fails with
  * SAGE_EFULL (also at once with timeout 0). SAGE_EMSGSIZE if len exceeds
- * max_msg, SAGE_ECLOSED if closed, SAGE_EUNAVAILABLE if the queue stays full
- * and its consumer process has died. Thread-safe, any number of threads and
- * processes.
+ * max_msg, SAGE_ECLOSED if closed, SAGE_EPROTO if the queue is corrupt,
+ * SAGE_EUNAVAILABLE if the queue stays full and its consumer process has
+ * died. Thread-safe, any number of threads and processes.
  */
 SAGE_API sage_err sage_queue_send(sage_queue *q, const void *data, size_t len, int timeout_ms);
 
@@ -133,8 +138,11 @@ SAGE_API sage_err sage_queue_abort(sage_queue *q, void *buf);
  * and its length to *lenp. Waits up to timeout_ms for one, then fails with
  * SAGE_ETIMEDOUT. If cap is too small it fails with SAGE_EMSGSIZE, stores the
  * needed size in *lenp, and leaves the message queued. After close: queued
- * messages, then SAGE_ECLOSED. Only one thread of one process consumes a
- * queue at a time: another live consumer gives SAGE_EBUSY.
+ * messages, then SAGE_ECLOSED. SAGE_EPROTO, for this and every later call,
+ * once the queue is found corrupt: a malformed record, impossible positions,
+ * or a record no producer accounts for during a second. Only one thread of
+ * one process consumes a queue at a time: another live consumer gives
+ * SAGE_EBUSY.
  */
 SAGE_API sage_err sage_queue_recv(size_t *lenp, sage_queue *q, void *buf, size_t cap,
                                   int timeout_ms);
@@ -175,9 +183,20 @@ typedef struct sage_queue_stats {
     bool consumer_alive;  /* consumer_pid names a live process */
     bool closed;          /* the queue was shut down (sage_queue_shutdown) */
     int64_t created_ns;   /* creation time, ns since the epoch */
+    int32_t closed_by_pid; /* process that shut it down; 0 if open, or if closed by
+                              a write from outside this library */
+    bool corrupt;          /* the queue is known corrupt or its positions are
+                              impossible: it will not deliver any more */
+    char corrupt_reason[96]; /* what is wrong when corrupt, else "" */
 } sage_queue_stats;
 
-/* sage_queue_stats_read fills *st with q's figures. Thread-safe, does not block. */
+/*
+ * sage_queue_stats_read fills *st with q's figures, read from the shared
+ * header without locking (each figure is exact, the set is not a snapshot).
+ * It also checks q's health cheaply: corrupt is set if this handle or any
+ * process found the queue corrupt, or if head and tail, read as a pair, are
+ * impossible. Thread-safe, does not block.
+ */
 SAGE_API sage_err sage_queue_stats_read(sage_queue_stats *st, sage_queue *q);
 
 /* sage_queue_name returns q's name (borrowed), or "" for a private queue. */
@@ -188,6 +207,25 @@ SAGE_API const char *sage_queue_name(const sage_queue *q);
  * SAGE_EINVAL with the reason as detail.
  */
 SAGE_API sage_err sage_queue_check_name(const char *name);
+
+/*
+ * sage_queue_list_fn receives one queue's name during sage_queue_list. name
+ * is borrowed, valid during the call only. Return 0 to go on, non-zero to
+ * end the listing.
+ */
+typedef int (*sage_queue_list_fn)(void *arg, const char *name);
+
+/*
+ * sage_queue_list calls fn for each named queue of this user (a segment
+ * /dev/shm/sage.q.NAME owned by the effective uid) whose name starts with
+ * prefix (NULL or "": all), in no particular order. It opens no segment;
+ * entries that are not regular files or not valid queue names are passed
+ * over. SAGE_EINVAL if fn is NULL or prefix is too long, SAGE_ESYS if the
+ * directory cannot be read. Thread-safe; fn runs on the calling thread, no
+ * lock held, and may open or unlink queues (a queue made or removed during
+ * the listing may or may not be reported).
+ */
+SAGE_API sage_err sage_queue_list(const char *prefix, sage_queue_list_fn fn, void *arg);
 
 #ifdef __cplusplus
 }

@@ -13,17 +13,78 @@
 #include <unistd.h>
 
 static _Atomic pid_t cached_pid;
+static _Atomic uint64_t cached_start;
 static _Atomic uint32_t fork_gen;
 static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+/* read_stat reads the stat file at path (/proc/PID/stat) and returns a
+ * pointer just past the ")" that ends the command name (which may itself
+ * contain spaces or parens). Only system calls and plain loops: the fork
+ * handler uses it. */
+static char *read_stat(const char *path, char *buf, size_t cap)
+{
+    ssize_t n;
+    int fd;
+    char *p;
+
+    fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return NULL;
+    n = read(fd, buf, cap - 1);
+    close(fd);
+    if (n <= 0)
+        return NULL;
+    buf[n] = '\0';
+    p = strrchr(buf, ')');
+    return p ? p + 1 : NULL;
+}
+
+/* parse_stat reads the state (field 3) and the start time (field 22) from
+ * p, what read_stat returned; 0 for a field it does not find. */
+static void parse_stat(const char *p, char *statep, uint64_t *startp)
+{
+    int field = 2;
+
+    *statep = 0;
+    *startp = 0;
+    for (; *p; p++) {
+        if (*p != ' ')
+            continue;
+        field++;
+        if (field == 3) {
+            *statep = p[1];
+        } else if (field == 22) {
+            uint64_t v = 0;
+
+            for (p++; *p >= '0' && *p <= '9'; p++)
+                v = v * 10 + (uint64_t)(*p - '0');
+            *startp = v;
+            return;
+        }
+    }
+}
+
+static uint64_t own_start_time(void)
+{
+    char buf[1024], state;
+    char *p = read_stat("/proc/self/stat", buf, sizeof buf);
+    uint64_t start = 0;
+
+    if (p)
+        parse_stat(p, &state, &start);
+    return start;
+}
 
 static void after_fork_child(void)
 {
     atomic_store_explicit(&cached_pid, getpid(), memory_order_relaxed);
+    atomic_store_explicit(&cached_start, own_start_time(), memory_order_relaxed);
     atomic_fetch_add_explicit(&fork_gen, 1, memory_order_relaxed);
 }
 
 static void init_once(void)
 {
+    atomic_store_explicit(&cached_start, own_start_time(), memory_order_relaxed);
     atomic_store_explicit(&cached_pid, getpid(), memory_order_relaxed);
     pthread_atfork(NULL, NULL, after_fork_child);
 }
@@ -39,71 +100,58 @@ pid_t sage__pid(void)
     return p;
 }
 
+uint64_t sage__start_time(void)
+{
+    (void)sage__pid(); /* pthread_once orders init_once's stores before us */
+    return atomic_load_explicit(&cached_start, memory_order_relaxed);
+}
+
 uint32_t sage__fork_gen(void)
 {
     (void)sage__pid();
     return atomic_load_explicit(&fork_gen, memory_order_relaxed);
 }
 
-/* read_stat reads /proc/PID/stat and returns a pointer just past the ")"
- * that ends the command name (which may itself contain spaces or parens). */
-static char *read_stat(pid_t pid, char *buf, size_t cap)
+bool sage__pid_alive_start(pid_t pid, uint64_t *startp)
 {
-    char path[64];
-    ssize_t n;
-    int fd;
+    char path[64], buf[1024], state;
     char *p;
 
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return NULL;
-    n = read(fd, buf, cap - 1);
-    close(fd);
-    if (n <= 0)
-        return NULL;
-    buf[n] = '\0';
-    p = strrchr(buf, ')');
-    return p ? p + 1 : NULL;
-}
-
-bool sage__pid_alive(pid_t pid)
-{
-    char buf[1024];
-    char *p;
-
+    *startp = 0;
     if (pid <= 0)
         return false;
     if (kill(pid, 0) != 0 && errno == ESRCH)
         return false;
-    p = read_stat(pid, buf, sizeof buf);
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    p = read_stat(path, buf, sizeof buf);
     if (p == NULL)
         return true; /* no /proc: trust kill() */
-    while (*p == ' ')
-        p++;
-    return !(*p == 'Z' || *p == 'X' || *p == 'x');
+    parse_stat(p, &state, startp);
+    if (state == 'Z' || state == 'X' || state == 'x') {
+        *startp = 0;
+        return false;
+    }
+    return true;
+}
+
+bool sage__pid_alive(pid_t pid)
+{
+    uint64_t start;
+
+    return sage__pid_alive_start(pid, &start);
 }
 
 uint64_t sage__pid_start_time(pid_t pid)
 {
-    char buf[1024];
-    char *p = read_stat(pid, buf, sizeof buf);
-    unsigned long long v = 0;
-    int field = 2; /* p points after field 2 (comm) */
+    char path[64], buf[1024], state;
+    uint64_t start = 0;
+    char *p;
 
-    if (p == NULL)
-        return 0;
-    while (*p && field < 22) {
-        if (*p == ' ') {
-            field++;
-            if (field == 22) {
-                v = strtoull(p + 1, NULL, 10);
-                break;
-            }
-        }
-        p++;
-    }
-    return v;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    p = read_stat(path, buf, sizeof buf);
+    if (p)
+        parse_stat(p, &state, &start);
+    return start;
 }
 
 int sage__cpu(void)

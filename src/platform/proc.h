@@ -1,4 +1,5 @@
-/* proc.h - facts about processes: our pid, another's liveness, our CPU. */
+/* proc.h - facts about processes: our pid and start time, another's
+ * liveness, our CPU. */
 #ifndef SAGE_PLATFORM_PROC_H
 #define SAGE_PLATFORM_PROC_H
 
@@ -20,11 +21,26 @@ pid_t sage__pid(void);
 uint32_t sage__fork_gen(void);
 
 /*
+ * sage__start_time returns this process's start time in clock ticks since
+ * boot (as sage__pid_start_time), or 0 if unknown. Read once and refreshed
+ * by the same fork handler as sage__pid, so it costs no system call.
+ */
+uint64_t sage__start_time(void);
+
+/*
  * sage__pid_alive tells whether pid names a live process. A zombie (exited,
  * not yet reaped) counts as dead; a process we may not signal counts as
  * alive. Costs a system call and, when the pid exists, a /proc read.
  */
 bool sage__pid_alive(pid_t pid);
+
+/*
+ * sage__pid_alive_start is sage__pid_alive that also writes the live
+ * process's start time to *startp (0 if unknown, as when /proc cannot be
+ * read), from the same read of /proc/PID/stat: together they tell whether
+ * pid still names the process that was seen earlier.
+ */
+bool sage__pid_alive_start(pid_t pid, uint64_t *startp);
 
 /* sage__pid_start_time returns pid's start time in clock ticks since boot
  * (field 22 of /proc/PID/stat), or 0 if unknown; (pid, start) names a process

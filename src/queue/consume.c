@@ -4,15 +4,22 @@
  *
  * Design notes (shared ones, waking and fences: ring.h)
  *
- * One consumer per queue: one process (cons_pid, taken by CAS) and in it one
- * thread at a time (q->consuming). The consumer reads record words in order
- * from its own copy of head; a zero or INPROG word ends the batch. After the
- * batch it zeroes the consumed bytes and then stores head with release
- * ordering, so producers that acquire head see zeroed room (the "not yet
- * written" state of a record). A record at head that stays uncommitted goes
- * to recover.c; while its owner lives, the consumer sleeps in slices of
+ * One consumer per queue: one process (cons, its identity word, taken by CAS)
+ * and in it one thread at a time (q->consuming). The consumer reads record
+ * words in order from its own copy of head; a zero or INPROG word ends the
+ * batch. After the batch it zeroes the consumed bytes and then stores head
+ * with release ordering, so producers that acquire head see zeroed room (the
+ * "not yet written" state of a record). A record at head that stays
+ * uncommitted goes to recover.c; while its owner lives, the consumer sleeps in slices of
  * LIVENESS_SLICE_NS to look again, so a producer killed mid-claim is
  * detected within one slice.
+ *
+ * Bounded waits. Before it sleeps the consumer checks the state word and
+ * its positions (health.c): a corrupt queue fails with SAGE_EPROTO instead
+ * of waiting for a record that can never come. Once the queue is closed, a
+ * claim at head gets SQ_CLOSE_GRACE_NS to be committed, then receiving ends
+ * with SAGE_ECLOSED: a consumer draining before it stops always stops. A
+ * record no producer accounts for is bounded by recover.c.
  */
 #include <string.h>
 
@@ -34,13 +41,6 @@ static void wake_producers(sage_queue *q)
         sage__futex_wake(&h->space_seq, -1, q->shared);
         atomic_fetch_add_explicit(&h->wakeups, 1, memory_order_relaxed);
     }
-}
-
-sage_err sage__sq_corrupt(sage_queue *q, uint64_t pos, uint64_t w, const char *why)
-{
-    atomic_store_explicit(&q->corrupt, 1, memory_order_relaxed);
-    return SAGE_SETERR(SAGE_EPROTO, "queue '%s': corrupt record at offset %llu (word %#llx): %s",
-                       q->name, (unsigned long long)(pos & q->mask), (unsigned long long)w, why);
 }
 
 static void zero_range(sage_queue *q, uint64_t from, uint64_t to, bool demote)
@@ -154,15 +154,54 @@ static sage_err batch(sage_queue *q, sage__sq_take_fn fn, void *arg, size_t max,
     return r;
 }
 
-/* is_empty tells whether nothing is claimed at the consumer's head. It reads
- * tail, whose cache line producers write on every claim: only slow paths
- * call it. */
-static bool is_empty(sage_queue *q)
+/* is_empty tells whether nothing is claimed at the consumer's head, by tail
+ * T (read by the caller: tail's line is written by producers on every claim,
+ * so only slow paths read it). */
+static bool is_empty(sage_queue *q, uint64_t T)
 {
     uint64_t pos = sq_pos(q->cons_head);
 
     return atomic_load_explicit(&rec_at(q, pos)->word, memory_order_acquire) == 0 &&
-           sq_pos(atomic_load_explicit(&q->hdr->tail, memory_order_acquire)) == pos;
+           sq_pos(T) == pos;
+}
+
+/* check_positions fails (and marks the queue corrupt) if tail T and head
+ * cannot hold: the consumer's own head, which only it moves, makes a true
+ * pair with any tail (health.c); the shared head must equal it. */
+static sage_err check_positions(sage_queue *q, uint64_t T)
+{
+    uint64_t H = q->cons_head, shared = atomic_load_explicit(&q->hdr->head, memory_order_relaxed);
+    enum sq_bad bad = sage__sq_bad_positions(q, T, H);
+
+    if (bad == SQ_BAD_NONE && shared != H) {
+        H = shared;
+        bad = sage__sq_bad_positions(q, T, H);
+        if (bad == SQ_BAD_NONE)
+            bad = SQ_BAD_HEAD_MOVED;
+    }
+    if (bad == SQ_BAD_NONE)
+        return SAGE_OK;
+    return sage__sq_fail(q, bad, "%s (head %#llx, tail %#llx)", sage__sq_reason(bad),
+                         (unsigned long long)H, (unsigned long long)T);
+}
+
+/* stuck_after_close bounds the wait for a claim at head once the queue is
+ * closed: SQ_CLOSE_GRACE_NS after the consumer first saw it so, receiving
+ * ends with SAGE_ECLOSED even if a live producer still holds the claim, so
+ * a consumer that drains before stopping always stops. */
+static sage_err stuck_after_close(sage_queue *q, uint64_t T)
+{
+    int64_t now = sage__now_ns();
+
+    if (q->closed_stuck == 0)
+        q->closed_stuck = now;
+    if (now - q->closed_stuck < SQ_CLOSE_GRACE_NS)
+        return SAGE_OK;
+    return SAGE_SETERR(SAGE_ECLOSED,
+                       "queue '%s' is closed; the claim at its head stayed uncommitted for %lld ms "
+                       "after close, %llu claims left behind",
+                       q->name, (long long)(SQ_CLOSE_GRACE_NS / 1000000),
+                       (unsigned long long)((sq_cnt(T) - sq_cnt(q->cons_head)) & SQ_CNT_MASK));
 }
 
 /*
@@ -174,7 +213,8 @@ static sage_err wait_data(sage_queue *q, int timeout_ms, int64_t *deadline)
     struct sq_hdr *h = q->hdr;
     _Atomic uint64_t *word = &rec_at(q, sq_pos(q->cons_head))->word;
     int64_t dl, until;
-    uint32_t seq;
+    uint64_t T;
+    uint32_t seq, st;
     bool empty;
     int cpu;
     sage_err r = SAGE_OK;
@@ -189,7 +229,7 @@ static sage_err wait_data(sage_queue *q, int timeout_ms, int64_t *deadline)
          * touched); if it shares our CPU, spinning would only delay it, so
          * yield the CPU to it instead - staying runnable, so that it skips
          * the wake-up and keeps going while it has messages to send. */
-        if (q->spin_ns > 0 && !closed(q)) {
+        if (q->spin_ns > 0 && !shut(q)) {
             bool same = q->ncpu == 1 ||
                         (int)atomic_load_explicit(&h->last_prod_cpu, memory_order_relaxed) == cpu;
             int64_t spin_end = sage__now_ns() + q->spin_ns;
@@ -206,8 +246,20 @@ static sage_err wait_data(sage_queue *q, int timeout_ms, int64_t *deadline)
         }
     }
 
-    empty = is_empty(q);
-    if (empty && closed(q))
+    /* the slow path: state first, so a claim that beat the close is seen */
+    st = shut(q);
+    T = atomic_load_explicit(&h->tail, memory_order_acquire);
+    r = check_positions(q, T);
+    if (r != SAGE_OK)
+        return r;
+    if (st & SQ_ST_CORRUPT) {
+        uint32_t code = atomic_load_explicit(&h->corrupt_code, memory_order_relaxed);
+
+        return sage__sq_fail(q, code < SQ_BAD_MAX ? (enum sq_bad)code : SQ_BAD_NONE,
+                             "%s (found by another process)", sage__sq_reason(code));
+    }
+    empty = is_empty(q, T);
+    if (empty && (st & SQ_ST_CLOSED))
         return SAGE_SETERR(SAGE_ECLOSED, "queue '%s' is closed", q->name);
     if (!empty) {
         switch (sage__sq_recover(q, &r)) {
@@ -216,6 +268,8 @@ static sage_err wait_data(sage_queue *q, int timeout_ms, int64_t *deadline)
         case SQ_STUCK_FAIL:
             return r;
         case SQ_STUCK_WAIT:
+            if ((st & SQ_ST_CLOSED) && (r = stuck_after_close(q, T)) != SAGE_OK)
+                return r;
             break;
         }
     }
@@ -232,7 +286,9 @@ static sage_err wait_data(sage_queue *q, int timeout_ms, int64_t *deadline)
      * side of the asymmetric barrier here */
     if (!(q->cons_asym && sage__asym_heavy(q->shared)))
         atomic_thread_fence(memory_order_seq_cst);
-    if (committed(atomic_load_explicit(word, memory_order_acquire)) || closed(q)) {
+    /* a state bit seen above does not end the sleep: a closed queue whose
+     * head is stuck waits for its claim in slices like any other */
+    if (committed(atomic_load_explicit(word, memory_order_acquire)) || (shut(q) & ~st)) {
         atomic_store_explicit(&h->cons_waiting, 0, memory_order_relaxed);
         return SAGE_OK;
     }
@@ -258,38 +314,60 @@ static sage_err enter(sage_queue *q)
 {
     struct sq_hdr *h = q->hdr;
     uint32_t gen = sage__fork_gen();
+    int bad;
 
     if (atomic_exchange_explicit(&q->consuming, 1, memory_order_acquire))
         return SAGE_SETERR(SAGE_EBUSY, "queue '%s': another thread is receiving", q->name);
-    if (atomic_load_explicit(&q->corrupt, memory_order_relaxed)) {
+    if ((bad = atomic_load_explicit(&q->corrupt, memory_order_acquire)) != 0) {
         atomic_store_explicit(&q->consuming, 0, memory_order_release);
-        return SAGE_SETERR(SAGE_EPROTO, "queue '%s' is corrupt", q->name);
+        return SAGE_SETERR(SAGE_EPROTO, "queue '%s' is corrupt: %s", q->name,
+                           bad == 2 ? q->why : "being marked");
     }
     if (!q->is_consumer || q->cons_gen != gen) {
-        pid_t me = sage__pid();
-        int32_t cur = atomic_load_explicit(&h->cons_pid, memory_order_acquire);
+        uint64_t me = sage__sq_me(), T;
+        uint64_t cur = atomic_load_explicit(&h->cons, memory_order_acquire);
+        uint32_t st;
+        enum sq_bad why;
 
         if (cur != me) {
-            if (q->shared && cur != 0 && sage__pid_alive(cur)) {
+            /* by identity: a dead consumer's pid may live on elsewhere */
+            if (q->shared && cur != 0 && sage__sq_alive(cur)) {
                 atomic_store_explicit(&q->consuming, 0, memory_order_release);
                 return SAGE_SETERR(SAGE_EBUSY, "queue '%s' already has a consumer (pid %d)",
-                                   q->name, (int)cur);
+                                   q->name, (int)sq_ident_pid(cur));
             }
-            if (!atomic_compare_exchange_strong_explicit(&h->cons_pid, &cur, me,
+            if (!atomic_compare_exchange_strong_explicit(&h->cons, &cur, me,
                                                          memory_order_acq_rel,
                                                          memory_order_acquire)) {
                 atomic_store_explicit(&q->consuming, 0, memory_order_release);
                 return SAGE_SETERR(SAGE_EBUSY, "queue '%s' already has a consumer (pid %d)",
-                                   q->name, (int)cur);
+                                   q->name, (int)sq_ident_pid(cur));
             }
         }
+        /* a pair that held at one moment: tail unchanged around head */
+        st = shut(q);
+        T = atomic_load_explicit(&h->tail, memory_order_acquire);
         q->cons_head = atomic_load_explicit(&h->head, memory_order_acquire);
-        if (sq_pos(q->cons_head) & 7) {
+        if (atomic_load_explicit(&h->tail, memory_order_acquire) == T)
+            why = sage__sq_bad_positions(q, T, q->cons_head);
+        else
+            why = sq_pos(q->cons_head) & 7 ? SQ_BAD_HEAD_ALIGN : SQ_BAD_NONE;
+        if (why != SQ_BAD_NONE || (st & SQ_ST_CORRUPT)) {
+            sage_err r;
+
+            if (why != SQ_BAD_NONE)
+                r = sage__sq_fail(q, why, "%s (head %#llx, tail %#llx)", sage__sq_reason(why),
+                                  (unsigned long long)q->cons_head, (unsigned long long)T);
+            else
+                r = sage__sq_fail(q, SQ_BAD_NONE, "%s (found by another process)",
+                                  sage__sq_reason(atomic_load_explicit(&h->corrupt_code,
+                                                                       memory_order_relaxed)));
             atomic_store_explicit(&q->consuming, 0, memory_order_release);
-            return sage__sq_corrupt(q, q->cons_head, q->cons_head, "head misaligned");
+            return r;
         }
         q->cons_asym = sage__asym_heavy_ok(q->shared);
         atomic_store_explicit(&h->cons_asym, q->cons_asym, memory_order_relaxed);
+        q->unclear_since = 0;
         q->is_consumer = true;
         q->cons_gen = gen;
     }

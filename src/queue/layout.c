@@ -24,7 +24,7 @@ void sage__sq_init_segment(void *mem, uint64_t cap, uint64_t max_msg, uint32_t m
     h->slots_off = SQ_HDR_SIZE;
     h->ring_off = ring_off;
     h->seg_size = seg_size;
-    h->creator_pid = sage__pid();
+    h->creator = sage__sq_me();
     h->created_ns = sage__wall_ns();
     for (uint32_t i = 0; i < nslots; i++)
         atomic_store_explicit(&slots[i].claim, SQ_CLAIM_NONE, memory_order_relaxed);

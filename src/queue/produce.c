@@ -12,7 +12,10 @@
  * so a consumer that acquires the word sees the payload. Head is read
  * through a per-handle cache (head_cache) and reloaded only when the cached
  * value says the claim does not fit, so the consumer's line is not pulled
- * on every message.
+ * on every message. That reload is also where positions are checked
+ * (health.c): a producer facing impossible ones fails with SAGE_EPROTO
+ * rather than waiting for room that cannot come. The per-message path reads
+ * one state word for both "closed" and "corrupt".
  */
 #include <string.h>
 
@@ -98,7 +101,7 @@ static sage_err wait_space(sage_queue *q, uint64_t total, int timeout_ms, int64_
     struct sq_hdr *h = q->hdr;
     int64_t dl, until, spin_end;
     uint32_t seq;
-    int32_t cons;
+    uint64_t cons;
     sage_err r;
 
     if (!*counted) {
@@ -123,7 +126,7 @@ static sage_err wait_space(sage_queue *q, uint64_t total, int timeout_ms, int64_
             uint64_t H = atomic_load_explicit(&h->head, memory_order_acquire);
 
             if (fits(q, atomic_load_explicit(&h->tail, memory_order_relaxed), H, total) ||
-                closed(q)) {
+                shut(q)) {
                 atomic_store_explicit(&q->head_cache, H, memory_order_release);
                 return SAGE_OK;
             }
@@ -139,17 +142,18 @@ static sage_err wait_space(sage_queue *q, uint64_t total, int timeout_ms, int64_
         uint64_t H = atomic_load_explicit(&h->head, memory_order_acquire);
 
         atomic_store_explicit(&q->head_cache, H, memory_order_release);
-        if (fits(q, atomic_load_explicit(&h->tail, memory_order_relaxed), H, total) || closed(q)) {
+        if (fits(q, atomic_load_explicit(&h->tail, memory_order_relaxed), H, total) || shut(q)) {
             atomic_fetch_sub_explicit(&h->space_waiters, 1, memory_order_relaxed);
             return SAGE_OK;
         }
     }
-    /* a dead consumer never frees room: look at it every CONSUMER_CHECK_NS */
-    cons = atomic_load_explicit(&h->cons_pid, memory_order_relaxed);
-    if (q->shared && cons != 0 && !sage__pid_alive(cons)) {
+    /* a dead consumer never frees room: look at it every CONSUMER_CHECK_NS
+     * (by identity: its pid may live on in another process) */
+    cons = atomic_load_explicit(&h->cons, memory_order_relaxed);
+    if (q->shared && cons != 0 && !sage__sq_alive(cons)) {
         atomic_fetch_sub_explicit(&h->space_waiters, 1, memory_order_relaxed);
         return SAGE_SETERR(SAGE_EUNAVAILABLE, "queue '%s' is full and its consumer (pid %d) died",
-                           q->name, (int)cons);
+                           q->name, (int)sq_ident_pid(cons));
     }
     until = sage__now_ns() + CONSUMER_CHECK_NS;
     if (dl >= 0 && dl < until)
@@ -175,6 +179,8 @@ static sage_err claim(sage_queue *q, size_t len, int timeout_ms, struct sq_rec *
     uint32_t si;
     int64_t deadline = 0;
     bool counted = false;
+    enum sq_bad bad;
+    uint32_t st;
     sage_err r;
     int cpu;
 
@@ -189,14 +195,14 @@ static sage_err claim(sage_queue *q, size_t len, int timeout_ms, struct sq_rec *
     need = sq_align8(len + SQ_REC_HDR);
     T = atomic_load_explicit(&h->tail, memory_order_relaxed);
     for (;;) {
-        if (closed(q)) {
+        if ((st = shut(q)) != 0) { /* closed or corrupt: one load for both */
             atomic_store_explicit(&s->claim, SQ_CLAIM_NONE, memory_order_relaxed);
-            return SAGE_SETERR(SAGE_ECLOSED, "queue '%s' is closed", q->name);
+            return sage__sq_shut_err(q, st);
         }
         if (sq_pos(T) & 7) { /* records are 8-aligned: someone scribbled on tail */
             atomic_store_explicit(&s->claim, SQ_CLAIM_NONE, memory_order_relaxed);
-            return SAGE_SETERR(SAGE_EPROTO, "queue '%s' is corrupt (tail %#llx misaligned)",
-                               q->name, (unsigned long long)T);
+            return sage__sq_fail(q, SQ_BAD_TAIL_ALIGN, "%s (tail %#llx)",
+                                 sage__sq_reason(SQ_BAD_TAIL_ALIGN), (unsigned long long)T);
         }
         idx = sq_pos(T) & q->mask;
         pad = idx + need > q->cap ? q->cap - idx : 0;
@@ -211,6 +217,15 @@ static sage_err claim(sage_queue *q, size_t len, int timeout_ms, struct sq_rec *
             if (T2 != T) {
                 T = T2;
                 continue;
+            }
+            /* tail held still around the read of head: a true pair, so
+             * an impossible one is corruption, and waiting would be for
+             * ever (health.c) */
+            bad = sage__sq_bad_positions(q, T, H);
+            if (bad != SQ_BAD_NONE) {
+                atomic_store_explicit(&s->claim, SQ_CLAIM_NONE, memory_order_relaxed);
+                return sage__sq_fail(q, bad, "%s (head %#llx, tail %#llx)", sage__sq_reason(bad),
+                                     (unsigned long long)H, (unsigned long long)T);
             }
             if (!fits(q, T, H, total)) {
                 /* a failed CAS may have left an attempt in the slot: a

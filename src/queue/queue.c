@@ -11,6 +11,7 @@
 #include "platform/futex.h"
 #include "platform/proc.h"
 #include "platform/shm.h"
+#include "platform/shmlist.h"
 #include "queue/queue_internal.h"
 
 #define DEFAULT_CAPACITY (1u << 20)
@@ -18,6 +19,7 @@
 #define DEFAULT_SPIN_US 20u
 #define POPULATE_LIMIT (64u << 20)
 #define CREATE_RACE_NS (500 * 1000 * 1000LL)
+#define SEG_PREFIX "sage.q." /* a queue NAME is the segment /sage.q.NAME */
 
 void sage_queue_opts_init(sage_queue_opts *opts)
 {
@@ -26,6 +28,13 @@ void sage_queue_opts_init(sage_queue_opts *opts)
     opts->max_producers = DEFAULT_PRODUCERS;
     opts->mode = 0600;
     opts->spin_us = DEFAULT_SPIN_US;
+}
+
+/* name_char tells whether c may appear in a queue name. */
+static bool name_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '-';
 }
 
 sage_err sage_queue_check_name(const char *name)
@@ -41,13 +50,10 @@ sage_err sage_queue_check_name(const char *name)
     if (name[0] == '.' || name[0] == '-')
         return SAGE_SETERR(SAGE_EINVAL, "queue name '%s' starts with '%c'", name, name[0]);
     for (size_t i = 0; i < n; i++) {
-        char c = name[i];
-
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
+        if (!name_char(name[i]))
             return SAGE_SETERR(SAGE_EINVAL,
                                "queue name has character 0x%02x at %zu; use [A-Za-z0-9._-]",
-                               (unsigned char)c, i);
+                               (unsigned char)name[i], i);
     }
     return SAGE_OK;
 }
@@ -120,7 +126,7 @@ static sage_err open_named(sage_queue *q, const char *name, const sage_queue_opt
         if (r != SAGE_OK)
             return r;
     }
-    snprintf(path, sizeof path, "/sage.q.%s", name);
+    snprintf(path, sizeof path, "/" SEG_PREFIX "%s", name);
     q->shared = true;
     for (;;) {
         void *mem = NULL;
@@ -236,11 +242,27 @@ sage_err sage__sq_open_mem(sage_queue **qp, void *mem, size_t size)
 sage_err sage_queue_shutdown(sage_queue *q)
 {
     struct sq_hdr *h;
+    uint64_t me, creator, cons, none = 0;
 
     if (q == NULL)
-        return SAGE_SETERR(SAGE_EINVAL, "sage_queue_close: q is NULL");
+        return SAGE_SETERR(SAGE_EINVAL, "sage_queue_shutdown: q is NULL");
     h = q->hdr;
-    atomic_store_explicit(&h->closed, 1, memory_order_release);
+    me = sage__sq_me();
+    creator = h->creator;
+    cons = atomic_load_explicit(&h->cons, memory_order_acquire);
+    /* a private queue has one process; a named one is shut down for
+     * everyone only by the process that made it or the one that reads it */
+    if (q->shared && me != creator && me != cons)
+        return SAGE_SETERR(SAGE_EPERM,
+                           "queue '%s': only its creator (pid %d) or its consumer (pid %d) may "
+                           "shut it down, not pid %d",
+                           q->name, (int)sq_ident_pid(creator), (int)sq_ident_pid(cons),
+                           (int)sage__pid());
+    /* the first closer signs; release (the state's): who sees the bit sees
+     * who set it */
+    atomic_compare_exchange_strong_explicit(&h->closed_by, &none, me, memory_order_relaxed,
+                                            memory_order_relaxed);
+    atomic_fetch_or_explicit(&h->state, SQ_ST_CLOSED, memory_order_release);
     atomic_fetch_add_explicit(&h->data_seq, 1, memory_order_release);
     atomic_fetch_add_explicit(&h->space_seq, 1, memory_order_release);
     sage__futex_wake(&h->data_seq, -1, q->shared);
@@ -254,10 +276,10 @@ void sage_queue_close(sage_queue *q)
         return;
     sage__sq_unregister(q);
     if (q->is_consumer && q->cons_gen == sage__fork_gen()) {
-        int32_t me = sage__pid();
+        uint64_t me = sage__sq_me();
 
         /* give up the consumer role so another process may take it */
-        atomic_compare_exchange_strong_explicit(&q->hdr->cons_pid, &me, 0, memory_order_acq_rel,
+        atomic_compare_exchange_strong_explicit(&q->hdr->cons, &me, 0, memory_order_acq_rel,
                                                 memory_order_relaxed);
     }
     sage__unmap(q->hdr, q->map_size); /* no-op for the caller's memory (size 0) */
@@ -271,7 +293,7 @@ sage_err sage_queue_unlink(const char *name)
 
     if (r != SAGE_OK)
         return r;
-    snprintf(path, sizeof path, "/sage.q.%s", name);
+    snprintf(path, sizeof path, "/" SEG_PREFIX "%s", name);
     r = sage__shm_unlink(path);
     if (r != SAGE_OK)
         return SAGE_SETERR(r, "queue '%s': %s", name, sage_errdetail());
@@ -286,7 +308,7 @@ const char *sage_queue_name(const sage_queue *q)
 sage_err sage_queue_stats_read(sage_queue_stats *st, sage_queue *q)
 {
     struct sq_hdr *h;
-    uint64_t T, H, in_m, in_b, skipped, recovered;
+    uint64_t T, H, in_m, in_b, skipped, recovered, cons;
 
     if (q == NULL || st == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_queue_stats_read: invalid argument");
@@ -317,10 +339,56 @@ sage_err sage_queue_stats_read(sage_queue_stats *st, sage_queue *q)
     skipped = atomic_load_explicit(&h->skipped, memory_order_relaxed);
     st->recovered = recovered;
     st->aborted = skipped > recovered ? skipped - recovered : 0;
-    st->creator_pid = h->creator_pid;
-    st->consumer_pid = atomic_load_explicit(&h->cons_pid, memory_order_relaxed);
-    st->consumer_alive = st->consumer_pid != 0 && sage__pid_alive(st->consumer_pid);
-    st->closed = atomic_load_explicit(&h->closed, memory_order_relaxed) != 0;
+    st->creator_pid = sq_ident_pid(h->creator);
+    cons = atomic_load_explicit(&h->cons, memory_order_relaxed);
+    st->consumer_pid = sq_ident_pid(cons);
+    st->consumer_alive = cons != 0 && sage__sq_alive(cons);
+    /* acquire: closed_by is written before the bit */
+    st->closed = (atomic_load_explicit(&h->state, memory_order_acquire) & SQ_ST_CLOSED) != 0;
+    st->closed_by_pid =
+        st->closed ? sq_ident_pid(atomic_load_explicit(&h->closed_by, memory_order_relaxed)) : 0;
     st->created_ns = h->created_ns;
+    sage__sq_health(q, st);
+    return SAGE_OK;
+}
+
+struct list_arg {
+    sage_queue_list_fn fn;
+    void *arg;
+};
+
+static int list_one(void *arg, const char *seg)
+{
+    struct list_arg *a = arg;
+    const char *name = seg + strlen(SEG_PREFIX);
+    size_t n = strlen(name);
+
+    /* what sage_queue_open could not open is not a queue (as
+     * sage_queue_check_name, without touching this thread's detail) */
+    if (n == 0 || n > SAGE_QUEUE_NAME_MAX || name[0] == '.' || name[0] == '-')
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!name_char(name[i]))
+            return 0;
+    return a->fn(a->arg, name);
+}
+
+sage_err sage_queue_list(const char *prefix, sage_queue_list_fn fn, void *arg)
+{
+    char seg[sizeof SEG_PREFIX + SAGE_QUEUE_NAME_MAX];
+    struct list_arg a = {fn, arg};
+    sage_err r;
+
+    if (fn == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_queue_list: fn is NULL");
+    if (prefix == NULL)
+        prefix = "";
+    if (strlen(prefix) > SAGE_QUEUE_NAME_MAX)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_queue_list: prefix of %zu bytes, at most %d allowed",
+                           strlen(prefix), SAGE_QUEUE_NAME_MAX);
+    snprintf(seg, sizeof seg, "%s%s", SEG_PREFIX, prefix);
+    r = sage__shm_list(seg, list_one, &a);
+    if (r != SAGE_OK)
+        return SAGE_SETERR(r, "listing queues: %s", sage_errdetail());
     return SAGE_OK;
 }

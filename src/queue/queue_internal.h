@@ -10,6 +10,8 @@
 #include "queue/layout.h"
 #include "sage/queue.h"
 
+#define SQ_WHY_MAX 96 /* a corruption's reason, as sage_queue_stats carries it */
+
 /*
  * The handle. Everything the ring's geometry depends on is copied out of the
  * shared header once, at open, after validation: a peer that scribbles on the
@@ -40,7 +42,13 @@ struct sage_queue {
     uint32_t cons_gen;  /* fork generation in which is_consumer was set */
     uint64_t cons_head; /* consumed (and, between batches, given back) to here */
     bool cons_asym;     /* this consumer sleeps behind a heavy barrier */
+    uint64_t unclear_head; /* cons_head when the record there became unclear */
+    int64_t unclear_since; /* since when (0: it is not) (recover.c) */
+    int64_t closed_stuck;  /* when a closed queue was first seen stuck (consume.c) */
+
+    /* health (health.c): 0 sound, 1 being marked, 2 corrupt with why set */
     _Atomic int corrupt;
+    char why[SQ_WHY_MAX];
 
     /* slot bookkeeping (slots.c), under the registry lock */
     uint64_t serial;
@@ -49,6 +57,48 @@ struct sage_queue {
     sage_queue *reg_next; /* registry of live handles */
     sage_queue *reg_prev;
 };
+
+/* ident.c: process identity words (layout.h, "Processes"). */
+
+/* sage__sq_me returns the calling process's identity word (no system call). */
+uint64_t sage__sq_me(void);
+
+/* sage__sq_alive tells whether the identity word id names a live process:
+ * its pid is alive and, when both start times are known, started when id
+ * says. 0 names nobody. Costs a system call and a /proc read. */
+bool sage__sq_alive(uint64_t id);
+
+/* health.c: the corrupt state. */
+
+/* sage__sq_fail marks q corrupt: this handle (every later receive fails;
+ * the reason, printf-style and without the queue's name, is kept for
+ * stats) and the shared header (code, and the SQ_ST_CORRUPT bit, so every
+ * process's senders and receivers fail too), wakes every waiter of both
+ * sides, and returns SAGE_EPROTO with a detail naming the queue and reason. */
+sage_err sage__sq_fail(sage_queue *q, enum sq_bad code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* sage__sq_corrupt is sage__sq_fail for a malformed record: the detail
+ * names the record at pos, its word w, and why. */
+sage_err sage__sq_corrupt(sage_queue *q, uint64_t pos, uint64_t w, const char *why);
+
+/* sage__sq_shut_err returns what a send gets from a queue whose state word
+ * is st (non-zero): SAGE_EPROTO with the header's reason if it is corrupt,
+ * else SAGE_ECLOSED. */
+sage_err sage__sq_shut_err(sage_queue *q, uint32_t st);
+
+/* sage__sq_bad_positions tells why tail T and head H cannot both hold (an
+ * SQ_BAD_ code), or SQ_BAD_NONE. The pair must have been true at one
+ * moment: H read while tail stayed T, or T read while head stayed H. */
+enum sq_bad sage__sq_bad_positions(const sage_queue *q, uint64_t T, uint64_t H);
+
+/* sage__sq_reason returns the text for a corrupt_code read from a header
+ * (any value: an unknown one gets a generic text). */
+const char *sage__sq_reason(uint32_t code);
+
+/* sage__sq_health fills st's corrupt and corrupt_reason: what this handle
+ * found, else what the header says, else a cheap look at the positions. */
+void sage__sq_health(sage_queue *q, sage_queue_stats *st);
 
 /* slots.c: per-thread producer slots. */
 

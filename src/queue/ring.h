@@ -41,9 +41,11 @@ static inline struct sq_rec *rec_at(const sage_queue *q, uint64_t pos)
     return (struct sq_rec *)(q->ring + (pos & q->mask));
 }
 
-static inline bool closed(const sage_queue *q)
+/* shut returns the state word: non-zero once the queue is closed or
+ * corrupt (SQ_ST_ bits). One load of a line that is written once. */
+static inline uint32_t shut(const sage_queue *q)
 {
-    return atomic_load_explicit(&q->hdr->closed, memory_order_acquire) != 0;
+    return atomic_load_explicit(&q->hdr->state, memory_order_acquire);
 }
 
 static inline bool committed(uint64_t w)
@@ -99,22 +101,25 @@ static inline bool expired(int64_t deadline)
     return deadline >= 0 && sage__now_ns() >= deadline;
 }
 
-/* consume.c */
-
-/* sage__sq_corrupt marks q corrupt (every later receive fails) and returns
- * SAGE_EPROTO with a detail naming the record at pos and its word w. */
-sage_err sage__sq_corrupt(sage_queue *q, uint64_t pos, uint64_t w, const char *why);
-
 /* recover.c */
 
 enum sq_stuck { SQ_STUCK_RETRY, SQ_STUCK_WAIT, SQ_STUCK_FAIL };
 
+/* How long the record at head may stay uncommitted while no producer slot
+ * accounts for it (or the slots contradict each other) before the queue is
+ * declared corrupt (recover.c). */
+#define SQ_UNCLEAR_NS (1000 * 1000 * 1000LL)
+
+/* How long a closed queue's consumer waits for the claim at head to be
+ * committed before it gives up with SAGE_ECLOSED (consume.c). */
+#define SQ_CLOSE_GRACE_NS (1000 * 1000 * 1000LL)
+
 /*
  * sage__sq_recover looks at the uncommitted record at the consumer's head
  * and skips it if its producer is dead. SQ_STUCK_RETRY: something changed,
- * consume again. SQ_STUCK_WAIT: a live producer owns it (or ownership is
- * unclear): wait. SQ_STUCK_FAIL: the record is corrupt (*errp set). Called
- * by the consumer only.
+ * consume again. SQ_STUCK_WAIT: a live producer owns it, or ownership has
+ * been unclear for less than SQ_UNCLEAR_NS: wait. SQ_STUCK_FAIL: the record
+ * is corrupt, or unclear for longer (*errp set). Called by the consumer only.
  */
 enum sq_stuck sage__sq_recover(sage_queue *q, sage_err *errp);
 

@@ -11,10 +11,12 @@
  *   lock (reg_lock), which also guards the registry of live handles. A
  *   thread's cache entries may outlive their handle; they are only ever
  *   dereferenced after the registry confirms the handle is still live.
- * - In shared memory a slot is taken with a CAS on its pid (0 -> ours) and
- *   given back by storing 0. A slot whose owner died is taken over only when
- *   it holds no claim: a claim of a dead producer is the consumer's to
- *   recover (recover.c), and the slot must keep describing it until then.
+ * - In shared memory a slot is taken with a CAS on its owner word (0 -> our
+ *   identity: pid and start time, ident.c) and given back by storing 0. A
+ *   slot whose owner died (or whose pid now names another process) is taken
+ *   over only when it holds no claim: a claim of a dead producer is the
+ *   consumer's to recover (recover.c), and the slot must keep describing it
+ *   until then.
  * - A thread never gives back a slot while it holds a claim through it.
  */
 #include <pthread.h>
@@ -79,7 +81,7 @@ static void release_slot(sage_queue *q, uint32_t i)
     atomic_store_explicit(&s->bytes, 0, memory_order_relaxed);
     atomic_store_explicit(&s->tid, 0, memory_order_relaxed);
     /* release: the zeroed counters are visible to whoever takes it next */
-    atomic_store_explicit(&s->pid, 0, memory_order_release);
+    atomic_store_explicit(&s->owner, 0, memory_order_release);
     if (q->owned && q->owned_gen == sage__fork_gen())
         q->owned[i / 64] &= ~(1ull << (i % 64));
 }
@@ -140,23 +142,24 @@ void sage__sq_unregister(sage_queue *q)
 }
 
 /* take_slot finds a free slot (or a dead producer's idle one) and makes it
- * ours; reg_lock held. Returns nslots when there is none. */
-static uint32_t take_slot(sage_queue *q, pid_t me)
+ * ours (identity me); reg_lock held. Returns nslots when there is none. */
+static uint32_t take_slot(sage_queue *q, uint64_t me)
 {
     for (int pass = 0; pass < 2; pass++) {
         for (uint32_t i = 0; i < q->nslots; i++) {
             struct sq_slot *s = &q->slots[i];
-            int32_t pid = atomic_load_explicit(&s->pid, memory_order_acquire);
+            uint64_t owner = atomic_load_explicit(&s->owner, memory_order_acquire);
 
-            if (pass == 0 && pid != 0)
+            if (pass == 0 && owner != 0)
                 continue;
             if (pass == 1) {
-                if (pid == 0 || pid == me || sage__pid_alive(pid))
+                if (owner == 0 || owner == me || sage__sq_alive(owner))
                     continue;
                 if (atomic_load_explicit(&s->claim, memory_order_acquire) != SQ_CLAIM_NONE)
                     continue; /* a dead producer's claim, the consumer's to recover */
             }
-            if (!atomic_compare_exchange_strong_explicit(&s->pid, &pid, me, memory_order_acq_rel,
+            if (!atomic_compare_exchange_strong_explicit(&s->owner, &owner, me,
+                                                         memory_order_acq_rel,
                                                          memory_order_relaxed))
                 continue;
             if (pass == 1) { /* fold the dead owner's figures into the retired totals */
@@ -214,7 +217,7 @@ static struct sq_slot *slot_slow(sage_queue *q, uint32_t *idx, uint32_t gen)
             return NULL;
         }
     }
-    i = take_slot(q, sage__pid());
+    i = take_slot(q, sage__sq_me());
     if (i == q->nslots) {
         e->q = NULL;
         pthread_mutex_unlock(&reg_lock);
