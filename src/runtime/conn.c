@@ -13,6 +13,10 @@
  *   safe.
  * - An shm connection's serving process is watched through a pidfd
  *   (watch.c): its death kills the connection at once.
+ * - Nothing of another user is trusted: the registry entry and the request
+ *   queue must pass the owner checks (platform/shm.c, hostreg.c), and the
+ *   queue's name is derived from (uid, namespace, service), never read from
+ *   the entry. A refusal is SAGE_EPERM, and nothing is sent.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -63,14 +67,19 @@ static sage_err resolve_host(sage_manager *m, const char *service, struct sage__
         r = SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s' is %s", service, sage_state_name(state));
         goto out;
     }
-    snprintf(c->where, sizeof c->where, "%.*s", (int)sizeof reg->queue - 1, reg->queue);
+    /* the queue's name is derived from ours, never taken from the entry, and
+     * opening it checks that it is ours too */
+    sage__req_queue_name(c->where, sizeof c->where, m->ns, service);
     c->transport = SAGE_TRANSPORT_SHM;
     c->pid = reg->pid;
     c->pid_start = reg->pid_start;
     c->queue_timeout_ms = reg->queue_timeout_ms;
     c->max_request = reg->max_request;
     r = sage_queue_open(&c->q, c->where, NULL);
-    if (r != SAGE_OK)
+    if (r == SAGE_EPERM)
+        r = SAGE_SETERR(SAGE_EPERM, "service '%s': refusing its request queue: %s", service,
+                        sage_errdetail());
+    else if (r != SAGE_OK)
         r = SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s': cannot open its queue: %s", service,
                         sage_errdetail());
 out:

@@ -19,7 +19,7 @@ sage_err sage_host_list(const char *ns, int clean, sage_host_list_fn fn, void *a
 
     if (fn == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_host_list: fn is NULL");
-    snprintf(prefix, sizeof prefix, "sage.r.%u.", (unsigned)getuid());
+    snprintf(prefix, sizeof prefix, "sage.r.%u.", (unsigned)geteuid());
     plen = strlen(prefix);
     d = opendir("/dev/shm");
     if (d == NULL)
@@ -40,12 +40,14 @@ sage_err sage_host_list(const char *ns, int clean, sage_host_list_fn fn, void *a
         snprintf(ename, sizeof ename, "%s", dot + 1);
         if (ns && strcmp(ns, ens) != 0)
             continue;
+        /* an entry another user planted under our name is refused by the
+         * owner checks and skipped: it is no service of ours */
         if (sage__reg_open(&reg, ens, ename) != SAGE_OK)
             continue;
         memset(&e, 0, sizeof e);
         snprintf(e.name, sizeof e.name, "%s", ename);
         snprintf(e.ns, sizeof e.ns, "%s", ens);
-        snprintf(e.queue, sizeof e.queue, "%.*s", (int)sizeof reg->queue - 1, reg->queue);
+        sage__req_queue_name(e.queue, sizeof e.queue, ens, ename);
         e.pid = reg->pid;
         e.owner_alive = sage__reg_owner_alive(reg);
         e.state = (sage_state)atomic_load_explicit(&reg->state, memory_order_acquire);
@@ -62,6 +64,7 @@ sage_err sage_host_list(const char *ns, int clean, sage_host_list_fn fn, void *a
 
 sage_err sage_host_status(const char *ns, const char *name, sage_status *st)
 {
+    char queue[SAGE__NAME_BUF];
     struct sage__reg *reg = NULL;
     sage_queue *q = NULL;
     sage_queue_stats qs;
@@ -77,7 +80,8 @@ sage_err sage_host_status(const char *ns, const char *name, sage_status *st)
         return r;
     if ((r = sage__reg_open(&reg, ns, name)) != SAGE_OK)
         return r;
-    if (sage_queue_open(&q, reg->queue, NULL) == SAGE_OK) {
+    sage__req_queue_name(queue, sizeof queue, ns, name); /* derived, not read from the entry */
+    if (sage_queue_open(&q, queue, NULL) == SAGE_OK) {
         if (sage_queue_stats_read(q, &qs) == SAGE_OK) {
             depth = qs.depth_msgs;
             full = qs.full_events;

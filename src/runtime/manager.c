@@ -422,7 +422,8 @@ static void sync_drain(sage_manager *m, struct sage_future *f, int64_t deadline_
 
 /* clean_stale_replies removes response queues this user's dead processes
  * left behind ("UID.NS.reply.PID.N" whose PID is gone): a caller that dies
- * cannot remove its own. */
+ * cannot remove its own. sage_queue_unlink removes only files of this user
+ * (never another user's planted under our prefix, even as root). */
 static void clean_stale_replies(void)
 {
     char prefix[32], name[SAGE_QUEUE_NAME_MAX + 1];
@@ -431,7 +432,7 @@ static void clean_stale_replies(void)
 
     if (d == NULL)
         return;
-    snprintf(prefix, sizeof prefix, "sage.q.%u.", (unsigned)getuid());
+    snprintf(prefix, sizeof prefix, "sage.q.%u.", (unsigned)geteuid());
     while ((e = readdir(d)) != NULL) {
         const char *r = strstr(e->d_name, ".reply.");
         int pid;

@@ -1,4 +1,6 @@
-/* names.c - every name the runtime derives lives here, so they stay in step. */
+/* names.c - every name the runtime derives lives here, so they stay in step.
+ * The uid in them is the effective one: the owner of the files we create,
+ * which the owner checks of platform/shm.c compare with. */
 #include "runtime/names.h"
 
 #include <stdio.h>
@@ -32,15 +34,15 @@ sage_err sage__check_name(const char *name, const char *what, int allow_dot)
 
 void sage__req_queue_name(char *buf, size_t cap, const char *ns, const char *name)
 {
-    snprintf(buf, cap, "%u.%s.%s.req", (unsigned)getuid(), ns, name);
+    snprintf(buf, cap, "%u.%s.%s.req", (unsigned)geteuid(), ns, name);
 }
 
 void sage__reg_path(char *buf, size_t cap, const char *ns, const char *name)
 {
-    snprintf(buf, cap, "/sage.r.%u.%s.%s", (unsigned)getuid(), ns, name);
+    snprintf(buf, cap, "/sage.r.%u.%s.%s", (unsigned)geteuid(), ns, name);
 }
 
 void sage__reply_queue_name(char *buf, size_t cap, const char *ns, unsigned serial)
 {
-    snprintf(buf, cap, "%u.%s.reply.%d.%u", (unsigned)getuid(), ns, (int)sage__pid(), serial);
+    snprintf(buf, cap, "%u.%s.reply.%d.%u", (unsigned)geteuid(), ns, (int)sage__pid(), serial);
 }
