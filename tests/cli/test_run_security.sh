@@ -127,18 +127,19 @@ wait_file() {
     return 1
 }
 
-# term_and_wait PID: SIGTERM, then wait up to 10 s; sets RC and TOOK (ms)
+# term_and_wait PID [SIGNAL]: SIGTERM (or SIGNAL), then wait up to 10 s;
+# sets RC and TOOK (ms)
 term_and_wait() {
-    local pid=$1 t0 i
+    local pid=$1 sig=${2:-TERM} t0 i
     t0=$(now_ms)
-    kill -TERM "$pid"
+    kill -"$sig" "$pid"
     for ((i = 0; i < 500; i++)); do
         kill -0 "$pid" 2>/dev/null || break
         sleep 0.02
     done
     TOOK=$(($(now_ms) - t0))
     if kill -0 "$pid" 2>/dev/null; then
-        echo "--- pid $pid still running 10 s after SIGTERM"
+        echo "--- pid $pid still running 10 s after SIG$sig"
         kill -KILL "$pid"
     fi
     wait "$pid"
@@ -203,10 +204,10 @@ slow_conf() {
 slow_conf 0.6
 start_bg brief "$WORK/slow0.6.yaml"
 wait_file "/dev/shm/sage.r.$ME.$NS.slow"
-term_and_wait "$RUN_PID"
-check "SIGTERM during a brief factory: exit 1" [ "$RC" -eq 1 ]
+term_and_wait "$RUN_PID" INT
+check "SIGINT during a brief factory: exit 1" [ "$RC" -eq 1 ]
 check "...promptly ($TOOK ms)" [ "$TOOK" -lt 2500 ]
-check "...stopping both" contains "$WORK/brief.err" "before every service ran: stopped the 2 started"
+check "...stopping both" contains "$WORK/brief.err" "SIGINT before every service ran: stopped the 2 started"
 check "...leaving nothing in /dev/shm" [ -z "$(ls /dev/shm | grep "\.$NS\.")" ]
 [ "$RC" -eq 1 ] || show brief
 # the factory outlasts the grace: kv is stopped, slow abandoned
@@ -221,7 +222,18 @@ check "...saying which start it gave up on" \
 check "...kv stopped and gone from /dev/shm" \
     [ -z "$(ls /dev/shm | grep -e "\.$NS\.kv")" ]
 [ "$RC" -eq 1 ] || show stuck
-# the abandoned entry is a dead owner's: the next run takes it over
+# a second signal does not wait for the grace
+start_bg twice "$WORK/slow30.yaml"
+wait_file "/dev/shm/sage.r.$ME.$NS.kv" # slow's entry is there already: the last run's
+sleep 0.3
+kill -TERM "$RUN_PID"
+sleep 0.2
+term_and_wait "$RUN_PID"
+check "a second SIGTERM while starting: exit 1" [ "$RC" -eq 1 ]
+check "...at once ($TOOK ms)" [ "$TOOK" -lt 600 ]
+check "...saying so" contains "$WORK/twice.err" "SIGTERM again: exiting at once"
+[ "$RC" -eq 1 ] || show twice
+# the abandoned entries are a dead owner's: the next run takes them over
 start_bg after "$WORK/kv.yaml"
 for ((i = 0; i < 250; i++)); do
     contains "$WORK/after.out" "sagesvc: serving" && break
