@@ -56,6 +56,8 @@ cd "$WORK" || exit 1
 unset SAGE_PLUGIN_PATH
 export XDG_CONFIG_HOME=$WORK/xdg
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+# ThreadSanitizer builds: no 1 s pause at exit, which these checks time.
+export TSAN_OPTIONS=${TSAN_OPTIONS:+$TSAN_OPTIONS:}atexit_sleep_ms=0
 
 pass() { CHECKS=$((CHECKS + 1)); echo "ok   $1"; }
 fail() { CHECKS=$((CHECKS + 1)); FAILS=$((FAILS + 1)); echo "FAIL $1"; }
