@@ -106,7 +106,7 @@ static void note_sizes(void)
     char reply_to[96];
 
     /* as long as a manager's response queue name in these runs */
-    snprintf(reply_to, sizeof reply_to, "%u.bench%d-1.reply.%d.0", (unsigned)getuid(),
+    snprintf(reply_to, sizeof reply_to, "%u.bench%d-1.reply.%d.0", (unsigned)geteuid(),
              (int)getpid(), (int)getpid());
     call_wire_sizes(reply_to, &args, &req, &resp);
     if (args != CALL_ARGS_BYTES)

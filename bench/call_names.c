@@ -13,6 +13,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bench_util.h"
@@ -23,16 +24,16 @@ enum { RES_QUEUE, RES_REG, RES_REPLY };
 
 void call_queue_path(const struct call_run *r, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "/dev/shm/sage.q.%u.%s.%s.req", (unsigned)getuid(), r->ns, CALL_SERVICE);
+    snprintf(buf, cap, "/dev/shm/sage.q.%u.%s.%s.req", (unsigned)geteuid(), r->ns, CALL_SERVICE);
 }
 
 int call_names_setup(struct call_run *r)
 {
     char name[160];
 
-    snprintf(name, sizeof name, "%u.%s.%s.req", (unsigned)getuid(), r->ns, CALL_SERVICE);
+    snprintf(name, sizeof name, "%u.%s.%s.req", (unsigned)geteuid(), r->ns, CALL_SERVICE);
     r->res[RES_QUEUE] = bench_res_add(BENCH_RES_SAGE_QUEUE, name);
-    snprintf(name, sizeof name, "/dev/shm/sage.r.%u.%s.%s", (unsigned)getuid(), r->ns,
+    snprintf(name, sizeof name, "/dev/shm/sage.r.%u.%s.%s", (unsigned)geteuid(), r->ns,
              CALL_SERVICE);
     r->res[RES_REG] = bench_res_add(BENCH_RES_FILE, name);
     return r->res[RES_QUEUE] < 0 || r->res[RES_REG] < 0 ? -1 : 0;
@@ -44,7 +45,7 @@ void call_names_caller(struct call_run *r, int caller_pid)
 
     /* the caller's first manager: serial 0 (this process never makes one,
      * so the forked counter starts there) */
-    snprintf(name, sizeof name, "%u.%s.reply.%d.0", (unsigned)getuid(), r->ns, caller_pid);
+    snprintf(name, sizeof name, "%u.%s.reply.%d.0", (unsigned)geteuid(), r->ns, caller_pid);
     r->res[RES_REPLY] = bench_res_add(BENCH_RES_SAGE_QUEUE, name);
 }
 
@@ -67,10 +68,14 @@ static void sweep(const struct call_run *r, bool tell)
         return;
     while ((e = readdir(d)) != NULL) {
         char path[300];
+        struct stat st;
 
         if (!in_ns(r, e->d_name))
             continue;
         snprintf(path, sizeof path, "/dev/shm/%s", e->d_name);
+        /* only files of ours: a root run could remove another user's */
+        if (lstat(path, &st) != 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid())
+            continue;
         if (tell)
             bench_note("%s: %s: the runtime left %s behind after a clean stop", r->bench,
                        r->impl->name, path);

@@ -296,7 +296,7 @@ static int caller(struct call_run *r)
         call_gate_wait(&r->ctl->ready, "ready from the zmq server") != 0)
         return -1;
     /* as long as the name of the response queue a manager here would have */
-    snprintf(reply_to, sizeof reply_to, "%u.%s.reply.%d.0", (unsigned)getuid(), r->ns,
+    snprintf(reply_to, sizeof reply_to, "%u.%s.reply.%d.0", (unsigned)geteuid(), r->ns,
              (int)getpid());
     if (call_wire_new(&c.z.w, reply_to) == 0 &&
         open_end(&c.z, r, r->kase == CALL_SYNC ? ZMQ_REQ : ZMQ_DEALER, CALL_OP_TIMEOUT_MS) == 0) {

@@ -2,22 +2,38 @@
  * cmd_run.c - `sagesvc run`: host the services of a configuration over
  * shared memory until a signal says stop.
  *
- * Design notes: every signal run reacts to (SIGINT, SIGTERM, SIGHUP) is
- * blocked before the first thread starts, so each task's threads and the
- * metrics server's inherit the mask and the main thread alone takes them,
- * with sigwait: no handler, no flag, no polling. Everything that can be
- * refused (transport, middleware, plugins, options) is checked before the
- * first task starts, so a bad entry late in the file never leaves half a
- * deployment running; a start that fails stops the tasks already started.
+ * Design notes
+ * - Every signal run reacts to (SIGINT, SIGTERM, SIGHUP) is blocked before
+ *   the first thread starts, so each task's threads and the metrics
+ *   server's inherit the mask, and one thread of ours, the stopper, takes
+ *   them all with sigwait from the very start: no handler, no polling, and
+ *   no moment when a stop signal waits behind something slow (a plugin's
+ *   factory, the registry lock, a NATS connection).
+ * - The main thread starts, serves and stops; it learns of a signal from
+ *   the stopper through a condition variable (struct stopper, its lock
+ *   guarding sig, phase and starting). While starting, it looks between two
+ *   steps and, if a signal came, stops what it started and exits 1. If one
+ *   step is still busy GRACE_NS after the signal, the stopper gives up on
+ *   it: it marks the run abandoned (the main thread, if it comes back,
+ *   parks), stops the services started before that step, and exits 1. The
+ *   step's own registry entry is then a dead owner's, which the next start
+ *   takes over.
+ * - A second signal while stopping exits at once.
+ * - Everything that can be refused (transport, middleware, plugins,
+ *   options) is checked before the first task starts, so a bad entry late
+ *   in the file never leaves half a deployment running; a start that fails
+ *   stops the tasks already started.
  */
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "builtins.h"
@@ -49,6 +65,29 @@ struct run {
     struct hosted *h;
     size_t n;
     cli_metrics *metrics;
+    struct stopper *stopper;
+};
+
+/* How long a step of the start may stay busy after a stop signal. */
+#define GRACE_NS (1000 * 1000 * 1000LL)
+
+enum phase {
+    STARTING,  /* loading, starting services */
+    SERVING,   /* every service runs; the main thread waits for sig */
+    STOPPING,  /* the main thread took the signal and is stopping */
+    ABANDONED, /* the stopper gave up on a busy start and is exiting */
+};
+
+/* The stopper thread and what it shares with the main thread. */
+struct stopper {
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* sig set */
+    sigset_t set;
+    int sig;             /* the first stop signal, 0 until one comes */
+    enum phase phase;
+    size_t starting;     /* services [0, starting) are the main thread's done steps */
+    const char *current; /* the service being started, NULL between services */
+    struct run *run;
 };
 
 static void usage(FILE *out)
@@ -114,11 +153,18 @@ static void usage(FILE *out)
           "        EUNAVAILABLE), answers every call already queued, waits for calls in\n"
           "        flight, and leaves the host registry; then run exits with status 0.\n"
           "        A second signal during that drain exits at once, with status 1.\n"
+          "        A signal before every service runs (while plugins load, a service\n"
+          "        starts or the registry lock is awaited) stops the services started\n"
+          "        so far and exits with status 1; a start still busy a second later is\n"
+          "        abandoned, and its registry entry left to the next start.\n"
           "\n"
           "EXIT STATUS\n"
           "    0   stopped by a signal, every service drained\n"
-          "    1   a service is already served on this host, or failed to start; the\n"
-          "        metrics address cannot be bound; a second signal cut the drain short\n"
+          "    1   a service is already served on this host, or failed to start (its\n"
+          "        registry entry, queue or the registry lock belongs to another user,\n"
+          "        or the lock stayed held for 5 s); the metrics address cannot be\n"
+          "        bound; a signal came before every service ran; a second signal cut\n"
+          "        the drain short\n"
           "    2   usage: unknown option, two configuration files, a bad namespace or\n"
           "        --metrics address\n"
           "    9   configuration: none found, unreadable or invalid (FILE:LINE:COL), no\n"
@@ -381,28 +427,223 @@ static const char *signame(int sig)
     return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : sig == SIGHUP ? "SIGHUP" : "signal";
 }
 
-/* impatient runs during the drain: a second signal means "now" */
-static void *impatient(void *arg)
+/* --------------------------------------------------------- the stopper */
+
+/* abandon runs on the stopper when a start stays busy past the grace (the
+ * run marked ABANDONED, n services done): stops those, and exits */
+static void abandon(struct stopper *s, int sig, size_t n, const char *current)
 {
-    const sigset_t *set = arg;
+    if (current && n == 0)
+        fprintf(stderr,
+                "sagesvc: service '%s' is still starting 1 s after %s: exiting without it\n",
+                current, signame(sig));
+    else if (current)
+        fprintf(stderr,
+                "sagesvc: service '%s' is still starting 1 s after %s: stopping the %zu started "
+                "before it and exiting without it\n",
+                current, signame(sig), n);
+    else
+        fprintf(stderr,
+                "sagesvc: still starting 1 s after %s: stopping the %zu started and exiting\n",
+                signame(sig), n);
+    /* [0, n) are done steps: the main thread, parked or busy further on,
+     * no longer touches them */
+    for (size_t i = n; i-- > 0;)
+        if (s->run->h[i].started)
+            sage_task_stop(s->run->h[i].task);
+    _exit(CLI_ERR);
+}
+
+/* grace waits up to GRACE_NS for a second signal, which exits at once */
+static void grace(struct stopper *s)
+{
+    struct timespec end, now, left;
+    int got = -1;
+
+    clock_gettime(CLOCK_MONOTONIC, &end);
+    end.tv_sec += GRACE_NS / 1000000000;
+    end.tv_nsec += GRACE_NS % 1000000000;
+    if (end.tv_nsec >= 1000000000) {
+        end.tv_sec++;
+        end.tv_nsec -= 1000000000;
+    }
+    for (;;) {
+        int64_t ns;
+
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        ns = (int64_t)(end.tv_sec - now.tv_sec) * 1000000000 + (end.tv_nsec - now.tv_nsec);
+        if (ns <= 0)
+            return;
+        left.tv_sec = (time_t)(ns / 1000000000);
+        left.tv_nsec = (long)(ns % 1000000000);
+        got = sigtimedwait(&s->set, NULL, &left);
+        if (got > 0) {
+            fprintf(stderr, "sagesvc: %s again: exiting at once\n", signame(got));
+            _exit(CLI_ERR);
+        }
+        if (errno != EINTR)
+            return; /* EAGAIN: the time is up */
+    }
+}
+
+static void *stopper_main(void *arg)
+{
+    struct stopper *s = arg;
     int sig;
 
-    if (sigwait(set, &sig) == 0) {
-        fprintf(stderr, "sagesvc: %s again: exiting without draining\n", signame(sig));
-        _exit(CLI_ERR);
+    for (;;) {
+        const char *current;
+        int first, starting;
+        size_t n;
+
+        if (sigwait(&s->set, &sig) != 0)
+            continue;
+        pthread_mutex_lock(&s->lock);
+        first = s->sig == 0;
+        if (first)
+            s->sig = sig;
+        starting = s->phase == STARTING;
+        pthread_cond_broadcast(&s->cond);
+        pthread_mutex_unlock(&s->lock);
+        if (!first) {
+            fprintf(stderr, "sagesvc: %s again: exiting without draining\n", signame(sig));
+            _exit(CLI_ERR);
+        }
+        if (!starting)
+            continue; /* the main thread is waiting for it, or stopping */
+        fprintf(stderr, "sagesvc: %s while starting: stopping what was started\n", signame(sig));
+        grace(s); /* for the main thread to come between two steps */
+        pthread_mutex_lock(&s->lock);
+        starting = s->phase == STARTING;
+        if (starting)
+            s->phase = ABANDONED;
+        n = s->starting;
+        current = s->current;
+        pthread_mutex_unlock(&s->lock);
+        if (starting)
+            abandon(s, sig, n, current);
     }
     return NULL;
 }
 
-static int serve(struct run *run, const sigset_t *set)
+/* stopper_start starts the stopper thread; the stop signals are blocked */
+static int stopper_start(struct stopper *s, struct run *run)
 {
     pthread_t t;
+
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    s->sig = 0;
+    s->phase = STARTING;
+    s->starting = 0;
+    s->current = NULL;
+    s->run = run;
+    run->stopper = s;
+    if (pthread_create(&t, NULL, stopper_main, s) != 0) {
+        fprintf(stderr, "sagesvc: cannot start the signal thread\n");
+        return CLI_ERR;
+    }
+    pthread_detach(t);
+    return CLI_OK;
+}
+
+/* park waits for good, lock held, if the stopper gave up on the main
+ * thread: it is stopping what was started and exiting the process */
+static void park(struct stopper *s)
+{
+    while (s->phase == ABANDONED)
+        pthread_cond_wait(&s->cond, &s->lock); /* never signalled again: _exit comes first */
+}
+
+/* step_done is the main thread's look between two steps of the start:
+ * records that services [0, done) are done steps and that current (or
+ * nothing) comes next, and returns the stop signal if one came (the run is
+ * then stopping), else 0. */
+static int step_done(struct stopper *s, size_t done, const char *current)
+{
+    int sig;
+
+    pthread_mutex_lock(&s->lock);
+    park(s);
+    s->starting = done;
+    s->current = current;
+    sig = s->sig;
+    if (sig)
+        s->phase = STOPPING;
+    pthread_mutex_unlock(&s->lock);
+    return sig;
+}
+
+/* leave_start ends the start, whatever its outcome: from here on only the
+ * main thread stops and frees the services */
+static void leave_start(struct stopper *s)
+{
+    pthread_mutex_lock(&s->lock);
+    park(s);
+    if (s->phase == STARTING)
+        s->phase = STOPPING;
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* serving ends the start with every service running: returns the stop
+ * signal if one came meanwhile (the run is then stopping), else 0 */
+static int serving(struct stopper *s)
+{
+    int sig;
+
+    pthread_mutex_lock(&s->lock);
+    park(s);
+    sig = s->sig;
+    s->phase = sig ? STOPPING : SERVING;
+    pthread_mutex_unlock(&s->lock);
+    return sig;
+}
+
+/* wait_stop waits, serving, for the stop signal */
+static int wait_stop(struct stopper *s)
+{
+    int sig;
+
+    pthread_mutex_lock(&s->lock);
+    while (s->sig == 0)
+        pthread_cond_wait(&s->cond, &s->lock);
+    sig = s->sig;
+    s->phase = STOPPING;
+    pthread_mutex_unlock(&s->lock);
+    return sig;
+}
+
+/* stopped_starting stops what started before sig came; exit status 1 */
+static int stopped_starting(struct run *run, int sig)
+{
+    size_t started = 0;
+
+    for (size_t i = 0; run->h && i < run->n; i++)
+        started += run->h[i].started != 0;
+    cli_metrics_close(run->metrics); /* if it came while they opened */
+    run->metrics = NULL;
+    stop_all(run, 0);
+    fprintf(stderr, "sagesvc: %s before every service ran: stopped the %zu started\n",
+            signame(sig), started);
+    return CLI_ERR;
+}
+
+/* ------------------------------------------------------------- serving */
+
+static int serve(struct run *run)
+{
+    struct stopper *s = run->stopper;
     sage_err r;
     int sig, rc;
 
-    for (size_t i = 0; i < run->n; i++)
+    for (size_t i = 0; i < run->n; i++) {
+        if ((sig = step_done(s, i, run->h[i].conf->name)) != 0)
+            return stopped_starting(run, sig);
         if ((rc = start_one(run, &run->h[i])) != CLI_OK)
             return rc;
+    }
+    if ((sig = step_done(s, run->n, NULL)) != 0)
+        return stopped_starting(run, sig);
     if (run->metrics_addr) {
         sage_task **tasks = calloc(run->n, sizeof *tasks);
 
@@ -418,18 +659,16 @@ static int serve(struct run *run, const sigset_t *set)
         }
         printf("metrics: %s\n", cli_metrics_url(run->metrics));
     }
+    if ((sig = serving(s)) != 0)
+        return stopped_starting(run, sig);
     printf("sagesvc: serving %zu service%s in namespace '%s' (pid %d); stop with Ctrl-C or "
            "SIGTERM\n",
            run->n, run->n == 1 ? "" : "s", run->ns, (int)getpid());
     fflush(stdout);
-    do {
-        rc = sigwait(set, &sig);
-    } while (rc == EINTR);
+    sig = wait_stop(s);
     printf("sagesvc: %s: stopping %zu service%s (answering queued calls first)\n", signame(sig),
            run->n, run->n == 1 ? "" : "s");
     fflush(stdout);
-    if (pthread_create(&t, NULL, impatient, (void *)set) == 0)
-        pthread_detach(t);
     /* metrics first: a stopped task's figures would read as a counter reset */
     cli_metrics_close(run->metrics);
     run->metrics = NULL;
@@ -442,7 +681,7 @@ static int serve(struct run *run, const sigset_t *set)
 int cmd_run(int argc, char **argv)
 {
     struct run run;
-    static sigset_t set; /* static: the impatient thread reads it after serve returns */
+    static struct stopper stopper; /* static: its thread outlives this frame until exit */
     sage_err r;
     int rc;
 
@@ -450,8 +689,11 @@ int cmd_run(int argc, char **argv)
     if ((rc = parse_options(&run, argc, argv)) != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     /* before any thread exists, so that every thread inherits the mask; a
-     * closed stdout must not kill the host */
-    cli_block_stop_signals(&set);
+     * closed stdout must not kill the host. The stopper takes them from
+     * here on, whatever the main thread is busy with. */
+    cli_block_stop_signals(&stopper.set);
+    if ((rc = stopper_start(&stopper, &run)) != CLI_OK)
+        return rc;
 
     r = cli_load_config(run.config_path, &run.cfg);
     if (r != SAGE_OK) {
@@ -467,7 +709,8 @@ int cmd_run(int argc, char **argv)
     run.ns = cli_namespace(run.ns, run.cfg);
     rc = prepare(&run);
     if (rc == CLI_OK)
-        rc = serve(&run, &set);
+        rc = serve(&run);
+    leave_start(&stopper); /* before anything is stopped or freed */
     cleanup(&run);
     return rc;
 }

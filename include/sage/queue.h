@@ -5,9 +5,13 @@
  * A named queue lives in POSIX shared memory (/dev/shm/sage.q.NAME) so that
  * processes of the same user can exchange messages at memory speed; a queue
  * opened with a NULL name lives in private memory and serves threads of one
- * process with the same code. Waiting never polls: a waiter spins briefly
- * when its peer runs on another CPU, then sleeps in the kernel (futex) until
- * the other side wakes it, a timeout passes, or the queue is closed.
+ * process with the same code. Since any user may create a file at any free
+ * name in /dev/shm, opening a queue checks that it is this user's own (see
+ * SAGE_QUEUE_ANY_OWNER for queues shared between users on purpose).
+ *
+ * Waiting never polls: a waiter spins briefly when its peer runs on another
+ * CPU, then sleeps in the kernel (futex) until the other side wakes it, a
+ * timeout passes, or the queue is closed.
  *
  * Crash safety: a producer that dies (even by SIGKILL) holding a claimed
  * record does not wedge the queue; the consumer notices the dead owner and
@@ -47,6 +51,12 @@ typedef struct sage_queue sage_queue;
 /* Flags for sage_queue_opts.flags. */
 #define SAGE_QUEUE_CREATE 0x1u /* create the queue if it does not exist */
 #define SAGE_QUEUE_EXCL 0x2u   /* with CREATE: fail with SAGE_EEXIST if it exists */
+/* SAGE_QUEUE_ANY_OWNER opens an existing queue whoever owns it and whatever
+ * its mode: for a queue deliberately shared between users (created with a
+ * mode such as 0660 or 0666), by its creator too. Without it, a queue that
+ * is not owned by this process's effective uid, or that its group or others
+ * may write, is refused. It never follows a symbolic link either way. */
+#define SAGE_QUEUE_ANY_OWNER 0x4u
 #define SAGE_QUEUE_LAZY 0x8u   /* do not pre-fault the segment: memory is taken as
                                 * the ring is used (small, rarely busy queues) */
 
@@ -59,7 +69,7 @@ typedef struct sage_queue_opts {
     uint32_t max_msgs;      /* most messages queued at once; 0: bounded by bytes only */
     uint32_t max_producers; /* producer thread slots across all processes; default 1024 */
     unsigned mode;          /* permission bits of a new segment; default 0600 */
-    unsigned flags;         /* SAGE_QUEUE_CREATE, SAGE_QUEUE_EXCL */
+    unsigned flags;         /* SAGE_QUEUE_CREATE, SAGE_QUEUE_EXCL, SAGE_QUEUE_ANY_OWNER */
     uint32_t spin_us;       /* longest spin before sleeping; default 20, 0 = never spin */
 } sage_queue_opts;
 
@@ -71,9 +81,11 @@ SAGE_API void sage_queue_opts_init(sage_queue_opts *opts);
  * has SAGE_QUEUE_CREATE, and writes the new handle to *qp on success. A NULL
  * name makes a private in-process queue. An existing segment is validated
  * (magic, layout version, sizes): a mismatch gives SAGE_EVERSION or
- * SAGE_EPROTO, another user's 0600 queue SAGE_EPERM, a missing one
- * SAGE_ENOENT, a bad name SAGE_EINVAL. opts may be NULL for defaults.
- * Thread-safe.
+ * SAGE_EPROTO, a missing one SAGE_ENOENT, a bad name SAGE_EINVAL. Unless
+ * opts->flags has SAGE_QUEUE_ANY_OWNER, a segment owned by another user or
+ * writable by group or others gives SAGE_EPERM; a symbolic link or a file
+ * that is not regular always does; the detail names the file and its owner.
+ * opts may be NULL for defaults. Thread-safe.
  */
 SAGE_API sage_err sage_queue_open(sage_queue **qp, const char *name, const sage_queue_opts *opts);
 
@@ -99,7 +111,9 @@ SAGE_API sage_err sage_queue_shutdown(sage_queue *q);
 
 /*
  * sage_queue_unlink removes the named queue's segment; handles already open
- * keep working until freed. SAGE_ENOENT if there is none.
+ * keep working until freed. SAGE_ENOENT if there is none; SAGE_EPERM, and
+ * nothing removed, if it is not this user's own regular file (even for
+ * root, who could remove any file).
  */
 SAGE_API sage_err sage_queue_unlink(const char *name);
 

@@ -254,12 +254,15 @@ typedef void (*sage_host_list_fn)(void *arg, const sage_host_entry *e);
  * sage_host_list reports every service of this user in the host registry
  * (all namespaces when ns is NULL). Entries of dead owners are reported
  * with owner_alive 0 and, when clean is non-zero, removed (with their
- * queues) afterwards.
+ * queues) afterwards. A file under this user's registry names that is not
+ * this user's (another owner, writable by others, a link) is skipped.
  */
 SAGE_API sage_err sage_host_list(const char *ns, bool clean, sage_host_list_fn fn, void *arg);
 
 /* sage_host_status reads a host-registered service's status from any
- * process of the same user. SAGE_ENOSERVICE if there is no such service. */
+ * process of the same user. SAGE_ENOSERVICE if there is no such service,
+ * SAGE_EPERM (naming the file and its owner) if its registry entry is not
+ * this user's. */
 SAGE_API sage_err sage_host_status(sage_status *st, const char *ns, const char *name);
 
 #ifdef __cplusplus

@@ -116,6 +116,7 @@ static sage_err open_named(sage_queue *q, const char *name, const sage_queue_opt
     uint64_t cap = 0, max_msg = 0, ring_off = 0;
     uint32_t nslots = o->max_producers ? o->max_producers : DEFAULT_PRODUCERS;
     int64_t give_up = 0;
+    unsigned shm_flags = (o->flags & SAGE_QUEUE_ANY_OWNER) ? SAGE__SHM_ANY_OWNER : 0;
     sage_err r;
 
     r = sage_queue_check_name(name);
@@ -133,7 +134,7 @@ static sage_err open_named(sage_queue *q, const char *name, const sage_queue_opt
         size_t size = 0;
 
         if (o->flags & SAGE_QUEUE_CREATE) {
-            r = sage__shm_create(path, o->mode ? o->mode : 0600, ring_off + cap,
+            r = sage__shm_create(path, o->mode ? o->mode : 0600, ring_off + cap, shm_flags,
                                  (o->flags & SAGE_QUEUE_LAZY) ? 0 : POPULATE_LIMIT, &mem);
             if (r == SAGE_OK) {
                 sage__sq_init_segment(mem, cap, max_msg, o->max_msgs, nslots, ring_off,
@@ -149,7 +150,8 @@ static sage_err open_named(sage_queue *q, const char *name, const sage_queue_opt
             if (o->flags & SAGE_QUEUE_EXCL)
                 return SAGE_SETERR(SAGE_EEXIST, "queue '%s' already exists", name);
         }
-        r = sage__shm_open(path, &mem, &size, (o->flags & SAGE_QUEUE_LAZY) ? 0 : POPULATE_LIMIT);
+        r = sage__shm_open(path, shm_flags, &mem, &size,
+                           (o->flags & SAGE_QUEUE_LAZY) ? 0 : POPULATE_LIMIT);
         if (r == SAGE_ENOENT && (o->flags & SAGE_QUEUE_CREATE))
             continue; /* unlinked between our two calls: create again */
         if (r != SAGE_OK)

@@ -11,7 +11,8 @@
 #define SAGE__NAME_BUF 192
 
 /* sage__req_queue_name: "<uid>.<ns>.<name>.req", the shm request queue of a
- * host-registered service. Per user, so users never collide. */
+ * host-registered service. Per user (the effective uid), so users never
+ * collide; callers derive it, never read it from a registry entry. */
 void sage__req_queue_name(char *buf, size_t cap, const char *ns, const char *name);
 
 /* sage__reg_path: "/sage.r.<uid>.<ns>.<name>", the service's registry entry

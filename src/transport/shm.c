@@ -8,7 +8,9 @@
  *   serving process writes answers straight into it, and the runtime drains
  *   it. A destination is a service found in the registry: its request queue
  *   (whose name the caller derives itself, never reading it from the entry)
- *   and its serving process, watched through a pidfd. When that process
+ *   and its serving process, watched through a pidfd. Nothing of another
+ *   user is trusted: the entry and every queue must pass the owner checks
+ *   of platform/shm.c, and a refusal is SAGE_EPERM with nothing sent. When that process
  *   dies, the watcher puts a control record in the inbox: it lands behind
  *   every answer the process sent, so the runtime reads them all before it
  *   fails the calls left. A request queue shut down (its service stopping)
@@ -27,7 +29,6 @@
  *   posted to it then are lost: the runtime fails every call that waited
  *   for the old inbox when it resets it.
  */
-#include <dirent.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -83,31 +84,28 @@ struct sage__tp_server {
 
 /* ------------------------------------------------------------ the inbox */
 
+/* stale_inbox removes name if it is an inbox ("UID.NS.reply.PID.NONCE")
+ * whose process is gone */
+static int stale_inbox(void *arg, const char *name)
+{
+    const char *r = strstr(name, ".reply.");
+    int pid = r ? atoi(r + 7) : 0;
+
+    (void)arg;
+    if (pid > 0 && pid != sage__pid() && !sage__pid_alive(pid))
+        sage_queue_unlink(name); /* only this user's own files, never another's */
+    return 0;
+}
+
 /* clean_stale_inboxes removes the inboxes this user's dead processes left
- * behind ("UID.NS.reply.PID.NONCE" whose PID is gone): a caller that dies
- * cannot remove its own, and nobody else knows it. */
+ * behind: a caller that dies cannot remove its own, and nobody else knows
+ * it. */
 static void clean_stale_inboxes(void)
 {
-    char prefix[32], name[SAGE_QUEUE_NAME_MAX + 1];
-    DIR *d = opendir("/dev/shm");
-    struct dirent *e;
+    char prefix[32];
 
-    if (d == NULL)
-        return;
-    snprintf(prefix, sizeof prefix, "sage.q.%u.", (unsigned)geteuid());
-    while ((e = readdir(d)) != NULL) {
-        const char *r = strstr(e->d_name, ".reply.");
-        int pid;
-
-        if (strncmp(e->d_name, prefix, strlen(prefix)) != 0 || r == NULL)
-            continue;
-        pid = atoi(r + 7);
-        if (pid > 0 && pid != sage__pid() && !sage__pid_alive(pid)) {
-            snprintf(name, sizeof name, "%s", e->d_name + 7); /* past "sage.q." */
-            sage_queue_unlink(name);
-        }
-    }
-    closedir(d);
+    snprintf(prefix, sizeof prefix, "%u.", (unsigned)geteuid());
+    sage_queue_list(prefix, stale_inbox, NULL);
 }
 
 static sage_err open_inbox(struct sage__tp_client *c, struct inbox **ip)
@@ -275,6 +273,11 @@ static sage_err resolve(struct sage__tp_client *c, const char *service, uint64_t
     info->max_request = reg->fig.max_request;
     info->via_inbox = true;
     r = sage_queue_open(&d->q, info->address, NULL);
+    if (r == SAGE_EPERM) { /* another user's planted file: a refusal, nothing is sent */
+        r = SAGE_SETERR(SAGE_EPERM, "service '%s': refusing its request queue: %s", service,
+                        sage_errdetail());
+        goto out;
+    }
     if (r != SAGE_OK) {
         r = SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s': cannot open its queue: %s", service,
                         sage_errdetail());

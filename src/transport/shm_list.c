@@ -20,7 +20,7 @@ sage_err sage_host_list(const char *ns, bool clean, sage_host_list_fn fn, void *
 
     if (fn == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_host_list: fn is NULL");
-    snprintf(prefix, sizeof prefix, "sage.r.%u.", (unsigned)getuid());
+    snprintf(prefix, sizeof prefix, "sage.r.%u.", (unsigned)geteuid());
     plen = strlen(prefix);
     d = opendir("/dev/shm");
     if (d == NULL)
@@ -41,6 +41,8 @@ sage_err sage_host_list(const char *ns, bool clean, sage_host_list_fn fn, void *
         snprintf(ename, sizeof ename, "%s", dot + 1);
         if (ns && strcmp(ns, ens) != 0)
             continue;
+        /* an entry another user planted under our name is refused by the
+         * owner checks and skipped: it is no service of ours */
         if (sage__reg_open(&reg, ens, ename) != SAGE_OK)
             continue;
         memset(&e, 0, sizeof e);
@@ -79,7 +81,7 @@ sage_err sage_host_status(sage_status *st, const char *ns, const char *name)
         return r;
     if ((r = sage__reg_open(&reg, ns, name)) != SAGE_OK)
         return r;
-    sage__req_queue_name(queue, sizeof queue, ns, name);
+    sage__req_queue_name(queue, sizeof queue, ns, name); /* derived, not read from the entry */
     if (sage_queue_open(&q, queue, NULL) == SAGE_OK) {
         if (sage_queue_stats_read(&qs, q) == SAGE_OK) {
             depth = qs.depth_msgs;

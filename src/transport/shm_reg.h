@@ -1,8 +1,10 @@
 /*
- * hostreg.h - the host registry: one shm segment per host-registered
- * service ("/sage.r.<uid>.<ns>.<name>"), holding who serves it, where, and
- * its live figures. Any process of the same user can open it to find the
- * service's request queue, check that its owner lives, and read its status.
+ * shm_reg.h - the host registry: one shm segment per host-registered
+ * service ("/sage.r.<uid>.<ns>.<name>"), holding who serves it and its live
+ * figures. Any process of the same user can open it to check that the
+ * service's owner lives and read its status; callers derive the request
+ * queue's name themselves (names.h). Entries of other users are refused
+ * (shm_reg.c's design notes).
  *
  * The same struct, in heap memory, carries the figures of local tasks: one
  * code path updates both.
@@ -34,7 +36,9 @@ struct sage__reg {
 /*
  * sage__reg_create makes this process's registry entry for ns/name, taking
  * over (and cleaning) an entry whose owner died. SAGE_EEXIST, with the
- * owner's pid in the detail, if a live process holds the name. The entry is
+ * owner's pid in the detail, if a live process holds the name; SAGE_EPERM,
+ * naming the file and its owner, if the entry or the registry lock is not
+ * this user's own; SAGE_EBUSY if the lock stays held for 5 s. The entry is
  * mapped into *regp; unmap with sage__reg_destroy.
  */
 sage_err sage__reg_create(struct sage__reg **regp, const char *ns, const char *name);
@@ -52,7 +56,8 @@ void sage__reg_publish(struct sage__reg *reg);
 void sage__reg_destroy(struct sage__reg *reg, const char *ns, const char *name);
 
 /* sage__reg_open maps ns/name's entry read-write for reading its figures and
- * identity; SAGE_ENOSERVICE if there is none. Unmap with sage__reg_close. */
+ * identity; SAGE_ENOSERVICE if there is none, SAGE_EPERM if the file is not
+ * this user's own or records another uid. Unmap with sage__reg_close. */
 sage_err sage__reg_open(struct sage__reg **regp, const char *ns, const char *name);
 
 /* sage__reg_close unmaps an entry opened with sage__reg_open. */

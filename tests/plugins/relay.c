@@ -7,12 +7,14 @@
  *   sleep(ms)      -> true after ms milliseconds (a slow method for load)
  *   echo(...)      -> the args, as received
  * Configuration: {namespace: str} - where the called services live
- * (default "default"); timeout: seconds (default 10).
+ * (default "default"); timeout: seconds (default 10); start_delay: seconds
+ * the factory takes (default 0), for tests of a signal during a start.
  *
  * The state is a sage_manager, which is thread-safe: workers share it
  * without a lock. Created by the factory, freed by destroy after the last
  * call, so no call ever sees it half-made.
  */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -74,12 +76,20 @@ static sage_err relay_create(void **statep, const sage_value *config)
     sage_manager_opts o;
     sage_manager *m;
     const char *ns = NULL;
-    double timeout = 10;
+    double timeout = 10, start_delay = 0;
     sage_err r;
 
     if (config && config->type == SAGE_MAP &&
-        sage_unpack(config, "{s:?s s:?f}", "namespace", &ns, "timeout", &timeout) != SAGE_OK)
+        sage_unpack(config, "{s:?s s:?f s:?f}", "namespace", &ns, "timeout", &timeout,
+                    "start_delay", &start_delay) != SAGE_OK)
         return SAGE_ECONFIG;
+    if (start_delay > 0 && start_delay <= 60) {
+        struct timespec ts = {(time_t)start_delay,
+                              (long)((start_delay - (time_t)start_delay) * 1e9)};
+
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR) /* the whole delay */
+            ;
+    }
     sage_manager_opts_init(&o);
     o.ns = ns; /* copied by the manager; NULL means "default" */
     o.timeout_ms = (int64_t)(timeout * 1000);
