@@ -452,6 +452,7 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
     sage_manager_opts defaults;
     sage_queue_opts qo;
     sage_manager *m;
+    const char *ns;
     sage_err r;
 
     if (mp == NULL)
@@ -463,15 +464,14 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
     if (!(opts->timeout != 0) || opts->max_response < 64 || opts->max_response > (256u << 20) ||
         opts->max_pending < 1 || !(opts->retry_backoff >= 0) || !(opts->idle_close >= 0))
         return SAGE_SETERR(SAGE_EINVAL, "sage_manager_new: option out of range");
+    /* checked before it is copied: a copy would cut a long one short */
+    ns = opts->ns ? opts->ns : opts->env ? sage_env_ns(opts->env) : "default";
+    if ((r = sage__check_name(ns, "namespace", 0)) != SAGE_OK)
+        return r;
     m = calloc(1, sizeof *m);
     if (m == NULL)
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
-    snprintf(m->ns, sizeof m->ns, "%s",
-             opts->ns ? opts->ns : opts->env ? sage_env_ns(opts->env) : "default");
-    if ((r = sage__check_name(m->ns, "namespace", 0)) != SAGE_OK) {
-        free(m);
-        return r;
-    }
+    snprintf(m->ns, sizeof m->ns, "%s", ns);
     m->env = opts->env;
     m->timeout = opts->timeout;
     m->retries = opts->retries;

@@ -329,6 +329,19 @@ mkplug "$WORK/p_path.yaml" broken_abi
 SAGE_PLUGIN_PATH=$WORK/none:$TPLUG expect_exit "bare name via SAGE_PLUGIN_PATH, refused" 10 \
     "$TPLUG/broken_abi.so" "$WORK/p_path.yaml" -n "$NS"
 
+# a plugin's own manager refuses a namespace longer than 64 characters
+# rather than cutting it short (and then calling another namespace's services)
+LONGNS=$(printf '%s%0300d' "$NS" 0 | cut -c1-300)
+cat >"$WORK/longns.yaml" <<EOF
+services:
+  - name: relay_long
+    plugin: $TPLUG/relay.so
+    config: {namespace: $LONGNS}
+EOF
+expect_exit "a plugin's manager refuses a 300-character namespace" 9 \
+    "namespace name '$(echo "$LONGNS" | cut -c1-20)\.\.\.' is 300 bytes, at most 64 allowed" \
+    "$WORK/longns.yaml" -n "$NS"
+
 # built-ins: a sagesvc with no plugins beside it falls back to them
 mkdir -p "$WORK/bin"
 cp "$SAGESVC" "$WORK/bin/sagesvc"
