@@ -89,6 +89,15 @@ has() {
     return 0
 }
 
+# hasnt FILE PATTERN DESC: FILE (out or err) does not match the grep -E PATTERN.
+hasnt() {
+    if grep -Eq -- "$2" "$TMP/$1"; then
+        fail "$3: $1 matches '$2'"
+        return 1
+    fi
+    return 0
+}
+
 # json DESC: stdout is valid JSON.
 json() {
     if ! python3 -c 'import json,sys; json.load(sys.stdin)' <"$TMP/out" 2>>"$TMP/err"; then
@@ -301,12 +310,16 @@ fi
 expect 0 "ls" ls -n "$NS" &&
     has out '^NAME +NAMESPACE +TRANSPORT +PID +STATE +UPTIME +ALIVE' "ls header" &&
     has out "^kv +$NS +shm +$HOST +running +[0-9.]+s +yes" "ls kv" &&
-    has out "^testsvc +$NS" "ls testsvc"
+    has out "^testsvc +$NS" "ls testsvc" && hasnt err 'no services' "ls: no note"
 expect 0 "ls --json" ls -n "$NS" --json && json "ls --json" &&
     py "ls --json" 'sorted(e["name"] for e in d if e["alive"] and e["transport"] == "shm")
                     == ["kv", "testsvc"]'
 expect 0 "ls --all" ls --all && has out "^kv +$NS " "ls --all"
-expect 0 "ls of another namespace" ls -n "$XNS" && lines out -eq 1 "empty ls"
+expect 0 "ls of an empty namespace" ls -n "$XNS" && lines out -eq 1 "empty ls" &&
+    has err "^sagesvc ls: no services in namespace '$XNS'; [0-9]+ in other namespaces \(sagesvc ls --all\)$" \
+        "ls of an empty namespace points to --all"
+expect 0 "ls --json of an empty namespace" ls -n "$XNS" --json && py "empty" 'd == []' &&
+    hasnt err 'no services' "no note with --json"
 
 expect 0 "status" status -n "$NS" && has out '^NAME +STATE +PID' "status header" &&
     has out "^testsvc +running +$HOST " "status line"
@@ -357,9 +370,12 @@ expect 2 "queue with an unknown subcommand" queue frob
 
 stop_host "$HOST" KILL
 expect 8 "call: dead service" call -n "$NS" kv size && has err 'EUNAVAILABLE' "dead"
-expect 0 "ls shows it dead" ls -n "$NS" && has out "^kv +$NS +shm +$HOST +[a-z]+ +- +dead$" "ls dead"
+expect 0 "ls shows it dead" ls -n "$NS" &&
+    has out "^kv +$NS +shm +$HOST +dead +- +dead$" "ls dead" &&
+    has out "^testsvc +$NS +shm +$HOST +dead +- +dead$" "ls dead testsvc"
 expect 0 "ls --json shows it dead" ls -n "$NS" --json && json "ls dead" &&
-    py "ls --json dead" 'len(d) == 2 and not any(e["alive"] for e in d)'
+    py "ls --json dead" 'len(d) == 2 and not any(e["alive"] for e in d) and
+                         all(e["state"] == "dead" for e in d)'
 expect 0 "status shows it dead" status -n "$NS" && has out "^kv +dead +$HOST " "status dead"
 expect 0 "queue ls shows stale queues" queue ls "*.$NS.*" && has out "^$Q .* +$HOST +stale$" "stale"
 expect 0 "queue rm NAME" queue rm "$Q"
