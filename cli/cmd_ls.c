@@ -36,7 +36,7 @@ static const char help[] =
     "    until removed with --clean; calling them fails with status 8.\n"
     "\n"
     "    When the namespace has no services but others do, a note on stderr\n"
-    "    says how many, and that --all lists them.\n"
+    "    says how many, and that --all lists them (not with --json or --cluster).\n"
     "\n"
     "    With --cluster, the replicas in the cluster (NATS) follow, as they answer\n"
     "    $SRV.STATS within --wait: TRANSPORT nats, STATE running, and a column\n"
