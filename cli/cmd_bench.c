@@ -261,6 +261,8 @@ static int parse(struct bench *b, int argc, char **argv)
             b->config = optarg;
             break;
         case 'n':
+            if (cli_check_namespace(argv[0], "-n/--namespace", optarg) != CLI_OK)
+                return CLI_USAGE;
             b->ns = optarg;
             break;
         case 'h':

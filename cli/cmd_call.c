@@ -187,6 +187,8 @@ static int parse(struct call *c, int argc, char **argv)
             c->config = optarg;
             break;
         case 'n':
+            if (cli_check_namespace(argv[0], "-n/--namespace", optarg) != CLI_OK)
+                return CLI_USAGE;
             c->ns = optarg;
             break;
         case 'h':

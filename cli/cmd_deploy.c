@@ -170,6 +170,8 @@ static int parse_deploy(struct deploy_cmd *dc, int argc, char **argv, const char
             dc->services[dc->nservices++] = optarg;
             break;
         case 'n':
+            if (cli_check_namespace(cmd, "-n/--namespace", optarg) != CLI_OK)
+                return CLI_USAGE;
             dc->ns = optarg;
             break;
         case 'N':

@@ -28,12 +28,15 @@ static const char help[] =
     "        TRANSPORT  shm\n"
     "        PID        the process hosting it\n"
     "        STATE      created, starting, running, degraded, stopping, stopped or\n"
-    "                   failed\n"
+    "                   failed; dead when the hosting process is gone\n"
     "        UPTIME     time since it started (- when its process is dead)\n"
     "        ALIVE      yes, or dead when the hosting process is gone\n"
     "\n"
     "    Entries of dead processes (killed before they could unregister) stay\n"
     "    until removed with --clean; calling them fails with status 8.\n"
+    "\n"
+    "    When the namespace has no services but others do, a note on stderr\n"
+    "    says how many, and that --all lists them (not with --json or --cluster).\n"
     "\n"
     "    With --cluster, the replicas in the cluster (NATS) follow, as they answer\n"
     "    $SRV.STATS within --wait: TRANSPORT nats, STATE running, and a column\n"
@@ -47,9 +50,10 @@ static const char help[] =
     "        queues.\n"
     "    --json\n"
     "        Print a JSON array of objects with the keys name, namespace,\n"
-    "        transport, pid, state, alive (boolean), uptime_s, started_ns,\n"
-    "        heartbeat_age_s and queue; cluster replicas have transport nats and\n"
-    "        the keys host, id, requests, errors and durable instead of queue.\n"
+    "        transport, pid, state (as in the table), alive (boolean), uptime_s,\n"
+    "        started_ns, heartbeat_age_s and queue; cluster replicas have\n"
+    "        transport nats and the keys host, id, requests, errors and durable\n"
+    "        instead of queue.\n"
     "    --cluster\n"
     "        Also list the cluster's replicas, from the NATS servers of the\n"
     "        configuration's nats section (default nats://127.0.0.1:4222).\n"
@@ -93,6 +97,13 @@ static int by_ns_name(const void *a, const void *b)
     return c != 0 ? c : strcmp(x->name, y->name);
 }
 
+/* The STATE of e: its lifecycle state, or "dead" once its process is gone,
+ * whatever state that process left behind (as sagesvc status says). */
+static const char *entry_state(const sage_host_entry *e)
+{
+    return e->owner_alive ? sage_state_name(e->state) : "dead";
+}
+
 static void print_table(const struct entries *l, const struct cli_replicas *rl, long long now)
 {
     if (rl == NULL)
@@ -108,10 +119,10 @@ static void print_table(const struct entries *l, const struct cli_replicas *rl, 
         cli_format_age(up, sizeof up, e->owner_alive ? now - e->started_ns : -1);
         if (rl == NULL)
             printf("%-20s %-16s %-9s %8d %-9s %10s %s\n", e->name, e->ns, "shm", (int)e->pid,
-                   sage_state_name(e->state), up, e->owner_alive ? "yes" : "dead");
+                   entry_state(e), up, e->owner_alive ? "yes" : "dead");
         else
             printf("%-20s %-16s %-9s %-20s %8d %-9s %10s %s\n", e->name, e->ns, "shm", "-",
-                   (int)e->pid, sage_state_name(e->state), up, e->owner_alive ? "yes" : "dead");
+                   (int)e->pid, entry_state(e), up, e->owner_alive ? "yes" : "dead");
     }
     for (size_t i = 0; rl && i < rl->n; i++) {
         const sage_cluster_instance *x = &rl->v[i];
@@ -134,7 +145,13 @@ struct listing {
 static sage_err entry_value(sage_arena *a, const sage_host_entry *e, long long now,
                             sage_value *out)
 {
-    return sage_pack(out, a, "{s:s s:s s:s s:i s:s s:b s:f s:I s:f s:s}", "name", e->name, "namespace", e->ns, "transport", "shm", "pid", (int)e->pid, "state", sage_state_name(e->state), "alive", e->owner_alive != 0, "uptime_s", e->owner_alive ? (double)(now - e->started_ns) / 1e9 : 0.0, "started_ns", (int64_t)e->started_ns, "heartbeat_age_s", e->heartbeat_ns ? (double)(now - e->heartbeat_ns) / 1e9 : -1.0, "queue", e->queue);
+    return sage_pack(out, a, "{s:s s:s s:s s:i s:s s:b s:f s:I s:f s:s}", "name", e->name,
+                     "namespace", e->ns, "transport", "shm", "pid", (int)e->pid, "state",
+                     entry_state(e), "alive", e->owner_alive != 0, "uptime_s",
+                     e->owner_alive ? (double)(now - e->started_ns) / 1e9 : 0.0, "started_ns",
+                     (int64_t)e->started_ns, "heartbeat_age_s",
+                     e->heartbeat_ns ? (double)(now - e->heartbeat_ns) / 1e9 : -1.0, "queue",
+                     e->queue);
 }
 
 static sage_err replica_value(sage_arena *a, const sage_cluster_instance *x, long long now,
@@ -162,15 +179,30 @@ static int print_json(const struct entries *l, const struct cli_replicas *rl, lo
     return cli_print_items(l->n + (rl ? rl->n : 0), 0, item_value, &li, "printing the list");
 }
 
+/* others counts the host registry's services outside namespace ns; 0 if
+ * the registry cannot be read (the count only feeds a note). */
+static size_t others(const char *ns)
+{
+    sage_host_entry *v = NULL;
+    size_t n = 0, k = 0;
+
+    if (cli_host_entries(NULL, 0, &v, &n) != SAGE_OK)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        k += strcmp(v[i].ns, ns) != 0;
+    free(v);
+    return k;
+}
+
 int cmd_ls(int argc, char **argv)
 {
-    const char *config = NULL, *opt_ns = NULL;
+    const char *config = NULL, *opt_ns = NULL, *ns;
     int all = 0, clean = 0, json = 0, opt, status;
     struct cli_cluster_view cv = CLI_CLUSTER_VIEW_INIT;
     struct entries l = {NULL, 0};
     struct cli_replicas rl = {NULL, 0, 0, 0};
     sage_config *cfg = NULL;
-    size_t dead = 0;
+    size_t dead = 0, elsewhere = 0;
     sage_err r;
 
     opterr = 0;
@@ -196,6 +228,8 @@ int cmd_ls(int argc, char **argv)
             config = optarg;
             break;
         case 'n':
+            if ((status = cli_check_namespace(argv[0], "-n/--namespace", optarg)) != CLI_OK)
+                return status;
             opt_ns = optarg;
             break;
         case 'h':
@@ -209,21 +243,21 @@ int cmd_ls(int argc, char **argv)
         return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
     if ((status = cli_load_config_or_fail(config, &cfg)) != CLI_OK)
         return status;
-    r = cli_host_entries(all ? NULL : cli_namespace(opt_ns, cfg), clean, &l.v, &l.n);
+    ns = cli_namespace(opt_ns, cfg);
+    r = cli_host_entries(all ? NULL : ns, clean, &l.v, &l.n);
     if (r != SAGE_OK) {
         cli_error(r, "reading the host registry");
         sage_config_free(cfg);
         return cli_exit_for(r);
     }
     if (cv.on &&
-        (status = cli_replicas_collect(cfg, cv.urls, all ? NULL : cli_namespace(opt_ns, cfg), NULL,
-                                       (int)cv.wait_ms, &rl)) != CLI_OK) {
+        (status = cli_replicas_collect(cfg, cv.urls, all ? NULL : ns, NULL, (int)cv.wait_ms,
+                                       &rl)) != CLI_OK) {
         sage_config_free(cfg);
         free(l.v);
         cli_replicas_free(&rl);
         return status;
     }
-    sage_config_free(cfg);
     if (l.n > 0) /* qsort must not see NULL, even for no items */
         qsort(l.v, l.n, sizeof *l.v, by_ns_name);
     if (json) {
@@ -237,6 +271,13 @@ int cmd_ls(int argc, char **argv)
     if (clean && dead > 0 && !json)
         fprintf(stderr, "sagesvc ls: removed %zu entr%s of dead processes\n", dead,
                 dead == 1 ? "y" : "ies");
+    /* An empty namespace while others have services: the user most likely
+     * looks in the wrong one. */
+    if (!all && !json && !cv.on && l.n == 0 && (elsewhere = others(ns)) > 0)
+        fprintf(stderr, "sagesvc ls: no services in namespace '%s'; %zu in other namespaces "
+                        "(sagesvc ls --all)\n",
+                ns, elsewhere);
+    sage_config_free(cfg); /* it owns ns */
     free(l.v);
     cli_replicas_free(&rl);
     return status;

@@ -118,6 +118,8 @@ static int parse_options(struct replica *rp, int argc, char **argv)
     while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
         switch (c) {
         case 'n':
+            if (cli_check_namespace("replica", "--ns", optarg) != CLI_OK)
+                return CLI_USAGE;
             rp->ns = optarg;
             break;
         case 's':

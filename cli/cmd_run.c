@@ -185,19 +185,6 @@ static void usage(FILE *out)
 
 /* ------------------------------------------------------------- options */
 
-static int valid_name(const char *s)
-{
-    size_t n = strlen(s);
-
-    if (n == 0 || n > SAGE_CONFIG_NAME_MAX)
-        return 0;
-    for (; *s; s++)
-        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-              *s == '_' || *s == '-'))
-            return 0;
-    return 1;
-}
-
 static int parse_options(struct run *run, int argc, char **argv)
 {
     static const struct option options[] = {
@@ -251,11 +238,8 @@ static int parse_options(struct run *run, int argc, char **argv)
         cli_error(SAGE_EINVAL, "bad --metrics address");
         return CLI_USAGE;
     }
-    if (run->ns && !valid_name(run->ns)) {
-        fprintf(stderr, "sagesvc run: namespace '%s' must be 1..%d of [A-Za-z0-9_-]\n", run->ns,
-                SAGE_CONFIG_NAME_MAX);
+    if (run->ns && cli_check_namespace("run", "-n/--namespace", run->ns) != CLI_OK)
         return CLI_USAGE;
-    }
     return CLI_OK;
 }
 

@@ -266,6 +266,8 @@ int cmd_status(int argc, char **argv)
             config = optarg;
             break;
         case 'n':
+            if ((status = cli_check_namespace(argv[0], "-n/--namespace", optarg)) != CLI_OK)
+                return status;
             opt_ns = optarg;
             break;
         case 'h':

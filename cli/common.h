@@ -73,6 +73,15 @@ sage_err cli_fail(sage_err e, const char *fmt, ...) __attribute__((format(printf
 const char *cli_namespace(const char *opt_ns, const sage_config *cfg);
 
 /*
+ * cli_check_namespace checks the namespace a command was given with -n
+ * (opt names the option, "-n/--namespace" say): 1..SAGE_NAME_MAX characters
+ * of [A-Za-z0-9_-], the library's rule. Returns CLI_OK, or prints what is
+ * wrong with it (cli_usage of cmd) and returns CLI_USAGE. Every command
+ * checks -n as it parses it, so that none truncates or misreads a namespace.
+ */
+int cli_check_namespace(const char *cmd, const char *opt, const char *ns);
+
+/*
  * cli_parse_seconds parses a non-negative number of seconds ("0.2", "30")
  * into *out. Anything else (empty, trailing text, negative, NaN, above
  * 86400) is SAGE_EINVAL with a cli_fail detail naming opt.
@@ -135,7 +144,7 @@ void cli_block_stop_signals(sigset_t *set);
     "EXIT STATUS\n"                                                                     \
     "    0   success\n"                                                                 \
     "    1   other error (out of memory, system or protocol error)\n"                   \
-    "    2   usage: unknown command or option, bad JSON, a bad number\n"                \
+    "    2   usage: unknown command or option, bad JSON, a bad number or namespace\n" \
     "    3   no such service (ENOSERVICE)\n"                                            \
     "    4   no such method (ENOMETHOD)\n"                                              \
     "    5   bad arguments, as the service judged them (EBADARGS)\n"                    \

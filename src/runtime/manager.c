@@ -396,6 +396,7 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
     if (opts->timeout_ms == 0 || opts->max_response < 64 || opts->max_response > (256u << 20) ||
         opts->max_pending < 1 || opts->retry_backoff_ms < 0 || opts->idle_close_ms < 0)
         return SAGE_SETERR(SAGE_EINVAL, "sage_manager_new: option out of range");
+    /* checked before it is copied: a copy would cut a long one short */
     ns = opts->ns ? opts->ns : opts->env ? sage_env_ns(opts->env) : "default";
     if ((r = sage__check_name(ns, "namespace", 0)) != SAGE_OK)
         return r;

@@ -9,9 +9,14 @@
  * with SIGKILL instead, it leaves its registry entries and request queues
  * behind with a dead owner: what the tests of `ls --clean` and
  * `queue rm --stale` need.
+ *
+ * Its parent's death is a SIGTERM too: a test script killed outright cannot
+ * stop its hosts, and an orphan host would keep its entries in the user's
+ * registry for as long as it lives.
  */
 #include <signal.h>
 #include <stdio.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include "kv.h"
@@ -41,6 +46,7 @@ static sage_task *start(const sage_service *svc, const char *name, const char *n
 int main(int argc, char **argv)
 {
     sage_task *kv, *ts;
+    pid_t parent = getppid();
     sigset_t set;
     int sig;
 
@@ -53,6 +59,13 @@ int main(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* (the parent may have died before the request: then stop at once) */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0) {
+        perror("svc_host: PR_SET_PDEATHSIG");
+        return 1;
+    }
+    if (getppid() != parent)
+        return 1;
     if ((kv = start(&sage_example_kv, "kv", argv[1])) == NULL)
         return 1;
     if ((ts = start(&testsvc, "testsvc", argv[1])) == NULL) {

@@ -4,33 +4,71 @@
 #
 #   sh test_cli.sh PATH/TO/sagesvc PATH/TO/svc_host
 #
-# Every run uses its own namespace; on exit, pass or fail, it kills the hosts
-# it started and removes every /dev/shm entry of that namespace. Every
-# command runs under `timeout`.
+# Every run uses its own namespaces; on exit, pass or fail, it stops the
+# hosts it started and removes every /dev/shm entry of those namespaces
+# (svc_host also stops when this script dies). A run that passes must have
+# left none by then: the last check says so. Every command runs under
+# `timeout`.
 set -u
 
 # Absolute paths: some checks run from another directory.
 S=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 H=$(cd "$(dirname "$2")" && pwd)/$(basename "$2")
 NS="cli$$"
+# NS64 is 64 characters long, the most a namespace may have; LONG starts
+# with it, and is 300 long. XNS is always empty.
+NS64=$(printf '%s%064d' "$NS" 0 | cut -c1-64)
+LONG=$(printf '%s%0300d' "$NS64" 0 | cut -c1-300)
+XNS="x$NS"
 UID_=$(id -u)
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/sagesvc-cli.XXXXXX")
 HOSTS=""
 FAILS=0
 N=0
 
+# leftovers: prints the /dev/shm entries of this script's namespaces.
+leftovers() {
+    for ns in "$NS" "$NS64" "$XNS"; do
+        for f in /dev/shm/*."$ns".*; do
+            [ -e "$f" ] && echo "$f"
+        done
+    done
+}
+
 cleanup() {
+    # the hosts still running: SIGTERM, and they leave the registry
+    # themselves; SIGKILL after 10 s
     for p in $HOSTS; do
-        kill -9 "$p" 2>/dev/null
+        kill -TERM "$p" 2>/dev/null
+    done
+    for p in $HOSTS; do
+        i=0
+        while kill -0 "$p" 2>/dev/null && [ $i -lt 200 ]; do
+            sleep 0.05
+            i=$((i + 1))
+        done
+        kill -KILL "$p" 2>/dev/null
     done
     wait 2>/dev/null
-    for f in /dev/shm/*."$NS".*; do
-        [ -e "$f" ] && rm -f "$f"
+    for f in $(leftovers); do
+        rm -f "$f"
     done
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 1' INT TERM HUP
+
+# A watcher outside this script's process tree removes what is left of its
+# namespaces once the script is gone, however it went: ctest, at a test's
+# time limit, kills the script and all its descendants with SIGKILL (no
+# trap runs), and hosts killed so leave dead entries in the user's
+# registry. (setsid -f: the watcher's parent exits at once, so it is no
+# one's descendant.) After a clean exit it finds nothing to remove.
+if command -v setsid >/dev/null; then
+    setsid -f sh -c 'tail --pid="$1" -f /dev/null; sleep 1; shift
+        for ns; do rm -f /dev/shm/*."$ns".*; done' watcher $$ "$NS" "$NS64" "$XNS" \
+        </dev/null >/dev/null 2>&1
+fi
 
 # ------------------------------------------------------------- helpers
 
@@ -70,6 +108,15 @@ expect() {
 has() {
     if ! grep -Eq -- "$2" "$TMP/$1"; then
         fail "$3: $1 does not match '$2'"
+        return 1
+    fi
+    return 0
+}
+
+# hasnt FILE PATTERN DESC: FILE (out or err) does not match the grep -E PATTERN.
+hasnt() {
+    if grep -Eq -- "$2" "$TMP/$1"; then
+        fail "$3: $1 matches '$2'"
         return 1
     fi
     return 0
@@ -116,8 +163,17 @@ count() {
     return 0
 }
 
+# stop_host PID SIGNAL: signals the host PID, waits for it and forgets it
+# (its pid, once reaped, may be another process's)
+stop_host() {
+    kill -"$2" "$1"
+    wait "$1" 2>/dev/null
+    HOSTS=$(for p in $HOSTS; do [ "$p" = "$1" ] || echo "$p"; done)
+}
+
+# start_host [NAMESPACE]: svc_host in NAMESPACE (default $NS); sets HOST.
 start_host() {
-    "$H" "$NS" >"$TMP/host.out" 2>"$TMP/host.err" &
+    "$H" "${1:-$NS}" >"$TMP/host.out" 2>"$TMP/host.err" &
     HOST=$!
     HOSTS="$HOSTS $HOST"
     i=0
@@ -211,12 +267,58 @@ expect 6 "call: --async with failures exits with the first's status" \
     call -n "$NS" testsvc fail '["x"]' --async 3 &&
     count err 'call [0-9] of 3: EHANDLER' 3 "--async failures"
 
+# ---------------------------------------------------------- namespaces
+
+# Every command that takes a namespace refuses a bad one the same way, with
+# status 2, before it does anything: none cuts a long one down to 64
+# characters (which would reach the services of NS64 here).
+MAIN=$HOST
+start_host "$NS64"
+HOST64=$HOST
+HOST=$MAIN
+expect 0 "call: a namespace of 64 characters" call -n "$NS64" kv size && has out '^0$' "NS64"
+expect 2 "call: a namespace of 300 characters is not cut to 64" call -n "$LONG" kv size &&
+    has err "^sagesvc call: -n/--namespace: namespace '$(echo "$LONG" | cut -c1-20)\.\.\.' is 300 characters long, at most 64 allowed$" "LONG refused"
+expect 2 "bench: a namespace of 300 characters is not cut to 64" \
+    bench -n "$LONG" kv size --calls 10 && has err "is 300 characters long" "bench LONG"
+for c in call bench ls status run deploy undeploy replica; do
+    case $c in
+    call | bench) args="kv size" ;;
+    undeploy) args=kv ;;
+    replica) args="--service kv" ;;
+    *) args="" ;;
+    esac
+    short=-n
+    long=--namespace
+    if [ $c = replica ]; then
+        short=--ns
+        long=--ns
+    fi
+    # shellcheck disable=SC2086 # $args: words
+    expect 2 "$c: $short of 300 characters" $c $short "$LONG" $args &&
+        has err "^sagesvc $c: $short.*: namespace '[a-z0-9]{20}\.\.\.' is 300 characters long, at most 64 allowed$" "$c LONG"
+    # shellcheck disable=SC2086
+    expect 2 "$c: an empty $long" $c $long "" $args &&
+        has err "^sagesvc $c: .*the namespace is empty; use 1\.\.64 characters of \[A-Za-z0-9_-\]$" "$c empty"
+    # shellcheck disable=SC2086
+    expect 2 "$c: a namespace with a dot" $c $args $short "$NS.x" &&
+        has err "^sagesvc $c: .*namespace '$NS\.x' has character '\.'; use 1\.\.64" "$c dot"
+done
+expect 0 "ls: a namespace of 64 characters" ls -n "$NS64" && has out "^kv +$NS64 " "ls NS64"
+stop_host "$HOST64" TERM
+N=$((N + 1))
+if [ -z "$(leftovers | grep -F ".$NS64.")" ]; then
+    echo "ok $N - the host of NS64 left the registry"
+else
+    fail "the host of NS64 left $(leftovers | grep -F ".$NS64.")"
+fi
+
 # The configuration: its namespace and call timeout, -n over it, and the
 # search of ./services.yaml.
 printf 'namespace: %s\nservice:\n  call:\n    timeout: 0.2\n' "$NS" >"$TMP/cfg.yaml"
 expect 0 "call: namespace from -c" call -c "$TMP/cfg.yaml" kv get '["answer"]' && has out '^42$' "cfg"
 expect 7 "call: timeout from -c" call -c "$TMP/cfg.yaml" testsvc sleep '[3000]'
-expect 3 "call: --namespace over the configuration" call -c "$TMP/cfg.yaml" -n "x$NS" kv size
+expect 3 "call: --namespace over the configuration" call -c "$TMP/cfg.yaml" -n "$XNS" kv size
 mkdir "$TMP/cwd" && cp "$TMP/cfg.yaml" "$TMP/cwd/services.yaml"
 N=$((N + 1))
 (cd "$TMP/cwd" && timeout 30 "$S" call kv size >"$TMP/out" 2>"$TMP/err")
@@ -232,12 +334,16 @@ fi
 expect 0 "ls" ls -n "$NS" &&
     has out '^NAME +NAMESPACE +TRANSPORT +PID +STATE +UPTIME +ALIVE' "ls header" &&
     has out "^kv +$NS +shm +$HOST +running +[0-9.]+s +yes" "ls kv" &&
-    has out "^testsvc +$NS" "ls testsvc"
+    has out "^testsvc +$NS" "ls testsvc" && hasnt err 'no services' "ls: no note"
 expect 0 "ls --json" ls -n "$NS" --json && json "ls --json" &&
     py "ls --json" 'sorted(e["name"] for e in d if e["alive"] and e["transport"] == "shm")
                     == ["kv", "testsvc"]'
 expect 0 "ls --all" ls --all && has out "^kv +$NS " "ls --all"
-expect 0 "ls of another namespace" ls -n "x$NS" && lines out -eq 1 "empty ls"
+expect 0 "ls of an empty namespace" ls -n "$XNS" && lines out -eq 1 "empty ls" &&
+    has err "^sagesvc ls: no services in namespace '$XNS'; [0-9]+ in other namespaces \(sagesvc ls --all\)$" \
+        "ls of an empty namespace points to --all"
+expect 0 "ls --json of an empty namespace" ls -n "$XNS" --json && py "empty" 'd == []' &&
+    hasnt err 'no services' "no note with --json"
 
 expect 0 "status" status -n "$NS" && has out '^NAME +STATE +PID' "status header" &&
     has out "^testsvc +running +$HOST " "status line"
@@ -286,12 +392,14 @@ expect 2 "queue with an unknown subcommand" queue frob
 
 # ------------------------------------------- a dead service, stale queues
 
-kill -9 "$HOST"
-wait "$HOST" 2>/dev/null
+stop_host "$HOST" KILL
 expect 8 "call: dead service" call -n "$NS" kv size && has err 'EUNAVAILABLE' "dead"
-expect 0 "ls shows it dead" ls -n "$NS" && has out "^kv +$NS +shm +$HOST +[a-z]+ +- +dead$" "ls dead"
+expect 0 "ls shows it dead" ls -n "$NS" &&
+    has out "^kv +$NS +shm +$HOST +dead +- +dead$" "ls dead" &&
+    has out "^testsvc +$NS +shm +$HOST +dead +- +dead$" "ls dead testsvc"
 expect 0 "ls --json shows it dead" ls -n "$NS" --json && json "ls dead" &&
-    py "ls --json dead" 'len(d) == 2 and not any(e["alive"] for e in d)'
+    py "ls --json dead" 'len(d) == 2 and not any(e["alive"] for e in d) and
+                         all(e["state"] == "dead" for e in d)'
 expect 0 "status shows it dead" status -n "$NS" && has out "^kv +dead +$HOST " "status dead"
 expect 0 "queue ls shows stale queues" queue ls "*.$NS.*" && has out "^$Q .* +$HOST +stale$" "stale"
 expect 0 "queue rm NAME" queue rm "$Q"
@@ -305,9 +413,16 @@ expect 3 "call after --clean" call -n "$NS" kv size
 # A service stopped cleanly leaves the registry: calls find no service.
 start_host
 expect 0 "second host" call -n "$NS" kv size && has out '^0$' "fresh kv"
-kill -TERM "$HOST"
-wait "$HOST"
+stop_host "$HOST" TERM
 expect 3 "call: cleanly stopped service" call -n "$NS" kv size
+
+# Nothing of this run is left in the registry or among the queues.
+N=$((N + 1))
+if [ -z "$(leftovers)" ]; then
+    echo "ok $N - no registry entries or queues left behind"
+else
+    fail "left behind: $(leftovers)"
+fi
 
 echo "$N checks, $FAILS failed"
 [ "$FAILS" -eq 0 ]

@@ -35,6 +35,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# A watcher outside this script's process tree removes what is left of its
+# namespace once the script is gone, however it went: ctest, at a test's
+# time limit, kills the script and all its descendants with SIGKILL (no
+# trap runs), and hosts killed so leave dead entries in the user's
+# registry. (setsid -f: the watcher's parent exits at once, so it is no
+# one's descendant.) After a clean exit it finds nothing to remove.
+if command -v setsid >/dev/null; then
+    setsid -f sh -c 'tail --pid="$1" -f /dev/null; sleep 1; rm -f /dev/shm/*."$2".*' \
+        watcher $$ "$NS" </dev/null >/dev/null 2>&1
+fi
+
 # The tests must not pick up a services.yaml or plugins of the caller's.
 cd "$WORK" || exit 1
 unset SAGE_PLUGIN_PATH
@@ -53,12 +64,20 @@ contains() { grep -q -s -e "$2" "$1"; }
 
 call() { timeout 30 "$SAGESVC" call -n "$NS" "$@"; }
 
+# Hosts take this script's death for a SIGTERM: killed alone, it cannot stop
+# them, and an orphan host keeps its entries in the user's registry for as
+# long as it lives. (setpriv execs: the pid is the host's.)
+TIED=()
+if setpriv --pdeathsig TERM true 2>/dev/null; then
+    TIED=(setpriv --pdeathsig TERM --)
+fi
+
 # start_run NAME ARGS...: `sagesvc run ARGS -n NS` in the background, output
 # in $WORK/NAME.out and .err; waits until it serves (or dies). Sets RUN_PID.
 start_run() {
     local name=$1 i
     shift
-    "$SAGESVC" run "$@" -n "$NS" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+    "${TIED[@]}" "$SAGESVC" run "$@" -n "$NS" >"$WORK/$name.out" 2>"$WORK/$name.err" &
     RUN_PID=$!
     BGPIDS+=("$RUN_PID")
     for ((i = 0; i < 200; i++)); do
@@ -232,11 +251,14 @@ check "demo: kv stopped after its requests" contains "$WORK/demo.out" "^kv: stop
 check "demo left no shared memory" [ -z "$(ls /dev/shm | grep "\.$NS\.")" ]
 
 # ------------------------------------------------------ SIGTERM under load
+# (relay's manager is told the namespace: its reply queue then carries it
+# too, and the cleanup finds it should the host be killed)
 cat >"$WORK/slow.yaml" <<EOF
 services:
   - name: slow
     plugin: $TPLUG/relay.so
     max_workers: 4
+    config: {namespace: $NS}
 EOF
 # a second signal cuts the drain short: exit 1 at once, and the caller of
 # the call in flight learns that the process died instead of hanging
@@ -328,6 +350,19 @@ SAGE_PLUGIN_PATH=$WORK/badplugins expect_exit "broken kv.so never replaced by th
 mkplug "$WORK/p_path.yaml" broken_abi
 SAGE_PLUGIN_PATH=$WORK/none:$TPLUG expect_exit "bare name via SAGE_PLUGIN_PATH, refused" 10 \
     "$TPLUG/broken_abi.so" "$WORK/p_path.yaml" -n "$NS"
+
+# a plugin's own manager refuses a namespace longer than 64 characters
+# rather than cutting it short (and then calling another namespace's services)
+LONGNS=$(printf '%s%0300d' "$NS" 0 | cut -c1-300)
+cat >"$WORK/longns.yaml" <<EOF
+services:
+  - name: relay_long
+    plugin: $TPLUG/relay.so
+    config: {namespace: $LONGNS}
+EOF
+expect_exit "a plugin's manager refuses a 300-character namespace" 9 \
+    "namespace name '$(echo "$LONGNS" | cut -c1-20)\.\.\.' is 300 bytes, at most 64 allowed" \
+    "$WORK/longns.yaml" -n "$NS"
 
 # built-ins: a sagesvc with no plugins beside it falls back to them
 mkdir -p "$WORK/bin"
