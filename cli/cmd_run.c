@@ -260,6 +260,14 @@ static int check_transport(struct run *run, const struct hosted *h)
     const char *t = h->conf->transport;
     const char *file = sage_config_path(run->cfg);
 
+    if (h->conf->python != NULL) {
+        fprintf(stderr,
+                "sagesvc: %s:%d: service '%s' is a Python service (%s): host it with "
+                "`python3 -m sagesvc run %s`\n",
+                file, h->conf->line, h->conf->name, h->conf->python, file);
+        return CLI_CONFIG;
+    }
+
     if (strcmp(t, "shm") == 0 || strcmp(t, "nats") == 0)
         return CLI_OK;
     if (strcmp(t, "local") == 0)

@@ -97,7 +97,9 @@ typedef struct sage_nats_conf {
  * field by field. Strings and arrays are borrowed from the config. */
 typedef struct sage_service_conf {
     const char *name;      /* unique in the file */
-    const char *plugin;    /* a path (contains '/' or ends in .so) or a bare name */
+    const char *plugin;    /* a C service: a path (contains '/' or ends in .so) or a
+                            * bare name; NULL for a Python service */
+    const char *python;    /* a Python service: "package.module:factory"; NULL for C */
     const char *transport; /* "local", "shm" or "nats" */
     sage_local_conf local;
     sage_cluster_conf cluster;

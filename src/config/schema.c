@@ -7,6 +7,7 @@
  * sections are read first, whatever their order in the file, so that every
  * service starts from them and applies its own overrides field by field.
  */
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -128,6 +129,45 @@ static sage_err read_plugin(struct cf_walk *w, const struct cf_node *v, const st
     return sage__cf_error(w, v,
                           "expected a plugin path (containing '/' or ending in .so) or a plugin "
                           "name of [A-Za-z0-9_-], got %s",
+                          sage__cf_describe(v, got, sizeof got));
+}
+
+/* dotted tells whether the n bytes at p are identifiers joined by dots */
+static bool dotted(const char *p, size_t n)
+{
+    bool start = true;
+
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+
+        if (ch == '.') {
+            if (start)
+                return false; /* an empty part */
+            start = true;
+        } else if (ch == '_' || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                   (!start && ch >= '0' && ch <= '9')) {
+            start = false;
+        } else {
+            return false;
+        }
+    }
+    return !start;
+}
+
+/* read_python reads "package.module:factory": a Python service */
+static sage_err read_python(struct cf_walk *w, const struct cf_node *v, const struct cf_field *f,
+                            void *dst)
+{
+    const char **out = sage__cf_at(dst, f);
+    const char *colon = v->kind == CF_SCALAR ? memchr(v->str, ':', v->len) : NULL;
+    char got[80];
+
+    if (colon != NULL && v->len <= 256 && dotted(v->str, (size_t)(colon - v->str)) &&
+        dotted(colon + 1, v->len - (size_t)(colon - v->str) - 1))
+        return sage__cf_string(w, v, "a Python factory", out);
+    return sage__cf_error(w, v, "expected a Python factory as package.module:callable, got %s",
                           sage__cf_describe(v, got, sizeof got));
 }
 
@@ -315,6 +355,7 @@ static const struct cf_field top_fields[] = {
 static const struct cf_field one_service_fields[] = {
     {.key = "name", .read = read_service_name},
     FIELD("plugin", read_plugin, struct cf_service, pub.plugin),
+    FIELD("python", read_python, struct cf_service, pub.python),
     WORDS("transport", sage__cf_read_choice, struct cf_service, pub.transport, transports),
     LOCAL(offsetof(struct cf_service, pub.local)),
     SECTION("cluster", "ray", struct cf_service, pub.cluster, cluster_fields),
@@ -385,8 +426,11 @@ static sage_err read_one_service(struct cf_walk *w, sage_config *c, const struct
     r = sage__cf_walk_map(w, v, one_service_fields, s);
     if (r == SAGE_OK && s->pub.name == NULL)
         r = sage__cf_error(w, v, "missing key 'name'");
-    if (r == SAGE_OK && s->pub.plugin == NULL)
-        r = sage__cf_error(w, v, "missing key 'plugin'");
+    if (r == SAGE_OK && s->pub.plugin == NULL && s->pub.python == NULL)
+        r = sage__cf_error(w, v, "missing key 'plugin' (a C service) or 'python' (a Python one)");
+    if (r == SAGE_OK && s->pub.plugin != NULL && s->pub.python != NULL)
+        r = sage__cf_error(w, v, "'plugin' and 'python' exclude each other: a service is one or "
+                                 "the other");
     return r;
 }
 
