@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -81,24 +82,20 @@ static void usage(FILE *out)
 struct replica {
     const char *ns, *service, *urls, *creds, *tls_ca, *tls_cert, *tls_key;
     long ready_fd, host_pid;
-    char *yaml;
-    size_t yaml_len;
-    char *config_path;
 };
 
-static void on_deployment(void *arg, const sage_cluster_deployment *d)
+/* resolve: the code of the deployed service, as `sagesvc run` finds it */
+static sage_err resolve(void *arg, const sage_config *c, const sage_service_conf *sc,
+                        const sage_service **svcp)
 {
-    struct replica *rp = arg;
+    sage_plugin **pp = arg;
 
-    free(rp->yaml);
-    free(rp->config_path);
-    rp->yaml = malloc(d->config_len + 1);
-    rp->config_path = strdup(d->config_path);
-    if (rp->yaml) {
-        memcpy(rp->yaml, d->config_yaml, d->config_len);
-        rp->yaml[d->config_len] = '\0';
-        rp->yaml_len = d->config_len;
-    }
+    if (sc->python != NULL)
+        return cli_fail(SAGE_ENOTSUP,
+                        "service '%s' is a Python service (%s): its replicas run with "
+                        "`python3 -m sagesvc replica`",
+                        sc->name, sc->python);
+    return cli_plugin_resolve(c, sc, pp, svcp);
 }
 
 static int parse_options(struct replica *rp, int argc, char **argv)
@@ -162,90 +159,18 @@ static int parse_options(struct replica *rp, int argc, char **argv)
     return CLI_OK;
 }
 
-/* serve runs the task until a signal in set arrives */
-static int serve(struct replica *rp, const sage_config *cfg, const sage_nats_conf *nats,
-                 const sigset_t *set)
-{
-    const sage_service_conf *sc = sage_config_find(cfg, rp->service);
-    const sage_middleware *mw[32];
-    const sage_service *svc = NULL;
-    sage_plugin *plugin = NULL;
-    sage_arena *arena = NULL;
-    sage_value params;
-    sage_cluster_opts co;
-    sage_task_opts o;
-    sage_task *t = NULL;
-    size_t index = 0;
-    sage_err r;
-    int sig, e, rc = CLI_OK;
-
-    if (sc == NULL) {
-        fprintf(stderr, "sagesvc replica: the deployed configuration has no service '%s'\n",
-                rp->service);
-        return CLI_CONFIG;
-    }
-    while (sage_config_service(cfg, index) != sc)
-        index++;
-    for (size_t i = 0; i < sc->nmiddleware; i++)
-        if (i >= 32 || (mw[i] = sage_middleware_find(sc->middleware[i])) == NULL) {
-            fprintf(stderr, "sagesvc replica: service '%s': unknown middleware '%s'\n", sc->name,
-                    sc->middleware[i]);
-            return CLI_CONFIG;
-        }
-    if ((r = cli_plugin_resolve(cfg, sc, &plugin, &svc)) != SAGE_OK)
-        return CLI_PLUGIN;
-    if ((r = sage_arena_new(&arena, 0)) != SAGE_OK ||
-        (r = sage_config_service_params(&params, cfg, index, arena)) != SAGE_OK) {
-        cli_error(r, "service '%s': reading its config", sc->name);
-        rc = CLI_ERR;
-        goto out;
-    }
-    memset(&co, 0, sizeof co);
-    co.nats = nats;
-    co.durable = sc->cluster.durable;
-    sage_task_opts_init(&o);
-    o.name = sc->name;
-    o.ns = rp->ns;
-    o.transport = SAGE_TRANSPORT_NATS;
-    o.max_workers = sc->local.max_workers;
-    o.queue_timeout_ms = sc->local.queue_timeout_ms;
-    o.request_queue_size = sc->local.request_queue_size;
-    o.config = &params;
-    o.middleware = mw;
-    o.nmiddleware = sc->nmiddleware;
-    o.cluster = &co;
-    if ((r = sage_task_new(&t, svc, &o)) != SAGE_OK || (r = sage_task_start(t)) != SAGE_OK) {
-        cli_error(r, "replica of %s.%s cannot serve", rp->ns, rp->service);
-        rc = cli_exit_for(r) == CLI_USAGE ? CLI_CONFIG : CLI_ERR;
-        goto out;
-    }
-    if (rp->ready_fd > 0) {
-        if (write((int)rp->ready_fd, "R", 1) != 1)
-            fprintf(stderr, "sagesvc replica: cannot tell the host: %s\n", strerror(errno));
-        close((int)rp->ready_fd);
-    }
-    do {
-        e = sigwait(set, &sig);
-    } while (e == EINTR);
-    if ((r = sage_task_stop(t)) != SAGE_OK)
-        cli_error(r, "replica of %s.%s: stopping", rp->ns, rp->service);
-out:
-    sage_task_free(t); /* before its plugin: the code lives there */
-    sage_plugin_close(plugin);
-    sage_arena_free(arena);
-    return rc;
-}
-
 int cmd_replica(int argc, char **argv)
 {
     struct replica rp;
     struct cli_nats n;
-    sage_config *cfg = NULL;
+    sage_cluster_replica_opts o;
+    sage_plugin *plugin = NULL;
     sigset_t set;
     sage_err r;
-    int rc;
+    int rc, sfd;
 
     memset(&rp, 0, sizeof rp);
+    rp.ready_fd = -1;
     if ((rc = parse_options(&rp, argc, argv)) != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     cli_block_stop_signals(&set); /* before any thread: all inherit it */
@@ -256,8 +181,14 @@ int cmd_replica(int argc, char **argv)
             return CLI_ERR;
         }
     }
+    /* the stop signals, read from a descriptor: the library's stop fd */
+    if ((sfd = signalfd(-1, &set, SFD_CLOEXEC)) < 0) {
+        fprintf(stderr, "sagesvc replica: signalfd: %s\n", strerror(errno));
+        return CLI_ERR;
+    }
     if ((r = cli_nats_init(&n, rp.urls, NULL)) != SAGE_OK) {
         cli_error(r, "replica");
+        close(sfd);
         return cli_exit_for(r);
     }
     n.conf.reconnect_max = -1; /* supervised: ride out outages */
@@ -270,26 +201,34 @@ int cmd_replica(int argc, char **argv)
         n.conf.tls_cert = rp.tls_cert;
         n.conf.tls_key = rp.tls_key;
     }
-    r = sage_cluster_deployments(&n.conf, rp.ns, rp.service, on_deployment, &rp);
-    if (r == SAGE_OK && rp.yaml == NULL)
-        r = cli_fail(SAGE_ENOMEM, "out of memory");
-    if (r != SAGE_OK) {
-        cli_error(r, "replica of %s.%s: reading its deployment", rp.ns, rp.service);
-        rc = r == SAGE_ENOSERVICE ? CLI_NOSERVICE : CLI_ERR;
-        goto out;
-    }
-    r = sage_config_parse(&cfg, rp.yaml, rp.yaml_len,
-                          rp.config_path && rp.config_path[0] ? rp.config_path : NULL);
-    if (r != SAGE_OK) {
-        cli_error(r, "replica of %s.%s: the deployed configuration", rp.ns, rp.service);
-        rc = CLI_CONFIG;
-        goto out;
-    }
-    rc = serve(&rp, cfg, &n.conf, &set);
-out:
-    sage_config_free(cfg);
-    free(rp.yaml);
-    free(rp.config_path);
+    sage_cluster_replica_opts_init(&o);
+    o.nats = &n.conf;
+    o.ns = rp.ns;
+    o.service = rp.service;
+    o.resolve = resolve;
+    o.arg = &plugin;
+    o.ready_fd = (int)rp.ready_fd;
+    o.stop_fd = sfd;
+    r = sage_cluster_replica_run(&o);
+    if (rp.ready_fd >= 0)
+        close((int)rp.ready_fd);
+    sage_plugin_close(plugin); /* after the task: its code lives there */
     cli_nats_fini(&n);
-    return rc;
+    close(sfd);
+    if (r == SAGE_OK)
+        return CLI_OK;
+    cli_error(r, "replica of %s.%s", rp.ns, rp.service);
+    switch (r) {
+    case SAGE_ENOSERVICE:
+        return CLI_NOSERVICE;
+    case SAGE_ECONFIG:
+    case SAGE_EINVAL:
+        return CLI_CONFIG;
+    case SAGE_ENOENT:
+    case SAGE_EPLUGIN:
+    case SAGE_ENOTSUP:
+        return CLI_PLUGIN;
+    default:
+        return CLI_ERR;
+    }
 }

@@ -315,6 +315,15 @@ static void t_services_merge(void)
               "service: {local: {max_workers: 7}}\n");
     ASSERT_EQ(sage_config_service(c, 0)->local.max_workers, 7);
     sage_config_free(c);
+
+    /* a Python service names its factory instead of a plugin */
+    c = parse("services:\n"
+              "  - {name: p, python: 'pkg.mod_1.sub:Factory'}\n"
+              "  - {name: q, python: 'mod:make.service'}\n");
+    ASSERT_STREQ(sage_config_service(c, 0)->python, "pkg.mod_1.sub:Factory");
+    ASSERT_TRUE(sage_config_service(c, 0)->plugin == NULL);
+    ASSERT_STREQ(sage_config_service(c, 1)->python, "mod:make.service");
+    sage_config_free(c);
 }
 
 static void t_memory_units(void)
@@ -562,7 +571,21 @@ static void t_types(void)
         {"services:\n  - kv\n",
          "t.yaml:2:5: services[0]: expected a mapping describing a service, got 'kv'"},
         {"services:\n  - plugin: kv\n", "t.yaml:2:5: services[0]: missing key 'name'"},
-        {"services:\n  - name: kv\n", "t.yaml:2:5: services[0]: missing key 'plugin'"},
+        {"services:\n  - name: kv\n",
+         "t.yaml:2:5: services[0]: missing key 'plugin' (a C service) or 'python' (a Python "
+         "one)"},
+        {"services:\n  - {name: kv, plugin: kv, python: 'a.b:c'}\n",
+         "t.yaml:2:5: services[0]: 'plugin' and 'python' exclude each other: a service is one or "
+         "the other"},
+        {"services:\n  - {name: kv, python: 'a.b'}\n",
+         "t.yaml:2:24: services[0].python: expected a Python factory as package.module:callable, "
+         "got a quoted string \"a.b\""},
+        {"services:\n  - {name: kv, python: 'a..b:c'}\n",
+         "t.yaml:2:24: services[0].python: expected a Python factory as package.module:callable, "
+         "got a quoted string \"a..b:c\""},
+        {"services:\n  - {name: kv, python: 'a.b:1c'}\n",
+         "t.yaml:2:24: services[0].python: expected a Python factory as package.module:callable, "
+         "got a quoted string \"a.b:1c\""},
         {"services:\n  - {name: k.v, plugin: kv}\n",
          "t.yaml:2:12: services[0].name: expected a name of 1..64 characters from [A-Za-z0-9_-], "
          "got 'k.v'"},

@@ -38,6 +38,7 @@
 
 #include "sage/config.h"
 #include "sage/err.h"
+#include "sage/service.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -283,6 +284,9 @@ typedef struct sage_cluster_host_opts {
     uint64_t memory;                 /* bytes offered; 0: the physical memory */
     const char *const *replica_argv; /* argv prefix that starts a replica, NULL-
                                       * terminated: {"/usr/bin/sagesvc", "replica", NULL} */
+    const char *const *python_argv;  /* the same for a Python service (python: in its
+                                      * configuration); NULL: {"python3", "-m", "sagesvc",
+                                      * "replica", NULL} */
     int stop_fd;                     /* readable (or hung up): stop; -1: none */
     void (*log)(void *arg, const char *line); /* events, one line each, on the
                                                * host's thread; NULL: stderr */
@@ -296,7 +300,8 @@ SAGE_API void sage_cluster_host_opts_init(sage_cluster_host_opts *o);
  * sage_cluster_host_run is the host daemon, on the calling thread until
  * stop_fd becomes readable. It publishes the host's record every second,
  * watches sagesvc_deploy and runs the replicas placed on this host as child
- * processes (in its process group):
+ * processes (in its process group), with python_argv for a Python service
+ * and replica_argv for a C one:
  *
  *   REPLICA_ARGV... --nats URL[,URL...] --ns NS --service NAME
  *                   --ready-fd 3 --host-pid PID [--creds F] [--tls-ca F]
@@ -319,6 +324,41 @@ SAGE_API void sage_cluster_host_opts_init(sage_cluster_host_opts *o);
  * borrowed until it returns. Blocks; one host per process.
  */
 SAGE_API sage_err sage_cluster_host_run(const sage_cluster_host_opts *o);
+
+/* ---------------------------------------------------------------- replicas */
+
+/* sage_service_resolve_fn finds the code of service entry sc of
+ * configuration c and writes its table to *svcp (valid until the replica
+ * returns), or fails with the reason as detail. */
+typedef sage_err (*sage_service_resolve_fn)(void *arg, const sage_config *c,
+                                            const sage_service_conf *sc,
+                                            const sage_service **svcp);
+
+/* Options of sage_cluster_replica_run; fill with sage_cluster_replica_opts_init. */
+typedef struct sage_cluster_replica_opts {
+    const sage_nats_conf *nats;      /* how this machine reaches NATS (required) */
+    const char *ns;                  /* the deployed service (required) */
+    const char *service;
+    sage_service_resolve_fn resolve; /* its code (required) */
+    void *arg;
+    int ready_fd; /* 'R' is written here once it serves; -1: none */
+    int stop_fd;  /* readable (or hung up): stop (required) */
+} sage_cluster_replica_opts;
+
+/* sage_cluster_replica_opts_init fills o with the defaults (no descriptors). */
+SAGE_API void sage_cluster_replica_opts_init(sage_cluster_replica_opts *o);
+
+/*
+ * sage_cluster_replica_run serves one replica of the deployed service
+ * ns.service until stop_fd becomes readable: it reads the deployment (its
+ * configuration's full text), finds the service's code through resolve,
+ * and serves it over NATS with the deployment's settings and o->nats, then
+ * stops as a task stops (every call taken is answered). This is what a
+ * host's replica process runs. SAGE_ENOSERVICE if ns.service is not
+ * deployed, SAGE_ECONFIG if its configuration cannot be used, resolve's
+ * error, or the task's. Blocks; o is borrowed until it returns.
+ */
+SAGE_API sage_err sage_cluster_replica_run(const sage_cluster_replica_opts *o);
 
 #ifdef __cplusplus
 }

@@ -38,14 +38,15 @@ static json_t *make_spec(const sage_cluster_deploy_opts *o, const sage_service_c
         return NULL;
     sage__nio_uid(id, sizeof id);
     return json_pack("{s:s, s:s, s:s, s:o, s:s, s:i, s:f, s:I, s:s, s:s, s:i, s:b, s:{}, s:s, "
-                     "s:s, s:I}",
+                     "s:s, s:I, s:s}",
                      "ns", ns, "name", sc->name, "id", id, "config_yaml", yaml, "config_path",
                      o->config_path ? o->config_path : "", "replicas", (int)c->replicas, "cpus",
                      c->cpus, "memory", (json_int_t)c->memory, "lifetime",
                      c->detached ? "detached" : "owned", "owner",
                      c->detached ? "" : sage_cluster_lease_id(o->lease), "max_restarts",
                      (int)c->max_restarts, "durable", c->durable, "placement", "status",
-                     "placing", "reason", "", "created", (json_int_t)sage__wall_ms());
+                     "placing", "reason", "", "created", (json_int_t)sage__wall_ms(), "code",
+                     sc->python ? "python" : "c");
 }
 
 /* stale_spec: an existing spec that hosts are about to remove anyway (its

@@ -123,8 +123,15 @@ static sage_err build_command(struct sage__host *h)
     if ((urls = join_servers(&servers)) == NULL)
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
     snprintf(pid, sizeof pid, "%d", (int)getpid());
+    static const char *const python_dflt[] = {"python3", "-m", "sagesvc", "replica", NULL};
+    const char *const *py = h->o->python_argv ? h->o->python_argv : python_dflt;
+    size_t npy = 0;
+
     for (size_t i = 0; h->o->replica_argv[i]; i++)
         ok = ok && push(&h->argv, &h->nargv, h->o->replica_argv[i]);
+    h->nprefix = h->nargv;
+    for (size_t i = 0; py[i]; i++)
+        ok = ok && push(&h->pyargv, &npy, py[i]);
     ok = ok && push(&h->argv, &h->nargv, "--nats") && push(&h->argv, &h->nargv, urls);
     ok = ok && push(&h->argv, &h->nargv, "--ready-fd") && push(&h->argv, &h->nargv, "3");
     ok = ok && push(&h->argv, &h->nargv, "--host-pid") && push(&h->argv, &h->nargv, pid);
@@ -166,7 +173,10 @@ void sage__host_spawn(struct sage__host *h, struct sage__group *g, struct sage__
     size_t n = 0;
     sage_err r;
 
-    for (size_t i = 0; i < h->nargv && n < 64; i++)
+    /* the command that runs this service's code, then the shared options */
+    for (size_t i = 0; g->python && h->pyargv[i] && n < 16; i++)
+        argv[n++] = h->pyargv[i];
+    for (size_t i = g->python ? h->nprefix : 0; i < h->nargv && n < 64; i++)
         argv[n++] = h->argv[i];
     argv[n++] = "--ns";
     argv[n++] = g->ns;
@@ -400,6 +410,7 @@ static void host_fini(struct sage__host *h)
     json_decref(h->cache);
     json_decref(h->last);
     free_strv(h->argv);
+    free_strv(h->pyargv);
     free_strv(h->envp);
     if (h->wake_fd >= 0)
         close(h->wake_fd);

@@ -79,6 +79,7 @@ struct sage__group {
     double cpus;
     uint64_t memory;
     int durable;
+    bool python;           /* a Python service: its replicas start with python_argv */
     uint32_t want;         /* replicas placed here; 0: stop them all */
     bool runnable;         /* the spec says "running": (re)start replicas */
     bool gone;             /* the deployment was removed: clean up after */
@@ -123,6 +124,8 @@ struct sage__host {
     int64_t next_resync_ns;
     char **argv;                             /* replica command line, fixed part */
     size_t nargv;
+    size_t nprefix;                          /* of which replica_argv */
+    char **pyargv;                           /* python_argv */
     char **envp;
 };
 

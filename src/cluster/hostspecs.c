@@ -214,6 +214,7 @@ static struct sage__group *new_group(struct sage__host *h, const char *key, cons
     g->cpus = sage__jnum(spec, "cpus");
     g->memory = (uint64_t)sage__jint(spec, "memory");
     g->durable = json_is_true(json_object_get(spec, "durable"));
+    g->python = strcmp(sage__jstr(spec, "code"), "python") == 0;
     g->need_reservation = true;
     g->next = h->groups;
     h->groups = g;

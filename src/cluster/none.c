@@ -83,3 +83,16 @@ sage_err sage_cluster_host_run(const sage_cluster_host_opts *o)
     (void)o;
     return NOT_BUILT("the host daemon");
 }
+
+void sage_cluster_replica_opts_init(sage_cluster_replica_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->ready_fd = -1;
+    o->stop_fd = -1;
+}
+
+sage_err sage_cluster_replica_run(const sage_cluster_replica_opts *o)
+{
+    (void)o;
+    return NOT_BUILT("replicas");
+}

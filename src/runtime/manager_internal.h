@@ -256,6 +256,12 @@ void sage__mgr_resend(struct sage_future *f);
  * to in one malloc'd block (*memp, free()). */
 sage_err sage__cluster_opts_copy(sage_cluster_opts *dst, void **memp, const sage_cluster_opts *src);
 
+/* sage__task_new_conf is sage_task_new_from_conf with the transport kind
+ * given, and (nats not NULL) those NATS settings instead of c's. */
+sage_err sage__task_new_conf(sage_task **tp, const sage_service *svc, const sage_config *c,
+                             const sage_service_conf *sc, const char *ns, sage_transport kind,
+                             const sage_nats_conf *nats);
+
 /* ---- manager.c */
 /* sage__mgr_post_finish asks the completion thread (through the inbox) to
  * finish the claimed call id, whose answer is in its future; false if it

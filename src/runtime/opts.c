@@ -103,6 +103,20 @@ sage_err sage__cluster_opts_copy(sage_cluster_opts *dst, void **memp, const sage
 sage_err sage_task_new_from_conf(sage_task **tp, const sage_service *svc, const sage_config *c,
                                  const sage_service_conf *sc, const char *ns)
 {
+    sage_transport kind;
+    sage_err r;
+
+    if (sc == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_task_new_from_conf: invalid argument");
+    if ((r = sage_transport_parse(&kind, sc->transport)) != SAGE_OK)
+        return r;
+    return sage__task_new_conf(tp, svc, c, sc, ns, kind, NULL);
+}
+
+sage_err sage__task_new_conf(sage_task **tp, const sage_service *svc, const sage_config *c,
+                             const sage_service_conf *sc, const char *ns, sage_transport kind,
+                             const sage_nats_conf *nats)
+{
     const sage_middleware *mw[MAX_MIDDLEWARE];
     sage_cluster_opts co;
     sage_arena *a = NULL;
@@ -130,8 +144,7 @@ sage_err sage_task_new_from_conf(sage_task **tp, const sage_service *svc, const 
     sage_task_opts_init(&o);
     o.name = sc->name;
     o.ns = ns ? ns : sage_config_namespace(c);
-    if ((r = sage_transport_parse(&o.transport, sc->transport)) != SAGE_OK)
-        return r;
+    o.transport = kind;
     o.max_workers = sc->local.max_workers;
     o.queue_timeout_ms = sc->local.queue_timeout_ms;
     o.request_queue_size = sc->local.request_queue_size;
@@ -139,7 +152,7 @@ sage_err sage_task_new_from_conf(sage_task **tp, const sage_service *svc, const 
     o.nmiddleware = sc->nmiddleware;
     if (o.transport == SAGE_TRANSPORT_NATS) {
         memset(&co, 0, sizeof co);
-        co.nats = sage_config_nats(c);
+        co.nats = nats ? nats : sage_config_nats(c);
         co.durable = sc->cluster.durable;
         o.cluster = &co;
     }

@@ -72,23 +72,35 @@ void sage__fig_count(struct sage__figures *f, struct sage__fig_method *m, int64_
     }
 }
 
-static void seq_write(_Atomic uint32_t *seq, char *dst, size_t cap, const char *text)
+/* A seqlock over a string: the bytes are relaxed atomics, so a reader
+ * racing the writer reads a torn string, never undefined behaviour, and
+ * the sequence tells it to read again. */
+static void seq_write(_Atomic uint32_t *seq, _Atomic char *dst, size_t cap, const char *text)
 {
+    size_t n = strlen(text);
+
+    if (n >= cap)
+        n = cap - 1;
     atomic_fetch_add_explicit(seq, 1, memory_order_acq_rel);
-    snprintf(dst, cap, "%s", text);
+    for (size_t i = 0; i < n; i++)
+        atomic_store_explicit(&dst[i], text[i], memory_order_relaxed);
+    atomic_store_explicit(&dst[n], '\0', memory_order_relaxed);
     atomic_fetch_add_explicit(seq, 1, memory_order_release);
 }
 
-static void seq_read(const _Atomic uint32_t *seq, const char *src, char *out, size_t cap)
+static void seq_read(const _Atomic uint32_t *seq, const _Atomic char *src, size_t srcsize,
+                     char *out, size_t cap)
 {
+    size_t n = cap < srcsize ? cap : srcsize;
+
     for (int tries = 0; tries < 100; tries++) {
         uint32_t s1 = atomic_load_explicit(seq, memory_order_acquire);
 
         if (s1 & 1)
             continue;
-        for (size_t i = 0; i < cap; i++) /* bytewise: the writer may race us */
-            out[i] = ((volatile const char *)src)[i];
-        out[cap - 1] = '\0';
+        for (size_t i = 0; i < n; i++)
+            out[i] = atomic_load_explicit(&src[i], memory_order_relaxed);
+        out[n - 1] = '\0';
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(seq, memory_order_relaxed) == s1)
             return;
@@ -141,7 +153,7 @@ sage_state sage__fig_health(const struct sage__figures *f, int64_t now_wall_ns, 
     int64_t full = atomic_load_explicit(&f->full_since_ns, memory_order_relaxed);
     uint64_t calls, failures;
 
-    seq_read(&f->reason_seq, f->reason, buf, cap);
+    seq_read(&f->reason_seq, f->reason, sizeof f->reason, buf, cap);
     if (f->pid != 0 && !sage__fig_owner_alive(f)) {
         snprintf(buf, cap, "its process (pid %d) is gone", (int)f->pid);
         return SAGE_STATE_FAILED;
@@ -205,7 +217,7 @@ void sage__fig_status(const struct sage__figures *f, uint64_t queue_depth, uint6
     st->max_workers = f->max_workers;
     st->request_queue_size = f->request_queue_size;
     st->queue_timeout_ms = f->queue_timeout_ms;
-    seq_read(&f->drop_seq, f->last_drop, st->last_drop, sizeof st->last_drop);
+    seq_read(&f->drop_seq, f->last_drop, sizeof f->last_drop, st->last_drop, sizeof st->last_drop);
     st->nmethods = f->nmethods < SAGE__FIG_METHODS ? f->nmethods : SAGE__FIG_METHODS;
     if (st->nmethods > SAGE_STATUS_METHODS_MAX)
         st->nmethods = SAGE_STATUS_METHODS_MAX;
