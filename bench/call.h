@@ -53,6 +53,7 @@ struct call_params {
     int64_t async_ns; /* async: time spent issuing measured calls */
     uint32_t window;  /* async: calls kept outstanding */
     int64_t idle_ns;  /* idle_rss: how long the task idles before reading */
+    uint32_t short_callers; /* short_callers: how many caller processes */
 };
 
 /* The figures of one run; negative means absent. */
@@ -73,6 +74,19 @@ struct call_rss {
     int64_t segs_rss_kib;    /* all /dev/shm mappings of the host (smaps Rss) */
 };
 
+/* What the short_callers run reports: the host's /dev/shm mappings'
+ * resident KiB (smaps Rss) idle, when the last caller has gone, and 2 s
+ * later without any traffic. */
+struct call_short {
+    int64_t callers;  /* short-lived caller processes that ran */
+    int64_t failed;   /* of which a call failed */
+    int64_t killed;   /* of which were SIGKILLed after their call */
+    int64_t idle_kib;
+    int64_t end_kib;
+    int64_t after_kib;
+    double took_s;    /* from the first caller's start to the last one's end */
+};
+
 /* The shared page of a run (MAP_SHARED). */
 struct call_ctl {
     _Atomic uint32_t go;    /* parent: every name is registered, start */
@@ -80,6 +94,7 @@ struct call_ctl {
     _Atomic uint32_t done;  /* caller: finished, the host may stop */
     struct call_fig fig;    /* written by the caller */
     struct call_rss rss;    /* written by the idle_rss child */
+    struct call_short shortc; /* written by the short_callers children */
 };
 
 /* A run as both children see it. */
@@ -122,6 +137,16 @@ extern const struct call_impl call_local_impl;
 extern const struct call_impl call_shm_impl;
 extern const struct call_impl call_zmq_impl;
 extern const struct call_impl call_rss_impl;
+extern const struct call_impl call_short_impl;
+
+/* call_short_timeout_s bounds a short_callers run of par's length. */
+int call_short_timeout_s(const struct call_params *par);
+
+/* ---- call_rss.c */
+
+/* call_smaps_rss_kib sums the Rss of this process's mappings of path
+ * (exact), or of every /dev/shm file when path is NULL; -1 if unreadable. */
+int64_t call_smaps_rss_kib(const char *path);
 
 /* ---- call_run.c: one run */
 
@@ -170,6 +195,10 @@ void call_print_table(const struct call_result *res, size_t n);
 /* call_print_rss prints the idle_rss figures: two JSON lines (idle_rss,
  * queue_size) or a paragraph. */
 void call_print_rss(bool json, const struct call_rss *m, int64_t idle_ns);
+
+/* call_print_short prints the short_callers figures: one JSON line or a
+ * paragraph. */
+void call_print_short(bool json, const struct call_short *c);
 
 /* call_print_targets sets the figures beside the team's targets (table). */
 void call_print_targets(const struct call_result *res, size_t n);

@@ -97,6 +97,27 @@ void call_print_rss(bool json, const struct call_rss *m, int64_t idle_ns)
     printf("  RSS beyond the shm segments   %8lld KiB\n", (long long)(rss - m->segs_rss_kib));
 }
 
+void call_print_short(bool json, const struct call_short *c)
+{
+    if (json) {
+        printf("{\"bench\":\"call\",\"impl\":\"shm\",\"case\":\"short_callers\",\"callers\":%lld,"
+               "\"killed\":%lld,\"shm_rss_kib_idle\":%lld,\"shm_rss_kib_end\":%lld,"
+               "\"shm_rss_kib_after_2s\":%lld,\"took_s\":%.3f}\n",
+               (long long)c->callers, (long long)c->killed, (long long)c->idle_kib,
+               (long long)c->end_kib, (long long)c->after_kib, c->took_s);
+        return;
+    }
+    printf("\nshort_callers: %lld caller processes, one call each (%lld SIGKILLed after it), in "
+           "%.1f s;\nthe host's /dev/shm mappings resident:\n",
+           (long long)c->callers, (long long)c->killed, c->took_s);
+    printf("  idle                          %8lld KiB\n", (long long)c->idle_kib);
+    printf("  when the last caller left     %8lld KiB\n", (long long)c->end_kib);
+    printf("  2 s later, no traffic         %8lld KiB\n", (long long)c->after_kib);
+    printf("targets: at the end <= 64 MiB: %s; 2 s later within 10%% of idle: %s\n",
+           c->end_kib <= 64 * 1024 ? "met" : "missed",
+           c->after_kib <= c->idle_kib * 11 / 10 ? "met" : "missed");
+}
+
 void call_print_targets(const struct call_result *res, size_t n)
 {
     const struct call_result *l = call_result_find(res, n, "local", CALL_SYNC);

@@ -34,9 +34,7 @@ static int64_t status_kib(const char *key)
     return v;
 }
 
-/* smaps_rss sums the Rss of this process's mappings of path (exact), or of
- * every /dev/shm file when path is NULL. */
-static int64_t smaps_rss(const char *path)
+int64_t call_smaps_rss_kib(const char *path)
 {
     FILE *f = fopen("/proc/self/smaps", "r");
     char line[512];
@@ -90,8 +88,8 @@ static int child(struct call_run *r)
     bench_sleep_ns(r->par->idle_ns);
     m->after_kib = status_kib("VmRSS");
     m->shm_after_kib = status_kib("RssShmem");
-    m->queue_rss_kib = smaps_rss(qpath);
-    m->segs_rss_kib = smaps_rss(NULL);
+    m->queue_rss_kib = call_smaps_rss_kib(qpath);
+    m->segs_rss_kib = call_smaps_rss_kib(NULL);
     m->queue_bytes = stat(qpath, &st) == 0 ? (int64_t)st.st_size : -1;
     sage_task_free(t);
     if (m->before_kib < 0 || m->after_kib < 0) {

@@ -164,7 +164,9 @@ static void usage(FILE *out)
           "        registry entry, queue or the registry lock belongs to another user,\n"
           "        or the lock stayed held for 5 s); the metrics address cannot be\n"
           "        bound; a signal came before every service ran; a second signal cut\n"
-          "        the drain short\n"
+          "        the drain short; a service had failed (its request queue found\n"
+          "        corrupt or closed by another process) or could not be drained within\n"
+          "        its queue_timeout, each reported with its reason\n"
           "    2   usage: unknown option, two configuration files, a bad namespace or\n"
           "        --metrics address\n"
           "    9   configuration: none found, unreadable or invalid (FILE:LINE:COL), no\n"
@@ -380,9 +382,13 @@ static int start_one(struct run *run, struct hosted *h)
     return r == SAGE_ECONFIG || r == SAGE_EINVAL ? CLI_CONFIG : CLI_ERR;
 }
 
-/* stop_all drains and stops the started tasks, last started first */
-static void stop_all(struct run *run, int verbose)
+/* stop_all drains and stops the started tasks, last started first; returns
+ * how many did not stop cleanly (a stop that gave up, or a service that had
+ * failed), each reported with its reason */
+static int stop_all(struct run *run, int verbose)
 {
+    int bad = 0;
+
     for (size_t i = run->n; i-- > 0;) {
         struct hosted *h = &run->h[i];
         sage_status st;
@@ -392,13 +398,19 @@ static void stop_all(struct run *run, int verbose)
             continue;
         r = sage_task_stop(h->task);
         h->started = 0;
-        if (r != SAGE_OK)
+        if (r != SAGE_OK) {
             cli_error(r, "service '%s': stopping", h->conf->name);
-        else if (verbose && sage_task_status(&st, h->task) == SAGE_OK)
+            bad++;
+        } else if (sage_task_status(&st, h->task) == SAGE_OK && st.state == SAGE_STATE_FAILED) {
+            fprintf(stderr, "sagesvc: service '%s' had failed: %s\n", h->conf->name, st.reason);
+            bad++;
+        } else if (verbose && sage_task_status(&st, h->task) == SAGE_OK) {
             printf("%s: stopped after %llu request%s, %llu error%s\n", h->conf->name,
                    (unsigned long long)st.requests, st.requests == 1 ? "" : "s",
                    (unsigned long long)st.errors, st.errors == 1 ? "" : "s");
+        }
     }
+    return bad;
 }
 
 static void cleanup(struct run *run)
@@ -664,7 +676,11 @@ static int serve(struct run *run)
     /* metrics first: a stopped task's figures would read as a counter reset */
     cli_metrics_close(run->metrics);
     run->metrics = NULL;
-    stop_all(run, 1);
+    if (stop_all(run, 1) > 0) {
+        printf("sagesvc: stopped, not cleanly\n");
+        fflush(stdout);
+        return CLI_ERR;
+    }
     printf("sagesvc: stopped\n");
     fflush(stdout);
     return CLI_OK;

@@ -113,7 +113,7 @@ static void put_family(struct out *o, const char *name, const char *type, const 
 }
 
 /* A per-service figure: an integer field of sage_status, or a computed one. */
-enum kind { U64, UPTIME, UP, QUEUE_CAP, WORKERS };
+enum kind { U64, UPTIME, UP, DEGRADED, QUEUE_CAP, WORKERS };
 
 static const struct task_family {
     const char *name, *type, *help;
@@ -121,6 +121,9 @@ static const struct task_family {
     size_t off; /* of the uint64_t in sage_status, for U64 */
 } task_families[] = {
     {"sagesvc_up", "gauge", "1 if the service is running (or running degraded), else 0.", UP, 0},
+    {"sagesvc_degraded", "gauge",
+     "1 while the service runs degraded (failing calls or a full queue; sagesvc status says why).",
+     DEGRADED, 0},
     {"sagesvc_uptime_seconds", "gauge", "Seconds since the service started.", UPTIME, 0},
     {"sagesvc_in_flight", "gauge", "Calls running now.", U64, offsetof(sage_status, in_flight)},
     {"sagesvc_queue_depth", "gauge", "Requests waiting in the request queue.", U64,
@@ -157,6 +160,9 @@ static void put_task_family(struct out *o, const struct task_family *f, const sa
             break;
         case UP:
             put(o, " %d\n", st->state == SAGE_STATE_RUNNING || st->state == SAGE_STATE_DEGRADED);
+            break;
+        case DEGRADED:
+            put(o, " %d\n", st->state == SAGE_STATE_DEGRADED);
             break;
         case QUEUE_CAP:
             put(o, " %lu\n", (unsigned long)st->request_queue_size);

@@ -68,6 +68,7 @@ static void check_default_sections(const sage_config *c)
     ASSERT_EQ(l->max_workers, 10);
     ASSERT_TRUE(l->queue_timeout_ms == 30000);
     ASSERT_EQ(l->request_queue_size, 10000);
+    ASSERT_TRUE(l->error_threshold == 0.5);
     ASSERT_TRUE(k->timeout_ms == 30000);
     ASSERT_EQ(k->retries, 0);
     ASSERT_TRUE(k->retry_backoff_ms == 50);
@@ -154,6 +155,7 @@ static const char full[] =
     "    max_workers: 1024\n"
     "    queue_timeout: 0\n"
     "    request_queue_size: 8388607\n"
+    "    error_threshold: 0.25\n"
     "  cluster:\n"
     "    resources: {CPU: 0.5, memory: 512MiB}\n"
     "    lifetime: detached\n"
@@ -192,6 +194,7 @@ static void t_every_key(void)
     ASSERT_EQ(l->max_workers, 1024);
     ASSERT_TRUE(l->queue_timeout_ms == 0);
     ASSERT_EQ(l->request_queue_size, 8388607);
+    ASSERT_TRUE(l->error_threshold == 0.25);
     ASSERT_TRUE(cl->cpus == 0.5);
     ASSERT_EQ(cl->memory, 512u << 20);
     ASSERT_EQ(cl->detached, 1);
@@ -419,6 +422,8 @@ static void t_ranges(void)
         {"service:\n  local:\n    request_queue_size: 8388608\n",
          "t.yaml:3:25: service.local.request_queue_size: expected an integer in 1..8388607, got "
          "'8388608'"},
+        {"service:\n  local:\n    error_threshold: 1.5\n",
+         "t.yaml:3:22: service.local.error_threshold: expected a number in 0..1, got '1.5'"},
         {"service:\n  call:\n    timeout: 0\n",
          "t.yaml:3:14: service.call.timeout: expected a number > 0 and <= 86400, got '0'"},
         {"service:\n  call:\n    timeout: 86401\n",

@@ -40,13 +40,15 @@ typedef struct sage_config sage_config;
 /* sage_local_conf: settings of services running on this machine (section
  * service.local), filled by sage_local_conf_init or a config. Defaults:
  * max_workers 10 (1..1024), queue_timeout 30 s (0..86400; 0 fails at once
- * when the request queue is full), request_queue_size 10000 (1..8388607).
+ * when the request queue is full), request_queue_size 10000 (1..8388607),
+ * error_threshold 0.5 (0..1; 0 never degrades on errors; see sage_status).
  * The file gives times in seconds; the structs hold milliseconds, as every
  * option of the API does. */
 typedef struct sage_local_conf {
     uint32_t max_workers;        /* worker threads of one service instance */
     int64_t queue_timeout_ms;    /* how long a caller waits for room in a full queue */
     uint32_t request_queue_size; /* requests the request queue holds */
+    double error_threshold;      /* degraded at this share of failed calls (0..1) */
 } sage_local_conf;
 
 /* sage_call_conf: defaults of calls made through a manager (section

@@ -165,9 +165,11 @@ typedef struct sage_method_status {
  * stopping, stopped, failed), with two readings on top: failed when its
  * process is gone, and degraded while it runs but over the last 10 seconds
  * at least 10 calls were answered and at least error_threshold of them
- * failed on the service's side (an error other than the caller's own: no
- * such method, bad arguments, rejected, malformed), or while its request
- * queue has stayed full for longer than its queue timeout. reason says why.
+ * failed on the service's side, or while its request queue has stayed full
+ * for longer than its queue timeout. Calls that failed by the caller's own
+ * fault (no such method, bad arguments, rejected, malformed, too large) are
+ * not counted either way. It leaves degraded as soon as neither holds.
+ * reason says why.
  */
 typedef struct sage_status {
     char name[SAGE_NAME_MAX + 1];
@@ -253,7 +255,7 @@ typedef void (*sage_host_list_fn)(void *arg, const sage_host_entry *e);
 /*
  * sage_host_list reports every service of this user in the host registry
  * (all namespaces when ns is NULL). Entries of dead owners are reported
- * with owner_alive 0 and, when clean is non-zero, removed (with their
+ * with owner_alive false and, when clean is true, removed (with their
  * queues) afterwards. A file under this user's registry names that is not
  * this user's (another owner, writable by others, a link) is skipped.
  */

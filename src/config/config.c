@@ -19,6 +19,7 @@ void sage_local_conf_init(sage_local_conf *c)
     c->max_workers = 10;
     c->queue_timeout_ms = 30000;
     c->request_queue_size = 10000;
+    c->error_threshold = 0.5;
 }
 
 void sage_call_conf_init(sage_call_conf *c)

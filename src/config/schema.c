@@ -281,7 +281,9 @@ static sage_err read_services(struct cf_walk *w, const struct cf_node *v, const 
     {.key = "queue_timeout", .read = sage__cf_read_ms,                                      \
      .off = (base) + offsetof(sage_local_conf, queue_timeout_ms), .lo = 0, .hi = 86400},    \
     {.key = "request_queue_size", .read = sage__cf_read_u32,                                \
-     .off = (base) + offsetof(sage_local_conf, request_queue_size), .lo = 1, .hi = 8388607}
+     .off = (base) + offsetof(sage_local_conf, request_queue_size), .lo = 1, .hi = 8388607}, \
+    {.key = "error_threshold", .read = sage__cf_read_num,                                   \
+     .off = (base) + offsetof(sage_local_conf, error_threshold), .lo = 0, .hi = 1}
 
 static const struct cf_field local_fields[] = {
     LOCAL(0),

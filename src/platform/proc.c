@@ -176,3 +176,11 @@ int sage__ncpu(void)
     }
     return n;
 }
+
+void sage__thread_name(const char *name)
+{
+    char b[16];
+
+    snprintf(b, sizeof b, "%s", name);
+    pthread_setname_np(pthread_self(), b); /* a name is a courtesy: failure is harmless */
+}

@@ -53,4 +53,8 @@ int sage__cpu(void);
 /* sage__ncpu returns the number of CPUs online on this machine. */
 int sage__ncpu(void);
 
+/* sage__thread_name names the calling thread (at most 15 bytes), as ps -L,
+ * top -H and debuggers show it: "sage-complete", "sage-listen", ... */
+void sage__thread_name(const char *name);
+
 #endif

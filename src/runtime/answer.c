@@ -183,7 +183,7 @@ void sage__mgr_on_answer(sage_manager *m, const void *data, size_t len)
     if (len == 0)
         return; /* a poke: the timers or the callback queue changed */
     if (sage__tp_ctl_parse(data, len, &ev, why, sizeof why)) {
-        sage__mgr_event(m, SAGE_TRANSPORT_SHM, &ev);
+        sage__mgr_event(m, m->inbox_ops ? (int)m->inbox_ops->kind : -1, &ev);
         return;
     }
     if (sage__wire_peek(data, len, &kind, &id) != SAGE_OK || kind != SAGE__WIRE_RESPONSE) {

@@ -44,7 +44,7 @@ void sage__conn_put(sage_manager *m, struct sage__conn *c)
 static sage_err resolve_env(sage_manager *m, const char *service, struct sage__conn *c)
 {
     struct sage__tp_server *s = NULL;
-    sage_transport kind = SAGE_TRANSPORT_LOCAL;
+    sage_transport kind = SAGE__TP_DEFAULT;
     sage_task *t = NULL;
     sage_err r;
 

@@ -16,7 +16,10 @@
  *   future for the manager's completion thread, which runs them in
  *   registration order. The list has a small lock bit (CB_LOCK): a
  *   registrant either appends before FIRED (the completion thread will run
- *   the callback) or sees FIRED and queues the future itself.
+ *   the callback) or sees FIRED and queues the future itself. QUEUED says
+ *   the future is in the completion thread's queue already (it is in it
+ *   once at most: the queue is linked through the future); the completion
+ *   thread clears it, under the lock, when it finds no callback left.
  * - References: the user holds one from the call until sage_future_free;
  *   the callback queue holds one while the future waits in it, so a
  *   callback may free its future and the slot is reused only after the
@@ -80,9 +83,9 @@ static void cb_unlock(struct sage_future *f, uint32_t set)
 static void queue_callbacks(struct sage_future *f)
 {
     uint32_t s = cb_lock(f);
-    bool due = f->cbs_run < f->ncbs;
+    bool due = f->cbs_run < f->ncbs && !(s & CB_QUEUED);
 
-    cb_unlock(f, (s & ~CB_LOCK) | CB_FIRED);
+    cb_unlock(f, (s & ~CB_LOCK) | CB_FIRED | (due ? CB_QUEUED : 0));
     if (due) {
         atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
         sage__mgr_defer(f->m, f);
@@ -121,7 +124,7 @@ void sage__fut_run_callbacks(struct sage_future *f)
         struct fut_cb cb;
 
         if (f->cbs_run >= f->ncbs) {
-            cb_unlock(f, s & ~CB_LOCK);
+            cb_unlock(f, s & ~(CB_LOCK | CB_QUEUED));
             break;
         }
         cb = f->cbs_run < FUT_INLINE_CBS ? f->cbs[f->cbs_run]
@@ -144,7 +147,7 @@ sage_err sage_future_wait(sage_future *f, int timeout_ms)
     /* spin a little: an answer from a hot service takes microseconds. Not
      * for a call over NATS: its answer takes a network round trip and comes
      * on a thread of this process, which the spin would only slow down. */
-    if (sage__ncpu() > 1 && f->tp_kind != SAGE_TRANSPORT_NATS) {
+    if (sage__ncpu() > 1 && !f->remote) {
         spin_end = sage__now_ns() + SPIN_NS;
         if (deadline >= 0 && deadline < spin_end)
             spin_end = deadline;
@@ -203,7 +206,7 @@ sage_err sage_future_cancel(sage_future *f)
 sage_err sage_future_on_done(sage_future *f, sage_future_fn fn, void *arg)
 {
     uint32_t s;
-    bool fired;
+    bool queue;
 
     if (f == NULL || fn == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_future_on_done: invalid argument");
@@ -227,9 +230,10 @@ sage_err sage_future_on_done(sage_future *f, sage_future_fn fn, void *arg)
         f->more[k] = (struct fut_cb){fn, arg};
     }
     f->ncbs++;
-    fired = (s & CB_FIRED) != 0;
-    cb_unlock(f, s & ~CB_LOCK);
-    if (fired) { /* completed already: the completion thread runs it */
+    /* completed already: the completion thread runs it, queued once */
+    queue = (s & CB_FIRED) != 0 && !(s & CB_QUEUED);
+    cb_unlock(f, (s & ~CB_LOCK) | (queue ? CB_QUEUED : 0));
+    if (queue) {
         atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
         sage__mgr_defer(f->m, f);
     }

@@ -33,6 +33,7 @@
 #include <time.h>
 
 #include "base/err_internal.h"
+#include "platform/proc.h"
 #include "platform/clock.h"
 #include "runtime/task_internal.h"
 #include "wire/salvage.h"
@@ -173,6 +174,8 @@ static void dispatch_batch(struct sage_task *t)
     for (; c; c = next) {
         next = c->next;
         c->next = NULL;
+        /* direct calls may have taken slots since the drain counted them */
+        sage__task_wait_room(t);
         dispatch(t, c);
     }
 }
@@ -242,6 +245,7 @@ static void *listener_main(void *arg)
     int tick_ms = HEARTBEAT_MS;
     char why[256];
 
+    sage__thread_name("sage-listen");
     for (;;) {
         size_t n = 0, room;
         sage_err r;

@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "base/err_internal.h"
+#include "platform/proc.h"
 #include "base/name.h"
 #include "platform/clock.h"
 #include "platform/futex.h"
@@ -105,14 +106,9 @@ static void on_value(void *arg, const sage__resp *resp)
     sage__mgr_on_value(arg, resp);
 }
 
-static void on_event_nats(void *arg, const struct sage__tp_event *ev)
+static void on_event(void *arg, sage_transport from, const struct sage__tp_event *ev)
 {
-    sage__mgr_event(arg, SAGE_TRANSPORT_NATS, ev);
-}
-
-static void on_event_other(void *arg, const struct sage__tp_event *ev)
-{
-    sage__mgr_event(arg, SAGE_TRANSPORT_LOCAL, ev);
+    sage__mgr_event(arg, (int)from, ev);
 }
 
 static sage_err open_client(sage_manager *m, sage_transport kind)
@@ -130,7 +126,7 @@ static sage_err open_client(sage_manager *m, sage_transport kind)
     conf.arg = m;
     conf.on_answer = on_answer;
     conf.on_value = on_value;
-    conf.on_event = kind == SAGE_TRANSPORT_NATS ? on_event_nats : on_event_other;
+    conf.on_event = on_event;
     return ops->client_open(&m->clients[kind], &conf);
 }
 
@@ -297,6 +293,7 @@ static void *resp_main(void *arg)
     sage_manager *m = arg;
     int64_t last_house = sage__now_ns();
 
+    sage__thread_name("sage-complete");
     completing = m;
     while (!atomic_load_explicit(&m->stopping, memory_order_acquire)) {
         int64_t now = sage__now_ns(), next = sage__timers_next(m->timers), wait_ns;
@@ -432,10 +429,10 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
     }
     /* every transport a name may be found through, and the local one for
      * the environment; the first to offer an inbox gives it */
-    for (int k = SAGE_TRANSPORT_LOCAL; k <= SAGE_TRANSPORT_NATS; k++) {
+    for (int k = 0; k < SAGE__TP_KINDS; k++) {
         const struct sage__tp_ops *ops = sage__tp_for((sage_transport)k);
 
-        if (ops == NULL || (k == SAGE_TRANSPORT_NATS && !m->has_cluster))
+        if (ops == NULL || (ops->remote && !m->has_cluster))
             continue;
         if ((r = open_client(m, (sage_transport)k)) != SAGE_OK)
             goto fail;
@@ -460,7 +457,7 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
     *mp = m;
     return SAGE_OK;
 fail:
-    for (int k = SAGE_TRANSPORT_NATS; k >= SAGE_TRANSPORT_LOCAL; k--)
+    for (int k = SAGE__TP_KINDS; k-- > 0;)
         if (m->clients[k])
             sage__tp_for((sage_transport)k)->client_close(m->clients[k]);
     sage_queue_close(m->own_inbox);
@@ -481,7 +478,7 @@ void sage_manager_free(sage_manager *m)
     atomic_store_explicit(&m->closing, 1, memory_order_release);
     sage__conn_free_all(m);
     /* transports that complete calls on their own threads: none after this */
-    for (int k = SAGE_TRANSPORT_NATS; k >= SAGE_TRANSPORT_LOCAL; k--)
+    for (int k = SAGE__TP_KINDS; k-- > 0;)
         if (m->clients[k] && m->clients[k] != m->inbox_client) {
             sage__tp_for((sage_transport)k)->client_close(m->clients[k]);
             m->clients[k] = NULL;
@@ -490,7 +487,7 @@ void sage_manager_free(sage_manager *m)
     atomic_store_explicit(&m->stopping, 1, memory_order_release);
     poke(m);
     pthread_join(m->resp_thread, NULL);
-    for (int k = SAGE_TRANSPORT_NATS; k >= SAGE_TRANSPORT_LOCAL; k--)
+    for (int k = SAGE__TP_KINDS; k-- > 0;)
         if (m->clients[k])
             sage__tp_for((sage_transport)k)->client_close(m->clients[k]);
     sage_queue_close(m->own_inbox);

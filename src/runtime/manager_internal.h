@@ -27,6 +27,7 @@
 /* Callback list state bits (sage_future.cb_state) */
 #define CB_LOCK 1u  /* a thread is changing the list */
 #define CB_FIRED 2u /* the future completed: callbacks go to the completion thread */
+#define CB_QUEUED 4u /* the future waits in the completion thread's queue (once at most) */
 
 #define FUT_CHUNK 4096u
 #define FUT_INLINE_CBS 2
@@ -76,6 +77,7 @@ struct sage_future {
     bool async;      /* made by sage_manager_call: its answer is finished by the
                       * completion thread, which runs its callbacks then */
     uint8_t tp_kind; /* the transport it went out on (sage_transport) */
+    bool remote;     /* that transport's answers take a network round trip */
     sage__req *retry_req; /* a copy of the request in arena, for retries */
 };
 
@@ -107,7 +109,7 @@ struct sage_manager {
     void *cluster_mem;
 
     /* transports: one client each (NULL: not open) */
-    struct sage__tp_client *clients[3];
+    struct sage__tp_client *clients[SAGE__TP_KINDS];
     /* the inbox: the queue answers arrive in, drained by one thread at a time */
     const struct sage__tp_ops *inbox_ops; /* of the client that owns it; NULL: ours */
     struct sage__tp_client *inbox_client;

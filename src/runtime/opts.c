@@ -148,9 +148,10 @@ sage_err sage__task_new_conf(sage_task **tp, const sage_service *svc, const sage
     o.max_workers = sc->local.max_workers;
     o.queue_timeout_ms = sc->local.queue_timeout_ms;
     o.request_queue_size = sc->local.request_queue_size;
+    o.error_threshold = sc->local.error_threshold;
     o.middleware = mw;
     o.nmiddleware = sc->nmiddleware;
-    if (o.transport == SAGE_TRANSPORT_NATS) {
+    if (sage__tp_for(o.transport) != NULL && sage__tp_for(o.transport)->remote) {
         memset(&co, 0, sizeof co);
         co.nats = nats ? nats : sage_config_nats(c);
         co.durable = sc->cluster.durable;

@@ -114,6 +114,7 @@ sage_err sage__fut_alloc(sage_manager *m, struct sage_future **fp)
     f->via_inbox = false;
     f->async = false;
     f->tp_kind = 0;
+    f->remote = false;
     f->retry_req = NULL;
     atomic_store_explicit(&f->cb_state, 0, memory_order_relaxed);
     atomic_store_explicit(&f->refs, 1, memory_order_relaxed); /* the user's */

@@ -99,6 +99,7 @@ static sage_err start(sage_future **fp, sage_manager *m, const sage_request *rq,
     f->dest = dest;
     f->async = timer; /* sage_manager_call's */
     f->tp_kind = (uint8_t)c->info.transport;
+    f->remote = c->ops->remote;
     f->via_inbox = c->info.via_inbox;
     f->conn_serial = c->serial;
     f->idempotent = rq->idempotent;
@@ -183,6 +184,7 @@ void sage__mgr_resend(struct sage_future *f)
     }
     f->conn_serial = c->serial;
     f->tp_kind = (uint8_t)c->info.transport;
+    f->remote = c->ops->remote;
     f->via_inbox = c->info.via_inbox;
     if (f->deadline_ns >= 0) {
         span = (f->deadline_ns - now) / (int64_t)(f->retries_left + 1);

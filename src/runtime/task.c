@@ -36,33 +36,6 @@
 #define DEFAULT_MAX_REQUEST (1u << 20)
 #define MIN_STOP_WAIT_MS 1000
 
-const char *sage_transport_name(sage_transport t)
-{
-    switch (t) {
-    case SAGE_TRANSPORT_LOCAL:
-        return "local";
-    case SAGE_TRANSPORT_SHM:
-        return "shm";
-    case SAGE_TRANSPORT_NATS:
-        return "nats";
-    }
-    return "unknown";
-}
-
-sage_err sage_transport_parse(sage_transport *out, const char *name)
-{
-    static const sage_transport all[] = {SAGE_TRANSPORT_LOCAL, SAGE_TRANSPORT_SHM,
-                                         SAGE_TRANSPORT_NATS};
-
-    for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++)
-        if (strcmp(name, sage_transport_name(all[i])) == 0) {
-            *out = all[i];
-            return SAGE_OK;
-        }
-    return SAGE_SETERR(SAGE_EINVAL, "unknown transport '%s' (local, shm or nats)",
-                       name ? name : "(null)");
-}
-
 const char *sage_state_name(sage_state s)
 {
     static const char *const names[] = {"created", "starting", "running", "degraded",
@@ -77,12 +50,12 @@ void sage_task_opts_init(sage_task_opts *o)
 
     sage_local_conf_init(&lc); /* the defaults live in one place */
     memset(o, 0, sizeof *o);
-    o->transport = SAGE_TRANSPORT_LOCAL;
+    o->transport = SAGE__TP_DEFAULT;
     o->max_workers = lc.max_workers;
     o->queue_timeout_ms = lc.queue_timeout_ms;
     o->request_queue_size = lc.request_queue_size;
     o->max_request = DEFAULT_MAX_REQUEST;
-    o->error_threshold = 0.5;
+    o->error_threshold = lc.error_threshold;
 }
 
 static int cmp_methods(const void *a, const void *b)
@@ -114,7 +87,7 @@ static sage_err check_opts(const sage_service *svc, const sage_task_opts *o)
         return SAGE_SETERR(SAGE_EINVAL, "max_request %zu out of range 64..256 MiB", o->max_request);
     if (!(o->error_threshold >= 0 && o->error_threshold <= 1))
         return SAGE_SETERR(SAGE_EINVAL, "error_threshold %g out of range 0..1", o->error_threshold);
-    if ((unsigned)o->transport > SAGE_TRANSPORT_NATS)
+    if ((unsigned)o->transport >= SAGE__TP_KINDS)
         return SAGE_SETERR(SAGE_EINVAL, "unknown transport %d", (int)o->transport);
     if (sage__tp_for(o->transport) == NULL)
         return SAGE_SETERR(SAGE_ENOTSUP, "transport %s is not built into this library",
@@ -182,9 +155,9 @@ sage_err sage_task_new(sage_task **tp, const sage_service *svc, const sage_task_
     if ((r = sage__check_name(name, "service", 0)) != SAGE_OK ||
         (r = sage__check_name(ns, "namespace", 0)) != SAGE_OK)
         return r;
-    if (opts->transport == SAGE_TRANSPORT_NATS && opts->cluster == NULL)
-        return SAGE_SETERR(SAGE_EINVAL, "service '%s': transport nats needs cluster options",
-                           name);
+    if (sage__tp_for(opts->transport)->remote && opts->cluster == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "service '%s': transport %s needs cluster options",
+                           name, sage_transport_name(opts->transport));
     t = calloc(1, sizeof *t);
     if (t == NULL)
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
@@ -418,6 +391,7 @@ out:
 
 sage_err sage_task_stop(sage_task *t)
 {
+    char failed_why[sizeof(((sage_status *)0)->reason)] = "";
     int64_t wait_ms;
     sage_err r = SAGE_OK;
     int s;
@@ -431,6 +405,8 @@ sage_err sage_task_stop(sage_task *t)
         pthread_mutex_unlock(&t->life);
         return SAGE_OK; /* not running: nothing to do */
     }
+    if (s == SAGE_STATE_FAILED) /* its failure's reason outlives the stop */
+        sage__fig_health(t->fig, sage__wall_ns(), failed_why, sizeof failed_why);
     sage__direct_open(t->direct, false); /* no new direct calls */
     set_state(t, SAGE_STATE_STOPPING, "stopping: answering the calls it took");
     atomic_store_explicit(&t->draining, 1, memory_order_release);
@@ -461,12 +437,10 @@ sage_err sage_task_stop(sage_task *t)
     while (t->srv_users)
         pthread_cond_wait(&t->srv_cond, &t->srv_lock);
     pthread_mutex_unlock(&t->srv_lock);
-    if (s == SAGE_STATE_FAILED) { /* its failure's reason stays */
-        keep_figures(t);
-        atomic_store_explicit(&t->state, SAGE_STATE_FAILED, memory_order_release);
-    } else {
+    if (s == SAGE_STATE_FAILED)
+        set_state(t, SAGE_STATE_FAILED, failed_why);
+    else
         set_state(t, SAGE_STATE_STOPPED, "");
-    }
     close_server(t);
     atomic_store_explicit(&t->draining, 0, memory_order_relaxed);
     sage__call_free_pool(t);

@@ -11,12 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "platform/proc.h"
 #include "runtime/task_internal.h"
 
 static void *worker_main(void *arg)
 {
     struct sage_task *t = arg;
 
+    sage__thread_name("sage-worker");
     pthread_mutex_lock(&t->wlock);
     for (;;) {
         struct sage_call *c;

@@ -46,20 +46,21 @@ static bool caller_fault(sage_err e)
 void sage__fig_count(struct sage__figures *f, struct sage__fig_method *m, int64_t took_ns,
                      sage_err status)
 {
-    int64_t sec = sage__wall_coarse_ns() / 1000000000;
-    struct sage__fig_slot *s = &f->window[sec % SAGE__FIG_WINDOW_S];
-    int64_t was = atomic_load_explicit(&s->second, memory_order_acquire);
-
-    if (was != sec && atomic_compare_exchange_strong_explicit(&s->second, &was, sec,
-                                                              memory_order_acq_rel,
-                                                              memory_order_acquire)) {
-        atomic_store_explicit(&s->calls, 0, memory_order_relaxed);
-        atomic_store_explicit(&s->failures, 0, memory_order_relaxed);
-    }
-    atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
-    if (status != SAGE_OK) {
+    if (status != SAGE_OK)
         atomic_fetch_add_explicit(&f->errors, 1, memory_order_relaxed);
-        if (!caller_fault(status))
+    if (!caller_fault(status)) { /* the health window judges the service alone */
+        int64_t sec = sage__wall_coarse_ns() / 1000000000;
+        struct sage__fig_slot *s = &f->window[sec % SAGE__FIG_WINDOW_S];
+        int64_t was = atomic_load_explicit(&s->second, memory_order_acquire);
+
+        if (was != sec && atomic_compare_exchange_strong_explicit(&s->second, &was, sec,
+                                                                  memory_order_acq_rel,
+                                                                  memory_order_acquire)) {
+            atomic_store_explicit(&s->calls, 0, memory_order_relaxed);
+            atomic_store_explicit(&s->failures, 0, memory_order_relaxed);
+        }
+        atomic_fetch_add_explicit(&s->calls, 1, memory_order_relaxed);
+        if (status != SAGE_OK)
             atomic_fetch_add_explicit(&s->failures, 1, memory_order_relaxed);
     }
     sage__hist_add(&f->lat, (uint64_t)took_ns);

@@ -57,7 +57,7 @@ static void on_inbox(void *arg, struct sage__nio_msg *msg)
         struct sage__tp_event ev = {SAGE__TP_FAIL_ID, dot ? strtoull(dot + 1, NULL, 10) : 0,
                                     SAGE_EUNAVAILABLE, "no replica of the service is running"};
 
-        c->conf.on_event(c->conf.arg, &ev);
+        c->conf.on_event(c->conf.arg, SAGE_TRANSPORT_NATS, &ev);
         return;
     }
     c->conf.on_answer(c->conf.arg, data, len);
@@ -78,7 +78,7 @@ static void on_conn_event(void *arg, enum sage__nio_event ev, const char *url)
         e.why = "the connection to NATS is closed";
     else
         return;
-    c->conf.on_event(c->conf.arg, &e);
+    c->conf.on_event(c->conf.arg, SAGE_TRANSPORT_NATS, &e);
 }
 
 static sage_err client_open(struct sage__tp_client **cp, const struct sage__tp_client_conf *conf)
@@ -219,6 +219,7 @@ static void dest_close(struct sage__tp_dest *d)
 const struct sage__tp_ops sage__tp_nats = {
     .name = "nats",
     .kind = SAGE_TRANSPORT_NATS,
+    .remote = true,
     .client_open = client_open,
     .client_close = client_close,
     .resolve = resolve,

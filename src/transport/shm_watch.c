@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "base/err_internal.h"
+#include "platform/proc.h"
 #include "platform/pidfd.h"
 
 struct entry {
@@ -81,6 +82,7 @@ static void *watch_main(void *arg)
     struct sage__watch *w = arg;
     struct epoll_event ev[16];
 
+    sage__thread_name("sage-watch");
     for (;;) {
         int n = epoll_wait(w->epfd, ev, 16, -1);
 

@@ -14,6 +14,33 @@ extern const struct sage__tp_ops sage__tp_shm;
 extern const struct sage__tp_ops sage__tp_nats;
 #endif
 
+const char *sage_transport_name(sage_transport t)
+{
+    switch (t) {
+    case SAGE_TRANSPORT_LOCAL:
+        return "local";
+    case SAGE_TRANSPORT_SHM:
+        return "shm";
+    case SAGE_TRANSPORT_NATS:
+        return "nats";
+    }
+    return "unknown";
+}
+
+sage_err sage_transport_parse(sage_transport *out, const char *name)
+{
+    static const sage_transport all[] = {SAGE_TRANSPORT_LOCAL, SAGE_TRANSPORT_SHM,
+                                         SAGE_TRANSPORT_NATS};
+
+    for (size_t i = 0; name && i < sizeof all / sizeof all[0]; i++)
+        if (strcmp(name, sage_transport_name(all[i])) == 0) {
+            *out = all[i];
+            return SAGE_OK;
+        }
+    return SAGE_SETERR(SAGE_EINVAL, "unknown transport '%s' (local, shm or nats)",
+                       name ? name : "(null)");
+}
+
 /* resolution order: this machine first, then the cluster */
 static const struct sage__tp_ops *const resolvers[] = {
     &sage__tp_shm,

@@ -78,7 +78,7 @@ struct sage__tp_client_conf {
     /* a decoded answer (local; resp and what it points to borrowed) */
     void (*on_value)(void *arg, const sage__resp *resp);
     /* calls end without an answer (any thread of the transport) */
-    void (*on_event)(void *arg, const struct sage__tp_event *ev);
+    void (*on_event)(void *arg, sage_transport from, const struct sage__tp_event *ev);
 };
 
 /* What a client says about a destination it resolved. */
@@ -167,6 +167,9 @@ sage_err sage__tp_encode_resp(const sage__resp *resp, const void **bufp, size_t 
 struct sage__tp_ops {
     const char *name;
     sage_transport kind;
+    /* remote: serves and resolves only with cluster options, and answers
+     * take a network round trip (callers do not spin for them) */
+    bool remote;
 
     /* ---- caller side (NULL for a transport that cannot be resolved by name) */
 
@@ -236,6 +239,10 @@ struct sage__tp_ops {
     /* serve_close closes the server: the name is free again. */
     void (*serve_close)(struct sage__tp_server *s);
 };
+
+/* The kinds are 0 .. SAGE__TP_KINDS - 1; a task's default is in-process. */
+#define SAGE__TP_KINDS 3
+#define SAGE__TP_DEFAULT SAGE_TRANSPORT_LOCAL
 
 /* sage__tp_for returns the transport of that kind, or NULL when it is not
  * built in (nats without SAGE_WITH_NATS). */

@@ -219,6 +219,7 @@ cat >"$WORK/a.yaml" <<EOF
 services:
   - name: relay_a
     plugin: $TPLUG/relay.so
+    error_threshold: 0.5
     config: {namespace: $NS}
 EOF
 cat >"$WORK/b.yaml" <<EOF
@@ -228,7 +229,8 @@ services:
     config: {namespace: $NS}
 EOF
 cp "$TPLUG/relay.so" "$WORK/relay.so"
-start_run hosta "$WORK/a.yaml" && HOSTA=$RUN_PID
+start_run hosta "$WORK/a.yaml" --metrics 127.0.0.1:0 && HOSTA=$RUN_PID
+URLA=$(sed -n 's/^metrics: //p' "$WORK/hosta.out")
 start_run hostb "$WORK/b.yaml" && HOSTB=$RUN_PID
 check "relay_b plugin found relative to its config" contains "$WORK/hostb.out" "plugin $WORK/relay.so"
 check "A -> B -> A: relay_a.relay(relay_b.relay(relay_a.echo))" \
@@ -239,6 +241,26 @@ call relay_b relay '["kv", "nosuch", []]' 2>"$WORK/err.txt"
 check "an error crosses both hosts: exit 4" [ $? -eq 4 ]
 call relay_b relay '["nosuch", "get", []]' 2>"$WORK/err.txt"
 check "relay to a missing service: exit 3" [ $? -eq 3 ]
+
+# degraded: half of relay_a's calls fail on its side (the relayed service is
+# missing), then no longer do. status, ls and /metrics all say so.
+LA="namespace=\"$NS\",service=\"relay_a\""
+call relay_a relay '["nosuch", "get", []]' --async 12 >/dev/null 2>&1
+check "relay_a degraded: status" \
+    sh -c "'$SAGESVC' status -n '$NS' relay_a | grep -q '^state: *degraded'"
+check "...with the reason" \
+    sh -c "'$SAGESVC' status -n '$NS' relay_a | grep -Eq '^state: *degraded: 1[0-9] of 1[0-9] calls failed in the last 10 s'"
+check "...in ls" sh -c "'$SAGESVC' ls -n '$NS' | grep -Eq '^relay_a .* degraded '"
+check "...in status --json" sh -c "'$SAGESVC' status -n '$NS' relay_a --json | grep -q '\"state\": *\"degraded\"'"
+fetch "$URLA" >"$WORK/ma.txt"
+check "...in /metrics: sagesvc_degraded 1" [ "$(metric "$WORK/ma.txt" sagesvc_degraded "$LA")" = 1 ]
+check "...and still up" [ "$(metric "$WORK/ma.txt" sagesvc_up "$LA")" = 1 ]
+call relay_a echo '[1]' --async 30 >/dev/null
+check "relay_a running again" \
+    sh -c "'$SAGESVC' status -n '$NS' relay_a | grep -q '^state: *running'"
+fetch "$URLA" >"$WORK/ma.txt"
+check "...sagesvc_degraded 0" [ "$(metric "$WORK/ma.txt" sagesvc_degraded "$LA")" = 0 ]
+
 stop_run "$HOSTB" TERM
 check "host B: SIGTERM, exit 0" [ $? -eq 0 ]
 stop_run "$HOSTA" HUP
@@ -249,6 +271,27 @@ stop_run "$DEMO" INT
 check "demo: SIGINT, exit 0" [ $? -eq 0 ]
 check "demo: kv stopped after its requests" contains "$WORK/demo.out" "^kv: stopped after"
 check "demo left no shared memory" [ -z "$(ls /dev/shm | grep "\.$NS\.")" ]
+
+# --------------------------------------------- a request queue scribbled on
+# another process of the user sets the queue's tail to 3 (8 bytes at offset
+# 128, little-endian): the service shows failed with the reason, and SIGTERM
+# ends the run at once, exit 1, saying why
+printf 'services:\n  - {name: scribbled, plugin: kv, queue_timeout: 1}\n' >"$WORK/scribbled.yaml"
+start_run scribbled "$WORK/scribbled.yaml"
+SCRIBBLED=$RUN_PID
+SQ=$(ls /dev/shm | grep "^sage\.q\.$(id -u)\.$NS\.scribbled\.req")
+printf '\003\000\000\000\000\000\000\000' | dd of="/dev/shm/$SQ" bs=1 seek=128 conv=notrunc 2>/dev/null
+for ((i = 0; i < 100; i++)); do
+    "$SAGESVC" status -n "$NS" scribbled 2>/dev/null | grep -q '^state: *failed' && break
+    sleep 0.05
+done
+check "scribbled queue: status failed, with the reason" \
+    sh -c "'$SAGESVC' status -n '$NS' scribbled | grep -q '^state: *failed: .*tail is not 8-byte aligned'"
+T0=$SECONDS
+stop_run "$SCRIBBLED" TERM
+check "...SIGTERM: exit 1" [ $? -eq 1 ]
+check "...within its queue timeout" [ $((SECONDS - T0)) -le 3 ]
+check "...saying why" contains "$WORK/scribbled.err" "service 'scribbled' .*tail is not 8-byte aligned"
 
 # ------------------------------------------------------ SIGTERM under load
 # (relay's manager is told the namespace: its reply queue then carries it
