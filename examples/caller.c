@@ -58,7 +58,8 @@ static int sync_calls(sage_manager *m, sage_arena *a)
            (int)ep.pid);
 
     printf("synchronous calls:\n");
-    if ((r = sage_manager_callf(&res, m, a, "kv", "put", "[s, {s:s, s:i}]", "greeting", "text", "hello", "lang", 1)) != SAGE_OK)
+    if ((r = sage_manager_callf(&res, m, a, "kv", "put", "[s, {s:s, s:i}]", "greeting", "text",
+                                "hello", "lang", 1)) != SAGE_OK)
         return fail("kv.put", r);
     print_value("put(greeting, {...})", &res);
     if ((r = sage_manager_callf(&res, m, a, "kv", "get", "[s]", "greeting")) != SAGE_OK)
@@ -89,12 +90,14 @@ static int latency(sage_manager *m, sage_arena *a)
 {
     static double us[GETS];
     sage_value key = sage_str("greeting");
+    /* one call's arguments and options: zero fields take the defaults */
+    sage_request rq = {.service = "kv", .method = "get", .args = &key, .nargs = 1};
     sage_err r;
 
     for (int i = 0; i < GETS; i++) {
         double t0 = now_us();
 
-        r = sage_manager_call_sync(NULL, m, &(sage_request){.service = "kv", .method = "get", .args = &key, .nargs = 1}, a);
+        r = sage_manager_call_sync(NULL, m, &rq, a);
         us[i] = now_us() - t0;
         if (r != SAGE_OK)
             return fail("kv.get", r);
@@ -115,8 +118,9 @@ struct window {
     int errors;
 };
 
-/* on_done runs on the manager's response thread, with no library lock held;
- * the future belongs to this callback, which frees it. */
+/* on_done runs on the manager's completion thread, with no library lock
+ * held, never inside sage_manager_call; the future belongs to this
+ * callback, which frees it. */
 static void on_done(void *arg, sage_future *f)
 {
     struct window *w = arg;
@@ -151,10 +155,15 @@ static int async_calls(sage_manager *m)
             w.outstanding++;
             pthread_mutex_unlock(&w.lock);
             /* args are borrowed only during the call: key may be reused */
-            r = sage_manager_call(&f, m, &(sage_request){.service = "kv", .method = "put", .args = args, .nargs = 2});
+            r = sage_manager_call(
+                &f, m, &(sage_request){.service = "kv", .method = "put", .args = args, .nargs = 2});
             if (r == SAGE_OK) {
-                /* cannot fail on a fresh future (EBUSY needs a callback set) */
-                (void)sage_future_on_done(f, on_done, &w);
+                /* the callback runs even if f completed already; only a
+                 * failure to record it (SAGE_ENOMEM) means it never will */
+                if (sage_future_on_done(f, on_done, &w) != SAGE_OK) {
+                    sage_future_wait(f, -1);
+                    on_done(&w, f);
+                }
                 sent++;
                 continue;
             }

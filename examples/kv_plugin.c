@@ -12,7 +12,7 @@ __attribute__((visibility("default"))) const sage_service *sage_plugin_entry(int
 
 const sage_service *sage_plugin_entry(int host_abi)
 {
-    /* the loader checks the table's abi field; nothing to adapt at ABI 1 */
+    /* the loader checks the table's abi field (SAGE_SERVICE_ABI): nothing to adapt */
     (void)host_abi;
     return &sage_example_kv;
 }
