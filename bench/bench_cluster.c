@@ -35,6 +35,9 @@ static const char usage[] =
     "cases:\n"
     "  sync   one call at a time: p50 and p99\n"
     "  async  about 1000 calls outstanding: calls per second\n"
+    "  hedging  sage only: 3 replicas, one frozen (SIGSTOP) for the middle third\n"
+    "         of the run; idempotent sync calls with and without hedge_after:\n"
+    "         p50, p99, errors (timeouts) and hedges sent\n"
     "\n"
     "  --json      one JSON object per line on stdout (notes go to stderr)\n"
     "  --quick     smoke run, a few seconds\n"
@@ -48,6 +51,7 @@ static const struct call_params full = {
     .sync_max = 500000,
     .async_ns = 3000 * 1000000LL,
     .window = 1000,
+    .hedge_ns = 6000 * 1000000LL,
 };
 
 static const struct call_params quick = {
@@ -57,6 +61,7 @@ static const struct call_params quick = {
     .sync_max = 50000,
     .async_ns = 400 * 1000000LL,
     .window = 1000,
+    .hedge_ns = 1500 * 1000000LL,
 };
 
 /* the reference first, so each sage row follows the row it is compared to */
@@ -171,6 +176,8 @@ static void note_sizes(const char *ns)
 int bench_cluster_main(int argc, char **argv)
 {
     struct call_result res[CALL_CASE_COUNT * NIMPLS];
+    struct cluster_hedge_fig hedges[2];
+    size_t nhedges = 0;
     struct bench_opts o;
     struct setting s;
     char url[128], ns[64];
@@ -236,10 +243,28 @@ int bench_cluster_main(int argc, char **argv)
                 cluster_print_json(x);
         }
     }
+    /* hedging: without, then with */
+    for (int h = 0; h < 2; h++) {
+        char hns[64];
+
+        snprintf(hns, sizeof hns, "benchh%d-%d", (int)getpid(), h);
+        if (!cluster_server_alive() ||
+            cluster_hedge_run(url, hns, h == 1, s.par->hedge_ns, s.caller_cpu, s.host_cpu,
+                              &hedges[nhedges]) != 0) {
+            failures++;
+            continue;
+        }
+        if (o.json)
+            cluster_print_hedge(true, &hedges[nhedges], 1);
+        nhedges++;
+        if (server == NULL)
+            errand(&s, hns);
+    }
     if (failures)
         cluster_server_alive(); /* says so if the server died in the last run */
     if (!o.json) {
         cluster_print_table(res, nres);
+        cluster_print_hedge(false, hedges, nhedges);
         cluster_print_targets(res, nres);
     }
     fflush(stdout);

@@ -54,6 +54,7 @@ struct call_params {
     uint32_t window;  /* async: calls kept outstanding */
     int64_t idle_ns;  /* idle_rss: how long the task idles before reading */
     uint32_t short_callers; /* short_callers: how many caller processes */
+    int64_t hedge_ns;       /* cluster's hedging case: how long each run calls */
 };
 
 /* The figures of one run; negative means absent. */

@@ -74,6 +74,31 @@ int cluster_nats_probe(const char *url);
  * goes away whole). Best effort; notes a failure. */
 void cluster_nats_forget(const char *url, const char *ns, const char *name);
 
+/* ---- cluster_hedge.c: three replicas, one frozen mid-run */
+
+/* The hedge delay of the hedging case, ms. */
+#define CLUSTER_HEDGE_MS 10
+
+/* What a hedging run reports. */
+struct cluster_hedge_fig {
+    bool hedge;     /* hedged calls (hedge_after CLUSTER_HEDGE_MS), or none */
+    double p50_us;  /* of the calls that succeeded */
+    double p99_us;
+    int64_t calls;  /* measured */
+    int64_t errors; /* of which failed (timed out) */
+    int64_t hedges; /* second attempts sent */
+};
+
+/*
+ * cluster_hedge_run starts three replicas of the echo service in namespace
+ * ns (on host_cpu) and a caller (on caller_cpu) that calls for run_ns (after
+ * a warm-up of a sixth of that), freezing replica 1 with SIGSTOP for the
+ * middle third; with hedge, its idempotent calls are hedged. 0 with the
+ * figures in *out, or -1 with the reason on stderr.
+ */
+int cluster_hedge_run(const char *url, const char *ns, bool hedge, int64_t run_ns, int caller_cpu,
+                      int host_cpu, struct cluster_hedge_fig *out);
+
 /* ---- cluster_print.c: the output */
 
 /* The rows are call.h's struct call_result. */
@@ -83,6 +108,10 @@ void cluster_print_json(const struct call_result *x);
 
 /* cluster_print_table prints the rows with sage's ratio to nats. */
 void cluster_print_table(const struct call_result *res, size_t n);
+
+/* cluster_print_hedge prints the hedging rows (n of them): JSON lines, or a
+ * table with the target. */
+void cluster_print_hedge(bool json, const struct cluster_hedge_fig *h, size_t n);
 
 /* cluster_print_targets sets the figures beside the targets (table). */
 void cluster_print_targets(const struct call_result *res, size_t n);

@@ -99,3 +99,38 @@ void cluster_print_targets(const struct call_result *res, size_t n)
            "64-vCPU machine.\n",
            RAY_SYNC, RAY_ASYNC);
 }
+
+void cluster_print_hedge(bool json, const struct cluster_hedge_fig *h, size_t n)
+{
+    if (json) {
+        for (size_t i = 0; i < n; i++) {
+            printf("{\"bench\":\"cluster\",\"impl\":\"sage\",\"case\":\"hedging\","
+                   "\"hedge\":%s,\"hedge_after_ms\":%d,\"stopped_replica\":true,"
+                   "\"p50_us\":%.3f,\"p99_us\":%.3f,\"calls\":%lld,\"errors\":%lld,"
+                   "\"hedges\":%lld}\n",
+                   h[i].hedge ? "true" : "false", h[i].hedge ? CLUSTER_HEDGE_MS : 0, h[i].p50_us,
+                   h[i].p99_us, (long long)h[i].calls, (long long)h[i].errors,
+                   (long long)h[i].hedges);
+        }
+        fflush(stdout);
+        return;
+    }
+    printf("\nhedging: 3 replicas, one frozen (SIGSTOP) for the middle third; idempotent sync "
+           "calls, 1 s timeout\n");
+    printf("%-12s %9s %9s %8s %7s %7s\n", "hedge_after", "p50_us", "p99_us", "calls", "errors",
+           "hedges");
+    for (size_t i = 0; i < n; i++) {
+        char a[16];
+
+        snprintf(a, sizeof a, "%d ms", CLUSTER_HEDGE_MS);
+        printf("%-12s %9.1f %9.1f %8lld %7lld %7lld\n", h[i].hedge ? a : "none", h[i].p50_us,
+               h[i].p99_us, (long long)h[i].calls, (long long)h[i].errors,
+               (long long)h[i].hedges);
+        if (h[i].hedge)
+            printf("  target: 0 errors and p99 <= hedge_after + 3 x p50 (%.1f us): %s\n",
+                   CLUSTER_HEDGE_MS * 1e3 + 3 * h[i].p50_us,
+                   h[i].errors == 0 && h[i].p99_us <= CLUSTER_HEDGE_MS * 1e3 + 3 * h[i].p50_us
+                       ? "met"
+                       : "missed");
+    }
+}

@@ -53,12 +53,14 @@ typedef struct sage_local_conf {
 
 /* sage_call_conf: defaults of calls made through a manager (section
  * service.call). Defaults: timeout 30 s (> 0, <= 86400), retries 0
- * (0..100), retry_backoff 0.05 s (0..60), idle_close 60 s (0..86400). */
+ * (0..100), retry_backoff 0.05 s (0..60), idle_close 60 s (0..86400),
+ * hedge_after 0 (0..86400; 0: calls are not hedged). */
 typedef struct sage_call_conf {
     int64_t timeout_ms;       /* how long a call may take */
     uint32_t retries;         /* retries of calls marked idempotent */
     int64_t retry_backoff_ms; /* before the first retry; doubles each time */
     int64_t idle_close_ms;    /* how long an unused destination is kept */
+    int64_t hedge_after_ms;   /* hedge idempotent calls after this long; 0: never */
 } sage_call_conf;
 
 /* sage_cluster_conf: settings of distributed replicas (section
@@ -107,6 +109,9 @@ typedef struct sage_service_conf {
     sage_cluster_conf cluster;
     const char *const *middleware; /* nmiddleware names, in call order */
     size_t nmiddleware;
+    const char *const *idempotent; /* nidempotent method names that may run more than
+                                    * once (retries, hedged calls): see sage_task_opts */
+    size_t nidempotent;
     int line; /* line of the entry in the file, for messages */
 } sage_service_conf;
 

@@ -51,6 +51,7 @@ typedef struct sage_manager_opts {
     uint32_t retries;           /* default retries of idempotent calls; default 0 */
     int64_t retry_backoff_ms;   /* first retry delay, doubling; default 50 */
     int64_t idle_close_ms;      /* how long an unused destination is kept; default 60000 */
+    int64_t hedge_after_ms;     /* default hedge delay of idempotent calls; default 0: none */
     size_t max_response;        /* largest answer accepted, bytes; default 1 MiB */
     uint32_t max_pending;       /* calls outstanding at once; default 1 << 20 */
     const sage_cluster_opts *cluster; /* the cluster to call into; NULL: none */
@@ -93,8 +94,12 @@ typedef struct sage_request {
     const sage_pair *kwargs;  /* keyword arguments (string keys); borrowed */
     size_t nkwargs;
     int64_t timeout_ms;       /* 0: the manager's default; < 0: no limit */
-    bool idempotent;          /* the call may run more than once: retries allowed */
+    bool idempotent;          /* the call may run more than once: retries allowed (a
+                               * method the service declared idempotent is, unasked) */
     uint32_t retries;         /* retries when idempotent; 0: the manager's default */
+    int64_t hedge_after_ms;   /* idempotent calls to a replicated service: with no answer
+                               * by then, the same request goes to another replica too,
+                               * the first answer wins; 0: the manager's default; < 0: no */
 } sage_request;
 
 /*
@@ -147,6 +152,7 @@ typedef struct sage_manager_stats {
     uint64_t retries;     /* attempts beyond the first */
     uint64_t late;        /* answers that came after their future completed: dropped */
     uint64_t malformed;   /* undecodable answers: dropped */
+    uint64_t hedges;      /* hedged attempts sent (their losing answers count as late) */
     uint64_t pending;     /* outstanding now */
     uint64_t connections; /* cached destinations now */
 } sage_manager_stats;

@@ -64,6 +64,11 @@ typedef struct sage_task_opts {
     const sage_middleware *const *middleware; /* chain, in order: the array is copied,
                                                * the hooks are borrowed */
     size_t nmiddleware;
+    const char *const *idempotent; /* methods that may run more than once, beyond those
+                                    * whose table entry says SAGE_METHOD_IDEMPOTENT:
+                                    * callers then retry (and hedge) them without being
+                                    * told; names are checked and copied */
+    size_t nidempotent;
     const sage_task_kind *kind;   /* custom request handling; NULL: default; borrowed */
     const sage_cluster_opts *cluster; /* transport nats: where and how; copied */
 } sage_task_opts;

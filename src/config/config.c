@@ -28,6 +28,7 @@ void sage_call_conf_init(sage_call_conf *c)
     c->retries = 0;
     c->retry_backoff_ms = 50;
     c->idle_close_ms = 60000;
+    c->hedge_after_ms = 0;
 }
 
 void sage_cluster_conf_init(sage_cluster_conf *c)

@@ -171,10 +171,11 @@ static sage_err read_python(struct cf_walk *w, const struct cf_node *v, const st
                           sage__cf_describe(v, got, sizeof got));
 }
 
-static sage_err read_middleware(struct cf_walk *w, const struct cf_node *v,
-                                const struct cf_field *f, void *dst)
+/* read_names reads a sequence of names (what: "middleware", "method") into
+ * a pool array; the count to *np */
+static sage_err read_names(struct cf_walk *w, const struct cf_node *v, const char *what,
+                           const char *const **outp, size_t *np)
 {
-    sage_service_conf *s = &((struct cf_service *)dst)->pub;
     const char **names;
     char got[80];
     size_t i = 0;
@@ -182,7 +183,7 @@ static sage_err read_middleware(struct cf_walk *w, const struct cf_node *v,
     if (sage__cf_is_null(v))
         return SAGE_OK;
     if (v->kind != CF_SEQ)
-        return sage__cf_error(w, v, "expected a sequence of middleware names, got %s",
+        return sage__cf_error(w, v, "expected a sequence of %s names, got %s", what,
                               sage__cf_describe(v, got, sizeof got));
     names = sage__cf_alloc(w->pool, (v->n ? v->n : 1) * sizeof *names);
     if (names == NULL)
@@ -195,9 +196,27 @@ static sage_err read_middleware(struct cf_walk *w, const struct cf_node *v,
         if (r != SAGE_OK)
             return r;
     }
-    s->middleware = names;
-    s->nmiddleware = v->n;
+    *outp = names;
+    *np = v->n;
     return SAGE_OK;
+}
+
+static sage_err read_middleware(struct cf_walk *w, const struct cf_node *v,
+                                const struct cf_field *f, void *dst)
+{
+    sage_service_conf *s = &((struct cf_service *)dst)->pub;
+
+    (void)f;
+    return read_names(w, v, "middleware", &s->middleware, &s->nmiddleware);
+}
+
+static sage_err read_idempotent(struct cf_walk *w, const struct cf_node *v,
+                                const struct cf_field *f, void *dst)
+{
+    sage_service_conf *s = &((struct cf_service *)dst)->pub;
+
+    (void)f;
+    return read_names(w, v, "method", &s->idempotent, &s->nidempotent);
 }
 
 /* check_numbers refuses numbers in free-form data that no sage_value holds. */
@@ -295,6 +314,7 @@ static const struct cf_field call_fields[] = {
     INT("retries", sage__cf_read_u32, sage_call_conf, retries, 0, 100),
     MS("retry_backoff", sage_call_conf, retry_backoff_ms, 0, 60, 0),
     MS("idle_close", sage_call_conf, idle_close_ms, 0, 86400, 0),
+    MS("hedge_after", sage_call_conf, hedge_after_ms, 0, 86400, 0),
     END,
 };
 
@@ -362,6 +382,7 @@ static const struct cf_field one_service_fields[] = {
     LOCAL(offsetof(struct cf_service, pub.local)),
     SECTION("cluster", "ray", struct cf_service, pub.cluster, cluster_fields),
     {.key = "middleware", .read = read_middleware},
+    {.key = "idempotent", .read = read_idempotent},
     {.key = "config", .read = read_params},
     END,
 };

@@ -27,6 +27,7 @@
 #include "platform/barrier.h"
 #include "platform/futex.h"
 #include "platform/proc.h"
+#include "queue/drain.h"
 #include "queue/ring.h"
 
 #define LIVENESS_SLICE_NS (5 * 1000 * 1000LL) /* re-examine a stuck claim's owner */
@@ -374,10 +375,11 @@ static sage_err enter(sage_queue *q)
     return SAGE_OK;
 }
 
-sage_err sage__sq_consume(sage_queue *q, sage__sq_take_fn fn, void *arg, size_t max, int timeout_ms,
-                          size_t *countp)
+/* consume is sage__sq_consume with its deadline given (0: from timeout_ms
+ * when first needed) */
+static sage_err consume(sage_queue *q, sage__sq_take_fn fn, void *arg, size_t max, int timeout_ms,
+                        int64_t deadline, size_t *countp)
 {
-    int64_t deadline = 0;
     size_t n = 0;
     bool declined = false;
     sage_err r;
@@ -405,6 +407,12 @@ sage_err sage__sq_consume(sage_queue *q, sage__sq_take_fn fn, void *arg, size_t 
     return r;
 }
 
+sage_err sage__sq_consume(sage_queue *q, sage__sq_take_fn fn, void *arg, size_t max, int timeout_ms,
+                          size_t *countp)
+{
+    return consume(q, fn, arg, max, timeout_ms, 0, countp);
+}
+
 struct drain_arg {
     sage_queue_fn fn;
     void *arg;
@@ -426,6 +434,21 @@ sage_err sage_queue_drain(size_t *countp, sage_queue *q, sage_queue_fn fn, void 
     if (fn == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_queue_drain: fn is NULL");
     return sage__sq_consume(q, drain_take, &d, max, timeout_ms, countp);
+}
+
+sage_err sage__queue_drain_until(size_t *countp, sage_queue *q, sage_queue_fn fn, void *arg,
+                                 size_t max, int64_t deadline_ns)
+{
+    struct drain_arg d = {fn, arg};
+    int64_t now = sage__now_ns();
+
+    if (fn == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_queue_drain: fn is NULL");
+    if (deadline_ns >= 0 && deadline_ns <= now) /* no wait: look once */
+        return consume(q, drain_take, &d, max, 0, 0, countp);
+    /* a non-zero timeout says "wait"; the deadline says until when */
+    return consume(q, drain_take, &d, max, deadline_ns < 0 ? -1 : 1,
+                   deadline_ns < 0 ? -1 : deadline_ns, countp);
 }
 
 struct recv_arg {

@@ -12,6 +12,11 @@
  *   attempt, and hands it back (-> PENDING) with a backoff timer; the
  *   completion thread resends when the timer fires. The same request id
  *   travels every time.
+ * - Hedges (idempotent calls with hedge_after, over a transport with
+ *   replicas to choose from): a timer of its own per attempt; when it fires
+ *   and the attempt still waits, the same request (same id) goes to another
+ *   replica; the first answer completes the call, the other finds it done
+ *   and counts as late.
  * - Events ordered behind answers: a serving process's death reaches us as
  *   a control record in the inbox behind every answer it sent, so the calls
  *   it answered complete before the rest fail.
@@ -23,6 +28,8 @@
 #include "platform/clock.h"
 #include "runtime/manager_internal.h"
 #include "value/arena.h"
+
+#define MAX_REDIRECTS 3
 
 static bool retryable(sage_err e)
 {
@@ -127,6 +134,26 @@ static void fail_matching(struct sage_future *f, void *arg)
     fail(f, s >> FS_GEN_SHIFT, a->ev->err, a->ev->why);
 }
 
+/* redirect: nobody took an attempt of the call with id. A hedged call
+ * (whose attempts go to replicas of its choosing, one of which may be gone
+ * since it was last seen) sends it again to another, a few times at most;
+ * true if it did. (Its first attempt's replica may not be recorded yet: the
+ * answer can overtake the sender.) */
+static bool redirect(sage_manager *m, uint64_t id)
+{
+    struct sage_future *f = sage__fut_lookup(m, id);
+    bool sent = false;
+
+    if (f == NULL || !sage__fut_try_ref(f, (uint32_t)(id >> 32)))
+        return false;
+    if (f->hedged && atomic_fetch_add_explicit(&f->redirects, 1, memory_order_relaxed) < MAX_REDIRECTS) {
+        sage__mgr_hedge(f, atomic_load_explicit(&f->attempt, memory_order_relaxed));
+        sent = true;
+    }
+    sage__fut_unref(f);
+    return sent;
+}
+
 void sage__mgr_event(sage_manager *m, int kind, const struct sage__tp_event *ev)
 {
     struct fail_arg a = {ev, kind, false};
@@ -144,6 +171,10 @@ void sage__mgr_event(sage_manager *m, int kind, const struct sage__tp_event *ev)
         break;
     case SAGE__TP_FINISH:
         finish_posted(m, ev->key);
+        break;
+    case SAGE__TP_NOBODY:
+        if (!redirect(m, ev->key))
+            sage__mgr_fail_id(m, ev->key, ev->err, ev->why);
         break;
     }
 }
@@ -242,6 +273,13 @@ void sage__mgr_on_timer(void *arg, uint32_t index, uint32_t gen, uint32_t attemp
     struct sage_future *f = sage__fut_lookup(m, (uint64_t)gen << 32 | index);
     char msg[160];
 
+    if (attempt & SAGE__HEDGE_TIMER) { /* no answer yet: another replica too */
+        if (f != NULL && sage__fut_try_ref(f, gen)) {
+            sage__mgr_hedge(f, attempt & ~SAGE__HEDGE_TIMER);
+            sage__fut_unref(f);
+        }
+        return;
+    }
     if (f == NULL || atomic_load_explicit(&f->attempt, memory_order_relaxed) != attempt ||
         !sage__fut_claim_gen(f, gen))
         return; /* completed, reused, or a later attempt is under way */
@@ -261,6 +299,7 @@ bool sage__mgr_timer_stale(void *arg, uint32_t index, uint32_t gen, uint32_t att
     sage_manager *m = arg;
     struct sage_future *f = sage__fut_lookup(m, (uint64_t)gen << 32 | index);
 
+    attempt &= ~SAGE__HEDGE_TIMER;
     return f == NULL || atomic_load_explicit(&f->attempt, memory_order_relaxed) != attempt ||
            (atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) != FS_PENDING;
 }

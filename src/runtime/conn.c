@@ -229,12 +229,11 @@ void sage__conn_free_all(sage_manager *m)
     }
 }
 
-sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req *req,
-                         int64_t deadline_ns, int timeout_cap_ms)
+/* send_timeout_ms: how long a send may wait for room */
+static int send_timeout_ms(const struct sage__conn *c, const sage__req *req, int64_t deadline_ns,
+                           int timeout_cap_ms)
 {
     int64_t timeout_ms = c->info.queue_timeout_ms;
-    bool stale = false;
-    sage_err r;
 
     if (timeout_cap_ms >= 0 && timeout_ms > timeout_cap_ms)
         timeout_ms = timeout_cap_ms;
@@ -245,7 +244,12 @@ sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req 
         if (left < timeout_ms)
             timeout_ms = left > 0 ? left : 0;
     }
-    r = c->ops->send(c->dest, req, timeout_ms > INT32_MAX ? INT32_MAX : (int)timeout_ms, &stale);
+    return timeout_ms > INT32_MAX ? INT32_MAX : (int)timeout_ms;
+}
+
+/* sent: a destination that must not take new calls any more is evicted */
+static sage_err sent(sage_manager *m, struct sage__conn *c, sage_err r, bool stale)
+{
     if (stale) {
         char why[512];
 
@@ -254,4 +258,26 @@ sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req 
         SAGE_SETERR(r, "%s", why);
     }
     return r;
+}
+
+sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req *req,
+                         int64_t deadline_ns, int timeout_cap_ms)
+{
+    bool stale = false;
+    sage_err r = c->ops->send(c->dest, req, send_timeout_ms(c, req, deadline_ns, timeout_cap_ms),
+                              &stale);
+
+    return sent(m, c, r, stale);
+}
+
+sage_err sage__conn_send_to(sage_manager *m, struct sage__conn *c, const sage__req *req,
+                            int64_t deadline_ns, int timeout_cap_ms, uint32_t avoid,
+                            uint32_t *chosen)
+{
+    bool stale = false;
+    sage_err r = c->ops->send_to(c->dest, req,
+                                 send_timeout_ms(c, req, deadline_ns, timeout_cap_ms), avoid,
+                                 chosen, &stale);
+
+    return sent(m, c, r, stale);
 }

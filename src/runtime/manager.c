@@ -43,6 +43,7 @@
 #include "base/name.h"
 #include "platform/clock.h"
 #include "platform/futex.h"
+#include "queue/drain.h"
 #include "runtime/manager_internal.h"
 
 #define DEFAULT_MAX_RESPONSE (1u << 20)
@@ -58,6 +59,7 @@ void sage_manager_opts_init(sage_manager_opts *o)
     o->timeout_ms = cc.timeout_ms;
     o->retries = cc.retries;
     o->retry_backoff_ms = cc.retry_backoff_ms;
+    o->hedge_after_ms = cc.hedge_after_ms;
     o->idle_close_ms = cc.idle_close_ms;
     o->max_response = DEFAULT_MAX_RESPONSE;
     o->max_pending = 1u << 20;
@@ -209,10 +211,10 @@ static void on_record(void *arg, const void *data, size_t len)
 
 /* drain drains the inbox for up to timeout_ms (the token held); a corrupt
  * inbox is replaced and the calls that waited for it fail */
-static sage_err drain(sage_manager *m, int timeout_ms)
+static sage_err drain(sage_manager *m, int64_t until_ns)
 {
     size_t n;
-    sage_err r = sage_queue_drain(&n, inbox(m), on_record, m, 0, timeout_ms);
+    sage_err r = sage__queue_drain_until(&n, inbox(m), on_record, m, 0, until_ns);
 
     if (r == SAGE_EPROTO) {
         char why[300];
@@ -331,7 +333,7 @@ static void *resp_main(void *arg)
         if (atomic_load_explicit(&m->rx_want, memory_order_seq_cst) > 0)
             r = SAGE_OK;
         else
-            r = drain(m, (int)((wait_ns + 999999) / 1000000));
+            r = drain(m, now + wait_ns); /* to the ns: a hedge is due on time */
         atomic_store_explicit(&m->resp_draining, 0, memory_order_relaxed);
         rx_give(m);
         (void)r;
@@ -355,10 +357,12 @@ void sage__mgr_sync_drain(sage_manager *m, struct sage_future *f, int64_t deadli
         if (deadline_ns >= 0 && now >= deadline_ns)
             break;
         if (rx_take(m)) {
-            int64_t left = deadline_ns >= 0 ? (deadline_ns - now) / 1000000 + 1 : 1000;
+            int64_t until = sage__now_ns() + 1000000000LL; /* a second at a time */
 
+            if (deadline_ns >= 0 && deadline_ns < until)
+                until = deadline_ns;
             if (!sage_future_done(f))
-                drain(m, left < 1000 ? (int)left : 1000);
+                drain(m, until);
             atomic_store_explicit(&m->rx_last_sync, sage__now_coarse_ns(), memory_order_relaxed);
             rx_give(m);
         } else {
@@ -391,7 +395,8 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
         opts = &defaults;
     }
     if (opts->timeout_ms == 0 || opts->max_response < 64 || opts->max_response > (256u << 20) ||
-        opts->max_pending < 1 || opts->retry_backoff_ms < 0 || opts->idle_close_ms < 0)
+        opts->max_pending < 1 || opts->retry_backoff_ms < 0 || opts->idle_close_ms < 0 ||
+        opts->hedge_after_ms < 0)
         return SAGE_SETERR(SAGE_EINVAL, "sage_manager_new: option out of range");
     /* checked before it is copied: a copy would cut a long one short */
     ns = opts->ns ? opts->ns : opts->env ? sage_env_ns(opts->env) : "default";
@@ -407,6 +412,7 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
     m->timeout_ms = opts->timeout_ms;
     m->retries = opts->retries;
     m->retry_backoff_ms = opts->retry_backoff_ms;
+    m->hedge_after_ms = opts->hedge_after_ms;
     m->idle_close_ms = opts->idle_close_ms;
     m->max_response = opts->max_response;
     m->max_pending = opts->max_pending;
@@ -533,6 +539,7 @@ sage_err sage_manager_stats_read(sage_manager_stats *st, sage_manager *m)
     st->retries = atomic_load(&m->n_retries);
     st->late = atomic_load(&m->n_late);
     st->malformed = atomic_load(&m->n_malformed);
+    st->hedges = atomic_load(&m->n_hedges);
     st->pending = pending(m);
     pthread_mutex_lock(&m->conn_lock);
     for (c = m->conns; c; c = c->next)

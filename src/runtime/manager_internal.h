@@ -78,8 +78,16 @@ struct sage_future {
                       * completion thread, which runs its callbacks then */
     uint8_t tp_kind; /* the transport it went out on (sage_transport) */
     bool remote;     /* that transport's answers take a network round trip */
-    sage__req *retry_req; /* a copy of the request in arena, for retries */
+    bool hedged;     /* idempotent, with hedge_after: a second attempt goes out early */
+    int64_t hedge_ns; /* that early */
+    _Atomic uint32_t redirects; /* attempts sent elsewhere after nobody took one */
+    _Atomic uint32_t replica; /* where the attempt in flight went (SAGE__TP_NONE: no
+                               * replica in particular) */
+    sage__req *retry_req; /* a copy of the request in arena, for retries and hedges */
 };
+
+/* A timer's attempt number with this bit set is a hedge's, not a deadline's. */
+#define SAGE__HEDGE_TIMER 0x80000000u
 
 /* A cached destination: one service as one transport reaches it. */
 struct sage__conn {
@@ -100,7 +108,7 @@ struct sage__timers; /* timers.c */
 struct sage_manager {
     char ns[SAGE_NAME_MAX + 1];
     sage_env *env;
-    int64_t timeout_ms, retry_backoff_ms, idle_close_ms;
+    int64_t timeout_ms, retry_backoff_ms, idle_close_ms, hedge_after_ms;
     uint32_t retries;
     size_t max_response;
     uint32_t max_pending;
@@ -152,7 +160,7 @@ struct sage_manager {
      * so that neither side's counting moves the other's line. */
     _Alignas(64) _Atomic uint64_t n_calls;
     _Alignas(64) _Atomic uint64_t n_completed;
-    _Atomic uint64_t n_errors, n_timeouts, n_retries, n_late, n_malformed;
+    _Atomic uint64_t n_errors, n_timeouts, n_retries, n_late, n_malformed, n_hedges;
     char pad_[64];
 };
 
@@ -160,6 +168,9 @@ struct sage_manager {
 sage_err sage__fut_alloc(sage_manager *m, struct sage_future **fp);
 /* sage__fut_unref drops one reference; the last returns the slot. */
 void sage__fut_unref(struct sage_future *f);
+/* sage__fut_try_ref takes a reference to f if it is still the use of its
+ * slot of generation gen (a lookup by id, from a thread that holds none). */
+bool sage__fut_try_ref(struct sage_future *f, uint32_t gen);
 struct sage_future *sage__fut_lookup(sage_manager *m, uint64_t id);
 /* sage__fut_foreach calls fn for every slot (any state). */
 void sage__fut_foreach(sage_manager *m, void (*fn)(struct sage_future *f, void *arg), void *arg);
@@ -223,6 +234,11 @@ void sage__conn_free_all(sage_manager *m);
  * calls any more is evicted. */
 sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req *req,
                          int64_t deadline_ns, int timeout_cap_ms);
+/* sage__conn_send_to is sage__conn_send to one replica, not avoid (the
+ * transport's send_to, which c's must have); the replica to *chosen. */
+sage_err sage__conn_send_to(sage_manager *m, struct sage__conn *c, const sage__req *req,
+                            int64_t deadline_ns, int timeout_cap_ms, uint32_t avoid,
+                            uint32_t *chosen);
 
 /* ---- answer.c: how calls end */
 /* sage__mgr_on_answer completes the call an encoded answer (or a control
@@ -252,6 +268,9 @@ bool sage__mgr_timer_stale(void *arg, uint32_t index, uint32_t gen, uint32_t att
 /* ---- request.c */
 /* sage__mgr_resend sends f's next attempt (f claimed; completion thread). */
 void sage__mgr_resend(struct sage_future *f);
+/* sage__mgr_hedge sends the same request again to another replica, if f
+ * (referenced by the caller) still waits for attempt; completion thread. */
+void sage__mgr_hedge(struct sage_future *f, uint32_t attempt);
 
 /* ---- opts.c */
 /* sage__cluster_opts_copy deep-copies src into *dst, everything it points

@@ -151,6 +151,8 @@ sage_err sage__task_new_conf(sage_task **tp, const sage_service *svc, const sage
     o.error_threshold = sc->local.error_threshold;
     o.middleware = mw;
     o.nmiddleware = sc->nmiddleware;
+    o.idempotent = sc->idempotent;
+    o.nidempotent = sc->nidempotent;
     if (sage__tp_for(o.transport) != NULL && sage__tp_for(o.transport)->remote) {
         memset(&co, 0, sizeof co);
         co.nats = nats ? nats : sage_config_nats(c);
@@ -177,4 +179,5 @@ void sage_manager_opts_from_conf(sage_manager_opts *o, const sage_config *c)
     o->retries = cc->retries;
     o->retry_backoff_ms = cc->retry_backoff_ms;
     o->idle_close_ms = cc->idle_close_ms;
+    o->hedge_after_ms = cc->hedge_after_ms;
 }

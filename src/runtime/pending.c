@@ -116,11 +116,30 @@ sage_err sage__fut_alloc(sage_manager *m, struct sage_future **fp)
     f->tp_kind = 0;
     f->remote = false;
     f->retry_req = NULL;
+    f->hedged = false;
+    atomic_store_explicit(&f->redirects, 0, memory_order_relaxed);
+    atomic_store_explicit(&f->replica, SAGE__TP_NONE, memory_order_relaxed);
     atomic_store_explicit(&f->cb_state, 0, memory_order_relaxed);
     atomic_store_explicit(&f->refs, 1, memory_order_relaxed); /* the user's */
     atomic_store_explicit(&f->state, FS_GEN(f->id >> 32) | FS_PENDING, memory_order_release);
     *fp = f;
     return SAGE_OK;
+}
+
+bool sage__fut_try_ref(struct sage_future *f, uint32_t gen)
+{
+    uint32_t refs = atomic_load_explicit(&f->refs, memory_order_acquire);
+
+    do {
+        if (refs == 0)
+            return false; /* free: whatever it was is over */
+    } while (!atomic_compare_exchange_weak_explicit(&f->refs, &refs, refs + 1,
+                                                    memory_order_acq_rel, memory_order_acquire));
+    if (atomic_load_explicit(&f->gen, memory_order_acquire) != gen) {
+        sage__fut_unref(f); /* the slot's next use: not ours to hold */
+        return false;
+    }
+    return true;
 }
 
 void sage__fut_unref(struct sage_future *f)

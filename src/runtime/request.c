@@ -63,12 +63,71 @@ static bool run_direct(sage_manager *m, struct sage__conn *c, struct sage_future
     return true;
 }
 
+/* send_attempt sends an attempt of f: to one replica for a hedged call
+ * (not the one the previous attempt went to), else the usual way */
+static sage_err send_attempt(sage_manager *m, struct sage__conn *c, struct sage_future *f,
+                             const sage__req *req, int timeout_cap_ms)
+{
+    uint32_t chosen = SAGE__TP_NONE;
+    sage_err r;
+
+    if (!f->hedged || c->ops->send_to == NULL)
+        return sage__conn_send(m, c, req, f->deadline_ns, timeout_cap_ms);
+    r = sage__conn_send_to(m, c, req, f->deadline_ns, timeout_cap_ms,
+                           atomic_load_explicit(&f->replica, memory_order_relaxed), &chosen);
+    atomic_store_explicit(&f->replica, chosen, memory_order_relaxed);
+    return r;
+}
+
+/* arm_hedge sets f's hedge timer for attempt, at at (if before its deadline) */
+static void arm_hedge(struct sage_future *f, uint32_t attempt, int64_t at)
+{
+    sage_manager *m = f->m;
+
+    if (f->deadline_ns >= 0 && at >= f->deadline_ns)
+        return;
+    sage__timers_add(m->timers, f->index, (uint32_t)(f->id >> 32), attempt | SAGE__HEDGE_TIMER,
+                     at, -1);
+    sage__mgr_poke_if_later(m, at);
+}
+
+void sage__mgr_hedge(struct sage_future *f, uint32_t attempt)
+{
+    sage_manager *m = f->m;
+    struct sage__conn *c = NULL;
+    int64_t now = sage__now_ns();
+    uint32_t chosen;
+    sage__req req;
+
+    if ((atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) != FS_PENDING ||
+        atomic_load_explicit(&f->attempt, memory_order_relaxed) != attempt)
+        return; /* answered, or a retry took over */
+    if (f->deadline_ns >= 0 && now >= f->deadline_ns)
+        return;
+    if (sage__conn_get(m, f->service, &c) != SAGE_OK)
+        return; /* nowhere to send it: the first attempt stands alone */
+    if (c->ops->send_to != NULL) {
+        req = *f->retry_req;
+        req.sent_ns = (uint64_t)now;
+        if (f->deadline_ns >= 0)
+            req.timeout_ms = (uint32_t)((f->deadline_ns - now + 999999) / 1000000);
+        if (sage__conn_send_to(m, c, &req, f->deadline_ns, 0,
+                               atomic_load_explicit(&f->replica, memory_order_relaxed),
+                               &chosen) == SAGE_OK) {
+            atomic_store_explicit(&f->replica, chosen, memory_order_relaxed);
+            atomic_fetch_add_explicit(&m->n_hedges, 1, memory_order_relaxed);
+        }
+    }
+    sage__conn_put(m, c);
+}
+
 /* start: the part of call and call_sync they share: find the destination,
  * publish the future, send. On failure nothing remains of the call. */
 static sage_err start(sage_future **fp, sage_manager *m, const sage_request *rq, sage_arena *dest,
                       bool timer)
 {
     int64_t timeout_ms = rq->timeout_ms != 0 ? rq->timeout_ms : m->timeout_ms;
+    int64_t hedge_ms = rq->hedge_after_ms != 0 ? rq->hedge_after_ms : m->hedge_after_ms;
     struct sage__conn *c = NULL;
     struct sage_future *f = NULL;
     int64_t now = sage__now_ns(), span = -1;
@@ -102,9 +161,13 @@ static sage_err start(sage_future **fp, sage_manager *m, const sage_request *rq,
     f->remote = c->ops->remote;
     f->via_inbox = c->info.via_inbox;
     f->conn_serial = c->serial;
-    f->idempotent = rq->idempotent;
+    /* the caller says so, or the service declared the method idempotent */
+    f->idempotent = rq->idempotent || sage__tp_listed(c->info.idempotent, rq->method);
     f->retries_left = f->idempotent ? (rq->retries > 0 ? (uint32_t)rq->retries : m->retries) : 0;
     f->backoff_ns = m->retry_backoff_ms * 1000000;
+    f->hedged = f->idempotent && hedge_ms > 0 && c->ops->send_to != NULL &&
+                (timeout_ms <= 0 || hedge_ms < timeout_ms);
+    f->hedge_ns = f->hedged ? hedge_ms * 1000000 : 0;
     if (timeout_ms > 0) {
         f->deadline_ns = now + timeout_ms * 1000000;
         span = timeout_ms * 1000000 / (int64_t)(f->retries_left + 1);
@@ -121,13 +184,14 @@ static sage_err start(sage_future **fp, sage_manager *m, const sage_request *rq,
     req.timeout_ms = span > 0 ? (uint32_t)((span + 999999) / 1000000) : 0;
     req.flags = f->idempotent ? SAGE__REQ_IDEMPOTENT : 0;
     req.sent_ns = (uint64_t)now; /* lets a same-host service count queue waits */
-    if (f->retries_left && (f->retry_req = copy_req(f->arena, &req)) == NULL) {
+    if ((f->retries_left || f->hedged) && (f->retry_req = copy_req(f->arena, &req)) == NULL) {
         sage__fut_unref(f);
         sage__conn_put(m, c);
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory copying a request for its retries");
     }
     atomic_fetch_add_explicit(&m->n_calls, 1, memory_order_relaxed);
-    if (timer && c->direct && run_direct(m, c, f, &req)) {
+    /* a call that may be retried takes the queue: retries live there */
+    if (timer && c->direct && f->retries_left == 0 && run_direct(m, c, f, &req)) {
         *fp = f;
         return SAGE_OK;
     }
@@ -138,9 +202,11 @@ static sage_err start(sage_future **fp, sage_manager *m, const sage_request *rq,
                          span);
         sage__mgr_poke_if_later(m, f->attempt_deadline_ns);
     }
-    r = sage__conn_send(m, c, &req, f->deadline_ns, -1);
+    r = send_attempt(m, c, f, &req, -1);
     if (r == SAGE_OK) {
         sage__conn_put(m, c);
+        if (f->hedged)
+            arm_hedge(f, 0, now + f->hedge_ns);
         *fp = f;
         return SAGE_OK;
     }
@@ -202,7 +268,9 @@ void sage__mgr_resend(struct sage_future *f)
     atomic_store_explicit(&f->state,
                           (atomic_load(&f->state) & ~FS_MASK) | FS_PENDING, memory_order_release);
     /* no wait for room: this is the completion thread */
-    r = sage__conn_send(m, c, &req, f->deadline_ns, 0);
+    r = send_attempt(m, c, f, &req, 0);
+    if (r == SAGE_OK && f->hedged)
+        arm_hedge(f, attempt, now + f->hedge_ns);
     if (r != SAGE_OK) { /* unless its deadline timer or an answer got there first */
         char why[512];
 
@@ -241,7 +309,9 @@ static bool direct(sage_manager *m, const sage_request *rq, int64_t timeout_ms, 
             return false;
     if (sage__conn_get(m, rq->service, &c) != SAGE_OK)
         return false;
-    if (c->direct == NULL) {
+    if (c->direct == NULL ||
+        ((rq->idempotent || sage__tp_listed(c->info.idempotent, rq->method)) &&
+         (rq->retries > 0 || m->retries > 0))) { /* retries live in the queue's path */
         sage__conn_put(m, c);
         return false;
     }

@@ -95,6 +95,9 @@ static sage_err check_opts(const sage_service *svc, const sage_task_opts *o)
     for (size_t i = 0; i < o->nmiddleware; i++)
         if (o->middleware[i] == NULL)
             return SAGE_SETERR(SAGE_EINVAL, "middleware %zu is NULL", i);
+    if (o->nidempotent && o->idempotent == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "nidempotent is %zu but idempotent is NULL",
+                           o->nidempotent);
     return SAGE_OK;
 }
 
@@ -132,6 +135,22 @@ static sage_err methods_new(struct sage_task *t, const sage_service *svc)
         t->method_names[i] = t->methods[i].name;
     }
     t->nmethods = n;
+    return SAGE_OK;
+}
+
+/* mark_idempotent marks the methods opts names idempotent; an unknown name
+ * is an error */
+static sage_err mark_idempotent(struct sage_task *t, const sage_task_opts *o)
+{
+    for (size_t i = 0; i < o->nidempotent; i++) {
+        const char *name = o->idempotent[i];
+        struct sage__method *m = name ? sage__method_find(t, name, strlen(name)) : NULL;
+
+        if (m == NULL)
+            return SAGE_SETERR(SAGE_EINVAL, "service '%s': idempotent names no method '%s'",
+                               t->name, name ? name : "(null)");
+        m->flags |= SAGE_METHOD_IDEMPOTENT;
+    }
     return SAGE_OK;
 }
 
@@ -179,7 +198,8 @@ sage_err sage_task_new(sage_task **tp, const sage_service *svc, const sage_task_
         r = SAGE_SETERR(SAGE_ENOMEM, "out of memory");
         goto fail;
     }
-    if ((r = methods_new(t, svc)) != SAGE_OK || (r = sage__direct_new(&t->direct, t)) != SAGE_OK)
+    if ((r = methods_new(t, svc)) != SAGE_OK || (r = mark_idempotent(t, opts)) != SAGE_OK ||
+        (r = sage__direct_new(&t->direct, t)) != SAGE_OK)
         goto fail;
     for (size_t i = 0; i < opts->nmiddleware; i++)
         t->mw[i] = opts->middleware[i];
@@ -247,6 +267,19 @@ static void fill_identity(struct sage_task *t)
     f->nmethods = t->nmethods < SAGE__FIG_METHODS ? (uint32_t)t->nmethods : SAGE__FIG_METHODS;
     for (uint32_t i = 0; i < f->nmethods; i++)
         snprintf(f->methods[i].name, sizeof f->methods[i].name, "%s", t->methods[i].name);
+    f->idempotent[0] = '\0';
+    for (size_t i = 0, at = 0; i < t->nmethods; i++) {
+        size_t len = t->methods[i].len;
+
+        if (!(t->methods[i].flags & SAGE_METHOD_IDEMPOTENT))
+            continue;
+        if (at + len + 2 > sizeof f->idempotent)
+            break; /* callers then take the rest as not idempotent: safe */
+        if (at)
+            f->idempotent[at++] = ',';
+        memcpy(f->idempotent + at, t->methods[i].name, len + 1);
+        at += len;
+    }
     for (size_t i = 0; i < t->nmethods; i++)
         t->methods[i].stats = i < SAGE__FIG_METHODS ? &f->methods[i] : NULL;
 }

@@ -62,6 +62,7 @@ struct sage__figures {
     uint32_t queue_timeout_ms;
     uint32_t error_threshold_ppm; /* degraded at this failure share (parts per million) */
     uint64_t max_request;
+    char idempotent[512]; /* its idempotent methods, comma-separated (a prefix of them) */
 
     /* live */
     _Atomic uint32_t state; /* sage_state as the task set it */

@@ -237,6 +237,7 @@ static sage_err attach(struct sage__tp_client *c, struct sage__tp_server *s, uin
     info->queue_timeout_ms = s->core->queue_timeout_ms;
     info->max_request = s->core->max_request;
     info->via_inbox = false;
+    snprintf(info->idempotent, sizeof info->idempotent, "%s", s->fig->idempotent);
     *dp = d;
     return SAGE_OK;
 }

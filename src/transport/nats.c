@@ -13,6 +13,9 @@
  * - A service is resolved once per destination from its record in the
  *   service bucket: absent means SAGE_ENOSERVICE at once; a record marked
  *   failed (its supervisor gave up) means SAGE_EUNAVAILABLE.
+ * - Hedged calls (send_to) go to one replica at a time, on its own subject
+ *   (nats_inst.h): the destination learns its replicas from $SRV.PING
+ *   answers, which come back on "<inbox>.p<destination serial>".
  */
 #include <inttypes.h>
 #include <jansson.h>
@@ -23,6 +26,7 @@
 #include <unistd.h>
 
 #include "base/err_internal.h"
+#include "transport/nats_inst.h"
 #include "transport/nats_serve.h"
 #include "transport/natskv.h"
 #include "transport/transport.h"
@@ -37,6 +41,8 @@ struct sage__tp_client {
     pthread_mutex_t kv_lock;
     struct sage__nio_kv *svc_kv;
     char inbox[128];
+    pthread_mutex_t dest_lock; /* dests, and their tables' use by pongs */
+    struct sage__tp_dest *dests;
 };
 
 struct sage__tp_dest {
@@ -44,17 +50,36 @@ struct sage__tp_dest {
     char service[SAGE_NAME_MAX + 1];
     char subject[SAGE_ADDRESS_MAX + 1];
     bool durable;
+    uint64_t serial;
+    struct sage__ninst *inst; /* its replicas, for hedged calls (plain delivery) */
+    struct sage__tp_dest *next;
 };
+
+/* on_pong: a $SRV.PING answer for the destination with that serial */
+static void on_pong(struct sage__tp_client *c, uint64_t serial, const void *data, size_t len)
+{
+    pthread_mutex_lock(&c->dest_lock);
+    for (struct sage__tp_dest *d = c->dests; d; d = d->next)
+        if (d->serial == serial && d->inst)
+            sage__ninst_pong(d->inst, data, len, sage__wall_ms());
+    pthread_mutex_unlock(&c->dest_lock);
+}
 
 static void on_inbox(void *arg, struct sage__nio_msg *msg)
 {
     struct sage__tp_client *c = arg;
     size_t len;
     const void *data = sage__nio_msg_data(msg, &len);
+    const char *last = strrchr(sage__nio_msg_subject(msg), '.');
 
+    if (last && last[1] == 'p') {
+        if (!sage__nio_msg_no_responders(msg))
+            on_pong(c, strtoull(last + 2, NULL, 10), data, len);
+        return;
+    }
     if (sage__nio_msg_no_responders(msg)) {
         const char *dot = strrchr(sage__nio_msg_subject(msg), '.');
-        struct sage__tp_event ev = {SAGE__TP_FAIL_ID, dot ? strtoull(dot + 1, NULL, 10) : 0,
+        struct sage__tp_event ev = {SAGE__TP_NOBODY, dot ? strtoull(dot + 1, NULL, 10) : 0,
                                     SAGE_EUNAVAILABLE, "no replica of the service is running"};
 
         c->conf.on_event(c->conf.arg, SAGE_TRANSPORT_NATS, &ev);
@@ -102,6 +127,7 @@ static sage_err client_open(struct sage__tp_client **cp, const struct sage__tp_c
     no.on_event = on_conn_event;
     no.arg = c;
     pthread_mutex_init(&c->kv_lock, NULL);
+    pthread_mutex_init(&c->dest_lock, NULL);
     if ((r = sage__nio_connect(&c->nio, &no)) != SAGE_OK)
         goto fail;
     if ((r = sage__nio_inbox(c->nio, c->inbox, sizeof c->inbox)) != SAGE_OK)
@@ -114,6 +140,7 @@ static sage_err client_open(struct sage__tp_client **cp, const struct sage__tp_c
 fail:
     sage__nio_close(c->nio);
     pthread_mutex_destroy(&c->kv_lock);
+    pthread_mutex_destroy(&c->dest_lock);
     free(c);
     return r;
 }
@@ -126,6 +153,7 @@ static void client_close(struct sage__tp_client *c)
     sage__nio_kv_close(c->svc_kv);
     sage__nio_close(c->nio); /* nor any event */
     pthread_mutex_destroy(&c->kv_lock);
+    pthread_mutex_destroy(&c->dest_lock);
     free(c);
 }
 
@@ -150,7 +178,6 @@ static sage_err resolve(struct sage__tp_client *c, const char *service, uint64_t
     char key[160];
     sage_err r;
 
-    (void)serial;
     sage__nats_key(key, sizeof key, c->ns, service);
     if ((r = record(c, key, &o)) != SAGE_OK)
         return r;
@@ -181,12 +208,25 @@ static sage_err resolve(struct sage__tp_client *c, const char *service, uint64_t
     v = json_object_get(o, "queue_timeout_ms");
     info->queue_timeout_ms = json_is_integer(v) ? (int64_t)json_integer_value(v) : 30000;
     info->via_inbox = false;
+    snprintf(info->idempotent, sizeof info->idempotent, "%s", sage__jstr(o, "idempotent"));
     json_decref(o);
+    d->serial = serial;
+    if (!d->durable && (r = sage__ninst_new(&d->inst, c->ns, service)) != SAGE_OK) {
+        free(d);
+        return r;
+    }
+    pthread_mutex_lock(&c->dest_lock);
+    d->next = c->dests;
+    c->dests = d;
+    pthread_mutex_unlock(&c->dest_lock);
     *dp = d;
     return SAGE_OK;
 }
 
-static sage_err send(struct sage__tp_dest *d, const sage__req *req, int timeout_ms, bool *stalep)
+/* publish sends req to subject (the reply subject names the call, for
+ * the no-responders status) */
+static sage_err publish(struct sage__tp_dest *d, const char *subject, const sage__req *req,
+                        int timeout_ms)
 {
     struct sage__tp_client *c = d->c;
     sage__req r = *req;
@@ -195,24 +235,66 @@ static sage_err send(struct sage__tp_dest *d, const sage__req *req, int timeout_
     size_t len;
     sage_err e;
 
-    *stalep = false;
     snprintf(reply, sizeof reply, "%s.%" PRIu64, c->inbox, req->id);
     r.reply_to = reply;
     r.reply_to_len = strlen(reply);
     if ((e = sage__tp_encode_req(&r, &buf, &len)) != SAGE_OK)
         return e;
     if (d->durable) /* stored by the stream before we return: none is lost */
-        e = sage__nio_js_publish(c->nio, d->subject, buf, len,
+        e = sage__nio_js_publish(c->nio, subject, buf, len,
                                  timeout_ms > 0 ? timeout_ms : DEFAULT_PUBLISH_WAIT_MS);
-    else /* the reply subject names the call, for the no-responders status */
-        e = sage__nio_publish(c->nio, d->subject, reply, buf, len, NULL, 0);
+    else
+        e = sage__nio_publish(c->nio, subject, reply, buf, len, NULL, 0);
     if (e != SAGE_OK)
         return SAGE_SETERR(e, "service '%s': %s", d->service, sage_errdetail());
     return SAGE_OK;
 }
 
+static sage_err send(struct sage__tp_dest *d, const sage__req *req, int timeout_ms, bool *stalep)
+{
+    *stalep = false;
+    return publish(d, d->subject, req, timeout_ms);
+}
+
+/* ask_replicas sends $SRV.PING.NAME, its answers to on_pong (rate limited) */
+static void ask_replicas(struct sage__tp_dest *d, int64_t now_ms)
+{
+    char subject[128], reply[192];
+
+    if (!sage__ninst_due(d->inst, now_ms))
+        return;
+    snprintf(subject, sizeof subject, "$SRV.PING.%s", d->service);
+    snprintf(reply, sizeof reply, "%s.p%" PRIu64, d->c->inbox, d->serial);
+    sage__nio_publish(d->c->nio, subject, reply, NULL, 0, NULL, 0); /* a lost ask: the next */
+}
+
+static sage_err send_to(struct sage__tp_dest *d, const sage__req *req, int timeout_ms,
+                        uint32_t avoid, uint32_t *chosen, bool *stalep)
+{
+    char subject[SAGE_ADDRESS_MAX + 1];
+    int64_t now = sage__wall_ms();
+
+    *stalep = false;
+    *chosen = SAGE__TP_NONE;
+    if (d->inst == NULL) /* durable: the stream hands it out; no replica of choice */
+        return publish(d, d->subject, req, timeout_ms);
+    ask_replicas(d, now);
+    *chosen = sage__ninst_pick(d->inst, avoid, now, subject, sizeof subject);
+    return publish(d, *chosen == SAGE__TP_NONE ? d->subject : subject, req, timeout_ms);
+}
+
 static void dest_close(struct sage__tp_dest *d)
 {
+    struct sage__tp_client *c = d->c;
+
+    pthread_mutex_lock(&c->dest_lock);
+    for (struct sage__tp_dest **p = &c->dests; *p; p = &(*p)->next)
+        if (*p == d) {
+            *p = d->next;
+            break;
+        }
+    pthread_mutex_unlock(&c->dest_lock);
+    sage__ninst_free(d->inst);
     free(d);
 }
 
@@ -224,6 +306,7 @@ const struct sage__tp_ops sage__tp_nats = {
     .client_close = client_close,
     .resolve = resolve,
     .send = send,
+    .send_to = send_to,
     .dest_close = dest_close,
     .serve_open = sage__nats_serve_open,
     .ready = sage__nats_ready,

@@ -8,6 +8,9 @@
  *   worker slot (wait_room), so nats.c holds further requests in its
  *   pending queue (bounded by request_queue_size: beyond it nats.c drops
  *   them and their callers time out - NATS's own at-most-once).
+ * - Each plain replica also listens on its own subject (nats_inst.h), no
+ *   queue group, for callers that pick the replica: the attempts of a
+ *   hedged call go to different replicas.
  * - Durable delivery: max_workers puller threads each fetch one message at
  *   a time from the service's work-queue stream, have the runtime serve it
  *   to the end (RUN_HERE: its answer is published), and only then
@@ -35,6 +38,7 @@
 
 #include "base/err_internal.h"
 #include "sage/version.h"
+#include "transport/nats_inst.h"
 #include "transport/nats_srv.h"
 #include "transport/natskv.h"
 
@@ -47,6 +51,7 @@ struct sage__tp_server {
     struct sage__figures *fig;
     struct sage__nio *nio;
     struct sage__nio_sub *sub;
+    struct sage__nio_sub *inst_sub; /* its own subject: hedged calls pick a replica */
     struct sage__srv *srv;
     char subject[160];
     char stream[200];
@@ -124,7 +129,7 @@ static sage_err write_record(struct sage__tp_server *s)
 {
     struct sage__nio_kv_opts ko = {1, 0, 0};
     struct sage__nio_kv *kv = NULL;
-    char key[160], val[512];
+    char key[160], val[1280];
     sage_err r;
 
     r = sage__nio_kv_open(s->nio, SAGE__SERVICES_BUCKET, &ko, &kv);
@@ -136,10 +141,11 @@ static sage_err write_record(struct sage__tp_server *s)
     /* names are [A-Za-z0-9_-]: no JSON escaping needed */
     snprintf(val, sizeof val,
              "{\"ns\":\"%s\",\"name\":\"%s\",\"durable\":%s,\"max_request\":%zu,"
-             "\"queue_timeout_ms\":%lld,\"subject\":\"%s\",\"version\":\"%s\"}",
+             "\"queue_timeout_ms\":%lld,\"subject\":\"%s\",\"idempotent\":\"%s\","
+             "\"version\":\"%s\"}",
              s->ns, s->name, s->durable ? "true" : "false", s->conf.max_request,
              (long long)s->conf.queue_timeout_ms, s->durable ? s->stream_subject : s->subject,
-             SAGE_VERSION_STRING);
+             s->fig->idempotent, SAGE_VERSION_STRING);
     r = sage__nio_kv_put(kv, key, val, strlen(val), NULL);
     sage__nio_kv_close(kv);
     return r;
@@ -197,6 +203,8 @@ static void stop_taking(struct sage__tp_server *s)
     s->srv = NULL;
     sage__nio_unsubscribe(s->sub);
     s->sub = NULL;
+    sage__nio_unsubscribe(s->inst_sub);
+    s->inst_sub = NULL;
 }
 
 sage_err sage__nats_serve_open(struct sage__tp_server **sp, const struct sage__tp_serve_conf *conf,
@@ -250,6 +258,12 @@ sage_err sage__nats_ready(struct sage__tp_server *s)
         r = start_pullers(s);
     else
         r = sage__nio_subscribe(s->nio, s->subject, "q", on_request, s, &s->sub);
+    if (r == SAGE_OK && !s->durable) {
+        char inst[SAGE_ADDRESS_MAX + 1];
+
+        sage__nats_inst_subject(inst, sizeof inst, s->ns, s->name, s->id);
+        r = sage__nio_subscribe(s->nio, inst, NULL, on_request, s, &s->inst_sub);
+    }
     if (r == SAGE_OK)
         r = sage__srv_start(&s->srv, s->nio, s->fig, s->conf.methods, s->conf.nmethods, s->id,
                             s->durable ? s->stream_subject : s->subject, s->durable);

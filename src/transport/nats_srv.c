@@ -62,6 +62,7 @@ static json_t *metadata(const struct sage__srv *s)
     json_object_set_new(md, "sagesvc.pid", json_string(pid));
     json_object_set_new(md, "sagesvc.delivery", json_string(s->durable ? "durable" : "at_most_once"));
     json_object_set_new(md, "sagesvc.methods", json_string(s->methods));
+    json_object_set_new(md, "sagesvc.idempotent", json_string(s->fig->idempotent));
     return md;
 }
 

@@ -272,6 +272,8 @@ static sage_err resolve(struct sage__tp_client *c, const char *service, uint64_t
     info->queue_timeout_ms = reg->fig.queue_timeout_ms;
     info->max_request = reg->fig.max_request;
     info->via_inbox = true;
+    snprintf(info->idempotent, sizeof info->idempotent, "%.*s",
+             (int)sizeof reg->fig.idempotent - 1, reg->fig.idempotent); /* another's: bounded */
     r = sage_queue_open(&d->q, info->address, NULL);
     if (r == SAGE_EPERM) { /* another user's planted file: a refusal, nothing is sent */
         r = SAGE_SETERR(SAGE_EPERM, "service '%s': refusing its request queue: %s", service,

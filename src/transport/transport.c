@@ -184,3 +184,18 @@ sage_err sage__tp_encode_resp(const sage__resp *resp, const void **bufp, size_t 
     *lenp = len;
     return SAGE_OK;
 }
+
+bool sage__tp_listed(const char *list, const char *method)
+{
+    size_t n = strlen(method);
+
+    for (const char *p = list; p && *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+
+        if (len == n && memcmp(p, method, n) == 0)
+            return true;
+        p = end ? end + 1 : NULL;
+    }
+    return false;
+}

@@ -57,6 +57,8 @@ enum sage__tp_event_kind {
     SAGE__TP_FAIL_ALL,  /* every call sent through this client (connection lost) */
     SAGE__TP_FINISH,    /* the runtime's own: the call with this id has its answer
                          * in its future already; finish it on this thread */
+    SAGE__TP_NOBODY,    /* nobody took an attempt of the call with this id (its
+                         * replica is gone): FAIL_ID, unless it can go elsewhere */
 };
 
 struct sage__tp_event {
@@ -89,7 +91,11 @@ struct sage__tp_dest_info {
     int64_t queue_timeout_ms;           /* how long a send waits for room */
     size_t max_request;                 /* largest request it takes */
     bool via_inbox;                     /* its answers arrive in the client's inbox */
+    char idempotent[512];               /* its idempotent methods, comma-separated */
 };
+
+/* sage__tp_listed tells whether method is in list (comma-separated names). */
+bool sage__tp_listed(const char *list, const char *method);
 
 /*
  * Control records share a client's inbox with response envelopes; their
@@ -202,6 +208,13 @@ struct sage__tp_ops {
      * calls any more (resolve again); calls already sent to it are not
      * failed by that. */
     sage_err (*send)(struct sage__tp_dest *d, const sage__req *req, int timeout_ms, bool *stalep);
+    /* send_to (NULL if the transport has no replicas to choose from) is
+     * send to one replica of the service, not the one numbered avoid
+     * (SAGE__TP_NONE: any): the attempts of a hedged call go to different
+     * replicas. *chosen gets the replica's number, or SAGE__TP_NONE when
+     * none is known and the service's usual route was taken. */
+    sage_err (*send_to)(struct sage__tp_dest *d, const sage__req *req, int timeout_ms,
+                        uint32_t avoid, uint32_t *chosen, bool *stalep);
     /* dest_close releases a destination (calls sent through it may still
      * be answered). */
     void (*dest_close)(struct sage__tp_dest *d);
@@ -239,6 +252,9 @@ struct sage__tp_ops {
     /* serve_close closes the server: the name is free again. */
     void (*serve_close)(struct sage__tp_server *s);
 };
+
+/* No replica in particular (send_to). */
+#define SAGE__TP_NONE UINT32_MAX
 
 /* The kinds are 0 .. SAGE__TP_KINDS - 1; a task's default is in-process. */
 #define SAGE__TP_KINDS 3
