@@ -49,6 +49,7 @@ struct dq {
     sage_arena *fill;  /* outcomes of the batch being filled */
     sage_arena *spare; /* an emptied arena back from the resolver */
     bool sleeping, stop;
+    atomic_bool nonempty; /* a hint for lock-free peeks: head != NULL */
     atomic_int refs;
     pthread_t thread;
     bool started;
@@ -134,16 +135,19 @@ static void on_done(void *arg, sage_future *f)
     else
         q->head = c;
     q->tail = c;
+    atomic_store_explicit(&q->nonempty, true, memory_order_relaxed);
     if (q->sleeping)
         pthread_cond_signal(&q->cond);
     pthread_mutex_unlock(&q->lock);
 }
 
+static PyObject *str_set_result, *str_set_exception, *str_call;
+
 /* resolve sets c's Python future from its outcome; GIL held */
 static void resolve(PySage_Call *c)
 {
     PyObject *fut = c->future, *val, *r;
-    const char *method = "set_result";
+    PyObject *method = str_set_result;
 
     c->future = NULL;
     c->q = NULL;
@@ -160,7 +164,7 @@ static void resolve(PySage_Call *c)
                 PyException_SetTraceback(val, tb);
             Py_XDECREF(type);
             Py_XDECREF(tb);
-            method = "set_exception";
+            method = str_set_exception;
         }
     } else if (c->code == SAGE_ECANCELED) {
         /* cancelled through the Python future, which is cancelled already */
@@ -168,14 +172,14 @@ static void resolve(PySage_Call *c)
         return;
     } else {
         val = pysage_exc_instance(c->code, c->detail);
-        method = "set_exception";
+        method = str_set_exception;
     }
     if (val == NULL) {
         PyErr_WriteUnraisable(fut);
         Py_DECREF(fut);
         return;
     }
-    r = PyObject_CallMethod(fut, method, "O", val);
+    r = PyObject_CallMethodOneArg(fut, method, val);
     if (r == NULL) {
         /* cancelled meanwhile: InvalidStateError; anything else is ours */
         if (pysage_reg.invalid_state && PyErr_ExceptionMatches(pysage_reg.invalid_state))
@@ -188,6 +192,45 @@ static void resolve(PySage_Call *c)
     Py_DECREF(fut);
 }
 
+/* dq_take takes the queue's calls and their arena whole; GIL held, so
+ * batches are resolved in the order they were taken */
+static PySage_Call *dq_take(struct dq *q, sage_arena **arenap)
+{
+    PySage_Call *batch;
+
+    pthread_mutex_lock(&q->lock);
+    batch = q->head;
+    *arenap = q->fill;
+    q->head = q->tail = NULL;
+    q->fill = NULL;
+    atomic_store_explicit(&q->nonempty, false, memory_order_relaxed);
+    pthread_mutex_unlock(&q->lock);
+    return batch;
+}
+
+/* dq_resolve resolves a batch and recycles its arena; GIL held */
+static void dq_resolve(struct dq *q, PySage_Call *batch, sage_arena *arena)
+{
+    while (batch) {
+        PySage_Call *next = batch->next;
+
+        batch->next = NULL;
+        resolve(batch);
+        Py_DECREF(batch); /* the reference the callback was given */
+        batch = next;
+    }
+    if (arena == NULL)
+        return;
+    sage_arena_reset(arena);
+    pthread_mutex_lock(&q->lock);
+    if (q->spare == NULL) {
+        q->spare = arena;
+        arena = NULL;
+    }
+    pthread_mutex_unlock(&q->lock);
+    sage_arena_free(arena);
+}
+
 static void *resolver_main(void *arg)
 {
     struct dq *q = arg;
@@ -196,6 +239,7 @@ static void *resolver_main(void *arg)
         PySage_Call *batch;
         sage_arena *arena;
         PyGILState_STATE g;
+        bool stop;
 
         pthread_mutex_lock(&q->lock);
         while (q->head == NULL && !q->stop) {
@@ -203,36 +247,31 @@ static void *resolver_main(void *arg)
             pthread_cond_wait(&q->cond, &q->lock);
             q->sleeping = false;
         }
-        batch = q->head;
-        arena = q->fill;
-        q->head = q->tail = NULL;
-        q->fill = NULL;
+        stop = q->head == NULL && q->stop;
         pthread_mutex_unlock(&q->lock);
-        if (batch == NULL)
-            break; /* stopped, and nothing left */
-        if (!pysage_alive())
+        if (stop || !pysage_alive())
             break;
+        /* the GIL first, then the batch: a caller may have resolved it meanwhile */
         g = pysage_gil_take();
-        while (batch) {
-            PySage_Call *next = batch->next;
-
-            batch->next = NULL;
-            resolve(batch);
-            Py_DECREF(batch); /* the reference the callback was given */
-            batch = next;
-        }
+        batch = dq_take(q, &arena);
+        dq_resolve(q, batch, arena);
         pysage_gil_give(g);
-        sage_arena_reset(arena);
-        pthread_mutex_lock(&q->lock);
-        if (q->spare == NULL) {
-            q->spare = arena;
-            arena = NULL;
-        }
-        pthread_mutex_unlock(&q->lock);
-        sage_arena_free(arena);
     }
     dq_unref(q);
     return NULL;
+}
+
+/* dq_drain resolves what completed, on the calling Python thread: a thread
+ * that keeps calling never has to hand the GIL to the resolver. */
+static void dq_drain(struct dq *q)
+{
+    PySage_Call *batch;
+    sage_arena *arena;
+
+    if (q == NULL || !atomic_load_explicit(&q->nonempty, memory_order_relaxed))
+        return;
+    batch = dq_take(q, &arena);
+    dq_resolve(q, batch, arena);
 }
 
 static struct dq *dq_new(void)
@@ -425,6 +464,11 @@ static int manager_init(PySage_Manager *self, PyObject *args, PyObject *kw)
 
 static PyObject *manager_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
+    if (str_set_result == NULL &&
+        ((str_set_result = PyUnicode_InternFromString("set_result")) == NULL ||
+         (str_set_exception = PyUnicode_InternFromString("set_exception")) == NULL ||
+         (str_call = PyUnicode_InternFromString("_call")) == NULL))
+        return NULL;
     PySage_Manager *self = (PySage_Manager *)type->tp_alloc(type, 0);
 
     if (self == NULL)
@@ -448,6 +492,19 @@ static sage_manager *enter(PySage_Manager *self)
         pysage_raise(SAGE_ECLOSED, self->closed ? "the manager is closed"
                                                 : "the manager is not initialised");
     return m;
+}
+
+/* q_ref returns the completion queue with a reference, or NULL if closed */
+static struct dq *q_ref(PySage_Manager *self)
+{
+    struct dq *q;
+
+    pthread_mutex_lock(&self->lock);
+    q = self->q;
+    if (q)
+        atomic_fetch_add(&q->refs, 1);
+    pthread_mutex_unlock(&self->lock);
+    return q;
 }
 
 static void leave(PySage_Manager *self)
@@ -665,6 +722,7 @@ static PyObject *manager_call_async(PySage_Manager *self, PyObject *const *argv,
     sage_future *f = NULL;
     PySage_Call *call;
     PyObject *fut;
+    struct dq *q;
     sage_err r;
 
     if (parse_call(&ca, argv, nargs, kwnames, "call_service_async") < 0)
@@ -679,14 +737,21 @@ static PyObject *manager_call_async(PySage_Manager *self, PyObject *const *argv,
         pysage_arena_give(a);
         return NULL;
     }
-    if ((fut = PyObject_CallNoArgs(pysage_reg.future_cls)) == NULL) {
+    /* what completed first (done-callbacks may run here, and may even
+     * close this manager: the queue is held by a reference, not by enter) */
+    if ((q = q_ref(self)) != NULL) {
+        dq_drain(q);
+        dq_unref(q);
+    }
+    if ((m = enter(self)) == NULL) {
         pysage_arena_give(a);
         return NULL;
     }
-    call = PyObject_New(PySage_Call, &PySage_CallType);
-    if (call == NULL || (m = enter(self)) == NULL) {
-        Py_XDECREF(call);
-        Py_DECREF(fut);
+    fut = PyObject_CallNoArgs(pysage_reg.future_cls);
+    call = fut ? PyObject_New(PySage_Call, &PySage_CallType) : NULL;
+    if (call == NULL) {
+        leave(self);
+        Py_XDECREF(fut);
         pysage_arena_give(a);
         return NULL;
     }
@@ -710,7 +775,7 @@ static PyObject *manager_call_async(PySage_Manager *self, PyObject *const *argv,
     call->f = f;
     Py_INCREF(fut);
     call->future = fut;
-    if (PyObject_SetAttrString(fut, "_call", (PyObject *)call) < 0) {
+    if (PyObject_SetAttr(fut, str_call, (PyObject *)call) < 0) {
         PyErr_Clear(); /* the future still completes; it just cannot be cancelled */
     }
     Py_INCREF(call); /* the callback's, given back by the resolver */
@@ -729,6 +794,17 @@ static PyObject *manager_call_async(PySage_Manager *self, PyObject *const *argv,
     }
     Py_DECREF(call);
     return fut;
+}
+
+static PyObject *manager_drain(PySage_Manager *self, PyObject *unused)
+{
+    struct dq *q = q_ref(self);
+
+    if (q != NULL) {
+        dq_drain(q);
+        dq_unref(q);
+    }
+    Py_RETURN_NONE;
 }
 
 static PyObject *manager_lookup(PySage_Manager *self, PyObject *arg)
@@ -812,6 +888,8 @@ static PyMethodDef manager_methods[] = {
      "call_service_async(service_name, method, args=(), kwargs=None, timeout=None, *, "
      "idempotent=False, retries=None)\n--\n\n"
      "Send a call and return a concurrent.futures.Future (sagesvc.CallFuture) for its result."},
+    {"_drain", (PyCFunction)manager_drain, METH_NOARGS,
+     "_drain(): resolve the futures of calls that completed, on this thread."},
     {"lookup", (PyCFunction)manager_lookup, METH_O,
      "lookup(service_name) -> dict(transport, address, pid): where the service is reached."},
     {"stats", (PyCFunction)manager_stats, METH_NOARGS, "stats() -> dict of the manager's figures"},
