@@ -97,8 +97,10 @@ class BaseServiceTask:
             durable = bool(entry["cluster"]["durable"]) if entry is not None else False
         natsobj = None
         if transport == "nats":
-            natsobj = _core.Nats(config=cfg, servers=nats) if nats is not None or cfg is not None \
-                else _core.Nats()
+            if isinstance(nats, _core.Nats):
+                natsobj = nats
+            else:
+                natsobj = _core.Nats(config=cfg, servers=nats)
         handler = None
         if type(self).custom_handle_request is not BaseServiceTask.custom_handle_request:
             handler = self.custom_handle_request
