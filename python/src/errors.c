@@ -87,7 +87,7 @@ static bool text_of(PyObject *o, char *buf, size_t cap)
     return ok;
 }
 
-sage_err pysage_classify(PyObject **excp, char *msg, size_t cap, sage_err dflt)
+sage_err pysage_classify(PyObject **excp, char *msg, size_t cap, sage_err dflt, bool binding)
 {
     PyObject *type = NULL, *val = NULL, *tb = NULL;
     sage_err code = dflt;
@@ -116,7 +116,7 @@ sage_err pysage_classify(PyObject **excp, char *msg, size_t cap, sage_err dflt)
         Py_XDECREF(c);
         Py_XDECREF(d);
         PyErr_Clear();
-    } else if (tb == NULL && PyErr_GivenExceptionMatches(type, PyExc_TypeError)) {
+    } else if (binding && tb == NULL && PyErr_GivenExceptionMatches(type, PyExc_TypeError)) {
         /* raised while binding the arguments: no frame of the method ran */
         code = SAGE_EBADARGS;
         if (!text_of(val, msg, cap))

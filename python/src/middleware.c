@@ -42,7 +42,7 @@ static sage_err before(void *arg, sage_call *call)
             PyObject *exc = NULL;
             char msg[1024];
 
-            code = pysage_classify(&exc, msg, sizeof msg, SAGE_EREJECTED);
+            code = pysage_classify(&exc, msg, sizeof msg, SAGE_EREJECTED, false);
             if (code == SAGE_EREJECTED && exc != NULL) {
                 /* the message alone: the rejection is the middleware's answer */
                 PyObject *s = PyObject_Str(exc);

@@ -94,12 +94,13 @@ PyObject *pysage_exc_instance(sage_err code, const char *detail);
 /*
  * pysage_classify turns the exception being handled (fetched: the error
  * indicator is clear on return) into a code and a message for a caller:
- * a sagesvc.ServiceError keeps its code and detail; a TypeError raised
- * while binding the arguments (no frame of the method ran) is EBADARGS;
+ * a sagesvc.ServiceError keeps its code and detail; with binding, a
+ * TypeError raised while binding the arguments of a call (no frame of the
+ * method ran) is EBADARGS;
  * anything else is dflt with "Type: message". *excp receives the exception
  * object (a new reference) for logging, or NULL. msg is always terminated.
  */
-sage_err pysage_classify(PyObject **excp, char *msg, size_t cap, sage_err dflt);
+sage_err pysage_classify(PyObject **excp, char *msg, size_t cap, sage_err dflt, bool binding);
 
 /* pysage_log_exception hands exc to the package's log hook with the
  * service and method names (it logs the traceback on the service's
@@ -202,6 +203,10 @@ sage_err pysage_apply_outcome(sage_call *call, PyObject *r);
 /* pysage_fail_call records the exception being handled as call's error
  * (classified with dflt) and logs it when it is a handler failure. */
 sage_err pysage_fail_call(sage_call *call, sage_err dflt);
+
+/* pysage_fail_binding is pysage_fail_call for the exception of calling a
+ * method or handler: a TypeError from binding its arguments is EBADARGS. */
+sage_err pysage_fail_binding(sage_call *call);
 
 /* ------------------------------------------------------------ module state */
 

@@ -76,16 +76,26 @@ static PyObject *find_bound(PySage_Task *self, const char *name)
     return NULL;
 }
 
-sage_err pysage_fail_call(sage_call *call, sage_err dflt)
+static sage_err fail(sage_call *call, sage_err dflt, bool binding)
 {
     PyObject *exc = NULL;
     char msg[1024];
-    sage_err code = pysage_classify(&exc, msg, sizeof msg, dflt);
+    sage_err code = pysage_classify(&exc, msg, sizeof msg, dflt, binding);
 
     if (code == SAGE_EHANDLER && exc != NULL)
         pysage_log_exception(sage_call_service(call), sage_call_method(call), exc);
     Py_XDECREF(exc);
     return sage_call_error(call, code, "%s", msg);
+}
+
+sage_err pysage_fail_call(sage_call *call, sage_err dflt)
+{
+    return fail(call, dflt, false);
+}
+
+sage_err pysage_fail_binding(sage_call *call)
+{
+    return fail(call, SAGE_EHANDLER, true);
 }
 
 /* set_result converts r (borrowed) into call's result */
@@ -174,7 +184,7 @@ static sage_err invoke(PyObject *fn, sage_call *call)
         }
     }
     res = PyObject_Vectorcall(fn, stack, nargs, kwnames);
-    r = res ? set_result(call, res) : pysage_fail_call(call, SAGE_EHANDLER);
+    r = res ? set_result(call, res) : pysage_fail_binding(call);
     Py_XDECREF(res);
     goto out;
 bad_args:
@@ -262,7 +272,7 @@ static sage_err py_handle(void *arg, void *state, sage_call *call)
     } else {
         res = PyObject_CallOneArg(self->handler, req);
         Py_DECREF(req);
-        r = res ? pysage_apply_outcome(call, res) : pysage_fail_call(call, SAGE_EHANDLER);
+        r = res ? pysage_apply_outcome(call, res) : pysage_fail_binding(call);
         Py_XDECREF(res);
     }
     handling = outer;
