@@ -396,9 +396,14 @@ static int build_middleware(PySage_Task *self, PyObject *list, const sage_middle
             const char *s = PyUnicode_AsUTF8(it);
 
             if (s == NULL || (chain[i] = sage_middleware_find(s)) == NULL) {
-                if (s != NULL)
-                    pysage_raise(SAGE_ECONFIG, "unknown middleware (the built-in ones are "
-                                               "'logging' and 'deadline')");
+                if (s != NULL) {
+                    char msg[160];
+
+                    snprintf(msg, sizeof msg,
+                             "unknown middleware '%.64s' (the built-in ones are 'logging' and "
+                             "'deadline')", s);
+                    pysage_raise(SAGE_ECONFIG, msg);
+                }
                 free(chain);
                 Py_DECREF(seq);
                 return -1;
