@@ -32,6 +32,21 @@ class CallFuture(concurrent.futures.Future):
             call.cancel()
         return True
 
+    def _wait(self, timeout):
+        # resolve completions on this thread while waiting: one wake-up,
+        # no hand-off of the GIL to the resolver thread
+        call = self._call
+        if call is not None and not self.done():
+            call.wait(timeout)
+            return 0 if timeout is not None else None
+        return timeout
+
+    def result(self, timeout=None):
+        return super().result(self._wait(timeout))
+
+    def exception(self, timeout=None):
+        return super().exception(self._wait(timeout))
+
     def __await__(self):
         return asyncio.wrap_future(self).__await__()
 

@@ -49,6 +49,8 @@ struct dq {
     sage_arena *fill;  /* outcomes of the batch being filled */
     sage_arena *spare; /* an emptied arena back from the resolver */
     bool sleeping, stop;
+    int waiters;          /* threads in Call.wait, which drain themselves */
+    uint64_t resolved;    /* batches resolved: wakes waiters whose call went */
     atomic_bool nonempty; /* a hint for lock-free peeks: head != NULL */
     atomic_int refs;
     pthread_t thread;
@@ -136,8 +138,8 @@ static void on_done(void *arg, sage_future *f)
         q->head = c;
     q->tail = c;
     atomic_store_explicit(&q->nonempty, true, memory_order_relaxed);
-    if (q->sleeping)
-        pthread_cond_signal(&q->cond);
+    if (q->sleeping || q->waiters)
+        pthread_cond_broadcast(&q->cond);
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -219,6 +221,11 @@ static void dq_resolve(struct dq *q, PySage_Call *batch, sage_arena *arena)
         Py_DECREF(batch); /* the reference the callback was given */
         batch = next;
     }
+    pthread_mutex_lock(&q->lock);
+    q->resolved++;
+    if (q->waiters)
+        pthread_cond_broadcast(&q->cond);
+    pthread_mutex_unlock(&q->lock);
     if (arena == NULL)
         return;
     sage_arena_reset(arena);
@@ -231,9 +238,16 @@ static void dq_resolve(struct dq *q, PySage_Call *batch, sage_arena *arena)
     sage_arena_free(arena);
 }
 
+/* GRACE_NS: how long the resolver leaves completions to the threads that
+ * keep calling (they resolve them inline, without a GIL hand-off) before it
+ * takes the GIL itself: a delay that only done-callbacks of a thread that
+ * neither calls nor waits can see. */
+#define GRACE_NS (200 * 1000)
+
 static void *resolver_main(void *arg)
 {
     struct dq *q = arg;
+    struct timespec grace = {0, GRACE_NS};
 
     for (;;) {
         PySage_Call *batch;
@@ -242,11 +256,19 @@ static void *resolver_main(void *arg)
         bool stop;
 
         pthread_mutex_lock(&q->lock);
-        while (q->head == NULL && !q->stop) {
+        while ((q->head == NULL || q->waiters > 0) && !q->stop) {
             q->sleeping = true;
             pthread_cond_wait(&q->cond, &q->lock);
             q->sleeping = false;
         }
+        stop = q->stop;
+        pthread_mutex_unlock(&q->lock);
+        if (!stop) {
+            nanosleep(&grace, NULL);
+            if (!atomic_load_explicit(&q->nonempty, memory_order_relaxed))
+                continue; /* a caller resolved them */
+        }
+        pthread_mutex_lock(&q->lock);
         stop = q->head == NULL && q->stop;
         pthread_mutex_unlock(&q->lock);
         if (stop || !pysage_alive())
@@ -281,8 +303,13 @@ static struct dq *dq_new(void)
 
     if (q == NULL)
         return NULL;
+    pthread_condattr_t ca;
+
     pthread_mutex_init(&q->lock, NULL);
-    pthread_cond_init(&q->cond, NULL);
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* Call.wait's deadlines */
+    pthread_cond_init(&q->cond, &ca);
+    pthread_condattr_destroy(&ca);
     atomic_init(&q->refs, 2); /* the manager's and the thread's */
     pthread_attr_init(&attr);
     pthread_attr_setstacksize(&attr, 1 << 20);
@@ -332,6 +359,68 @@ static PyObject *call_cancel(PySage_Call *self, PyObject *unused)
     return PyBool_FromLong(!done);
 }
 
+/* Call.wait(timeout=None) -> bool: wait until the call's future is
+ * resolved, resolving completions on this thread (no hand-off to the
+ * resolver). False if timeout seconds passed first. */
+static PyObject *call_wait(PySage_Call *self, PyObject *const *argv, Py_ssize_t nargs)
+{
+    struct timespec end;
+    bool timed = false, expired = false;
+    uint64_t gen;
+    struct dq *q;
+
+    if (nargs > 0 && argv[0] != Py_None) {
+        double t = PyFloat_AsDouble(argv[0]);
+
+        if (t == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (t < 0)
+            t = 0;
+        clock_gettime(CLOCK_MONOTONIC, &end);
+        end.tv_sec += (time_t)t;
+        end.tv_nsec += (long)((t - (double)(time_t)t) * 1e9);
+        if (end.tv_nsec >= 1000000000) {
+            end.tv_sec++;
+            end.tv_nsec -= 1000000000;
+        }
+        timed = true;
+    }
+    q = self->q;
+    if (q == NULL)
+        Py_RETURN_TRUE;
+    atomic_fetch_add(&q->refs, 1);
+    Py_INCREF(self);
+    while (self->future != NULL && !expired) {
+        if (atomic_load_explicit(&q->nonempty, memory_order_relaxed)) {
+            dq_drain(q);
+            continue;
+        }
+        Py_BEGIN_ALLOW_THREADS
+        pthread_mutex_lock(&q->lock);
+        q->waiters++;
+        gen = q->resolved;
+        while (q->head == NULL && q->resolved == gen && !q->stop && !expired) {
+            if (!timed)
+                pthread_cond_wait(&q->cond, &q->lock);
+            else if (pthread_cond_timedwait(&q->cond, &q->lock, &end) != 0)
+                expired = q->head == NULL;
+        }
+        if (q->stop && q->head == NULL)
+            expired = true; /* closed, nothing left for us: the resolver finishes */
+        q->waiters--;
+        pthread_cond_broadcast(&q->cond); /* the resolver re-evaluates */
+        pthread_mutex_unlock(&q->lock);
+        Py_END_ALLOW_THREADS
+    }
+    {
+        bool done = self->future == NULL;
+
+        Py_DECREF(self);
+        dq_unref(q);
+        return PyBool_FromLong(done);
+    }
+}
+
 static void call_dealloc(PySage_Call *self)
 {
     Py_XDECREF(self->future);
@@ -339,6 +428,9 @@ static void call_dealloc(PySage_Call *self)
 }
 
 static PyMethodDef call_methods[] = {
+    {"wait", (PyCFunction)(void (*)(void))call_wait, METH_FASTCALL,
+     "wait(timeout=None) -> bool: wait for the call's future, resolving completions on this "
+     "thread."},
     {"cancel", (PyCFunction)call_cancel, METH_NOARGS,
      "cancel() -> bool: cancel the call if it is still pending (its answer is dropped)."},
     {NULL},
