@@ -395,10 +395,14 @@ static PyObject *call_wait(PySage_Call *self, PyObject *const *argv, Py_ssize_t 
             dq_drain(q);
             continue;
         }
+        /* the count of resolved batches, read with the GIL held: a batch
+         * resolved after this (which needs the GIL) changes it */
+        pthread_mutex_lock(&q->lock);
+        gen = q->resolved;
+        pthread_mutex_unlock(&q->lock);
         Py_BEGIN_ALLOW_THREADS
         pthread_mutex_lock(&q->lock);
         q->waiters++;
-        gen = q->resolved;
         while (q->head == NULL && q->resolved == gen && !q->stop && !expired) {
             if (!timed)
                 pthread_cond_wait(&q->cond, &q->lock);
