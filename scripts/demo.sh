@@ -61,5 +61,9 @@ say "5. Stopping: SIGTERM drains in-flight calls, then 'sagesvc run' exits 0"
 kill -TERM "$run_pid"
 wait "$run_pid" && echo "sagesvc run exited with status 0"
 run_pid=""
+
+say "6. Python: the reference document's own API on the same runtime"
+PYTHONPATH="$BUILD/python" /usr/bin/python3 "$ROOT/examples/python/local_service.py"
+
 echo
 echo "Next: 'scripts/test.sh' runs the whole test suite; README.md has a 5-minute tour."

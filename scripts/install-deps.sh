@@ -13,6 +13,8 @@ PACKAGES=(
   libmicrohttpd-dev                    # the metrics endpoint
   libnats-dev nats-server              # the cluster transport
   libzmq3-dev                          # a peer in the benchmarks
+  python3-dev python3-pytest python3-pytest-timeout   # the Python extension and its tests
+  python3-zmq python3-msgpack          # the Python benchmark's peers
   prometheus                           # promtool, to validate metrics output
   procps psmisc iproute2
 )
