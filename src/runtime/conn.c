@@ -230,16 +230,15 @@ void sage__conn_free_all(sage_manager *m)
 }
 
 /* send_timeout_ms: how long a send may wait for room */
-static int send_timeout_ms(const struct sage__conn *c, const sage__req *req, int64_t deadline_ns,
-                           int timeout_cap_ms)
+static int send_timeout_ms(const struct sage__conn *c, int64_t deadline_ns, int timeout_cap_ms)
 {
     int64_t timeout_ms = c->info.queue_timeout_ms;
 
     if (timeout_cap_ms >= 0 && timeout_ms > timeout_cap_ms)
         timeout_ms = timeout_cap_ms;
     if (deadline_ns >= 0) {
-        /* the request was stamped just now: no second clock read */
-        int64_t left = (deadline_ns - (int64_t)req->sent_ns) / 1000000;
+        /* a coarse clock: a few ms of waiting more at worst */
+        int64_t left = (deadline_ns - sage__now_coarse_ns()) / 1000000;
 
         if (left < timeout_ms)
             timeout_ms = left > 0 ? left : 0;
@@ -264,7 +263,7 @@ sage_err sage__conn_send(sage_manager *m, struct sage__conn *c, const sage__req 
                          int64_t deadline_ns, int timeout_cap_ms)
 {
     bool stale = false;
-    sage_err r = c->ops->send(c->dest, req, send_timeout_ms(c, req, deadline_ns, timeout_cap_ms),
+    sage_err r = c->ops->send(c->dest, req, send_timeout_ms(c, deadline_ns, timeout_cap_ms),
                               &stale);
 
     return sent(m, c, r, stale);
@@ -276,7 +275,7 @@ sage_err sage__conn_send_to(sage_manager *m, struct sage__conn *c, const sage__r
 {
     bool stale = false;
     sage_err r = c->ops->send_to(c->dest, req,
-                                 send_timeout_ms(c, req, deadline_ns, timeout_cap_ms), avoid,
+                                 send_timeout_ms(c, deadline_ns, timeout_cap_ms), avoid,
                                  chosen, &stale);
 
     return sent(m, c, r, stale);

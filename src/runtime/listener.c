@@ -71,6 +71,8 @@ static void answer_malformed(struct sage_task *t, struct sage_call *c, const str
 
     snprintf(why, sizeof why, "malformed request (%s): %s", sage_errname(err), sage_errdetail());
     atomic_fetch_add_explicit(&t->fig->malformed, 1, memory_order_relaxed);
+    /* the envelope's reply-to if it can be read, else the transport's */
+    memset(&c->req, 0, sizeof c->req);
     if (sage__wire_req_salvage(r->bytes, r->len, c->arena, &c->req) == SAGE_OK &&
         c->req.reply_to_len > 0)
         to = c->req.reply_to;
@@ -117,13 +119,18 @@ static void request(struct sage_task *t, const struct sage__tp_req *r, enum serv
     c->method_name = (char *)c->req.method;
     c->reply_to = (char *)c->req.reply_to;
     if (c->req.timeout_ms) {
-        /* on this host the caller's send time is on our clock: the time the
-         * request waited in the queue counts; from elsewhere, count from now */
-        int64_t from = c->recv_ns;
+        /* the caller's time left, counted from its send by the wall clocks
+         * (its and ours: on this host one clock; from elsewhere trusted up
+         * to the transport's skew), never beyond its receipt here */
+        int64_t budget = (int64_t)c->req.timeout_ms * 1000000;
 
-        if (r->same_clock && c->req.sent_ns && (int64_t)c->req.sent_ns <= c->recv_ns)
-            from = (int64_t)c->req.sent_ns;
-        c->deadline_ns = from + (int64_t)c->req.timeout_ms * 1000000;
+        if (c->req.sent_ns) {
+            int64_t age = sage__wall_coarse_ns() - (int64_t)c->req.sent_ns;
+
+            if (age > r->skew_ns)
+                budget -= age - r->skew_ns;
+        }
+        c->deadline_ns = c->recv_ns + budget;
     } else {
         c->deadline_ns = -1;
     }

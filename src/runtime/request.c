@@ -108,7 +108,7 @@ void sage__mgr_hedge(struct sage_future *f, uint32_t attempt)
         return; /* nowhere to send it: the first attempt stands alone */
     if (c->ops->send_to != NULL) {
         req = *f->retry_req;
-        req.sent_ns = (uint64_t)now;
+        req.sent_ns = (uint64_t)sage__wall_ns();
         if (f->deadline_ns >= 0)
             req.timeout_ms = (uint32_t)((f->deadline_ns - now + 999999) / 1000000);
         if (sage__conn_send_to(m, c, &req, f->deadline_ns, 0,
@@ -183,7 +183,7 @@ static sage_err start(sage_future **fp, sage_manager *m, const sage_request *rq,
     req.kwargs = sage_map(rq->kwargs, rq->nkwargs);
     req.timeout_ms = span > 0 ? (uint32_t)((span + 999999) / 1000000) : 0;
     req.flags = f->idempotent ? SAGE__REQ_IDEMPOTENT : 0;
-    req.sent_ns = (uint64_t)now; /* lets a same-host service count queue waits */
+    req.sent_ns = (uint64_t)sage__wall_ns(); /* the service counts how long it travelled */
     if ((f->retries_left || f->hedged) && (f->retry_req = copy_req(f->arena, &req)) == NULL) {
         sage__fut_unref(f);
         sage__conn_put(m, c);
@@ -259,7 +259,7 @@ void sage__mgr_resend(struct sage_future *f)
                          f->attempt_deadline_ns, span);
     }
     req = *f->retry_req;
-    req.sent_ns = (uint64_t)now; /* a fresh send time: the service counts this attempt's wait */
+    req.sent_ns = (uint64_t)sage__wall_ns(); /* this attempt's: the service counts its wait */
     if (span > 0)
         req.timeout_ms = (uint32_t)((span + 999999) / 1000000);
     /* a reference keeps f (and the request in its arena) alive through the
@@ -328,7 +328,7 @@ static bool direct(sage_manager *m, const sage_request *rq, int64_t timeout_ms, 
     req.kwargs = sage_map(rq->kwargs, rq->nkwargs);
     req.timeout_ms = timeout_ms > 0 ? (uint32_t)timeout_ms : 0;
     req.flags = rq->idempotent ? SAGE__REQ_IDEMPOTENT : 0;
-    req.sent_ns = (uint64_t)now;
+    req.sent_ns = 0; /* run here: its deadline is given as it is */
     ran = sage__direct_call(c->direct, &req, deadline, arena, result, rp) != 0;
     sage__conn_put(m, c);
     if (!ran)

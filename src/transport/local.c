@@ -341,7 +341,7 @@ static sage_err unwrap(struct sage__tp_server *s, const void *data, size_t len,
     memset(out, 0, sizeof *out);
     out->req = &m->req;
     out->ticket = m;
-    out->same_clock = true;
+    out->skew_ns = 0;
     return SAGE_OK;
 }
 

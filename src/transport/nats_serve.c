@@ -43,6 +43,10 @@
 #include "transport/natskv.h"
 
 #define DEFAULT_ACK_WAIT_MS 5000
+/* How far another machine's wall clock may be off ours: a request whose
+ * sent_ns is older than its timeout by more has expired (its caller gave
+ * up), however late it reached us (a replica frozen, a redelivery). */
+#define CLOCK_SKEW_NS (1000 * 1000000LL)
 
 struct sage__tp_server {
     struct sage__tp_serve_conf conf;
@@ -85,6 +89,7 @@ static void on_request(void *arg, struct sage__nio_msg *m)
 
     memset(&r, 0, sizeof r);
     r.bytes = sage__nio_msg_data(m, &r.len);
+    r.skew_ns = CLOCK_SKEW_NS;
     r.fallback_reply = sage__nio_msg_reply(m);
     s->conf.wait_room(s->conf.arg); /* backpressure: see the design notes */
     s->conf.on_request(s->conf.arg, &r, SAGE__TP_DISPATCH);
@@ -97,6 +102,7 @@ static void on_pulled(void *arg, struct sage__nio_msg *m)
 
     memset(&r, 0, sizeof r);
     r.bytes = sage__nio_msg_data(m, &r.len);
+    r.skew_ns = CLOCK_SKEW_NS;
     s->conf.on_request(s->conf.arg, &r, SAGE__TP_RUN_HERE); /* answered when this returns */
     sage__nio_msg_ack(m);
 }

@@ -418,7 +418,7 @@ static sage_err unwrap(struct sage__tp_server *s, const void *data, size_t len,
     memset(out, 0, sizeof *out);
     out->bytes = data;
     out->len = len;
-    out->same_clock = true; /* one machine, one CLOCK_MONOTONIC */
+    out->skew_ns = 0; /* one machine, one clock */
     return SAGE_OK;
 }
 

@@ -133,7 +133,9 @@ struct sage__tp_req {
     const sage__req *req;
     void *ticket;
     const char *fallback_reply; /* nats: the message's reply subject, or NULL */
-    bool same_clock;            /* the sender's sent_ns is on our monotonic clock */
+    /* how far the sender's wall clock (sent_ns) may be off ours: 0 on this
+     * machine; a request older than its timeout by more is expired */
+    int64_t skew_ns;
 };
 
 /* How a push transport wants a request run. */

@@ -622,7 +622,8 @@ static sage_err head_uint(sage__dec *d, const char *field, uint64_t *out)
     return SAGE_OK;
 }
 
-sage_err sage__dec_head(sage__dec *d, uint32_t *countp, uint64_t *kindp, uint64_t *idp)
+sage_err sage__dec_head_any(sage__dec *d, uint32_t *countp, uint64_t *versionp, uint64_t *kindp,
+                            uint64_t *idp)
 {
     const unsigned char *p = d->base;
     size_t len = (size_t)(d->end - p), hdr;
@@ -647,9 +648,7 @@ sage_err sage__dec_head(sage__dec *d, uint32_t *countp, uint64_t *kindp, uint64_
         return SAGE_SETERR(SAGE_EPROTO, "%s.version: missing (empty array)", d->what);
     if ((err = head_uint(d, "version", &version)) != SAGE_OK)
         return err;
-    if (version != 1)
-        return SAGE_SETERR(SAGE_EVERSION, "%s: protocol version %" PRIu64 ", this side speaks 1",
-                           d->what, version);
+    *versionp = version;
     if (count < 2)
         return SAGE_SETERR(SAGE_EPROTO, "%s.kind: missing (array of 1)", d->what);
     if ((err = head_uint(d, "kind", kindp)) != SAGE_OK)
@@ -660,6 +659,18 @@ sage_err sage__dec_head(sage__dec *d, uint32_t *countp, uint64_t *kindp, uint64_
         return err;
     *countp = (uint32_t)count;
     return SAGE_OK;
+}
+
+sage_err sage__dec_head(sage__dec *d, uint32_t *countp, uint64_t *kindp, uint64_t *idp)
+{
+    uint64_t version = 1; /* stays 1 unless one was read */
+    sage_err err = sage__dec_head_any(d, countp, &version, kindp, idp);
+
+    /* a version this side does not speak is the first thing to say */
+    if (version != 1)
+        return SAGE_SETERR(SAGE_EVERSION, "%s: protocol version %" PRIu64 ", this side speaks 1",
+                           d->what, version);
+    return err;
 }
 
 sage_err sage__dec_body(sage__dec *d, uint32_t count)

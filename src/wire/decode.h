@@ -50,6 +50,12 @@ typedef struct sage__dec {
  * starts every error detail. */
 void sage__dec_init(sage__dec *d, const void *buf, size_t len, sage_arena *a, const char *what);
 
+/* sage__dec_head_any reads the head every version shares, [version,
+ * kind, id], whatever the version; *versionp is written once read (so it
+ * stays as the caller set it when the head is not even an array). */
+sage_err sage__dec_head_any(sage__dec *d, uint32_t *countp, uint64_t *versionp, uint64_t *kindp,
+                            uint64_t *idp);
+
 /*
  * sage__dec_head reads the envelope's array header, version, kind and id
  * (any integer encoding): the array's element count to *countp, the kind to

@@ -1,4 +1,4 @@
-/* salvage.h - reading and patching envelopes without decoding them. */
+/* salvage.h - reading what can be read of a broken request. */
 #ifndef SAGE_WIRE_SALVAGE_H
 #define SAGE_WIRE_SALVAGE_H
 
@@ -10,18 +10,14 @@
 
 /*
  * sage__wire_req_salvage reads only the id and reply-to of a request whose
- * full decode failed, so the task can still answer "malformed request" to
- * someone. Writes req->id and req->reply_to/_len (copied into a,
- * NUL-terminated) on success; SAGE_EPROTO when even those cannot be read.
+ * full decode failed, so the task can still answer "malformed request" (or
+ * "another version") to someone. SAGE_OK once the head's id could be read,
+ * with req->id set and req->reply_to/_len those of a version 1 request
+ * when readable (copied into a, NUL-terminated), else "" (the transport's
+ * own reply address is then the one left); SAGE_EPROTO (id 0, reply-to "")
+ * when not even the id can be read.
  * Never reads outside buf[0, len).
  */
 sage_err sage__wire_req_salvage(const void *buf, size_t len, sage_arena *a, sage__req *req);
-
-/*
- * sage__wire_req_restamp rewrites the sent_ns of an encoded request in
- * place (a retry sends stored bytes again). Returns false if the request
- * carries no 64-bit sent_ns to rewrite.
- */
-bool sage__wire_req_restamp(void *buf, size_t len, uint64_t sent_ns);
 
 #endif

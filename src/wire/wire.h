@@ -58,8 +58,8 @@ typedef struct sage__req {
     size_t reply_to_len;
     uint32_t timeout_ms; /* time the caller still waits; 0: no deadline */
     uint32_t flags;      /* SAGE__REQ_*; unknown bits travel untouched */
-    uint64_t sent_ns;    /* optional (field 10): the sender's CLOCK_MONOTONIC at
-                          * send; only meaningful on the sender's host; 0: unknown */
+    uint64_t sent_ns;    /* optional (field 10): the sender's wall clock at send
+                          * (CLOCK_REALTIME, ns since the epoch); 0: unknown */
 } sage__req;
 
 /*
