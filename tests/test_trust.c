@@ -600,9 +600,14 @@ static void t_burst_uses_workers(void)
     eight = burst_ms(m, 8, 200);
     twelve = burst_ms(m, 12, 200); /* 10 workers: two rounds */
     fprintf(stderr, "one %.0f ms, eight %.0f ms, twelve %.0f ms\n", one, eight, twelve);
-    ASSERT_LE(eight, 1.5 * one);
-    ASSERT_LE(twelve, 2.5 * one);
-    ASSERT_TRUE(twelve >= 1.8 * eight); /* and no more than max_workers at once */
+    /* eight at once: about one call's time (one at a time would take 8x,
+     * on the workers of the warm-up alone 4x or more; a loaded machine
+     * stretches it a little) */
+    ASSERT_LE(eight, 3 * one);
+    ASSERT_LE(twelve, 4.5 * one);
+    /* and never more than max_workers at once: twelve take two rounds,
+     * which no load can make shorter than two sleeps */
+    ASSERT_TRUE(twelve >= 2 * 200 * 0.95);
     sage_manager_free(m);
     stop_host(h);
 }
