@@ -30,6 +30,8 @@ static const char usage[] =
     "        cluster connection in another\n"
     "  nats  raw nats.c request/reply carrying sagesvc's MessagePack envelope\n"
     "        both ways (a queue-group responder; send-ASAP on both ends)\n"
+    "  sage_dedupe  sage, the service with cluster dedupe (a JetStream key-value\n"
+    "        store of request ids and answers shared by its replicas): its cost\n"
     "The caller is pinned to one CPU, the service to another; the nats-server\n"
     "is not pinned.\n"
     "cases:\n"
@@ -65,7 +67,8 @@ static const struct call_params quick = {
 };
 
 /* the reference first, so each sage row follows the row it is compared to */
-static const struct call_impl *const impls[] = {&cluster_nats_impl, &cluster_sage_impl};
+static const struct call_impl *const impls[] = {&cluster_nats_impl, &cluster_sage_impl,
+                                                &cluster_dedupe_impl};
 #define NIMPLS (sizeof impls / sizeof impls[0])
 
 /* Where the runs happen. */

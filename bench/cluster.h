@@ -33,6 +33,7 @@
 /* The impls: sagesvc's NATS transport, and raw nats.c. */
 extern const struct call_impl cluster_sage_impl;
 extern const struct call_impl cluster_nats_impl;
+extern const struct call_impl cluster_dedupe_impl; /* sage, the service with cluster dedupe */
 
 /* ---- cluster_server.c: a private nats-server */
 

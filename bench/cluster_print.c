@@ -54,6 +54,18 @@ void cluster_print_table(const struct call_result *res, size_t n)
                bench_num(c, sizeof c, x->fig.calls_per_s, 0, "-"),
                q > 0 ? (snprintf(d, sizeof d, "%.2fx", q), d) : "");
     }
+    {
+        const struct call_result *a = call_result_find(res, n, "sage", CALL_SYNC);
+        const struct call_result *b = call_result_find(res, n, "sage_dedupe", CALL_SYNC);
+        double q = call_result_ratio(res, n, "sage_dedupe", "sage", CALL_ASYNC);
+
+        if (a != NULL && b != NULL)
+            printf("cluster dedupe costs %.0f us a sync call (p50 %.1f vs %.1f us)%s", 
+                   b->fig.p50_us - a->fig.p50_us, b->fig.p50_us, a->fig.p50_us,
+                   q > 0 ? "" : "\n");
+        if (a != NULL && b != NULL && q > 0)
+            printf("; async at %.2fx sage's calls/s\n", q);
+    }
 }
 
 static const char *verdict(int met)

@@ -48,7 +48,8 @@ static void conf_init(struct conf *c, const char *url)
     c->cluster.nats = &c->nats;
 }
 
-static int host(struct call_run *r)
+/* serve hosts the echo task, with cluster dedupe or without */
+static int serve(struct call_run *r, bool dedupe)
 {
     struct conf c;
     sage_task_opts o;
@@ -56,12 +57,23 @@ static int host(struct call_run *r)
     if (call_gate_wait(&r->ctl->go, "go from the parent") != 0)
         return -1;
     conf_init(&c, r->url);
+    c.cluster.dedupe = dedupe;
     sage_task_opts_init(&o);
     o.transport = SAGE_TRANSPORT_NATS;
     o.ns = r->ns;
     o.cluster = &c.cluster;
     return call_sage_serve(&o, &r->ctl->ready, &r->ctl->done, CLUSTER_RUN_TIMEOUT_S,
                            "cluster: sage");
+}
+
+static int host(struct call_run *r)
+{
+    return serve(r, false);
+}
+
+static int host_dedupe(struct call_run *r)
+{
+    return serve(r, true);
 }
 
 static int caller(struct call_run *r)
@@ -97,6 +109,16 @@ const struct call_impl cluster_sage_impl = {
     .two_procs = true,
     .spawned = call_names_caller,
     .host = host,
+    .caller = caller,
+    .cleanup = call_names_cleanup,
+};
+
+/* the same, the service with cluster dedupe: what a shared store costs */
+const struct call_impl cluster_dedupe_impl = {
+    .name = "sage_dedupe",
+    .two_procs = true,
+    .spawned = call_names_caller,
+    .host = host_dedupe,
     .caller = caller,
     .cleanup = call_names_cleanup,
 };

@@ -50,6 +50,9 @@ typedef struct sage_cluster_opts {
     const sage_nats_conf *nats; /* servers, credentials, TLS, reconnect; NULL: defaults */
     bool durable;               /* task: take calls from a JetStream stream */
     int64_t ack_wait_ms;        /* durable: redelivery after this long unacknowledged; default 5000 */
+    bool dedupe;                /* task: a request id runs once across all replicas (a
+                                 * JetStream key-value store of answers; see PROTOCOL.md) */
+    int64_t dedupe_ttl_ms;      /* how long answers are kept for repeats; default 600000 */
 } sage_cluster_opts;
 
 /* Sizes of the strings of sage_cluster_instance, terminator included. */

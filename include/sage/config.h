@@ -66,7 +66,8 @@ typedef struct sage_call_conf {
 /* sage_cluster_conf: settings of distributed replicas (section
  * service.cluster, alias service.ray). Defaults: cpus 1 (> 0), memory 0
  * (none reserved), owned, max_restarts 3 (0..1000), replicas 1 (1..1000),
- * at-most-once delivery. */
+ * at-most-once delivery, dedupe none (or cluster), dedupe_ttl 600 s
+ * (1..2592000). */
 typedef struct sage_cluster_conf {
     double cpus;           /* CPUs reserved per replica (resources.CPU) */
     uint64_t memory;       /* bytes reserved per replica (resources.memory), 0 = none */
@@ -74,6 +75,8 @@ typedef struct sage_cluster_conf {
     uint32_t max_restarts; /* restarts of a failing replica before giving up */
     uint32_t replicas;     /* replicas to run */
     bool durable;          /* delivery durable (work queue with ack) */
+    bool dedupe;           /* a request id runs once across replicas (dedupe: cluster) */
+    int64_t dedupe_ttl_ms; /* how long answers are kept for repeats (dedupe_ttl) */
 } sage_cluster_conf;
 
 /* sage_nats_conf: the NATS connection (section nats), used by transport

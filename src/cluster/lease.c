@@ -72,7 +72,7 @@ static void *refresher(void *arg)
 sage_err sage_cluster_lease_new(sage_cluster_lease **lp, const sage_nats_conf *nats,
                                 void (*on_lost)(void *arg), void *arg)
 {
-    static const struct sage__nio_kv_opts ko = {1, SAGE__LEASE_TTL_MS, 0};
+    static const struct sage__nio_kv_opts ko = {.history = 1, .ttl_ms = SAGE__LEASE_TTL_MS};
     struct sage_cluster_lease *l = calloc(1, sizeof *l);
     struct sage__nio_opts no;
     pthread_condattr_t ca;

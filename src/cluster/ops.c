@@ -11,8 +11,8 @@ sage_err sage__ops_open(struct sage__ops *o, const sage_nats_conf *nats, const c
                         void (*on_event)(void *arg, enum sage__nio_event ev, const char *url),
                         void *arg)
 {
-    static const struct sage__nio_kv_opts plain = {1, 0, 0};
-    static const struct sage__nio_kv_opts leases = {1, SAGE__LEASE_TTL_MS, 0};
+    static const struct sage__nio_kv_opts plain = {.history = 1};
+    static const struct sage__nio_kv_opts leases = {.history = 1, .ttl_ms = SAGE__LEASE_TTL_MS};
     struct sage__nio_opts no;
     sage_err r;
 

@@ -39,6 +39,8 @@ void sage_cluster_conf_init(sage_cluster_conf *c)
     c->max_restarts = 3;
     c->replicas = 1;
     c->durable = false;
+    c->dedupe = false;
+    c->dedupe_ttl_ms = 600000;
 }
 
 void sage_nats_conf_init(sage_nats_conf *c)

@@ -18,6 +18,7 @@
 static const char *const transports[] = {"local", "shm", "nats", NULL};
 static const char *const lifetimes[] = {"owned", "detached", NULL};
 static const char *const deliveries[] = {"at_most_once", "durable", NULL};
+static const char *const dedupes[] = {"none", "cluster", NULL};
 
 #define FIELD(k, fn, type, member) \
     {.key = (k), .read = (fn), .off = offsetof(type, member)}
@@ -330,6 +331,8 @@ static const struct cf_field cluster_fields[] = {
     INT("max_restarts", sage__cf_read_u32, sage_cluster_conf, max_restarts, 0, 1000),
     INT("replicas", sage__cf_read_u32, sage_cluster_conf, replicas, 1, 1000),
     WORDS("delivery", sage__cf_read_flag, sage_cluster_conf, durable, deliveries),
+    WORDS("dedupe", sage__cf_read_flag, sage_cluster_conf, dedupe, dedupes),
+    MS("dedupe_ttl", sage_cluster_conf, dedupe_ttl_ms, 1, 2592000, 0),
     END,
 };
 

@@ -305,6 +305,16 @@ static void reply_resp(const struct sage_call *c, sage__resp *resp)
     }
 }
 
+/* remember records c's encoded answer (NULL: forgets c) in the task's
+ * dedupe store: the transport's, shared by the replicas, or its own */
+static void remember(struct sage_task *t, const struct sage_call *c, const void *bytes, size_t len)
+{
+    if (t->shared_dedupe)
+        t->ops->dedupe_finish(t->server, c->reply_to, c->req.id, bytes, len);
+    else
+        sage__dedupe_finish(t->dedupe, c->reply_to, c->req.id, bytes, len);
+}
+
 void sage__reply_send(struct sage_call *c)
 {
     struct sage_task *t = c->task;
@@ -322,11 +332,11 @@ void sage__reply_send(struct sage_call *c)
     size = sage__wire_resp_size(&resp);
     buf = size ? sage_arena_alloc(c->arena, size) : NULL;
     if (buf == NULL || sage__wire_resp_encode(&resp, buf, size, &len) != SAGE_OK) {
-        sage__dedupe_finish(t->dedupe, c->reply_to, c->req.id, NULL, 0); /* forget it */
+        remember(t, c, NULL, 0); /* forget it */
         t->ops->reply(t->server, &c->tp, c->reply_to, &resp, NULL, 0);
         return;
     }
-    sage__dedupe_finish(t->dedupe, c->reply_to, c->req.id, buf, len);
+    remember(t, c, buf, len);
     t->ops->reply(t->server, &c->tp, c->reply_to, NULL, buf, len);
 }
 
@@ -336,19 +346,24 @@ static bool seen(struct sage_call *c)
     struct sage_task *t = c->task;
     void *bytes = NULL;
     size_t len = 0;
+    enum sage__tp_seen st;
 
-    if (t->dedupe == NULL || c->status != SAGE_OK || c->reply_to == NULL || c->reply_to[0] == '\0')
+    if ((t->dedupe == NULL && !t->shared_dedupe) || c->status != SAGE_OK || c->reply_to == NULL ||
+        c->reply_to[0] == '\0')
         return false;
-    switch (sage__dedupe_begin(t->dedupe, c->reply_to, c->req.id, &bytes, &len)) {
-    case SAGE__DEDUPE_NEW:
+    st = t->shared_dedupe ? t->ops->dedupe_begin(t->server, c->reply_to, c->req.id,
+                                                  c->req.timeout_ms, &bytes, &len)
+                          : sage__dedupe_begin(t->dedupe, c->reply_to, c->req.id, &bytes, &len);
+    switch (st) {
+    case SAGE__TP_SEEN_NEW:
         c->remember = true;
         return false;
-    case SAGE__DEDUPE_DONE:
+    case SAGE__TP_SEEN_DONE:
         /* the same answer again */
         t->ops->reply(t->server, &c->tp, c->reply_to, NULL, bytes, len);
         free(bytes);
         return true;
-    case SAGE__DEDUPE_RUNNING:
+    case SAGE__TP_SEEN_RUNNING:
     default:
         return true; /* the first one answers */
     }

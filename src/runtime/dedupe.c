@@ -118,10 +118,10 @@ static void unindex(struct sage__dedupe *d, uint32_t pos)
     }
 }
 
-enum sage__dedupe_state sage__dedupe_begin(struct sage__dedupe *d, const char *caller, uint64_t id,
+enum sage__tp_seen sage__dedupe_begin(struct sage__dedupe *d, const char *caller, uint64_t id,
                                            void **bytesp, size_t *lenp)
 {
-    enum sage__dedupe_state st = SAGE__DEDUPE_NEW;
+    enum sage__tp_seen st = SAGE__TP_SEEN_NEW;
     uint32_t *slot, pos;
     struct entry *e;
 
@@ -129,13 +129,13 @@ enum sage__dedupe_state sage__dedupe_begin(struct sage__dedupe *d, const char *c
     slot = find(d, caller, id);
     if (*slot) {
         e = &d->ring[*slot - 1];
-        st = SAGE__DEDUPE_RUNNING;
+        st = SAGE__TP_SEEN_RUNNING;
         if (e->done) {
             *bytesp = malloc(e->len ? e->len : 1);
             if (*bytesp) {
                 memcpy(*bytesp, e->bytes, e->len);
                 *lenp = e->len;
-                st = SAGE__DEDUPE_DONE;
+                st = SAGE__TP_SEEN_DONE;
             }
         }
         pthread_mutex_unlock(&d->lock);
@@ -154,7 +154,7 @@ enum sage__dedupe_state sage__dedupe_begin(struct sage__dedupe *d, const char *c
     e->id = id;
     if (e->caller == NULL) {
         pthread_mutex_unlock(&d->lock);
-        return SAGE__DEDUPE_NEW; /* no memory: run it unremembered */
+        return SAGE__TP_SEEN_NEW; /* no memory: run it unremembered */
     }
     *find(d, caller, id) = pos + 1;
     pthread_mutex_unlock(&d->lock);

@@ -1,4 +1,5 @@
-/* dedupe.h - remembering recent answers by (caller, request id). */
+/* dedupe.h - remembering recent answers by (caller, request id), in this
+ * process (the transport's store, when it has one, spans replicas). */
 #ifndef SAGE_RUNTIME_DEDUPE_H
 #define SAGE_RUNTIME_DEDUPE_H
 
@@ -6,14 +7,9 @@
 #include <stdint.h>
 
 #include "sage/err.h"
+#include "transport/transport.h"
 
 struct sage__dedupe;
-
-enum sage__dedupe_state {
-    SAGE__DEDUPE_NEW,     /* first sighting: run it, then call _finish */
-    SAGE__DEDUPE_RUNNING, /* a repeat of a call still running: drop it */
-    SAGE__DEDUPE_DONE,    /* a repeat of a finished call: resend *bytesp */
-};
 
 /* sage__dedupe_new makes a cache of the last cap calls. */
 sage_err sage__dedupe_new(struct sage__dedupe **dp, uint32_t cap);
@@ -22,7 +18,7 @@ void sage__dedupe_free(struct sage__dedupe *d);
 /* sage__dedupe_begin looks (caller, id) up, recording it as running when
  * new. For DONE, *bytesp and *lenp get a malloc'd copy of the answer
  * (free() it). */
-enum sage__dedupe_state sage__dedupe_begin(struct sage__dedupe *d, const char *caller, uint64_t id,
+enum sage__tp_seen sage__dedupe_begin(struct sage__dedupe *d, const char *caller, uint64_t id,
                                            void **bytesp, size_t *lenp);
 
 /* sage__dedupe_finish records the encoded answer of a call begun as NEW

@@ -9,8 +9,8 @@
  *   Run on the caller's thread (which waits anyway), it costs a lookup, the
  *   method and a copy of its result.
  * - When: the task runs, takes direct calls (not while it starts or
- *   stops), has no dedupe (a direct call has no caller queue to key it
- *   by), the method is known to be short (its typical run time, the same
+ *   stops), has no dedupe of either kind (a direct call has no caller
+ *   queue to key it by), the method is known to be short (its typical run time, the same
  *   EWMA the listener uses to run calls inline, is under INLINE_NS), and a
  *   worker slot is free: a direct call counts in `running` like any other,
  *   so max_workers still bounds what runs at once and the listener still
@@ -87,7 +87,7 @@ static struct sage_task *take_slot(struct sage__direct *d, const sage__req *req,
 
     pthread_mutex_lock(&d->lock);
     t = d->accepting ? d->t : NULL;
-    if (t == NULL || t->dedupe != NULL)
+    if (t == NULL || t->dedupe != NULL || t->shared_dedupe)
         goto no;
     m = sage__method_find(t, req->method, req->method_len);
     typical = m ? atomic_load_explicit(&m->ewma_ns, memory_order_relaxed) : -1;

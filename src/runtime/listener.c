@@ -46,7 +46,8 @@ static void dispatch(struct sage_task *t, struct sage_call *c)
 {
     uint32_t running = atomic_fetch_add_explicit(&t->running, 1, memory_order_acq_rel) + 1;
     int64_t typical = c->method ? atomic_load_explicit(&c->method->ewma_ns, memory_order_relaxed) : 0;
-    bool fast = typical >= 0 && typical < INLINE_NS; /* -1: never run yet */
+    /* -1: never run yet; a shared dedupe store costs round trips: workers */
+    bool fast = typical >= 0 && typical < INLINE_NS && !t->shared_dedupe;
 
     if (fast && running <= t->max_workers) {
         sage__call_run(c);

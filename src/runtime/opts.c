@@ -157,6 +157,8 @@ sage_err sage__task_new_conf(sage_task **tp, const sage_service *svc, const sage
         memset(&co, 0, sizeof co);
         co.nats = nats ? nats : sage_config_nats(c);
         co.durable = sc->cluster.durable;
+        co.dedupe = sc->cluster.dedupe;
+        co.dedupe_ttl_ms = sc->cluster.dedupe_ttl_ms;
         o.cluster = &co;
     }
     if ((r = sage_arena_new(&a, 0)) != SAGE_OK ||

@@ -345,6 +345,7 @@ static sage_err open_server(struct sage_task *t)
         return r;
     t->fig = fig;
     fill_identity(t);
+    t->shared_dedupe = t->has_cluster && t->cluster_opts.dedupe && t->ops->dedupe_begin != NULL;
     return SAGE_OK;
 }
 

@@ -89,6 +89,7 @@ struct sage_task {
     bool listener_started;
     _Atomic int listener_done;
     struct sage__dedupe *dedupe; /* the service asked for it */
+    bool shared_dedupe;          /* the transport's store, across replicas (cluster dedupe) */
     struct sage__direct *direct; /* the door for direct calls */
     int64_t last_heartbeat_ns;
     pthread_cond_t room; /* a call finished: the listener may read */

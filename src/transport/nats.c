@@ -314,5 +314,7 @@ const struct sage__tp_ops sage__tp_nats = {
     .quiesce = sage__nats_quiesce,
     .reply = sage__nats_reply,
     .release = sage__nats_release,
+    .dedupe_begin = sage__nats_dedupe_begin,
+    .dedupe_finish = sage__nats_dedupe_finish,
     .serve_close = sage__nats_serve_close,
 };

@@ -38,6 +38,7 @@
 
 #include "base/err_internal.h"
 #include "sage/version.h"
+#include "transport/nats_dedupe.h"
 #include "transport/nats_inst.h"
 #include "transport/nats_srv.h"
 #include "transport/natskv.h"
@@ -57,6 +58,7 @@ struct sage__tp_server {
     struct sage__nio_sub *sub;
     struct sage__nio_sub *inst_sub; /* its own subject: hedged calls pick a replica */
     struct sage__srv *srv;
+    struct sage__ndedupe *dedupe; /* cluster dedupe, when asked for */
     char subject[160];
     char stream[200];
     char stream_subject[160];
@@ -133,7 +135,7 @@ static void *puller(void *arg)
 
 static sage_err write_record(struct sage__tp_server *s)
 {
-    struct sage__nio_kv_opts ko = {1, 0, 0};
+    struct sage__nio_kv_opts ko = {.history = 1};
     struct sage__nio_kv *kv = NULL;
     char key[160], val[1280];
     sage_err r;
@@ -256,8 +258,12 @@ sage_err sage__nats_serve_open(struct sage__tp_server **sp, const struct sage__t
 
 sage_err sage__nats_ready(struct sage__tp_server *s)
 {
+    const sage_cluster_opts *co = s->conf.cluster;
     sage_err r;
 
+    if (co && co->dedupe && s->dedupe == NULL &&
+        (r = sage__ndedupe_open(&s->dedupe, s->nio, s->ns, s->name, co->dedupe_ttl_ms)) != SAGE_OK)
+        return r;
     if ((r = write_record(s)) != SAGE_OK)
         return r;
     if (s->durable)
@@ -325,6 +331,19 @@ void sage__nats_reply(struct sage__tp_server *s, const struct sage__tp_req *r,
     }
 }
 
+enum sage__tp_seen sage__nats_dedupe_begin(struct sage__tp_server *s, const char *caller,
+                                           uint64_t id, uint32_t timeout_ms, void **bytesp,
+                                           size_t *lenp)
+{
+    return sage__ndedupe_begin(s->dedupe, caller, id, timeout_ms, bytesp, lenp);
+}
+
+void sage__nats_dedupe_finish(struct sage__tp_server *s, const char *caller, uint64_t id,
+                              const void *bytes, size_t len)
+{
+    sage__ndedupe_finish(s->dedupe, caller, id, bytes, len);
+}
+
 void sage__nats_release(struct sage__tp_server *s, const struct sage__tp_req *r)
 {
     (void)s;
@@ -336,6 +355,7 @@ void sage__nats_serve_close(struct sage__tp_server *s)
     if (s == NULL)
         return;
     stop_taking(s); /* if quiesce did not run (a failed start) */
+    sage__ndedupe_close(s->dedupe);
     sage__nio_close(s->nio);
     free(s->fig);
     free(s);

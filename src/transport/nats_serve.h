@@ -13,6 +13,11 @@ void sage__nats_quiesce(struct sage__tp_server *s);
 void sage__nats_reply(struct sage__tp_server *s, const struct sage__tp_req *r,
                       const char *reply_to, const sage__resp *resp, const void *bytes, size_t len);
 void sage__nats_release(struct sage__tp_server *s, const struct sage__tp_req *r);
+enum sage__tp_seen sage__nats_dedupe_begin(struct sage__tp_server *s, const char *caller,
+                                           uint64_t id, uint32_t timeout_ms, void **bytesp,
+                                           size_t *lenp);
+void sage__nats_dedupe_finish(struct sage__tp_server *s, const char *caller, uint64_t id,
+                              const void *bytes, size_t len);
 void sage__nats_serve_close(struct sage__tp_server *s);
 
 #endif

@@ -489,7 +489,7 @@ sage_err sage__nio_kv_open(struct sage__nio *n, const char *bucket,
         cfg.History = (uint8_t)(o->history > 0 ? o->history : 1);
         cfg.TTL = o->ttl_ms * 1000000; /* nats.c 3.4 wants nanoseconds (the stream's MaxAge) */
         cfg.Replicas = o->replicas > 0 ? o->replicas : 1;
-        cfg.StorageType = js_FileStorage;
+        cfg.StorageType = o->memory ? js_MemoryStorage : js_FileStorage;
         s = js_CreateKeyValue(&kv->kv, n->js, &cfg);
         if (s != NATS_OK) /* created by someone else meanwhile? */
             s = js_KeyValue(&kv->kv, n->js, bucket);

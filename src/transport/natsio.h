@@ -117,6 +117,7 @@ struct sage__nio_kv_opts {
     int history;        /* values kept per key; 0: 1 */
     int64_t ttl_ms;     /* entries older than this expire; 0: never */
     int replicas;       /* JetStream replicas of the bucket; 0: 1 */
+    bool memory;        /* kept in memory, not on disk (a cache) */
 };
 
 /* sage__nio_kv_open opens bucket, creating it with o (when o is not NULL)

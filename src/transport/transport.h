@@ -238,6 +238,17 @@ struct sage__tp_ops {
     /* unwrap turns a record drained from serve_queue into a request */
     sage_err (*unwrap)(struct sage__tp_server *s, const void *data, size_t len,
                        struct sage__tp_req *out);
+    /* dedupe_begin / dedupe_finish (NULL: the transport has none): a store
+     * of request ids and answers shared by every replica of the service,
+     * when the server was opened with dedupe. begin looks up (caller, id),
+     * recording it as running when new; for DONE, *bytesp and *lenp get a
+     * malloc'd copy of the encoded answer. finish records the answer of a
+     * call begun NEW (bytes NULL: forget the call). A store that cannot be
+     * reached answers NEW: the call runs (dedupe is best effort). */
+    enum sage__tp_seen (*dedupe_begin)(struct sage__tp_server *s, const char *caller, uint64_t id,
+                                       uint32_t timeout_ms, void **bytesp, size_t *lenp);
+    void (*dedupe_finish)(struct sage__tp_server *s, const char *caller, uint64_t id,
+                          const void *bytes, size_t len);
     /* tick: periodic housekeeping from the listener (heartbeat, releasing
      * departed callers); returns the ms until it wants the next one. */
     int (*tick)(struct sage__tp_server *s, int64_t now_ns);
@@ -253,6 +264,13 @@ struct sage__tp_ops {
     void (*release)(struct sage__tp_server *s, const struct sage__tp_req *r);
     /* serve_close closes the server: the name is free again. */
     void (*serve_close)(struct sage__tp_server *s);
+};
+
+/* What a dedupe store knows of a request id (dedupe_begin). */
+enum sage__tp_seen {
+    SAGE__TP_SEEN_NEW,     /* first sighting: run it, then call dedupe_finish */
+    SAGE__TP_SEEN_RUNNING, /* a repeat of a call still running: drop it */
+    SAGE__TP_SEEN_DONE,    /* a repeat of a finished call: resend *bytesp */
 };
 
 /* No replica in particular (send_to). */
