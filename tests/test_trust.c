@@ -491,11 +491,13 @@ static void t_short_callers_released(void)
         usleep(200); /* a reaping loop: the children are the clock */
     }
     ASSERT_EQ(status_of("testsvc").requests, CALLERS);
-    end = th_now_ms() + 5000;
+    /* the host sweeps every 250 ms; a loaded machine gets some slack */
+    end = th_now_ms() + 10000;
     while ((count_reply_maps(h.pid) > 0 || count_reply_queues() > 0) && th_now_ms() < end)
         usleep(10000);
-    ASSERT_EQ(count_reply_maps(h.pid), 0);
-    ASSERT_EQ(count_reply_queues(), 0);
+    if (count_reply_maps(h.pid) > 0 || count_reply_queues() > 0)
+        th_fail(__FILE__, __LINE__, "10 s after the last caller: %d reply queues mapped by the "
+                "host, %d left in /dev/shm", count_reply_maps(h.pid), count_reply_queues());
     stop_host(h);
 }
 
