@@ -173,7 +173,10 @@ stop_host() {
 
 # start_host [NAMESPACE]: svc_host in NAMESPACE (default $NS); sets HOST.
 start_host() {
-    "$H" "${1:-$NS}" >"$TMP/host.out" 2>"$TMP/host.err" &
+    # emptied here, not by the child's redirection: the loop below must not
+    # find the previous host's "ready" before the child truncates the file
+    : >"$TMP/host.out"
+    "$H" "${1:-$NS}" >>"$TMP/host.out" 2>"$TMP/host.err" &
     HOST=$!
     HOSTS="$HOSTS $HOST"
     i=0
