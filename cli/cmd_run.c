@@ -288,8 +288,17 @@ static int check_transport(struct run *run, const struct hosted *h)
         return CLI_CONFIG;
     }
 
-    if (strcmp(t, "shm") == 0 || strcmp(t, "nats") == 0)
+    if (strcmp(t, "shm") == 0)
         return CLI_OK;
+    if (strcmp(t, "nats") == 0) {
+        if (sage_cluster_supported())
+            return CLI_OK;
+        fprintf(stderr,
+                "sagesvc: %s:%d: service '%s': transport nats, but cluster support is not built "
+                "in (this sagesvc was built with SAGE_WITH_NATS=OFF)\n",
+                file, h->conf->line, h->conf->name);
+        return CLI_ERR;
+    }
     if (strcmp(t, "local") == 0)
         fprintf(stderr,
                 "sagesvc: %s:%d: service '%s': transport local is in-process only, so no other "
