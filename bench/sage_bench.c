@@ -23,8 +23,9 @@ struct bench {
 int bench_cluster_main(int argc, char **argv)
 {
     (void)argc;
-    fprintf(stderr, "sage-bench %s: not built in (this build has no cluster support: "
-                    "SAGE_WITH_NATS=OFF)\n",
+    fprintf(stderr,
+            "sage-bench %s: not built in (this build has no cluster support: "
+            "SAGE_WITH_NATS=OFF)\n",
             argv[0]);
     return 1;
 }

@@ -13,12 +13,12 @@
 #include "sage/task.h"
 
 /* ASSERT_NOT_BUILT: expr fails with SAGE_ENOTSUP, saying why */
-#define ASSERT_NOT_BUILT(expr)                                                                 \
-    do {                                                                                       \
-        ASSERT_ERR(expr, SAGE_ENOTSUP);                                                        \
-        if (strstr(sage_errdetail(), "cluster support is not built in") == NULL)              \
-            th_fail(__FILE__, __LINE__, "%s: detail '%s' does not say why", #expr,           \
-                    sage_errdetail());                                                         \
+#define ASSERT_NOT_BUILT(expr)                                                                     \
+    do {                                                                                           \
+        ASSERT_ERR(expr, SAGE_ENOTSUP);                                                            \
+        if (strstr(sage_errdetail(), "cluster support is not built in") == NULL)                   \
+            th_fail(__FILE__, __LINE__, "%s: detail '%s' does not say why", #expr,                 \
+                    sage_errdetail());                                                             \
     } while (0)
 
 static void no_instance(void *arg, const sage_cluster_instance *inst)
