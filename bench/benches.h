@@ -12,7 +12,8 @@ int bench_queue_main(int argc, char **argv);
 /* bench_call_main: "sage-bench call", bench_call.c. */
 int bench_call_main(int argc, char **argv);
 
-/* bench_cluster_main: "sage-bench cluster", bench_cluster.c. */
+/* bench_cluster_main: "sage-bench cluster", bench_cluster.c (with the
+ * cluster built in: SAGE_BENCH_CLUSTER). */
 int bench_cluster_main(int argc, char **argv);
 
 #endif

@@ -14,10 +14,27 @@ struct bench {
     const char *what;
 };
 
+#ifdef SAGE_BENCH_CLUSTER
+#define CLUSTER_WHAT "a method call over NATS: sagesvc against raw nats.c"
+#else
+#define CLUSTER_WHAT "a method call over NATS (not built in: SAGE_WITH_NATS=OFF)"
+
+/* "sage-bench cluster" in a build without the cluster */
+int bench_cluster_main(int argc, char **argv)
+{
+    (void)argc;
+    fprintf(stderr,
+            "sage-bench %s: not built in (this build has no cluster support: "
+            "SAGE_WITH_NATS=OFF)\n",
+            argv[0]);
+    return 1;
+}
+#endif
+
 static const struct bench benches[] = {
     {"queue", bench_queue_main, "sage_queue against pipes, sockets, mq, zmq, futex and a spin"},
     {"call", bench_call_main, "a method call: direct, local task, shm task, zmq; sync and async"},
-    {"cluster", bench_cluster_main, "a method call over NATS: sagesvc against raw nats.c"},
+    {"cluster", bench_cluster_main, CLUSTER_WHAT},
 };
 #define NBENCHES (sizeof benches / sizeof benches[0])
 

@@ -156,10 +156,14 @@ static int parse(struct call *c, int argc, char **argv)
             break;
         case OPT_CLUSTER:
             c->cluster = 1;
+            if (cli_need_cluster(argv[0], "--cluster") != CLI_OK)
+                return CLI_ERR;
             break;
         case OPT_NATS:
             c->nats = optarg;
             c->cluster = 1;
+            if (cli_need_cluster(argv[0], "--nats") != CLI_OK)
+                return CLI_ERR;
             break;
         case OPT_TIMEOUT:
             if (cli_parse_timeout(argv[0], optarg, &c->timeout_ms) != CLI_OK)

@@ -1,26 +1,24 @@
 /*
  * cmd_queue.c - sagesvc queue: the shared-memory queues of this machine.
  *
- * The library has no call that lists queues, so their names come from
- * /dev/shm, where a queue NAME is the segment sage.q.NAME (sage/queue.h).
- * Only the current user's segments are listed: others' cannot be opened.
+ * The names come from sage_queue_list: only the current user's queues are
+ * listed (others' cannot be opened anyway).
  */
-#include <dirent.h>
 #include <fnmatch.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "commands.h"
 #include "common.h"
 #include "json.h"
 #include "sage/queue.h"
 
-static const char help[] =
+/* The help, in two parts around the line that says where queue NAME lives
+ * (print_help). */
+static const char help_head[] =
     "NAME\n"
     "    sagesvc queue - list, inspect and remove shared-memory queues\n"
     "\n"
@@ -32,10 +30,13 @@ static const char help[] =
     "\n"
     "DESCRIPTION\n"
     "    Every service's request queue and every caller's response queue is a\n"
-    "    sage_queue: a ring in POSIX shared memory, /dev/shm/sage.q.NAME. A\n"
-    "    service's request queue is UID.NAMESPACE.SERVICE.req; a caller's response\n"
-    "    queue UID.NAMESPACE.reply.PID.N. Queues outlive processes killed before\n"
-    "    they could remove them; these commands find and remove them.\n"
+    "    sage_queue: a ring in POSIX shared memory. Queue NAME is the file\n";
+
+static const char help[] =
+    "    A service's request queue is UID.NAMESPACE.SERVICE.req; a caller's\n"
+    "    response queue UID.NAMESPACE.reply.PID.N. Queues outlive processes\n"
+    "    killed before they could remove them; these commands find and remove\n"
+    "    them.\n"
     "\n"
     "    ls      lists the current user's queues (those whose name matches one of\n"
     "            the shell PATTERNs, when given): name, capacity in bytes,\n"
@@ -75,7 +76,16 @@ static const struct option options[] = {
     {NULL, 0, NULL, 0},
 };
 
-#define PREFIX "sage.q."
+static void print_help(void)
+{
+    char path[SAGE_QUEUE_PATH_MAX];
+
+    if (sage_queue_path(path, sizeof path, "NAME") != SAGE_OK)
+        snprintf(path, sizeof path, "of its shared-memory segment");
+    fputs(help_head, stdout);
+    printf("        %s\n", path);
+    fputs(help, stdout);
+}
 
 /* What one queue looked like when read. */
 struct qinfo {
@@ -129,43 +139,52 @@ static int by_name(const void *a, const void *b)
     return strcmp(((const struct qinfo *)a)->name, ((const struct qinfo *)b)->name);
 }
 
+/* What read_all collects, through sage_queue_list. */
+struct listing {
+    char **patterns;
+    int npatterns;
+    struct qinfo *v;
+    size_t n, cap;
+    int nomem;
+};
+
+static int list_one(void *arg, const char *name)
+{
+    struct listing *l = arg;
+
+    if (!matches(name, l->patterns, l->npatterns))
+        return 0;
+    if (l->n == l->cap) {
+        size_t ncap = l->cap ? l->cap * 2 : 32;
+        struct qinfo *nv = realloc(l->v, ncap * sizeof *nv);
+
+        if (nv == NULL) {
+            l->nomem = 1;
+            return 1;
+        }
+        l->v = nv;
+        l->cap = ncap;
+    }
+    read_queue(name, &l->v[l->n++]);
+    return 0;
+}
+
 /* Reads every queue of this user matching patterns into *out, sorted. */
 static sage_err read_all(char **patterns, int npatterns, struct qinfo **out, size_t *np)
 {
-    struct qinfo *v = NULL;
-    size_t n = 0, cap = 0;
-    struct dirent *de;
-    DIR *d = opendir("/dev/shm");
+    struct listing l = {.patterns = patterns, .npatterns = npatterns};
+    sage_err r = sage_queue_list(NULL, list_one, &l);
 
-    if (d == NULL)
-        return cli_fail(SAGE_ESYS, "cannot read /dev/shm");
-    while ((de = readdir(d)) != NULL) {
-        const char *name = de->d_name + strlen(PREFIX);
-        struct stat sb;
-
-        if (strncmp(de->d_name, PREFIX, strlen(PREFIX)) != 0 || !matches(name, patterns, npatterns))
-            continue;
-        if (fstatat(dirfd(d), de->d_name, &sb, 0) != 0 || sb.st_uid != geteuid())
-            continue;
-        if (n == cap) {
-            size_t ncap = cap ? cap * 2 : 32;
-            struct qinfo *nv = realloc(v, ncap * sizeof *nv);
-
-            if (nv == NULL) {
-                free(v);
-                closedir(d);
-                return cli_fail(SAGE_ENOMEM, "out of memory listing queues");
-            }
-            v = nv;
-            cap = ncap;
-        }
-        read_queue(name, &v[n++]);
+    if (r == SAGE_OK && l.nomem)
+        r = cli_fail(SAGE_ENOMEM, "out of memory listing queues");
+    if (r != SAGE_OK) {
+        free(l.v);
+        return r;
     }
-    closedir(d);
-    if (n > 0)
-        qsort(v, n, sizeof *v, by_name);
-    *out = v;
-    *np = n;
+    if (l.n > 0)
+        qsort(l.v, l.n, sizeof *l.v, by_name);
+    *out = l.v;
+    *np = l.n;
     return SAGE_OK;
 }
 
@@ -329,7 +348,7 @@ int cmd_queue(int argc, char **argv)
             stale = 1;
             break;
         case 'h':
-            fputs(help, stdout);
+            print_help();
             return CLI_OK;
         default:
             return cli_bad_option(argv[0], opt, argv);

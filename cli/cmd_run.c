@@ -44,6 +44,7 @@
 #include "sage/cluster.h"
 #include "sage/config.h"
 #include "sage/plugin.h"
+#include "sage/queue.h"
 #include "sage/service.h"
 #include "sage/task.h"
 
@@ -90,8 +91,20 @@ struct stopper {
     struct run *run;
 };
 
+/* queue_path writes the file of queue name for people, "?" if it has none */
+static void queue_path(char *buf, size_t cap, const char *name)
+{
+    if (name[0] == '\0' || sage_queue_path(buf, cap, name) != SAGE_OK)
+        snprintf(buf, cap, "?");
+}
+
 static void usage(FILE *out)
 {
+    char kv[SAGE_QUEUE_PATH_MAX], text[SAGE_QUEUE_PATH_MAX];
+
+    /* the request queues of the example's services, for uid 1000 */
+    queue_path(kv, sizeof kv, "1000.demo.kv.req");
+    queue_path(text, sizeof text, "1000.demo.text.req");
     fputs("NAME\n"
           "    sagesvc run - host the services of a configuration on this machine\n"
           "\n"
@@ -131,9 +144,10 @@ static void usage(FILE *out)
           "    q; with delivery: durable, from a JetStream work queue): run the same\n"
           "    file on several machines for several replicas.\n"
           "\n"
-          "    Once every service runs, one line each says where it listens:\n"
-          "        kv: shm /dev/shm/sage.q.1000.demo.kv.req (pid 4242, 4 workers, plugin builtin)\n"
-          "\n"
+          "    Once every service runs, one line each says where it listens:\n",
+          out);
+    fprintf(out, "        kv: shm %s (pid 4242, 4 workers, plugin builtin)\n", kv);
+    fputs("\n"
           "OPTIONS\n"
           "    CONFIG.yaml, -c FILE, --config FILE\n"
           "        The configuration file (one of the two forms). Without it, the first\n"
@@ -176,10 +190,13 @@ static void usage(FILE *out)
           "    10  plugin: not found (and no built-in of that name), or refused\n"
           "\n"
           "EXAMPLE\n"
-          "    $ sagesvc run examples/services.yaml --metrics 127.0.0.1:9464 &\n"
-          "    kv: shm /dev/shm/sage.q.1000.demo.kv.req (pid 4242, 4 workers, plugin builtin)\n"
-          "    text: shm /dev/shm/sage.q.1000.demo.text.req (pid 4242, 10 workers, plugin builtin)\n"
-          "    metrics: http://127.0.0.1:9464/metrics\n"
+          "    $ sagesvc run examples/services.yaml --metrics 127.0.0.1:9464 &\n",
+          out);
+    fprintf(out,
+            "    kv: shm %s (pid 4242, 4 workers, plugin builtin)\n"
+            "    text: shm %s (pid 4242, 10 workers, plugin builtin)\n",
+            kv, text);
+    fputs("    metrics: http://127.0.0.1:9464/metrics\n"
           "    $ sagesvc call -n demo kv put '[\"greeting\", \"hello\"]'\n"
           "    $ curl -s http://127.0.0.1:9464/metrics | grep requests_total\n"
           "    $ kill %1\n",
@@ -271,8 +288,17 @@ static int check_transport(struct run *run, const struct hosted *h)
         return CLI_CONFIG;
     }
 
-    if (strcmp(t, "shm") == 0 || strcmp(t, "nats") == 0)
+    if (strcmp(t, "shm") == 0)
         return CLI_OK;
+    if (strcmp(t, "nats") == 0) {
+        if (sage_cluster_supported())
+            return CLI_OK;
+        fprintf(stderr,
+                "sagesvc: %s:%d: service '%s': transport nats, but cluster support is not built "
+                "in (this sagesvc was built with SAGE_WITH_NATS=OFF)\n",
+                file, h->conf->line, h->conf->name);
+        return CLI_ERR;
+    }
     if (strcmp(t, "local") == 0)
         fprintf(stderr,
                 "sagesvc: %s:%d: service '%s': transport local is in-process only, so no other "
@@ -343,6 +369,7 @@ static void on_entry(void *arg, const sage_host_entry *e)
 static void print_listening(struct run *run, const struct hosted *h)
 {
     struct find_queue fq = {h->conf->name, ""};
+    char path[SAGE_QUEUE_PATH_MAX];
 
     if (strcmp(h->conf->transport, "nats") == 0) {
         printf("%s: nats sage.%s.svc.%s via %s (pid %d, %u workers, %s, plugin %s)\n",
@@ -353,8 +380,9 @@ static void print_listening(struct run *run, const struct hosted *h)
         return;
     }
     sage_host_list(run->ns, 0, on_entry, &fq);
-    printf("%s: shm /dev/shm/sage.q.%s (pid %d, %u workers, plugin %s)\n", h->conf->name,
-           fq.queue[0] ? fq.queue : "?", (int)getpid(), (unsigned)h->conf->local.max_workers,
+    queue_path(path, sizeof path, fq.queue);
+    printf("%s: shm %s (pid %d, %u workers, plugin %s)\n", h->conf->name, path, (int)getpid(),
+           (unsigned)h->conf->local.max_workers,
            h->plugin ? sage_plugin_path(h->plugin) : "builtin");
 }
 

@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "sage/cluster.h"
+
 int cli_exit_for(sage_err e)
 {
     switch (e) {
@@ -73,6 +75,17 @@ int cli_exit_for_answer(sage_err e)
  * a stale one never labels a later, unrelated library failure. */
 static _Thread_local char own_detail[512];
 static _Thread_local sage_err own_code = SAGE_OK;
+
+int cli_need_cluster(const char *cmd, const char *opt)
+{
+    if (sage_cluster_supported())
+        return CLI_OK;
+    fprintf(stderr,
+            "sagesvc %s%s%s: cluster support is not built in (this sagesvc was built with "
+            "SAGE_WITH_NATS=OFF)\n",
+            cmd, opt ? " " : "", opt ? opt : "");
+    return CLI_ERR;
+}
 
 sage_err cli_fail(sage_err e, const char *fmt, ...)
 {

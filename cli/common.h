@@ -118,6 +118,14 @@ long long cli_now_ns(void);
 void cli_format_age(char *buf, size_t cap, long long ns);
 
 /*
+ * cli_need_cluster is for command cmd, or its option opt (NULL: the
+ * command itself), when that needs the cluster. Returns CLI_OK when this
+ * sagesvc has cluster support; else prints "sagesvc CMD [OPT]: cluster
+ * support is not built in ..." on stderr and returns CLI_ERR.
+ */
+int cli_need_cluster(const char *cmd, const char *opt);
+
+/*
  * cli_usage prints "sagesvc CMD: <message>" and a pointer to CMD's --help
  * on stderr and returns CLI_USAGE, for a command to return at once.
  */

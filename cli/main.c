@@ -2,11 +2,13 @@
  * main.c - sagesvc: the dispatcher. It finds the command named by the first
  * word and hands it the rest of argv, its own name first.
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "commands.h"
 #include "common.h"
+#include "sage/cluster.h"
 
 #ifndef SAGESVC_VERSION
 #define SAGESVC_VERSION "unknown"
@@ -16,20 +18,21 @@ struct command {
     const char *name;
     int (*fn)(int argc, char **argv);
     const char *summary;
+    bool cluster; /* needs cluster support (sage_cluster_supported) */
 };
 
-/* One line per command: name, function, summary for the help. */
+/* One line per command: name, function, summary for the help, cluster. */
 static const struct command commands[] = {
-    {"run", cmd_run, "host the services of a configuration file"},
-    {"call", cmd_call, "call a method of a service and print its result as JSON"},
-    {"ls", cmd_ls, "list the services on this host"},
-    {"status", cmd_status, "show the health figures of services"},
-    {"queue", cmd_queue, "list, inspect and remove shared-memory queues"},
-    {"bench", cmd_bench, "measure round trips and throughput of a running service"},
-    {"host", cmd_host, "run this node's share of the cluster's replicas (a daemon)"},
-    {"deploy", cmd_deploy, "place a configuration's services on the cluster's hosts"},
-    {"undeploy", cmd_undeploy, "remove deployed services from the cluster"},
-    {"replica", cmd_replica, "serve one replica of a deployed service (started by host)"},
+    {"run", cmd_run, "host the services of a configuration file", false},
+    {"call", cmd_call, "call a method of a service and print its result as JSON", false},
+    {"ls", cmd_ls, "list the services on this host", false},
+    {"status", cmd_status, "show the health figures of services", false},
+    {"queue", cmd_queue, "list, inspect and remove shared-memory queues", false},
+    {"bench", cmd_bench, "measure round trips and throughput of a running service", false},
+    {"host", cmd_host, "run this node's share of the cluster's replicas (a daemon)", true},
+    {"deploy", cmd_deploy, "place a configuration's services on the cluster's hosts", true},
+    {"undeploy", cmd_undeploy, "remove deployed services from the cluster", true},
+    {"replica", cmd_replica, "serve one replica of a deployed service (started by host)", true},
 };
 
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -51,7 +54,8 @@ static void usage(FILE *out)
             "\n"
             "COMMANDS\n");
     for (size_t i = 0; i < NCOMMANDS; i++)
-        fprintf(out, "    %-8s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "    %-8s %s%s\n", commands[i].name, commands[i].summary,
+                commands[i].cluster && !sage_cluster_supported() ? " [not built in]" : "");
     fprintf(out,
             "\n"
             "    Run 'sagesvc COMMAND --help' or 'sagesvc help COMMAND' for a command's\n"
@@ -69,6 +73,17 @@ static const struct command *find(const char *name)
         if (strcmp(commands[i].name, name) == 0)
             return &commands[i];
     return NULL;
+}
+
+/* run runs command c with its argv; a cluster command of a sagesvc
+ * without cluster support says so instead, whatever its arguments. */
+static int run(const struct command *c, int argc, char **argv)
+{
+    int status;
+
+    if (c->cluster && (status = cli_need_cluster(c->name, NULL)) != CLI_OK)
+        return status;
+    return c->fn(argc, argv);
 }
 
 static int unknown(const char *name)
@@ -93,7 +108,7 @@ static int help(int argc, char **argv)
     hargv[0] = argv[1];
     hargv[1] = "--help";
     hargv[2] = NULL;
-    return c->fn(2, hargv);
+    return run(c, 2, hargv);
 }
 
 int main(int argc, char **argv)
@@ -121,5 +136,5 @@ int main(int argc, char **argv)
     }
     if ((c = find(argv[1])) == NULL)
         return unknown(argv[1]);
-    return c->fn(argc - 1, argv + 1);
+    return run(c, argc - 1, argv + 1);
 }

@@ -81,7 +81,7 @@ int cli_cluster_view_option(struct cli_cluster_view *v, int opt, const char *arg
     if (opt == 'N')
         v->urls = arg;
     v->on = 1; /* --cluster, or --nats, which implies it */
-    return CLI_OK;
+    return cli_need_cluster(cmd, opt == 'N' ? "--nats" : "--cluster");
 }
 
 long long cli_replica_started_ns(const sage_cluster_instance *x)

@@ -41,8 +41,9 @@ struct cli_cluster_view {
 /*
  * cli_cluster_view_option takes one of those options as getopt_long returns
  * it: opt 'K' (--cluster), 'N' (--nats) or 'W' (--wait), with its argument
- * arg (borrowed). Returns CLI_OK, or CLI_USAGE after the message for
- * command cmd (a bad --wait).
+ * arg (borrowed). Returns CLI_OK, or after the message for command cmd
+ * CLI_USAGE (a bad --wait) or CLI_ERR (--cluster or --nats in a sagesvc
+ * without cluster support).
  */
 int cli_cluster_view_option(struct cli_cluster_view *v, int opt, const char *arg, const char *cmd);
 

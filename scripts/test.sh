@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # test.sh - the whole test suite: installs dependencies, then builds and tests
-# three configurations (plain, ASan+UBSan with the fuzzers, TSan) and runs the
-# benchmarks' smoke runs. Exit status 0 only if everything passed.
+# four configurations (plain, ASan+UBSan with the fuzzers, TSan, and plain
+# without the cluster: SAGE_WITH_NATS=OFF) and runs the benchmarks' smoke
+# runs. Exit status 0 only if everything passed.
 #
 #   scripts/test.sh            everything
-#   scripts/test.sh plain      one configuration: plain | asan | tsan
+#   scripts/test.sh plain      one configuration: plain | asan | tsan | nonats
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -13,14 +14,16 @@ JOBS=$(nproc)
 bash scripts/install-deps.sh
 
 configs=("$@")
-[ ${#configs[@]} -eq 0 ] && configs=(plain asan tsan)
+[ ${#configs[@]} -eq 0 ] && configs=(plain asan tsan nonats)
 
 run_config() {
   local name=$1 dir cc flags label
   case "$name" in
-    plain) dir=build;      cc=gcc;   flags=();                          label="unit|integration|bench" ;;
-    asan)  dir=build-asan; cc=clang; flags=(-DSAGE_SANITIZE=address -DSAGE_FUZZ=ON); label="unit|integration" ;;
-    tsan)  dir=build-tsan; cc=gcc;   flags=(-DSAGE_SANITIZE=thread);    label="unit|integration" ;;
+    plain)  dir=build;        cc=gcc;   flags=();                       label="unit|integration|bench" ;;
+    asan)   dir=build-asan;   cc=clang; flags=(-DSAGE_SANITIZE=address -DSAGE_FUZZ=ON); label="unit|integration" ;;
+    tsan)   dir=build-tsan;   cc=gcc;   flags=(-DSAGE_SANITIZE=thread); label="unit|integration" ;;
+    # without the cluster: needs neither nats.c nor nats-server
+    nonats) dir=build-nonats; cc=gcc;   flags=(-DSAGE_WITH_NATS=OFF);   label="unit|integration" ;;
     *) echo "test.sh: unknown configuration '$name'" >&2; return 2 ;;
   esac
   echo "=== $name: configure and build ($dir, $cc)"

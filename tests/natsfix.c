@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "sage/cluster.h"
 
 #define NATS_SERVER "/usr/sbin/nats-server"
 
@@ -126,6 +127,8 @@ static void wait_up(struct natsfix *f, int i)
 void natsfix_start(struct natsfix *f, int n, const char *auth)
 {
     memset(f, 0, sizeof *f);
+    if (!sage_cluster_supported())
+        th_skip("cluster support is not built in (SAGE_WITH_NATS=OFF)");
     if (!available())
         th_skip("nats-server is not installed");
     if (n < 1 || n > NATSFIX_MAX)

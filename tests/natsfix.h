@@ -37,8 +37,9 @@ struct natsfix {
 };
 
 /* natsfix_start starts n (1..NATSFIX_MAX) servers; auth "user:password" or
- * NULL. Skips the case (th_skip) if nats-server is not installed, fails it
- * (th_fail) if they do not come up within 15 s. */
+ * NULL. Skips the case (th_skip) if the library has no cluster support
+ * (SAGE_WITH_NATS=OFF) or nats-server is not installed, fails it (th_fail)
+ * if they do not come up within 15 s. */
 void natsfix_start(struct natsfix *f, int n, const char *auth);
 
 /* natsfix_kill SIGKILLs server i and reaps it. */

@@ -1142,6 +1142,34 @@ static void t_list(void)
     ASSERT_EQ(l.n, 1);
 }
 
+/* sage_queue_path: the file of a queue, whether or not it exists */
+static void t_path(void)
+{
+    sage_queue *q = create("p", 4096, 0);
+    char path[SAGE_QUEUE_PATH_MAX], want[SAGE_QUEUE_PATH_MAX], small[16];
+    char longn[SAGE_QUEUE_NAME_MAX + 1];
+    struct stat st;
+
+    ASSERT_OK(sage_queue_path(path, sizeof path, th_name("p")));
+    snprintf(want, sizeof want, "/dev/shm/sage.q.%s", th_name("p"));
+    ASSERT_STREQ(path, want);
+    ASSERT_EQ(stat(path, &st), 0);
+    ASSERT_TRUE(S_ISREG(st.st_mode));
+    ASSERT_OK(sage_queue_path(path, sizeof path, th_name("none")));
+
+    /* the longest name fits SAGE_QUEUE_PATH_MAX */
+    memset(longn, 'n', sizeof longn - 1);
+    longn[sizeof longn - 1] = '\0';
+    ASSERT_OK(sage_queue_path(path, sizeof path, longn));
+    ASSERT_EQ(strlen(path), strlen("/dev/shm/sage.q.") + SAGE_QUEUE_NAME_MAX);
+
+    ASSERT_ERR(sage_queue_path(small, sizeof small, th_name("p")), SAGE_EINVAL);
+    ASSERT_ERR(sage_queue_path(path, sizeof path, "bad name"), SAGE_EINVAL);
+    ASSERT_ERR(sage_queue_path(path, sizeof path, ""), SAGE_EINVAL);
+    ASSERT_ERR(sage_queue_path(path, sizeof path, "../x"), SAGE_EINVAL);
+    sage_queue_close(q);
+}
+
 static const struct th_case cases[] = {
     {"errdetail_quotes_itself", t_errdetail_quotes_itself, 10},
     {"names", t_names, 10},
@@ -1169,6 +1197,7 @@ static const struct th_case cases[] = {
     {"corrupt_positions", t_corrupt_positions, 30},
     {"unclear_claim_bounded", t_unclear_claim_bounded, 20},
     {"list", t_list, 10},
+    {"path", t_path, 10},
     {NULL, NULL, 0},
 };
 

@@ -44,6 +44,15 @@
 extern "C" {
 #endif
 
+/*
+ * sage_cluster_supported tells whether this library was built with cluster
+ * support: the NATS transport and the cluster operations (the CMake option
+ * SAGE_WITH_NATS, on by default). Without it every sage_cluster_* call
+ * fails with SAGE_ENOTSUP, and so do a task with transport nats and a
+ * manager given cluster options. Thread-safe, does not block.
+ */
+SAGE_API bool sage_cluster_supported(void);
+
 /* Cluster options of a task or a manager (copied by whoever takes them).
  * Zero-initialise for the defaults. */
 typedef struct sage_cluster_opts {

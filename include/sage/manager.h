@@ -70,7 +70,8 @@ SAGE_API void sage_manager_opts_from_conf(sage_manager_opts *o, const sage_confi
  * sage_manager_new makes a manager: its transports' connections, its reply
  * queue and its completion thread, and writes it to *mp on success.
  * SAGE_EINVAL for options out of range, SAGE_ECONNECT if a cluster is
- * configured and no NATS server answers.
+ * configured and no NATS server answers, SAGE_ENOTSUP if one is configured
+ * but the library has no cluster support (sage_cluster_supported).
  */
 SAGE_API sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts);
 

@@ -222,6 +222,19 @@ SAGE_API const char *sage_queue_name(const sage_queue *q);
  */
 SAGE_API sage_err sage_queue_check_name(const char *name);
 
+/* SAGE_QUEUE_PATH_MAX: room enough for any sage_queue_path, terminator
+ * included. */
+#define SAGE_QUEUE_PATH_MAX (SAGE_QUEUE_NAME_MAX + 32)
+
+/*
+ * sage_queue_path writes where the named queue lives, the file of its
+ * shared-memory segment (/dev/shm/sage.q.NAME on Linux), into buf of cap
+ * bytes, for messages and tools; SAGE_QUEUE_PATH_MAX bytes always suffice.
+ * The queue need not exist. SAGE_EINVAL if name is not a valid queue name
+ * or buf is too small. Thread-safe, does not block.
+ */
+SAGE_API sage_err sage_queue_path(char *buf, size_t cap, const char *name);
+
 /*
  * sage_queue_list_fn receives one queue's name during sage_queue_list. name
  * is borrowed, valid during the call only. Return 0 to go on, non-zero to

@@ -1,7 +1,7 @@
 /*
  * host.h - the host daemon's insides: host.c runs the loop, hostspecs.c
  * follows the deployments, hostbeat.c writes the host's record,
- * supervise.c runs the replica slots, child.c the processes.
+ * supervise.c runs the replica slots (their processes: platform/spawn.h).
  *
  * Everything here runs on the host's own thread (the caller of
  * sage_cluster_host_run), except the watch callback, which only queues
@@ -15,40 +15,12 @@
 #include <sys/types.h>
 
 #include "cluster/ops.h"
+#include "platform/spawn.h"
 
 #define SAGE__BACKOFF_FIRST_MS 100 /* first restart delay, doubling */
 #define SAGE__BACKOFF_MAX_MS 5000
 #define SAGE__STOP_GRACE_MS 5000   /* SIGTERM, then SIGKILL this long after */
 #define SAGE__RESYNC_MS 5000       /* full reread of the deployments: a safety net */
-
-/* ------------------------------------------------ child.c: one process */
-
-struct sage__child {
-    pid_t pid;   /* 0: none */
-    int pidfd;   /* readable once the process exited; -1: none */
-    int readyfd; /* the replica writes 'R' here once it serves; -1: closed */
-};
-
-/*
- * sage__child_spawn starts argv (argv[0] a path) with envp, stdin from
- * /dev/null, a pipe's write end as fd 3 (--ready-fd 3), no other inherited
- * descriptor, default signal dispositions and an empty signal mask, in our
- * process group. SAGE_ESYS (detail: why) if it cannot.
- */
-sage_err sage__child_spawn(struct sage__child *c, char *const *argv, char *const *envp);
-
-/* sage__child_signal sends sig to c if it runs. */
-void sage__child_signal(struct sage__child *c, int sig);
-
-/* sage__child_reap collects c's exit status without blocking: true and
- * *statusp (a wait status) once it exited, false while it runs. */
-bool sage__child_reap(struct sage__child *c, int *statusp);
-
-/* sage__child_close closes c's descriptors (after reaping). */
-void sage__child_close(struct sage__child *c);
-
-/* sage__child_describe writes "exited with status N" or "killed by SIGX". */
-void sage__child_describe(char *buf, size_t cap, int status);
 
 /* ------------------------------------------ supervise.c: replica slots */
 

@@ -7,8 +7,8 @@
 #include "base/err_internal.h"
 #include "sage/cluster.h"
 
-#define NOT_BUILT(what) \
-    SAGE_SETERR(SAGE_ENOTSUP, "%s: this sagesvc was built without NATS (SAGE_WITH_NATS=OFF)", what)
+#define NOT_BUILT(what)                                                                            \
+    SAGE_SETERR(SAGE_ENOTSUP, "%s: cluster support is not built in (SAGE_WITH_NATS=OFF)", what)
 
 sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns, const char *verb,
                                const char *name, int wait_ms, sage_cluster_instance_fn fn,

@@ -9,8 +9,8 @@
  * and undeploy.c (the public calls), await.c (waiting on a bucket's records),
  * info.c (listings), lease.c, and the host daemon (host.h): host.c (the
  * loop), hostspecs.c (deployments to run), hostbeat.c (its record),
- * supervise.c (replica slots: start, restart, give up, stop), child.c
- * (spawning a replica process).
+ * supervise.c (replica slots: start, restart, give up, stop); replica
+ * processes are spawned through platform/spawn.h.
  */
 #ifndef SAGE_CLUSTER_OPS_H
 #define SAGE_CLUSTER_OPS_H

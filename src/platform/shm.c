@@ -116,15 +116,13 @@ static sage_err os_err(const char *what, const char *path)
  * only we could swap it) leaves no window for another user.
  */
 
-/* fs_path turns "/name" into "/dev/shm/name"; anything else is a bug of
- * ours or a hostile name, refused */
-static sage_err fs_path(char *buf, size_t cap, const char *path)
+sage_err sage__shm_fs_path(char *buf, size_t cap, const char *path)
 {
     if (path == NULL || path[0] != '/' || path[1] == '\0' || strchr(path + 1, '/') != NULL ||
         strcmp(path, "/.") == 0 || strcmp(path, "/..") == 0)
         return SAGE_SETERR(SAGE_EINVAL, "shared-memory name '%s' is not '/' and a file name",
                            path ? path : "(null)");
-    if ((size_t)snprintf(buf, cap, "/dev/shm%s", path) >= cap)
+    if ((size_t)snprintf(buf, cap, SAGE__SHM_DIR "%s", path) >= cap)
         return SAGE_SETERR(SAGE_EINVAL, "shared-memory name '%.40s...' is too long", path);
     return SAGE_OK;
 }
@@ -257,7 +255,7 @@ sage_err sage__shm_create(const char *path, mode_t mode, size_t size, unsigned f
                           size_t populate, void **memp)
 {
     char fs[PATH_MAX];
-    sage_err r = fs_path(fs, sizeof fs, path);
+    sage_err r = sage__shm_fs_path(fs, sizeof fs, path);
     int fd;
     void *mem;
 
@@ -299,7 +297,7 @@ sage_err sage__shm_open(const char *path, unsigned flags, void **memp, size_t *s
     struct stat st;
     void *mem;
     int fd;
-    sage_err r = fs_path(fs, sizeof fs, path);
+    sage_err r = sage__shm_fs_path(fs, sizeof fs, path);
 
     if (r != SAGE_OK || (r = open_checked(fs, O_RDWR, flags, &fd, &st)) != SAGE_OK)
         return r;
@@ -330,7 +328,7 @@ sage_err sage__shm_unlink(const char *path)
 {
     char fs[PATH_MAX];
     struct stat st;
-    sage_err r = fs_path(fs, sizeof fs, path);
+    sage_err r = sage__shm_fs_path(fs, sizeof fs, path);
 
     if (r != SAGE_OK)
         return r;
@@ -355,7 +353,7 @@ sage_err sage__shm_lock(const char *path, int64_t wait_ns, int *fdp)
     struct stat st;
     int64_t deadline = sage__now_ns() + wait_ns, pause = LOCK_PAUSE_MIN_NS;
     int fd;
-    sage_err r = fs_path(fs, sizeof fs, path);
+    sage_err r = sage__shm_fs_path(fs, sizeof fs, path);
 
     if (r != SAGE_OK || (r = open_checked(fs, O_RDWR | O_CREAT, 0, &fd, &st)) != SAGE_OK)
         return r;

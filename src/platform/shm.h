@@ -18,6 +18,16 @@
  * nothing.
  */
 
+/* SAGE__SHM_DIR: the directory whose files the segments are. */
+#define SAGE__SHM_DIR "/dev/shm"
+
+/*
+ * sage__shm_fs_path writes the file of segment path ("/name") into buf of
+ * cap bytes: "/dev/shm/name". Anything but "/" and a file name is a bug of
+ * ours or a hostile name: SAGE_EINVAL, as is a buf too small.
+ */
+sage_err sage__shm_fs_path(char *buf, size_t cap, const char *path);
+
 /* SAGE__SHM_ANY_OWNER skips the owner and mode checks (still no link, and a
  * regular file only): for segments deliberately shared between users. */
 #define SAGE__SHM_ANY_OWNER 0x1u

@@ -9,18 +9,17 @@
 #include <unistd.h>
 
 #include "base/err_internal.h"
-
-#define SHM_DIR "/dev/shm"
+#include "platform/shm.h"
 
 sage_err sage__shm_list(const char *prefix, sage__shm_list_fn fn, void *arg)
 {
     size_t plen = strlen(prefix);
     uid_t me = geteuid();
     struct dirent *e;
-    DIR *d = opendir(SHM_DIR);
+    DIR *d = opendir(SAGE__SHM_DIR);
 
     if (d == NULL)
-        return SAGE_SETERR(SAGE_ESYS, "cannot list %s: %s", SHM_DIR, strerror(errno));
+        return SAGE_SETERR(SAGE_ESYS, "cannot list %s: %s", SAGE__SHM_DIR, strerror(errno));
     for (;;) {
         struct stat st;
 
@@ -45,7 +44,7 @@ sage_err sage__shm_list(const char *prefix, sage__shm_list_fn fn, void *arg)
         int err = errno;
 
         closedir(d);
-        return SAGE_SETERR(SAGE_ESYS, "cannot list %s: %s", SHM_DIR, strerror(err));
+        return SAGE_SETERR(SAGE_ESYS, "cannot list %s: %s", SAGE__SHM_DIR, strerror(err));
     }
     closedir(d);
     return SAGE_OK;

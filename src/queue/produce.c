@@ -62,7 +62,16 @@ static void tsan_claimed(const sage_queue *q, uint64_t pos, uint64_t total)
 
 #define CONSUMER_CHECK_NS (100 * 1000 * 1000LL) /* re-examine a full queue's consumer */
 
+#ifdef SAGE_TEST_HOOKS
 void (*sage__sq_hook_after_claim)(void);
+#define HOOK_AFTER_CLAIM()                \
+    do {                                  \
+        if (sage__sq_hook_after_claim)    \
+            sage__sq_hook_after_claim();  \
+    } while (0)
+#else
+#define HOOK_AFTER_CLAIM() ((void)0)
+#endif
 
 /* fits tells whether total more bytes (one more claim) fit between head H
  * and tail T. A head that looks ahead of tail (T is stale) does not fit. */
@@ -247,8 +256,7 @@ static sage_err claim(sage_queue *q, size_t len, int timeout_ms, struct sq_rec *
             break;
     }
     TSAN_CLAIMED(q, sq_pos(T), total);
-    if (sage__sq_hook_after_claim)
-        sage__sq_hook_after_claim();
+    HOOK_AFTER_CLAIM();
     if (pad)
         atomic_store_explicit(&rec_at(q, sq_pos(T))->word, sq_word(SQ_TAG_PAD, (uint32_t)pad),
                               memory_order_release);

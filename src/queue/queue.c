@@ -58,6 +58,17 @@ sage_err sage_queue_check_name(const char *name)
     return SAGE_OK;
 }
 
+sage_err sage_queue_path(char *buf, size_t cap, const char *name)
+{
+    char seg[1 + sizeof SEG_PREFIX + SAGE_QUEUE_NAME_MAX];
+    sage_err r;
+
+    if ((r = sage_queue_check_name(name)) != SAGE_OK)
+        return r;
+    snprintf(seg, sizeof seg, "/" SEG_PREFIX "%s", name);
+    return sage__shm_fs_path(buf, cap, seg);
+}
+
 static uint64_t round_pow2(uint64_t v)
 {
     uint64_t p = SQ_MIN_CAPACITY;

@@ -144,8 +144,11 @@ sage_err sage__sq_open_mem(sage_queue **qp, void *mem, size_t size);
 
 /* produce.c */
 
-/* Test hook: when set, called by a producer between winning its claim and
+#ifdef SAGE_TEST_HOOKS
+/* Test hook, in test builds only (SAGE_TEST_HOOKS; never in the shipped
+ * libraries): when set, called by a producer between winning its claim and
  * marking the record in progress (the narrowest window a crash can hit). */
 extern void (*sage__sq_hook_after_claim)(void);
+#endif
 
 #endif

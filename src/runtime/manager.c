@@ -402,6 +402,9 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
     ns = opts->ns ? opts->ns : opts->env ? sage_env_ns(opts->env) : "default";
     if ((r = sage__check_name(ns, "namespace", 0)) != SAGE_OK)
         return r;
+    if (opts->cluster && sage__tp_for(SAGE_TRANSPORT_NATS) == NULL)
+        return SAGE_SETERR(SAGE_ENOTSUP, "sage_manager_new: cluster options, but cluster support "
+                                         "is not built in (SAGE_WITH_NATS=OFF)");
     /* aligned: the counters have cache lines of their own */
     m = aligned_alloc(64, (sizeof *m + 63) / 64 * 64);
     if (m == NULL)

@@ -1,5 +1,4 @@
 /* shm_list.c - reading the host registry: list services, read a status. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,59 +6,70 @@
 
 #include "base/err_internal.h"
 #include "platform/clock.h"
+#include "platform/shmlist.h"
 #include "transport/shm_reg.h"
 #include "transport/names.h"
 #include "sage/queue.h"
 
+struct host_list {
+    const char *ns;
+    bool clean;
+    sage_host_list_fn fn;
+    void *arg;
+    size_t plen; /* of the prefix "sage.r.UID." */
+};
+
+/* host_one reports registry entry seg ("sage.r.UID.<ns>.<name>"), one of
+ * this user's files (sage__shm_list checked it) */
+static int host_one(void *arg, const char *seg)
+{
+    struct host_list *l = arg;
+    char ens[SAGE_NAME_MAX + 1], ename[SAGE_NAME_MAX + 1], reason[128];
+    const char *rest = seg + l->plen, *dot;
+    struct sage__reg *reg = NULL;
+    sage_host_entry e;
+
+    if (strcmp(rest, "lock") == 0)
+        return 0;
+    dot = strchr(rest, '.'); /* rest: "<ns>.<name>" */
+    if (dot == NULL || (size_t)(dot - rest) > SAGE_NAME_MAX || strlen(dot + 1) > SAGE_NAME_MAX)
+        return 0;
+    snprintf(ens, sizeof ens, "%.*s", (int)(dot - rest), rest);
+    snprintf(ename, sizeof ename, "%s", dot + 1);
+    if (l->ns && strcmp(l->ns, ens) != 0)
+        return 0;
+    /* an entry another user planted under our name is refused by the
+     * owner checks and skipped: it is no service of ours */
+    if (sage__reg_open(&reg, ens, ename) != SAGE_OK)
+        return 0;
+    memset(&e, 0, sizeof e);
+    snprintf(e.name, sizeof e.name, "%s", ename);
+    snprintf(e.ns, sizeof e.ns, "%s", ens);
+    sage__req_queue_name(e.queue, sizeof e.queue, ens, ename);
+    e.pid = reg->fig.pid;
+    e.owner_alive = sage__fig_owner_alive(&reg->fig);
+    e.state = sage__fig_health(&reg->fig, sage__wall_ns(), reason, sizeof reason);
+    e.started_ns = reg->fig.started_ns;
+    e.heartbeat_ns = atomic_load_explicit(&reg->fig.heartbeat_ns, memory_order_relaxed);
+    sage__reg_close(reg);
+    l->fn(l->arg, &e);
+    if (l->clean && !e.owner_alive)
+        sage__reg_remove_stale(ens, ename); /* looks again, under the lock */
+    return 0;
+}
+
 sage_err sage_host_list(const char *ns, bool clean, sage_host_list_fn fn, void *arg)
 {
     char prefix[32];
-    size_t plen;
-    DIR *d;
-    struct dirent *de;
+    struct host_list l = {ns, clean, fn, arg, 0};
+    sage_err r;
 
     if (fn == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_host_list: fn is NULL");
     snprintf(prefix, sizeof prefix, "sage.r.%u.", (unsigned)geteuid());
-    plen = strlen(prefix);
-    d = opendir("/dev/shm");
-    if (d == NULL)
-        return SAGE_SETERR(SAGE_ESYS, "cannot read /dev/shm");
-    while ((de = readdir(d)) != NULL) {
-        char ens[SAGE_NAME_MAX + 1], ename[SAGE_NAME_MAX + 1], reason[128];
-        const char *rest, *dot;
-        struct sage__reg *reg = NULL;
-        sage_host_entry e;
-
-        if (strncmp(de->d_name, prefix, plen) != 0 || strcmp(de->d_name + plen, "lock") == 0)
-            continue;
-        rest = de->d_name + plen; /* "<ns>.<name>" */
-        dot = strchr(rest, '.');
-        if (dot == NULL || (size_t)(dot - rest) > SAGE_NAME_MAX || strlen(dot + 1) > SAGE_NAME_MAX)
-            continue;
-        snprintf(ens, sizeof ens, "%.*s", (int)(dot - rest), rest);
-        snprintf(ename, sizeof ename, "%s", dot + 1);
-        if (ns && strcmp(ns, ens) != 0)
-            continue;
-        /* an entry another user planted under our name is refused by the
-         * owner checks and skipped: it is no service of ours */
-        if (sage__reg_open(&reg, ens, ename) != SAGE_OK)
-            continue;
-        memset(&e, 0, sizeof e);
-        snprintf(e.name, sizeof e.name, "%s", ename);
-        snprintf(e.ns, sizeof e.ns, "%s", ens);
-        sage__req_queue_name(e.queue, sizeof e.queue, ens, ename);
-        e.pid = reg->fig.pid;
-        e.owner_alive = sage__fig_owner_alive(&reg->fig);
-        e.state = sage__fig_health(&reg->fig, sage__wall_ns(), reason, sizeof reason);
-        e.started_ns = reg->fig.started_ns;
-        e.heartbeat_ns = atomic_load_explicit(&reg->fig.heartbeat_ns, memory_order_relaxed);
-        sage__reg_close(reg);
-        fn(arg, &e);
-        if (clean && !e.owner_alive)
-            sage__reg_remove_stale(ens, ename); /* looks again, under the lock */
-    }
-    closedir(d);
+    l.plen = strlen(prefix);
+    if ((r = sage__shm_list(prefix, host_one, &l)) != SAGE_OK)
+        return SAGE_SETERR(r, "listing the host registry: %s", sage_errdetail());
     return SAGE_OK;
 }
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/err_internal.h"
+#include "sage/cluster.h"
 
 extern const struct sage__tp_ops sage__tp_local;
 extern const struct sage__tp_ops sage__tp_shm;
@@ -64,6 +65,12 @@ const struct sage__tp_ops *sage__tp_for(sage_transport kind)
 #endif
     }
     return NULL;
+}
+
+/* sage/cluster.h's: the cluster stands on the NATS transport */
+bool sage_cluster_supported(void)
+{
+    return sage__tp_for(SAGE_TRANSPORT_NATS) != NULL;
 }
 
 const struct sage__tp_ops *const *sage__tp_all(size_t *np)

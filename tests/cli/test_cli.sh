@@ -4,6 +4,9 @@
 #
 #   sh test_cli.sh PATH/TO/sagesvc PATH/TO/svc_host
 #
+# With SAGE_TEST_CLUSTER=0 in the environment (a build without the cluster,
+# SAGE_WITH_NATS=OFF) the cluster commands are left out.
+#
 # Every run uses its own namespaces; on exit, pass or fail, it stops the
 # hosts it started and removes every /dev/shm entry of those namespaces
 # (svc_host also stops when this script dies). A run that passes must have
@@ -284,7 +287,11 @@ expect 2 "call: a namespace of 300 characters is not cut to 64" call -n "$LONG" 
     has err "^sagesvc call: -n/--namespace: namespace '$(echo "$LONG" | cut -c1-20)\.\.\.' is 300 characters long, at most 64 allowed$" "LONG refused"
 expect 2 "bench: a namespace of 300 characters is not cut to 64" \
     bench -n "$LONG" kv size --calls 10 && has err "is 300 characters long" "bench LONG"
-for c in call bench ls status run deploy undeploy replica; do
+# (the cluster commands only with the cluster built in: SAGE_TEST_CLUSTER=0
+# says it is not, and test_nocluster.sh checks that they refuse then)
+CMDS="call bench ls status run"
+[ "${SAGE_TEST_CLUSTER:-1}" = 0 ] || CMDS="$CMDS deploy undeploy replica"
+for c in $CMDS; do
     case $c in
     call | bench) args="kv size" ;;
     undeploy) args=kv ;;

@@ -1,17 +1,20 @@
 /*
- * child.c - starting, signalling and reaping a replica process.
+ * spawn.c - starting, signalling and reaping a child process (the cluster's
+ * host runs its replicas with it).
  *
  * Design notes
- * - posix_spawn, not fork: the host has nats.c's threads running, and
- *   posix_spawn (vfork-like in glibc) runs no code of ours in the child and
- *   reports a failed exec as an error.
- * - The child must not inherit the host's descriptors (its NATS socket
- *   above all: a replica holding it would keep a dead host's connection
- *   open), so everything from fd 4 up is closed in it.
- * - Its exit is seen through a pidfd, polled by the host's loop with its
+ * - posix_spawn, not fork: the parent may have other threads running
+ *   (nats.c's, in a host), and posix_spawn (vfork-like in glibc) runs no
+ *   code of ours in the child and reports a failed exec as an error.
+ * - The child must not inherit the parent's descriptors (a host's NATS
+ *   socket above all: a replica holding it would keep a dead host's
+ *   connection open), so everything above the ready pipe is closed in it.
+ * - Its exit is seen through a pidfd, polled by the parent's loop with its
  *   other descriptors: no SIGCHLD handler, no sleeping waitpid. A pidfd of
  *   a process not yet reaped stays valid even if the process already died.
  */
+#include "platform/spawn.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -23,9 +26,8 @@
 
 #include "base/err_internal.h"
 #include "platform/pidfd.h"
-#include "cluster/host.h"
 
-#define READY_FD 3 /* --ready-fd 3 */
+#define READY_FD SAGE__CHILD_READY_FD
 
 /* high_fd moves fd above the range the child's dup2 writes to (0..3) */
 static int high_fd(int fd)
@@ -66,7 +68,7 @@ sage_err sage__child_spawn(struct sage__child *c, char *const *argv, char *const
     posix_spawn_file_actions_adddup2(&fa, p[1], READY_FD);
     posix_spawn_file_actions_addclosefrom_np(&fa, READY_FD + 1);
     posix_spawnattr_init(&attr);
-    /* the host blocks signals it takes with sigwait/signalfd: a replica
+    /* a host blocks the signals it takes with sigwait/signalfd: a child
      * must start with none blocked and every disposition at its default */
     posix_spawnattr_setsigmask(&attr, &none);
     posix_spawnattr_setsigdefault(&attr, &all);
