@@ -92,7 +92,8 @@ static void path(const struct conv *c, int n, char *buf, size_t cap)
 }
 
 /* fail sets exc with "PATH: message" at the current depth; returns -1 */
-static int fail(const struct conv *c, PyObject *exc, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static int fail(const struct conv *c, PyObject *exc,
+                                                     const char *fmt, ...)
 {
     char where[512], msg[512];
     va_list ap;
@@ -355,7 +356,9 @@ int pysage_kwargs_from_py(const sage_pair **pairsp, size_t *np, PyObject *dict, 
 
 static PyObject *to_py(struct conv *c, const sage_value *v, bool as_key);
 
-static PyObject *fail_null(const struct conv *c, PyObject *exc, const char *fmt, ...)
+__attribute__((format(printf, 3, 4))) static PyObject *fail_null(const struct conv *c,
+                                                                PyObject *exc, const char *fmt,
+                                                                ...)
 {
     char where[512], msg[512];
     va_list ap;

@@ -36,6 +36,7 @@
 #include "platform/proc.h"
 #include "platform/clock.h"
 #include "runtime/task_internal.h"
+#include "value/arena.h"
 #include "wire/salvage.h"
 
 #define INLINE_NS (20 * 1000)
@@ -114,7 +115,11 @@ static void request(struct sage_task *t, const struct sage__tp_req *r, enum serv
         answer_malformed(t, c, r, err);
         return;
     }
-    c->tp.bytes = NULL; /* borrowed only during the hand-in */
+    c->tp.bytes = NULL; /* borrowed only during the hand-in, like the reply address: */
+    c->tp.fallback_reply = NULL;
+    if (c->req.reply_to_len == 0 && r->fallback_reply && r->fallback_reply[0])
+        c->tp.fallback_reply = sage__arena_strndup(c->arena, r->fallback_reply,
+                                                   strlen(r->fallback_reply)); /* NULL: none */
     /* the decoder NUL-terminates every string it copies into the arena */
     c->service = (char *)c->req.service;
     c->method_name = (char *)c->req.method;

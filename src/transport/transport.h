@@ -132,7 +132,7 @@ struct sage__tp_req {
     size_t len;
     const sage__req *req;
     void *ticket;
-    const char *fallback_reply; /* nats: the message's reply subject, or NULL */
+    const char *fallback_reply; /* nats: the message's reply subject, or NULL (borrowed) */
     /* how far the sender's wall clock (sent_ns) may be off ours: 0 on this
      * machine; a request older than its timeout by more is expired */
     int64_t skew_ns;
