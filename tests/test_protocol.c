@@ -69,6 +69,7 @@ static sage_nats_conf nc;
 static sage_cluster_opts co;
 static sage_task *task;
 static struct sage__nio *conn;
+static struct sage__nio_sub *inbox_sub;
 static char subject[160];
 
 /* answers that arrive on our own inbox (envelope reply_to), one slot */
@@ -96,7 +97,6 @@ static void up(char *inbox, size_t cap)
 {
     sage_task_opts o;
     struct sage__nio_opts no = {0};
-    struct sage__nio_sub *sub;
     char pattern[200];
 
     natsfix_start(&nf, 1, NULL);
@@ -115,12 +115,13 @@ static void up(char *inbox, size_t cap)
     ASSERT_OK(sage__nio_connect(&conn, &no));
     ASSERT_OK(sage__nio_inbox(conn, inbox, cap));
     snprintf(pattern, sizeof pattern, "%s.>", inbox);
-    ASSERT_OK(sage__nio_subscribe(conn, pattern, NULL, on_inbox, NULL, &sub));
+    ASSERT_OK(sage__nio_subscribe(conn, pattern, NULL, on_inbox, NULL, &inbox_sub));
     ASSERT_OK(sage__nio_flush(conn, 2000));
 }
 
 static void down(void)
 {
+    sage__nio_unsubscribe(inbox_sub);
     sage__nio_close(conn);
     sage_task_free(task);
     natsfix_stop(&nf);
