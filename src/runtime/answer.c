@@ -50,6 +50,7 @@ bool sage__mgr_schedule_retry(struct sage_future *f, sage_err err)
 {
     sage_manager *m = f->m;
     int64_t now = sage__now_ns(), at;
+    uint32_t index, gen, attempt;
 
     if (!f->idempotent || f->retries_left == 0 || !retryable(err) || f->retry_req == NULL ||
         atomic_load_explicit(&m->closing, memory_order_acquire))
@@ -58,14 +59,18 @@ bool sage__mgr_schedule_retry(struct sage_future *f, sage_err err)
     if (f->deadline_ns >= 0 && at >= f->deadline_ns)
         return false; /* no time left for another attempt */
     f->retries_left--;
-    atomic_store_explicit(&f->attempt, atomic_load(&f->attempt) + 1, memory_order_relaxed);
+    attempt = atomic_load(&f->attempt) + 1;
+    atomic_store_explicit(&f->attempt, attempt, memory_order_relaxed);
     f->retry_wait = true;
     f->backoff_ns *= 2;
     atomic_fetch_add_explicit(&m->n_retries, 1, memory_order_relaxed);
-    sage__timers_add(m->timers, f->index, (uint32_t)(f->id >> 32), atomic_load(&f->attempt), at,
-                     -1);
-    sage__mgr_poke_if_later(m, at);
+    /* handed back before its timer exists: a timer that fired while the
+     * call was still ours would find it unclaimable and be lost */
+    index = f->index;
+    gen = (uint32_t)(f->id >> 32);
     back_to_pending(f);
+    sage__timers_add(m->timers, index, gen, attempt, at, -1);
+    sage__mgr_poke_if_later(m, at);
     return true;
 }
 
@@ -298,8 +303,14 @@ bool sage__mgr_timer_stale(void *arg, uint32_t index, uint32_t gen, uint32_t att
 {
     sage_manager *m = arg;
     struct sage_future *f = sage__fut_lookup(m, (uint64_t)gen << 32 | index);
+    uint32_t s;
 
     attempt &= ~SAGE__HEDGE_TIMER;
-    return f == NULL || atomic_load_explicit(&f->attempt, memory_order_relaxed) != attempt ||
-           (atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK) != FS_PENDING;
+    if (f == NULL || atomic_load_explicit(&f->attempt, memory_order_relaxed) != attempt)
+        return true;
+    /* COMPLETING is not over: a claimed call may go back to PENDING with
+     * this very timer (a retry scheduled, whose backoff timer is added
+     * before the call is handed back) */
+    s = atomic_load_explicit(&f->state, memory_order_acquire) & FS_MASK;
+    return s != FS_PENDING && s != FS_COMPLETING;
 }
