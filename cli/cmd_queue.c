@@ -148,25 +148,25 @@ struct listing {
     int nomem;
 };
 
-static int list_one(void *arg, const char *name)
+static bool list_one(void *arg, const char *name)
 {
     struct listing *l = arg;
 
     if (!matches(name, l->patterns, l->npatterns))
-        return 0;
+        return true;
     if (l->n == l->cap) {
         size_t ncap = l->cap ? l->cap * 2 : 32;
         struct qinfo *nv = realloc(l->v, ncap * sizeof *nv);
 
         if (nv == NULL) {
             l->nomem = 1;
-            return 1;
+            return false;
         }
         l->v = nv;
         l->cap = ncap;
     }
     read_queue(name, &l->v[l->n++]);
-    return 0;
+    return true;
 }
 
 /* Reads every queue of this user matching patterns into *out, sorted. */

@@ -1062,7 +1062,7 @@ struct listed {
     char names[16][256];
 };
 
-static int collect(void *arg, const char *name)
+static bool collect(void *arg, const char *name)
 {
     struct listed *l = arg;
 
@@ -1070,7 +1070,7 @@ static int collect(void *arg, const char *name)
         ASSERT_TRUE(l->n < 16);
         snprintf(l->names[l->n++], sizeof l->names[0], "%s", name);
     }
-    return l->stop_after && l->n >= l->stop_after;
+    return !(l->stop_after && l->n >= l->stop_after);
 }
 
 static bool listed_has(const struct listed *l, const char *name)

@@ -389,12 +389,12 @@ static void t_kill_under_load(void)
 
         while (th_now_ms() < until) {
             size_t n;
-            sage_err r = sage_queue_drain(&n, q, tally_cb, &t, 0, 100);
+            sage_err e = sage_queue_drain(&n, q, tally_cb, &t, 0, 100);
 
             /* nothing for 100 ms is possible: the steady producer may be
              * done and the victim not started yet on a loaded machine */
-            if (r != SAGE_OK && r != SAGE_ETIMEDOUT)
-                th_fail(__FILE__, __LINE__, "drain: %s (%s)", sage_errname(r), sage_errdetail());
+            if (e != SAGE_OK && e != SAGE_ETIMEDOUT)
+                th_fail(__FILE__, __LINE__, "drain: %s (%s)", sage_errname(e), sage_errdetail());
         }
         kill(victim, SIGKILL);
         th_wait_child(victim, 5000);

@@ -237,10 +237,10 @@ SAGE_API sage_err sage_queue_path(char *buf, size_t cap, const char *name);
 
 /*
  * sage_queue_list_fn receives one queue's name during sage_queue_list. name
- * is borrowed, valid during the call only. Return 0 to go on, non-zero to
+ * is borrowed, valid during the call only. Return true to go on, false to
  * end the listing.
  */
-typedef int (*sage_queue_list_fn)(void *arg, const char *name);
+typedef bool (*sage_queue_list_fn)(void *arg, const char *name);
 
 /*
  * sage_queue_list calls fn for each named queue of this user (a segment

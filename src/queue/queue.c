@@ -383,7 +383,7 @@ static int list_one(void *arg, const char *seg)
     for (size_t i = 0; i < n; i++)
         if (!name_char(name[i]))
             return 0;
-    return a->fn(a->arg, name);
+    return a->fn(a->arg, name) ? 0 : 1; /* the shm listing's rule: non-zero ends it */
 }
 
 sage_err sage_queue_list(const char *prefix, sage_queue_list_fn fn, void *arg)

@@ -86,7 +86,7 @@ struct sage__tp_server {
 
 /* stale_inbox removes name if it is an inbox ("UID.NS.reply.PID.NONCE")
  * whose process is gone */
-static int stale_inbox(void *arg, const char *name)
+static bool stale_inbox(void *arg, const char *name)
 {
     const char *r = strstr(name, ".reply.");
     int pid = r ? atoi(r + 7) : 0;
@@ -94,7 +94,7 @@ static int stale_inbox(void *arg, const char *name)
     (void)arg;
     if (pid > 0 && pid != sage__pid() && !sage__pid_alive(pid))
         sage_queue_unlink(name); /* only this user's own files, never another's */
-    return 0;
+    return true;
 }
 
 /* clean_stale_inboxes removes the inboxes this user's dead processes left
