@@ -3,8 +3,11 @@
  * thread ("sage-complete"), whatever completed the future - an answer (in
  * process, direct, over shm, over NATS), a timeout, a cancel, a service
  * that died, a lost connection, the manager closing, or a callback added
- * after the end - never on the thread that called, cancelled or added it.
+ * after the end - never on the thread that called, cancelled or added it;
+ * or, inside sage_manager_poll, on the polling thread, one at a time with
+ * the completion thread's.
  */
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -372,6 +375,150 @@ static void t_nats_answer_and_lost(void)
     natsfix_stop(&nf);
 }
 
+/* ------------------------------------------------------------ polling */
+
+/* a callback that checks no other callback of its manager runs meanwhile */
+struct alone {
+    _Atomic int inside, ran, overlaps;
+    _Atomic pid_t last_tid;
+};
+
+static void alone_cb(void *arg, sage_future *f)
+{
+    struct alone *a = arg;
+
+    (void)f;
+    if (atomic_fetch_add(&a->inside, 1) != 0)
+        atomic_fetch_add(&a->overlaps, 1);
+    usleep(50);
+    atomic_store(&a->last_tid, tid());
+    atomic_fetch_sub(&a->inside, 1);
+    atomic_fetch_add(&a->ran, 1);
+}
+
+/* a poller takes the answer itself: its callback has run, on the polling
+ * thread, when the poll that took it returns */
+static void t_poll_runs_callbacks_here(void)
+{
+    static struct seen s;
+    struct cb_arg a = {&s, 0};
+    int host = shm_host();
+    sage_manager *m = shm_manager();
+    sage_value ms[1] = {sage_int(50)};
+    double end = th_now_ms() + 10000;
+    sage_future *f;
+    size_t n = 0;
+
+    /* the completion thread steps aside once a poll has taken the inbox */
+    f = call(m, "sleep", ms, 1, 0);
+    ASSERT_OK(sage_future_on_done(f, record, &a));
+    while (atomic_load(&s.n) == 0 && th_now_ms() < end) {
+        ASSERT_OK(sage_manager_poll(&n, m, 100));
+        if (n > 0 && sage_future_done(f))
+            ASSERT_EQ(atomic_load(&s.n), 1); /* before the poll returned */
+    }
+    ASSERT_EQ(atomic_load(&s.n), 1);
+    ASSERT_EQ((long)s.tid[0], (long)tid());
+    ASSERT_EQ(s.err[0], SAGE_OK);
+    sage_future_free(f);
+    sage_manager_free(m);
+    kill(host, SIGKILL);
+    th_wait_child(host, 5000);
+}
+
+/* a poll finds nothing: it returns at once, or after its timeout (sooner
+ * while the completion thread still has the inbox: it steps aside) */
+static void t_poll_nothing(void)
+{
+    sage_manager *m = shm_manager();
+    size_t n = 99;
+    double t0 = th_now_ms(), took = 0;
+
+    /* (a poll that finds the completion thread draining pokes it with an
+     * empty record, which the next poll may take: n counts it) */
+    ASSERT_OK(sage_manager_poll(&n, m, 0));
+    ASSERT_TRUE(n <= 1);
+    ASSERT_TRUE(th_now_ms() - t0 < 1000);
+    for (int i = 0; i < 50 && (took < 25 || n != 0); i++) {
+        t0 = th_now_ms();
+        ASSERT_OK(sage_manager_poll(&n, m, 30));
+        took = th_now_ms() - t0;
+        ASSERT_TRUE(n <= 1);
+        ASSERT_TRUE(took < 1000);
+    }
+    ASSERT_TRUE(took >= 25);
+    ASSERT_EQ((long)n, 0L);
+    ASSERT_OK(sage_manager_poll(NULL, m, 0));
+    ASSERT_EQ(sage_manager_poll(&n, NULL, 0), SAGE_EINVAL);
+    sage_manager_free(m);
+}
+
+struct poller {
+    sage_manager *m;
+    _Atomic int stop;
+};
+
+static void *poll_loop(void *arg)
+{
+    struct poller *p = arg;
+
+    while (!atomic_load(&p->stop))
+        sage_manager_poll(NULL, p->m, 1);
+    return NULL;
+}
+
+/* threads polling, a thread calling sync, answers, timeouts (the completion
+ * thread's) and cancels at once: every callback runs once, never two at a
+ * time, and every call completes */
+static void t_poll_with_others(void)
+{
+    static struct alone al;
+    enum { N = 400 };
+    int host = shm_host();
+    sage_manager *m = shm_manager();
+    struct poller p = {m, 0};
+    pthread_t th[2];
+    sage_future *f[N];
+    sage_value two[2] = {sage_int(1), sage_int(2)}, ms[1] = {sage_int(200)};
+    double end;
+
+    for (int i = 0; i < 2; i++)
+        ASSERT_EQ(pthread_create(&th[i], NULL, poll_loop, &p), 0);
+    for (int i = 0; i < N; i++) {
+        if (i % 50 == 0)
+            f[i] = call(m, "sleep", ms, 1, 20); /* times out */
+        else
+            f[i] = call(m, "add", two, 2, 0);
+        ASSERT_OK(sage_future_on_done(f[i], alone_cb, &al));
+        if (i % 40 == 1)
+            sage_future_cancel(f[i]);
+        if (i % 10 == 0) {
+            sage_value res;
+
+            ASSERT_OK(sage_manager_call_sync(&res, m,
+                                             &(sage_request){.service = "testsvc",
+                                                             .method = "add", .args = two,
+                                                             .nargs = 2},
+                                             NULL));
+        }
+    }
+    end = th_now_ms() + 10000;
+    while (atomic_load(&al.ran) < N && th_now_ms() < end)
+        usleep(1000);
+    atomic_store(&p.stop, 1);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    ASSERT_EQ(atomic_load(&al.ran), N);
+    ASSERT_EQ(atomic_load(&al.overlaps), 0);
+    for (int i = 0; i < N; i++) {
+        ASSERT_TRUE(sage_future_done(f[i]));
+        sage_future_free(f[i]);
+    }
+    sage_manager_free(m);
+    kill(host, SIGKILL);
+    th_wait_child(host, 5000);
+}
+
 static const struct th_case cases[] = {
     {"answer_local", t_answer_local, 30},
     {"answer_shm", t_answer_shm, 30},
@@ -381,6 +528,9 @@ static const struct th_case cases[] = {
     {"manager_close", t_manager_close, 30},
     {"late_and_several", t_late_and_several, 30},
     {"nats_answer_and_lost", t_nats_answer_and_lost, 60},
+    {"poll_runs_callbacks_here", t_poll_runs_callbacks_here, 30},
+    {"poll_nothing", t_poll_nothing, 10},
+    {"poll_with_others", t_poll_with_others, 60},
     {NULL, NULL, 0},
 };
 

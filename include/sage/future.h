@@ -7,13 +7,14 @@
  *
  * Callback rules: a future takes any number of callbacks; each runs exactly
  * once, in the order they were added, on the manager's completion thread
- * (one thread per manager), with no library lock held - never on the
- * thread that made the call, cancelled it or added the callback, never on
- * a transport's thread. A callback may call sage_future_result and
- * sage_future_free on its future (the future stays valid until every
- * callback has run), and may make new calls; it must not block for long,
- * nor wait for a future of the same manager (its completion thread is the
- * one running the callback).
+ * (one thread per manager) or inside sage_manager_poll on the polling
+ * thread, one callback of a manager at a time, with no library lock held -
+ * never inside the call that made the call, cancelled it or added the
+ * callback, never on a transport's thread. A callback may call
+ * sage_future_result and sage_future_free on its future (the future stays
+ * valid until every callback has run), and may make new calls; it must not
+ * block for long, nor wait for a future of the same manager (its
+ * completion thread is the one running the callback).
  */
 #ifndef SAGE_FUTURE_H
 #define SAGE_FUTURE_H

@@ -125,6 +125,25 @@ SAGE_API sage_err sage_manager_call_sync(sage_value *result, sage_manager *m,
                                          const sage_request *req, sage_arena *arena);
 
 /*
+ * sage_manager_poll does on the calling thread what the completion thread
+ * does with answers: it takes those waiting in m's inbox (answers from
+ * other processes and over NATS, and the news of calls completed in this
+ * process), completes their calls, and runs the callbacks that are due
+ * before it returns. If none is waiting it waits up to timeout_ms for some
+ * (0: not at all; negative: no limit); it may return sooner, with none,
+ * when another thread was taking them meanwhile (the caller's among them,
+ * perhaps). *countp (may be NULL) gets the number of records taken (the
+ * empty one a thread leaves to wake the completion thread counts). A
+ * thread that keeps calling and polls takes its answers without a wake-up
+ * of the completion thread, which steps aside from the inbox while threads
+ * poll (as it does for sync callers). The callbacks of a manager still run
+ * one at a time; inside this call they may run on the calling thread, so
+ * call it holding no lock a callback takes. SAGE_OK, or SAGE_EINVAL for a
+ * NULL m. Thread-safe; blocks up to timeout_ms.
+ */
+SAGE_API sage_err sage_manager_poll(size_t *countp, sage_manager *m, int timeout_ms);
+
+/*
  * sage_manager_callf is call_sync with the arguments built from a sage_pack
  * format that must describe an array, and default call options:
  *   sage_manager_callf(&res, m, arena, "kv", "put", "[si]", "k", 1);

@@ -14,7 +14,6 @@ docs/PYTHON.md describes the whole API, threads and the GIL, errors,
 hosting (python3 -m sagesvc run FILE) and speed.
 """
 import atexit as _atexit
-import concurrent.futures as _cf
 
 from . import _core
 from ._context import RuntimeContext, load_config
@@ -44,7 +43,6 @@ _core._register({
     "ServiceResponse": ServiceResponse,
     "CallFuture": CallFuture,
     "log_hook": _log_exception,
-    "InvalidStateError": _cf.InvalidStateError,
     "errors": dict(_errors.BY_CODE),
 })
 

@@ -15,37 +15,15 @@ _managers = weakref.WeakSet()
 _lock = threading.Lock()
 
 
-class CallFuture(concurrent.futures.Future):
+class CallFuture(_core.FutureCore, concurrent.futures.Future):
     """The future of an asynchronous call: a concurrent.futures.Future
-    (result(timeout), done(), cancel(), any number of add_done_callback),
-    also awaitable from asyncio code. cancel() cancels the call itself: its
-    answer, if it comes, is dropped. Done-callbacks run on the manager's
-    completion thread (or on the thread that cancels)."""
-
-    _call = None
-
-    def cancel(self):
-        if not super().cancel():
-            return False
-        call = self._call
-        if call is not None:
-            call.cancel()
-        return True
-
-    def _wait(self, timeout):
-        # resolve completions on this thread while waiting: one wake-up,
-        # no hand-off of the GIL to the resolver thread
-        call = self._call
-        if call is not None and not self.done():
-            call.wait(timeout)
-            return 0 if timeout is not None else None
-        return timeout
-
-    def result(self, timeout=None):
-        return super().result(self._wait(timeout))
-
-    def exception(self, timeout=None):
-        return super().exception(self._wait(timeout))
+    (result(timeout), done(), cancel(), any number of add_done_callback;
+    concurrent.futures.wait and as_completed work), also awaitable from
+    asyncio code. cancel() cancels the call itself: its answer, if it
+    comes, is dropped. Its methods are implemented in C (sagesvc._core):
+    done-callbacks run on the thread that resolves the future (one that
+    calls or waits, else the manager's resolver thread) or on the thread
+    that cancels it."""
 
     def __await__(self):
         return asyncio.wrap_future(self).__await__()

@@ -26,12 +26,23 @@ static pthread_key_t adopted_key;
 static void adopted_end(void *p)
 {
     PyThreadState *ts = p;
+    PyGILState_STATE g;
 
     if (ts == NULL || !pysage_alive())
         return;
-    PyEval_RestoreThread(ts);
+    /* Thread keys end in any order: the interpreter's own may be gone
+     * already, and with it what says ts is this thread's (a debug
+     * interpreter then refuses to free its objects). Ensure finds ts, or
+     * makes a thread state for the moment that holds the GIL while ts is
+     * cleared. */
+    g = PyGILState_Ensure();
     PyThreadState_Clear(ts);
-    PyThreadState_DeleteCurrent();
+    if (PyThreadState_Get() == ts) {
+        PyThreadState_DeleteCurrent(); /* and the GIL goes */
+    } else {
+        PyThreadState_Delete(ts);
+        PyGILState_Release(g);
+    }
 }
 
 int pysage_gil_init(void)

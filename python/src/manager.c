@@ -1,35 +1,24 @@
 /*
- * manager.c - sagesvc._core.Manager: calls, sync and async, and the
- * completion of Python futures.
+ * manager.c - sagesvc._core.Manager: calls, sync and async.
  *
  * Design notes
  * - A sync call converts its arguments into an arena of its thread,
  *   releases the GIL for sage_manager_call_sync, takes it back and
  *   converts the result. A Python service in this process may run on this
  *   very thread meanwhile (a direct call): it takes the GIL itself.
- * - An async call makes a concurrent.futures.Future (sagesvc.CallFuture)
- *   and a Call, sends with the GIL released, and adds a C callback to the
- *   sage_future. That callback runs on the manager's completion thread
- *   without the GIL: it copies the outcome into the batch arena of a
- *   completion queue, frees the sage_future, and appends the Call to the
- *   queue. A resolver thread of ours takes the queue whole, takes the GIL
- *   once for the batch, and sets the Python futures (their done-callbacks
- *   run there). One GIL acquisition per batch, not per call: under load a
- *   batch is everything that completed while the previous one ran.
- * - Because the callback frees the sage_future, nothing of the library
- *   outlives sage_manager_free but our own copies, so a manager can be
- *   closed with futures still unresolved on the Python side. Call.cancel
- *   and the callback serialise on the queue's lock: cancel reaches the
- *   sage_future only while it exists.
- * - The queue is shared by the manager and its resolver thread and counted:
- *   a manager freed on the resolver thread itself (its last reference held
- *   by a done-callback) detaches the thread instead of joining it, and the
- *   thread frees the queue when it leaves.
+ * - An async call makes a future (future.c: one allocation, no Python
+ *   code), releases the GIL to take the answers that have come (every
+ *   POLL_EVERY calls: sage_manager_poll, caller-runs) and send, binds the
+ *   future to the library's sage_future (its outcome reaches the future
+ *   through the manager's completion queue, complete.c), and then resolves
+ *   what has completed: a thread that keeps calling takes and resolves its
+ *   answers itself, without a wake-up or a GIL hand-off.
+ * - The completion queue lives as long as the manager object (and its
+ *   futures): close() stops it, so its pointer is read without a lock.
  * - close() waits for calls in flight on other threads (they hold the
  *   manager), with the GIL released; then frees the manager (pending
- *   futures complete with ECLOSED), then stops the resolver after it has
- *   resolved everything.
- * Lock order: the queue's lock, then the library's own (cancel).
+ *   futures complete with ECLOSED), then stops the queue's resolver after
+ *   it has resolved everything.
  */
 #include "pysage.h"
 
@@ -37,36 +26,12 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
-struct PySage_Call;
-
-/* the completion queue */
-struct dq {
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    struct PySage_Call *head, *tail;
-    sage_arena *fill;  /* outcomes of the batch being filled */
-    sage_arena *spare; /* an emptied arena back from the resolver */
-    bool sleeping, stop;
-    int waiters;          /* threads in Call.wait, which drain themselves */
-    uint64_t resolved;    /* batches resolved: wakes waiters whose call went */
-    atomic_bool nonempty; /* a hint for lock-free peeks: head != NULL */
-    atomic_int refs;
-    pthread_t thread;
-    bool started;
-};
-
-typedef struct PySage_Call {
-    PyObject_HEAD
-    struct dq *q;          /* while the call is pending */
-    sage_future *f;        /* until its callback ran (under q->lock) */
-    PyObject *future;      /* the Python future, until resolved */
-    sage_err code;         /* the outcome, set by the callback */
-    sage_value result;     /* in the batch arena */
-    const char *detail;    /* in the batch arena */
-    struct PySage_Call *next;
-} PySage_Call;
+/* A thread that keeps calling asynchronously takes the answers that have
+ * come every POLL_EVERY calls: in batches, so a poll's fixed cost (and the
+ * chance of finding an answer half written, which costs a look at its
+ * writer) is shared. Waits and watched futures poll for themselves. */
+#define POLL_EVERY 8
 
 typedef struct {
     PyObject_HEAD
@@ -78,376 +43,10 @@ typedef struct {
     pthread_cond_t idle;
     long active; /* calls inside the library now */
     bool closed;
-    struct dq *q;
+    pysage_dq *q;   /* from init to dealloc */
+    unsigned calls; /* async calls made (GIL), for POLL_EVERY */
     PyObject *weakreflist;
 } PySage_Manager;
-
-/* ------------------------------------------------------------ the queue */
-
-static void dq_unref(struct dq *q)
-{
-    if (q && atomic_fetch_sub(&q->refs, 1) == 1) {
-        pthread_mutex_destroy(&q->lock);
-        pthread_cond_destroy(&q->cond);
-        sage_arena_free(q->fill);
-        sage_arena_free(q->spare);
-        free(q);
-    }
-}
-
-/* on_done: the completion thread, no GIL */
-static void on_done(void *arg, sage_future *f)
-{
-    PySage_Call *c = arg;
-    struct dq *q = c->q;
-    const sage_value *v = NULL;
-    sage_err r;
-
-    pthread_mutex_lock(&q->lock);
-    if (q->fill == NULL) {
-        q->fill = q->spare;
-        q->spare = NULL;
-        if (q->fill == NULL && sage_arena_new(&q->fill, 16384) != SAGE_OK)
-            q->fill = NULL;
-    }
-    r = sage_future_result(&v, f);
-    c->result = sage_nil();
-    c->detail = NULL;
-    if (q->fill == NULL) {
-        r = SAGE_ENOMEM;
-    } else if (r == SAGE_OK) {
-        if (sage_value_copy(&c->result, q->fill, v) != SAGE_OK)
-            r = SAGE_ENOMEM;
-    } else {
-        const char *d = sage_errdetail();
-        size_t n = strlen(d);
-        char *copy = sage_arena_alloc(q->fill, n + 1);
-
-        if (copy) {
-            memcpy(copy, d, n + 1);
-            c->detail = copy;
-        }
-    }
-    c->code = r;
-    c->f = NULL;
-    sage_future_free(f);
-    c->next = NULL;
-    if (q->tail)
-        q->tail->next = c;
-    else
-        q->head = c;
-    q->tail = c;
-    atomic_store_explicit(&q->nonempty, true, memory_order_relaxed);
-    if (q->sleeping || q->waiters)
-        pthread_cond_broadcast(&q->cond);
-    pthread_mutex_unlock(&q->lock);
-}
-
-static PyObject *str_set_result, *str_set_exception, *str_call;
-
-/* resolve sets c's Python future from its outcome; GIL held */
-static void resolve(PySage_Call *c)
-{
-    PyObject *fut = c->future, *val, *r;
-    PyObject *method = str_set_result;
-
-    c->future = NULL;
-    c->q = NULL;
-    if (fut == NULL)
-        return;
-    if (c->code == SAGE_OK) {
-        val = pysage_to_py(&c->result, "result");
-        if (val == NULL) {
-            PyObject *type, *tb;
-
-            PyErr_Fetch(&type, &val, &tb);
-            PyErr_NormalizeException(&type, &val, &tb);
-            if (tb)
-                PyException_SetTraceback(val, tb);
-            Py_XDECREF(type);
-            Py_XDECREF(tb);
-            method = str_set_exception;
-        }
-    } else if (c->code == SAGE_ECANCELED) {
-        /* cancelled through the Python future, which is cancelled already */
-        Py_DECREF(fut);
-        return;
-    } else {
-        val = pysage_exc_instance(c->code, c->detail);
-        method = str_set_exception;
-    }
-    if (val == NULL) {
-        PyErr_WriteUnraisable(fut);
-        Py_DECREF(fut);
-        return;
-    }
-    r = PyObject_CallMethodOneArg(fut, method, val);
-    if (r == NULL) {
-        /* cancelled meanwhile: InvalidStateError; anything else is ours */
-        if (pysage_reg.invalid_state && PyErr_ExceptionMatches(pysage_reg.invalid_state))
-            PyErr_Clear();
-        else
-            PyErr_WriteUnraisable(fut);
-    }
-    Py_XDECREF(r);
-    Py_DECREF(val);
-    Py_DECREF(fut);
-}
-
-/* dq_take takes the queue's calls and their arena whole; GIL held, so
- * batches are resolved in the order they were taken */
-static PySage_Call *dq_take(struct dq *q, sage_arena **arenap)
-{
-    PySage_Call *batch;
-
-    pthread_mutex_lock(&q->lock);
-    batch = q->head;
-    *arenap = q->fill;
-    q->head = q->tail = NULL;
-    q->fill = NULL;
-    atomic_store_explicit(&q->nonempty, false, memory_order_relaxed);
-    pthread_mutex_unlock(&q->lock);
-    return batch;
-}
-
-/* dq_resolve resolves a batch and recycles its arena; GIL held */
-static void dq_resolve(struct dq *q, PySage_Call *batch, sage_arena *arena)
-{
-    while (batch) {
-        PySage_Call *next = batch->next;
-
-        batch->next = NULL;
-        resolve(batch);
-        Py_DECREF(batch); /* the reference the callback was given */
-        batch = next;
-    }
-    pthread_mutex_lock(&q->lock);
-    q->resolved++;
-    if (q->waiters)
-        pthread_cond_broadcast(&q->cond);
-    pthread_mutex_unlock(&q->lock);
-    if (arena == NULL)
-        return;
-    sage_arena_reset(arena);
-    pthread_mutex_lock(&q->lock);
-    if (q->spare == NULL) {
-        q->spare = arena;
-        arena = NULL;
-    }
-    pthread_mutex_unlock(&q->lock);
-    sage_arena_free(arena);
-}
-
-/* GRACE_NS: how long the resolver leaves completions to the threads that
- * keep calling (they resolve them inline, without a GIL hand-off) before it
- * takes the GIL itself: a delay that only done-callbacks of a thread that
- * neither calls nor waits can see. */
-#define GRACE_NS (200 * 1000)
-
-static void *resolver_main(void *arg)
-{
-    struct dq *q = arg;
-    struct timespec grace = {0, GRACE_NS};
-
-    for (;;) {
-        PySage_Call *batch;
-        sage_arena *arena;
-        PyGILState_STATE g;
-        bool stop;
-
-        pthread_mutex_lock(&q->lock);
-        while ((q->head == NULL || q->waiters > 0) && !q->stop) {
-            q->sleeping = true;
-            pthread_cond_wait(&q->cond, &q->lock);
-            q->sleeping = false;
-        }
-        stop = q->stop;
-        pthread_mutex_unlock(&q->lock);
-        if (!stop) {
-            nanosleep(&grace, NULL);
-            if (!atomic_load_explicit(&q->nonempty, memory_order_relaxed))
-                continue; /* a caller resolved them */
-        }
-        pthread_mutex_lock(&q->lock);
-        stop = q->head == NULL && q->stop;
-        pthread_mutex_unlock(&q->lock);
-        if (stop || !pysage_alive())
-            break;
-        /* the GIL first, then the batch: a caller may have resolved it meanwhile */
-        g = pysage_gil_take();
-        batch = dq_take(q, &arena);
-        dq_resolve(q, batch, arena);
-        pysage_gil_give(g);
-    }
-    dq_unref(q);
-    return NULL;
-}
-
-/* dq_drain resolves what completed, on the calling Python thread: a thread
- * that keeps calling never has to hand the GIL to the resolver. */
-static void dq_drain(struct dq *q)
-{
-    PySage_Call *batch;
-    sage_arena *arena;
-
-    if (q == NULL || !atomic_load_explicit(&q->nonempty, memory_order_relaxed))
-        return;
-    batch = dq_take(q, &arena);
-    dq_resolve(q, batch, arena);
-}
-
-static struct dq *dq_new(void)
-{
-    struct dq *q = calloc(1, sizeof *q);
-    pthread_attr_t attr;
-
-    if (q == NULL)
-        return NULL;
-    pthread_condattr_t ca;
-
-    pthread_mutex_init(&q->lock, NULL);
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* Call.wait's deadlines */
-    pthread_cond_init(&q->cond, &ca);
-    pthread_condattr_destroy(&ca);
-    atomic_init(&q->refs, 2); /* the manager's and the thread's */
-    pthread_attr_init(&attr);
-    pthread_attr_setstacksize(&attr, 1 << 20);
-    if (pthread_create(&q->thread, &attr, resolver_main, q) != 0) {
-        pthread_attr_destroy(&attr);
-        pthread_mutex_destroy(&q->lock);
-        pthread_cond_destroy(&q->cond);
-        free(q);
-        return NULL;
-    }
-    pthread_attr_destroy(&attr);
-    pthread_setname_np(q->thread, "sage-py-done");
-    q->started = true;
-    return q;
-}
-
-/* dq_stop stops the resolver once it has resolved everything; GIL released */
-static void dq_stop(struct dq *q)
-{
-    bool self;
-
-    pthread_mutex_lock(&q->lock);
-    q->stop = true;
-    pthread_cond_signal(&q->cond);
-    pthread_mutex_unlock(&q->lock);
-    self = pthread_equal(pthread_self(), q->thread);
-    if (self)
-        pthread_detach(q->thread); /* it leaves after this batch */
-    else
-        pthread_join(q->thread, NULL);
-    dq_unref(q);
-}
-
-/* ------------------------------------------------------------------ Call */
-
-static PyObject *call_cancel(PySage_Call *self, PyObject *unused)
-{
-    struct dq *q = self->q;
-    bool done = true;
-
-    if (q == NULL)
-        Py_RETURN_FALSE;
-    pthread_mutex_lock(&q->lock);
-    if (self->f != NULL)
-        done = sage_future_cancel(self->f) != SAGE_OK;
-    pthread_mutex_unlock(&q->lock);
-    return PyBool_FromLong(!done);
-}
-
-/* Call.wait(timeout=None) -> bool: wait until the call's future is
- * resolved, resolving completions on this thread (no hand-off to the
- * resolver). False if timeout seconds passed first. */
-static PyObject *call_wait(PySage_Call *self, PyObject *const *argv, Py_ssize_t nargs)
-{
-    struct timespec end;
-    bool timed = false, expired = false;
-    uint64_t gen;
-    struct dq *q;
-
-    if (nargs > 0 && argv[0] != Py_None) {
-        double t = PyFloat_AsDouble(argv[0]);
-
-        if (t == -1.0 && PyErr_Occurred())
-            return NULL;
-        if (t < 0)
-            t = 0;
-        clock_gettime(CLOCK_MONOTONIC, &end);
-        end.tv_sec += (time_t)t;
-        end.tv_nsec += (long)((t - (double)(time_t)t) * 1e9);
-        if (end.tv_nsec >= 1000000000) {
-            end.tv_sec++;
-            end.tv_nsec -= 1000000000;
-        }
-        timed = true;
-    }
-    q = self->q;
-    if (q == NULL)
-        Py_RETURN_TRUE;
-    atomic_fetch_add(&q->refs, 1);
-    Py_INCREF(self);
-    while (self->future != NULL && !expired) {
-        if (atomic_load_explicit(&q->nonempty, memory_order_relaxed)) {
-            dq_drain(q);
-            continue;
-        }
-        /* the count of resolved batches, read with the GIL held: a batch
-         * resolved after this (which needs the GIL) changes it */
-        pthread_mutex_lock(&q->lock);
-        gen = q->resolved;
-        pthread_mutex_unlock(&q->lock);
-        Py_BEGIN_ALLOW_THREADS
-        pthread_mutex_lock(&q->lock);
-        q->waiters++;
-        while (q->head == NULL && q->resolved == gen && !q->stop && !expired) {
-            if (!timed)
-                pthread_cond_wait(&q->cond, &q->lock);
-            else if (pthread_cond_timedwait(&q->cond, &q->lock, &end) != 0)
-                expired = q->head == NULL;
-        }
-        if (q->stop && q->head == NULL)
-            expired = true; /* closed, nothing left for us: the resolver finishes */
-        q->waiters--;
-        pthread_cond_broadcast(&q->cond); /* the resolver re-evaluates */
-        pthread_mutex_unlock(&q->lock);
-        Py_END_ALLOW_THREADS
-    }
-    {
-        bool done = self->future == NULL;
-
-        Py_DECREF(self);
-        dq_unref(q);
-        return PyBool_FromLong(done);
-    }
-}
-
-static void call_dealloc(PySage_Call *self)
-{
-    Py_XDECREF(self->future);
-    Py_TYPE(self)->tp_free((PyObject *)self);
-}
-
-static PyMethodDef call_methods[] = {
-    {"wait", (PyCFunction)(void (*)(void))call_wait, METH_FASTCALL,
-     "wait(timeout=None) -> bool: wait for the call's future, resolving completions on this "
-     "thread."},
-    {"cancel", (PyCFunction)call_cancel, METH_NOARGS,
-     "cancel() -> bool: cancel the call if it is still pending (its answer is dropped)."},
-    {NULL},
-};
-
-PyTypeObject PySage_CallType = {
-    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "sagesvc._core.Call",
-    .tp_basicsize = sizeof(PySage_Call),
-    .tp_dealloc = (destructor)call_dealloc,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "One pending asynchronous call (the handle behind a CallFuture).",
-    .tp_methods = call_methods,
-};
 
 /* --------------------------------------------------------------- Manager */
 
@@ -538,7 +137,7 @@ static int manager_init(PySage_Manager *self, PyObject *args, PyObject *kw)
         pysage_raise_last(r);
         return -1;
     }
-    if ((self->q = dq_new()) == NULL) {
+    if ((self->q = pysage_dq_new()) == NULL) {
         Py_BEGIN_ALLOW_THREADS
         sage_manager_free(m);
         Py_END_ALLOW_THREADS
@@ -546,6 +145,7 @@ static int manager_init(PySage_Manager *self, PyObject *args, PyObject *kw)
         return -1;
     }
     self->m = m;
+    pysage_dq_attach(self->q, m);
     self->timeout_ms = o.timeout_ms;
     if (env != Py_None) {
         Py_INCREF(env);
@@ -560,11 +160,6 @@ static int manager_init(PySage_Manager *self, PyObject *args, PyObject *kw)
 
 static PyObject *manager_new(PyTypeObject *type, PyObject *args, PyObject *kw)
 {
-    if (str_set_result == NULL &&
-        ((str_set_result = PyUnicode_InternFromString("set_result")) == NULL ||
-         (str_set_exception = PyUnicode_InternFromString("set_exception")) == NULL ||
-         (str_call = PyUnicode_InternFromString("_call")) == NULL))
-        return NULL;
     PySage_Manager *self = (PySage_Manager *)type->tp_alloc(type, 0);
 
     if (self == NULL)
@@ -590,19 +185,6 @@ static sage_manager *enter(PySage_Manager *self)
     return m;
 }
 
-/* q_ref returns the completion queue with a reference, or NULL if closed */
-static struct dq *q_ref(PySage_Manager *self)
-{
-    struct dq *q;
-
-    pthread_mutex_lock(&self->lock);
-    q = self->q;
-    if (q)
-        atomic_fetch_add(&q->refs, 1);
-    pthread_mutex_unlock(&self->lock);
-    return q;
-}
-
 static void leave(PySage_Manager *self)
 {
     pthread_mutex_lock(&self->lock);
@@ -614,7 +196,7 @@ static void leave(PySage_Manager *self)
 static void manager_close_now(PySage_Manager *self)
 {
     sage_manager *m;
-    struct dq *q;
+    pysage_dq *q = self->q;
 
     /* the GIL first: a thread leaving a call holds it while it takes lock */
     Py_BEGIN_ALLOW_THREADS
@@ -623,13 +205,13 @@ static void manager_close_now(PySage_Manager *self)
     while (self->active > 0)
         pthread_cond_wait(&self->idle, &self->lock);
     m = self->m;
-    q = self->q;
     self->m = NULL;
-    self->q = NULL;
     pthread_mutex_unlock(&self->lock);
+    if (q)
+        pysage_dq_detach(q); /* no thread of ours polls m any more */
     sage_manager_free(m); /* pending futures: ECLOSED, queued for the resolver */
     if (q)
-        dq_stop(q);
+        pysage_dq_stop(q);
     Py_END_ALLOW_THREADS
 }
 
@@ -645,6 +227,8 @@ static void manager_dealloc(PySage_Manager *self)
     if (self->weakreflist)
         PyObject_ClearWeakRefs((PyObject *)self);
     manager_close_now(self);
+    pysage_dq_unref(self->q);
+    self->q = NULL;
     Py_CLEAR(self->env);
     Py_CLEAR(self->nats);
     pthread_mutex_destroy(&self->lock);
@@ -816,10 +400,9 @@ static PyObject *manager_call_async(PySage_Manager *self, PyObject *const *argv,
     sage_arena *a;
     sage_manager *m;
     sage_future *f = NULL;
-    PySage_Call *call;
-    PyObject *fut;
-    struct dq *q;
+    PySage_Future *fut;
     sage_err r;
+    bool poll;
 
     if (parse_call(&ca, argv, nargs, kwnames, "call_service_async") < 0)
         return NULL;
@@ -829,77 +412,47 @@ static PyObject *manager_call_async(PySage_Manager *self, PyObject *const *argv,
     }
     if ((a = pysage_arena_take()) == NULL)
         return NULL;
-    if (build_request(self, &ca, &rq, a) < 0) {
+    /* everything that may run Python code (a collection) before enter: a
+     * close() there would wait for us */
+    if (build_request(self, &ca, &rq, a) < 0 ||
+        (fut = pysage_future_new(pysage_reg.future_cls)) == NULL) {
         pysage_arena_give(a);
         return NULL;
-    }
-    /* what completed first (done-callbacks may run here, and may even
-     * close this manager: the queue is held by a reference, not by enter) */
-    if ((q = q_ref(self)) != NULL) {
-        dq_drain(q);
-        dq_unref(q);
     }
     if ((m = enter(self)) == NULL) {
+        Py_DECREF(fut);
         pysage_arena_give(a);
         return NULL;
     }
-    fut = PyObject_CallNoArgs(pysage_reg.future_cls);
-    call = fut ? PyObject_New(PySage_Call, &PySage_CallType) : NULL;
-    if (call == NULL) {
-        leave(self);
-        Py_XDECREF(fut);
-        pysage_arena_give(a);
-        return NULL;
-    }
-    call->q = NULL;
-    call->f = NULL;
-    call->future = NULL;
-    call->next = NULL;
-    call->code = SAGE_OK;
-    call->detail = NULL;
+    poll = self->calls++ % POLL_EVERY == 0;
     Py_BEGIN_ALLOW_THREADS
+    /* the answers that have come: taken here, no thread is woken for them
+     * (before the call: its own answer would beat its callback, which
+     * would then be handed to the completion thread) */
+    if (poll) {
+        pysage_dq_polled(self->q);
+        sage_manager_poll(NULL, m, 0);
+    }
     r = sage_manager_call(&f, m, &rq);
     Py_END_ALLOW_THREADS
     pysage_arena_give(a);
-    if (r != SAGE_OK) {
-        leave(self);
-        Py_DECREF(call);
-        Py_DECREF(fut);
-        return pysage_raise_last(r);
-    }
-    call->q = self->q;
-    call->f = f;
-    Py_INCREF(fut);
-    call->future = fut;
-    if (PyObject_SetAttr(fut, str_call, (PyObject *)call) < 0) {
-        PyErr_Clear(); /* the future still completes; it just cannot be cancelled */
-    }
-    Py_INCREF(call); /* the callback's, given back by the resolver */
-    r = sage_future_on_done(f, on_done, call);
+    if (r == SAGE_OK)
+        r = pysage_dq_bind(self->q, fut, f);
     leave(self);
     if (r != SAGE_OK) {
-        /* never runs: drop the call */
-        sage_future_free(f);
-        call->f = NULL;
-        call->q = NULL;
-        Py_CLEAR(call->future);
-        Py_DECREF(call); /* the callback's */
-        Py_DECREF(call);
         Py_DECREF(fut);
         return pysage_raise_last(r);
     }
-    Py_DECREF(call);
-    return fut;
+    /* resolve what has completed (done-callbacks may run here, and may even
+     * close this manager: the queue outlives that) */
+    pysage_dq_drain(self->q);
+    return (PyObject *)fut;
 }
 
 static PyObject *manager_drain(PySage_Manager *self, PyObject *unused)
 {
-    struct dq *q = q_ref(self);
-
-    if (q != NULL) {
-        dq_drain(q);
-        dq_unref(q);
-    }
+    pysage_dq_poll(self->q);
+    pysage_dq_drain(self->q);
     Py_RETURN_NONE;
 }
 
@@ -985,7 +538,7 @@ static PyMethodDef manager_methods[] = {
      "idempotent=False, retries=None)\n--\n\n"
      "Send a call and return a concurrent.futures.Future (sagesvc.CallFuture) for its result."},
     {"_drain", (PyCFunction)manager_drain, METH_NOARGS,
-     "_drain(): resolve the futures of calls that completed, on this thread."},
+     "_drain(): take the answers that have come and resolve their futures, on this thread."},
     {"lookup", (PyCFunction)manager_lookup, METH_O,
      "lookup(service_name) -> dict(transport, address, pid): where the service is reached."},
     {"stats", (PyCFunction)manager_stats, METH_NOARGS, "stats() -> dict of the manager's figures"},

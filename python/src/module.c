@@ -20,16 +20,19 @@ static PyObject *take(PyObject *d, const char *key)
 /* _register(dict): the package hands over its classes and hooks */
 static PyObject *register_(PyObject *mod, PyObject *d)
 {
-    PyObject *errors;
+    PyObject *errors, *fc;
 
     if (!PyDict_Check(d))
         return PyErr_Format(PyExc_TypeError, "_register takes a dict");
+    fc = PyDict_GetItemString(d, "CallFuture");
+    if (fc != NULL && (!PyType_Check(fc) ||
+                       !PyType_IsSubtype((PyTypeObject *)fc, &PySage_FutureType)))
+        return PyErr_Format(PyExc_TypeError, "CallFuture must be a subclass of FutureCore");
     Py_XSETREF(pysage_reg.service_error, take(d, "ServiceError"));
     Py_XSETREF(pysage_reg.request_cls, take(d, "ServiceRequest"));
     Py_XSETREF(pysage_reg.response_cls, take(d, "ServiceResponse"));
-    Py_XSETREF(pysage_reg.future_cls, take(d, "CallFuture"));
+    Py_XSETREF(pysage_reg.future_cls, (PyTypeObject *)take(d, "CallFuture"));
     Py_XSETREF(pysage_reg.log_hook, take(d, "log_hook"));
-    Py_XSETREF(pysage_reg.invalid_state, take(d, "InvalidStateError"));
     errors = PyDict_GetItemString(d, "errors");
     if (errors && PyDict_Check(errors)) {
         Py_ssize_t pos = 0;
@@ -99,9 +102,11 @@ PyMODINIT_FUNC PyInit__core(void)
         PyErr_SetString(PyExc_RuntimeError, "cannot create a thread key");
         goto fail;
     }
+    if (pysage_future_setup() < 0)
+        goto fail;
     if (add_type(m, &PySage_ConfigType, "Config") < 0 || add_type(m, &PySage_NatsType, "Nats") < 0 ||
         add_type(m, &PySage_EnvType, "Env") < 0 || add_type(m, &PySage_ManagerType, "Manager") < 0 ||
-        add_type(m, &PySage_CallType, "Call") < 0 || add_type(m, &PySage_TaskType, "Task") < 0 ||
+        add_type(m, &PySage_FutureType, "FutureCore") < 0 || add_type(m, &PySage_TaskType, "Task") < 0 ||
         add_type(m, &PySage_MetricsType, "Metrics") < 0 ||
         add_functions(m, pysage_host_functions) < 0 ||
         add_functions(m, pysage_metrics_functions) < 0)

@@ -3,7 +3,8 @@
  *
  * One idea per file: values (convert.c), errors (errors.c), threads and the
  * GIL (gil.c), configurations (config.c), environments (env.c), managers
- * and futures (manager.c), tasks and services (task.c), middleware
+ * and their calls (manager.c), futures (future.c), the completion of
+ * asynchronous calls (complete.c), tasks and services (task.c), middleware
  * (middleware.c), hosting helpers (host.c), module init (module.c).
  *
  * Threads: every function here that takes or returns a PyObject runs with
@@ -15,6 +16,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -114,8 +116,7 @@ struct pysage_registry {
     PyObject *request_cls;             /* sagesvc.ServiceRequest */
     PyObject *response_cls;            /* sagesvc.ServiceResponse */
     PyObject *log_hook;                /* fn(service, method, exc) */
-    PyObject *future_cls;              /* sagesvc.CallFuture */
-    PyObject *invalid_state;           /* concurrent.futures.InvalidStateError */
+    PyTypeObject *future_cls;          /* sagesvc.CallFuture, a FutureCore subclass */
 };
 extern struct pysage_registry pysage_reg;
 
@@ -144,7 +145,7 @@ extern PyTypeObject PySage_ConfigType;
 extern PyTypeObject PySage_NatsType;
 extern PyTypeObject PySage_EnvType;
 extern PyTypeObject PySage_ManagerType;
-extern PyTypeObject PySage_CallType;
+extern PyTypeObject PySage_FutureType;
 extern PyTypeObject PySage_TaskType;
 extern PyTypeObject PySage_MetricsType;
 
@@ -207,6 +208,107 @@ sage_err pysage_fail_call(sage_call *call, sage_err dflt);
 /* pysage_fail_binding is pysage_fail_call for the exception of calling a
  * method or handler: a TypeError from binding its arguments is EBADARGS. */
 sage_err pysage_fail_binding(sage_call *call);
+
+/* ------------------------------------------------------ futures and calls */
+
+typedef struct pysage_dq pysage_dq;
+
+/*
+ * A future (future.c): the C half of sagesvc.CallFuture, a
+ * concurrent.futures.Future. The first group of fields is the Python
+ * future's, GIL-protected; the second is the call behind it, if any
+ * (complete.c), under its queue's lock while the call is pending.
+ */
+typedef struct PySage_Future {
+    PyObject_HEAD
+    int state;            /* FUT_PENDING .. FUT_FINISHED */
+    PyObject *result;     /* once FINISHED without an exception */
+    PyObject *exception;  /* once FINISHED with one */
+    PyObject *callbacks;  /* a list, made by the first add_done_callback */
+    PyObject *condition;  /* a threading.Condition, made when asked for */
+    PyObject *waiters;    /* a list, made when asked for (concurrent.futures.wait) */
+
+    pysage_dq *q;         /* the completion queue of its manager (a reference); NULL: no call */
+    sage_future *f;       /* the library's future, until its callback ran */
+    sage_err code;        /* the outcome, set by that callback */
+    sage_value value;     /* the result, in the queue's batch arena */
+    const char *detail;   /* the error's detail, likewise */
+    PyObject *outcome;    /* the outcome converted: the result, or the exception */
+    bool outcome_is_exc;
+    atomic_bool watched;  /* someone waits through a callback or the condition */
+    atomic_bool awaited;  /* a thread waits in result() or exception() */
+    struct PySage_Future *next; /* in the queue */
+} PySage_Future;
+
+enum { FUT_PENDING, FUT_RUNNING, FUT_CANCELLED, FUT_CANCELLED_NOTIFIED, FUT_FINISHED };
+
+/* pysage_future_setup imports what futures need (concurrent.futures,
+ * threading); 0, or -1 with an exception. Module init. */
+int pysage_future_setup(void);
+
+/* pysage_future_new makes a pending future of class cls (a FutureCore
+ * subclass) without running any Python code. NULL with an exception. */
+PySage_Future *pysage_future_new(PyTypeObject *cls);
+
+static inline bool pysage_future_done(const PySage_Future *f)
+{
+    return f->state >= FUT_CANCELLED;
+}
+
+/*
+ * pysage_future_settle completes fut with result or exc (exactly one not
+ * NULL; borrowed), or cancels it (both NULL), as set_result, set_exception
+ * or cancel would, and runs its done-callbacks - unless it is done
+ * already, which changes nothing. 0, or -1 with an exception a callback
+ * raised that is not an Exception (KeyboardInterrupt), or from the
+ * condition. notify_queue: bump the queue's count of changes (complete.c
+ * does it itself while draining).
+ */
+int pysage_future_settle(PySage_Future *fut, PyObject *result, PyObject *exc, bool notify_queue);
+
+/*
+ * The completion queue of a manager (complete.c). The library's callback
+ * queues the outcome of each call without the GIL; Python threads resolve
+ * the queue with it, inline, whenever they call, wait or look at a future.
+ * Threads that call or wait also take the manager's answers themselves
+ * (sage_manager_poll); the queue's resolver thread does both for the
+ * futures somebody watches (done-callbacks, concurrent.futures.wait) that
+ * no such thread has resolved soon enough.
+ */
+pysage_dq *pysage_dq_new(void);
+void pysage_dq_unref(pysage_dq *q);
+/* pysage_dq_attach gives q the manager its threads poll; pysage_dq_detach
+ * takes it back, waiting for polls in progress (before sage_manager_free;
+ * GIL released). */
+void pysage_dq_attach(pysage_dq *q, sage_manager *m);
+void pysage_dq_detach(pysage_dq *q);
+/* pysage_dq_poll takes the answers that have come (no wait), unless q is
+ * detached; pysage_dq_polled tells q a thread of ours polled m itself. */
+void pysage_dq_poll(pysage_dq *q);
+void pysage_dq_polled(pysage_dq *q);
+/* pysage_dq_stop resolves what is left and stops the resolver; GIL released. */
+void pysage_dq_stop(pysage_dq *q);
+/* pysage_dq_bind makes fut the future of the call f (fut takes a reference
+ * to q); the library's callback then queues its outcome. An error if the
+ * callback cannot be added (f is then freed). */
+sage_err pysage_dq_bind(pysage_dq *q, PySage_Future *fut, sage_future *f);
+/* pysage_dq_drain resolves what has completed, on this thread. A callback
+ * that calls again finds the drain in progress and leaves it be. NULL is
+ * ignored. */
+void pysage_dq_drain(pysage_dq *q);
+/* pysage_dq_watch marks fut watched: once its call completes, it is
+ * resolved promptly even if no thread calls or waits. */
+void pysage_dq_watch(PySage_Future *fut);
+/* pysage_dq_wait waits up to timeout seconds (< 0: no limit) for fut,
+ * resolving completions meanwhile: 1 done, 0 timed out, 2 the queue is
+ * stopped with fut not done (wait some other way), -1 an exception (a
+ * signal handler's). */
+int pysage_dq_wait(PySage_Future *fut, double timeout);
+/* pysage_dq_cancel cancels fut's call if it is still pending: its outcome,
+ * if it comes, is dropped. */
+void pysage_dq_cancel(PySage_Future *fut);
+/* pysage_dq_changed tells threads waiting on q that a future changed. */
+void pysage_dq_changed(pysage_dq *q);
 
 /* ------------------------------------------------------------ module state */
 

@@ -11,8 +11,16 @@
  *   other processes, control records), fires timers (timeouts, retries),
  *   sweeps idle destinations, and runs every user callback: futures
  *   completed on any other thread queue their callbacks here (future.c).
- *   So a callback always runs on this thread, never inside a call of the
- *   user's, never on a transport's thread.
+ *   So a callback runs on this thread, never inside a call of the user's,
+ *   never on a transport's thread - unless the user asks for it with
+ *   sage_manager_poll (below).
+ * - Polling. sage_manager_poll is caller-runs for asynchronous calls: the
+ *   polling thread takes the drain token like a synchronous caller (the
+ *   completion thread steps aside the same way), drains one batch with
+ *   `completing` set to the manager, so the callbacks of what it completes
+ *   are queued without a poke, and runs the queued callbacks before it
+ *   returns. Callbacks run one at a time whoever runs them (cb_run_lock); a
+ *   callback that polls leaves the queue to the loop already running it.
  * - Caller-runs. An answer relayed by the completion thread to a
  *   synchronous caller would cross one more thread than needed: on 2 CPUs
  *   that means a kernel wake-up (tens of microseconds) per call. So a
@@ -181,11 +189,20 @@ void sage__mgr_defer(sage_manager *m, struct sage_future *f)
         poke(m);
 }
 
-/* run_callbacks runs the callbacks queued so far (the completion thread) */
+/* the manager whose callbacks this thread is running */
+static _Thread_local sage_manager *running_cbs;
+
+/* run_callbacks runs the callbacks queued so far: the completion thread,
+ * or a thread in sage_manager_poll; one at a time (cb_run_lock). A
+ * callback that polls leaves the queue to the loop below it. */
 static void run_callbacks(sage_manager *m)
 {
     struct sage_future *f;
 
+    if (running_cbs == m)
+        return;
+    pthread_mutex_lock(&m->cb_run_lock);
+    running_cbs = m;
     atomic_store_explicit(&m->cb_poked, 0, memory_order_release);
     for (;;) {
         pthread_mutex_lock(&m->cb_lock);
@@ -197,9 +214,11 @@ static void run_callbacks(sage_manager *m)
         }
         pthread_mutex_unlock(&m->cb_lock);
         if (f == NULL)
-            return;
+            break;
         sage__fut_run_callbacks(f);
     }
+    running_cbs = NULL;
+    pthread_mutex_unlock(&m->cb_run_lock);
 }
 
 /* ---------------------------------------------------------- the inbox */
@@ -209,12 +228,15 @@ static void on_record(void *arg, const void *data, size_t len)
     sage__mgr_on_answer(arg, data, len);
 }
 
-/* drain drains the inbox for up to timeout_ms (the token held); a corrupt
- * inbox is replaced and the calls that waited for it fail */
-static sage_err drain(sage_manager *m, int64_t until_ns)
+/* drain drains the inbox until until_ns, one batch (the token held); a
+ * corrupt inbox is replaced and the calls that waited for it fail */
+static sage_err drain(sage_manager *m, int64_t until_ns, size_t *np)
 {
-    size_t n;
+    size_t n = 0;
     sage_err r = sage__queue_drain_until(&n, inbox(m), on_record, m, 0, until_ns);
+
+    if (np)
+        *np = n;
 
     if (r == SAGE_EPROTO) {
         char why[300];
@@ -333,7 +355,7 @@ static void *resp_main(void *arg)
         if (atomic_load_explicit(&m->rx_want, memory_order_seq_cst) > 0)
             r = SAGE_OK;
         else
-            r = drain(m, now + wait_ns); /* to the ns: a hedge is due on time */
+            r = drain(m, now + wait_ns, NULL); /* to the ns: a hedge is due on time */
         atomic_store_explicit(&m->resp_draining, 0, memory_order_relaxed);
         rx_give(m);
         (void)r;
@@ -362,7 +384,7 @@ void sage__mgr_sync_drain(sage_manager *m, struct sage_future *f, int64_t deadli
             if (deadline_ns >= 0 && deadline_ns < until)
                 until = deadline_ns;
             if (!sage_future_done(f))
-                drain(m, until);
+                drain(m, until, NULL);
             atomic_store_explicit(&m->rx_last_sync, sage__now_coarse_ns(), memory_order_relaxed);
             rx_give(m);
         } else {
@@ -377,6 +399,52 @@ void sage__mgr_sync_drain(sage_manager *m, struct sage_future *f, int64_t deadli
         }
     }
     atomic_fetch_sub_explicit(&m->rx_want, 1, memory_order_seq_cst);
+}
+
+sage_err sage_manager_poll(size_t *countp, sage_manager *m, int timeout_ms)
+{
+    sage_manager *was = completing;
+    int64_t until = 0; /* 0: look once */
+    size_t n = 0;
+
+    if (countp)
+        *countp = 0;
+    if (m == NULL)
+        return SAGE_SETERR(SAGE_EINVAL, "sage_manager_poll: m is NULL");
+    if (timeout_ms < 0)
+        until = -1;
+    else if (timeout_ms > 0)
+        until = sage__now_ns() + (int64_t)timeout_ms * 1000000;
+    atomic_fetch_add_explicit(&m->rx_want, 1, memory_order_seq_cst);
+    if (atomic_load_explicit(&m->resp_draining, memory_order_seq_cst))
+        poke(m); /* the completion thread steps aside */
+    for (;;) {
+        uint32_t seq = atomic_load_explicit(&m->rx_seq, memory_order_acquire);
+        int64_t now;
+
+        if (rx_take(m)) {
+            /* the callbacks of the calls completed here run below: no poke */
+            completing = m;
+            drain(m, until, &n);
+            completing = was;
+            atomic_store_explicit(&m->rx_last_sync, sage__now_coarse_ns(), memory_order_relaxed);
+            rx_give(m);
+            break;
+        }
+        /* another thread drains: it completes the calls; wait for its batch */
+        now = sage__now_ns();
+        if (until == 0 || (until > 0 && now >= until))
+            break;
+        rx_wait(m, seq, until > 0 && until < now + 1000000 ? until : now + 1000000);
+        if (atomic_load_explicit(&m->rx_seq, memory_order_acquire) != seq)
+            break;
+    }
+    atomic_fetch_sub_explicit(&m->rx_want, 1, memory_order_seq_cst);
+    if (n > 0) /* what completed here, and what a poke (a record) announced */
+        run_callbacks(m);
+    if (countp)
+        *countp = n;
+    return SAGE_OK;
 }
 
 /* ----------------------------------------------------------- lifecycle */
@@ -425,6 +493,7 @@ sage_err sage_manager_new(sage_manager **mp, const sage_manager_opts *opts)
     pthread_mutex_init(&m->grow_lock, NULL);
     pthread_mutex_init(&m->conn_lock, NULL);
     pthread_mutex_init(&m->cb_lock, NULL);
+    pthread_mutex_init(&m->cb_run_lock, NULL);
     if (m->chunks == NULL ||
         (r = sage__timers_new(&m->timers, sage__mgr_timer_stale, m)) != SAGE_OK) {
         r = SAGE_SETERR(SAGE_ENOMEM, "out of memory");
@@ -476,6 +545,7 @@ fail:
     pthread_mutex_destroy(&m->grow_lock);
     pthread_mutex_destroy(&m->conn_lock);
     pthread_mutex_destroy(&m->cb_lock);
+    pthread_mutex_destroy(&m->cb_run_lock);
     free(m);
     return r;
 }
@@ -506,6 +576,7 @@ void sage_manager_free(sage_manager *m)
     pthread_mutex_destroy(&m->grow_lock);
     pthread_mutex_destroy(&m->conn_lock);
     pthread_mutex_destroy(&m->cb_lock);
+    pthread_mutex_destroy(&m->cb_run_lock);
     free(m);
 }
 

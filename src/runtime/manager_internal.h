@@ -138,6 +138,7 @@ struct sage_manager {
 
     /* futures whose callbacks are due, for the completion thread */
     pthread_mutex_t cb_lock;
+    pthread_mutex_t cb_run_lock;  /* held by the thread running callbacks (one at a time) */
     struct sage_future *cb_head, *cb_tail;
     _Atomic int cb_poked; /* a wake is on its way */
 
