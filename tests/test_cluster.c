@@ -5,7 +5,7 @@
 
 #include "harness.h"
 #include "kv.h"
-#include "natsfix.h"
+#include "natsfix_th.h"
 #include "sage/cluster.h"
 #include "sage/version.h"
 #include "sage/manager.h"
