@@ -6,7 +6,7 @@
  * starts and, while it holds the lease of owned services, waits with poll
  * on a signalfd and an eventfd that the lease's on_lost callback writes: no
  * handler, no flag. On a signal it undeploys the owned services itself (at
- * once, rather than 3 s later when the lease would lapse), then ends the
+ * once, rather than 15 s later when the lease would lapse), then ends the
  * lease.
  */
 #include <errno.h>
@@ -59,7 +59,7 @@ static void deploy_usage(FILE *out)
           "      owned     (the default) replicas live while this command does: it stays\n"
           "                in the foreground holding a lease, refreshed every second,\n"
           "                until SIGINT or SIGTERM, then undeploys them. If it dies, the\n"
-          "                lease lapses 3 s later and the hosts remove the replicas.\n"
+          "                lease lapses 15 s later and the hosts remove the replicas.\n"
           "    Deploying a name that is already deployed is refused: undeploy it first.\n"
           "    All or nothing: if any service cannot be placed or its replicas do not\n"
           "    all run within --wait, every service this command deployed is removed;\n"
@@ -254,7 +254,7 @@ static int hold(const struct cli_nats *n, const char *ns, const sage_service_con
     while (poll(pf, 2, -1) < 0 && errno == EINTR)
         ;
     if (pf[1].revents) {
-        fprintf(stderr, "sagesvc deploy: the lease was lost (NATS unreachable for 3 s): the "
+        fprintf(stderr, "sagesvc deploy: the lease was lost (NATS unreachable for 15 s): the "
                         "hosts remove the owned services\n");
         rc = CLI_ERR;
     } else {

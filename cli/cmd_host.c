@@ -50,7 +50,7 @@ static void usage(FILE *out)
           "    are marked failed, and callers fail at once with EUNAVAILABLE.\n"
           "\n"
           "    Replicas no longer placed here - undeployed, or owned by a deployer whose\n"
-          "    lease lapsed (3 s after it stopped refreshing) - are stopped (SIGTERM,\n"
+          "    lease lapsed (15 s after it stopped refreshing) - are stopped (SIGTERM,\n"
           "    SIGKILL after 5 s) and their reservations released. A host whose\n"
           "    heartbeat is more than 5 s old is down: nothing new is placed on it.\n"
           "\n"

@@ -107,7 +107,7 @@ SAGE_API sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *
  *        "durable", "placement": {HOST-ID: count}, "status" ("placing",
  *        "running" or "failed"), "reason", "created" (wall clock, ms)}
  *   sagesvc_leases  key LEASE-ID: {"pid", "hostname", "created"} of the
- *       owner; entries expire 3 s after their last write (bucket TTL)
+ *       owner; entries expire 15 s after their last write (bucket TTL)
  *
  * A host writes its record every second; one whose heartbeat is more than
  * 5 s old is down: nothing is placed on it. Every writer of a host record
@@ -198,9 +198,9 @@ typedef struct sage_cluster_lease sage_cluster_lease;
 
 /*
  * sage_cluster_lease_new creates a lease with a fresh unique id and starts
- * a thread that refreshes it every second; unrefreshed, it lapses 3 s after
+ * a thread that refreshes it every second; unrefreshed, it lapses 15 s after
  * its last write, and hosts then remove every replica the lease owns. If a
- * refresh finds the lease gone (NATS unreachable for 3 s), the lease is lost
+ * refresh finds the lease gone (NATS unreachable for 15 s), the lease is lost
  * for good: on_lost (may be NULL) runs once, on the lease's thread, with no
  * library lock held. SAGE_ECONNECT if no server answers. Thread-safe.
  */

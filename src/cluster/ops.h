@@ -27,7 +27,8 @@
 #define SAGE__DEPLOY_BUCKET "sagesvc_deploy"
 #define SAGE__LEASES_BUCKET "sagesvc_leases"
 
-#define SAGE__LEASE_TTL_MS 3000      /* a lease lapses this long after its last write */
+#define SAGE__LEASE_TTL_MS 15000     /* a lease lapses this long after its last write: longer
+                                      * than a JetStream leader election (seconds) */
 #define SAGE__LEASE_REFRESH_MS 1000  /* its owner rewrites it this often */
 #define SAGE__HEARTBEAT_MS 1000      /* a host rewrites its record this often */
 #define SAGE__HOST_STALE_MS 5000     /* a host silent this long is down */

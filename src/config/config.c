@@ -37,6 +37,9 @@ void sage_cluster_conf_init(sage_cluster_conf *c)
     c->max_restarts = 3;
     c->replicas = 1;
     c->durable = false;
+    c->replace_after_ms = 10000;
+    c->probe_interval_ms = 1000;
+    c->probe_timeout_ms = 10000;
 }
 
 void sage_nats_conf_init(sage_nats_conf *c)
