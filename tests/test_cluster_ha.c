@@ -1,0 +1,236 @@
+/*
+ * test_cluster_ha.c - the cluster under faults, against a real 3-server
+ * nats-server cluster, real `sagesvc host` daemons and real replicas
+ * (SAGESVC_BIN): a server dies, a host dies, a replica hangs, a deployment
+ * changes while it serves.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "opsfix.h"
+#include "transport/natsio.h"
+#include "transport/natskv.h"
+
+/* ------------------------------------------------------------- callers */
+
+/* A thread calling one service over and over until told to stop. */
+struct caller {
+    struct natsfix *f;
+    int server;       /* the NATS server it talks to */
+    const char *svc;
+    bool fresh;       /* a new manager (a new caller) for every call */
+    pthread_t thread;
+    _Atomic int stop;
+    int ok, failed;
+    char last_error[256];
+};
+
+static void *caller_main(void *arg)
+{
+    struct caller *c = arg;
+    sage_nats_conf nc;
+    sage_cluster_opts co;
+    sage_manager *m = NULL;
+    sage_request rq = {.service = c->svc, .method = "size", .timeout_ms = 20000,
+                       .idempotent = true, .retries = 10};
+
+    while (!atomic_load(&c->stop)) {
+        sage_err e;
+
+        if (m == NULL)
+            m = natsfix_manager(c->f, c->server, 20, &nc, &co);
+        e = sage_manager_call_sync(NULL, m, &rq, NULL);
+        if (e == SAGE_OK) {
+            c->ok++;
+        } else {
+            c->failed++;
+            snprintf(c->last_error, sizeof c->last_error, "%s: %s", sage_errname(e),
+                     sage_errdetail());
+        }
+        if (c->fresh) {
+            sage_manager_free(m);
+            m = NULL;
+        }
+        usleep(20000); /* pace: a few dozen calls a second */
+    }
+    sage_manager_free(m);
+    return NULL;
+}
+
+static void caller_start(struct caller *c, struct natsfix *f, int server, const char *svc,
+                         bool fresh)
+{
+    memset(c, 0, sizeof *c);
+    c->f = f;
+    c->server = server;
+    c->svc = svc;
+    c->fresh = fresh;
+    ASSERT_EQ(pthread_create(&c->thread, NULL, caller_main, c), 0);
+}
+
+static void caller_stop(struct caller *c, const char *what)
+{
+    atomic_store(&c->stop, 1);
+    pthread_join(c->thread, NULL);
+    printf("  %s: %d calls answered, %d failed%s%s\n", what, c->ok, c->failed,
+           c->failed ? "; last: " : "", c->last_error);
+}
+
+/* ------------------------------------------------------------- reading */
+
+/* hosts_fresh counts the live hosts whose heartbeat is after since_ms */
+struct fresh {
+    int64_t since_ms;
+    int n;
+};
+
+static void on_fresh(void *arg, const sage_cluster_host_info *h)
+{
+    struct fresh *fr = arg;
+
+    if (h->alive && h->heartbeat_ms > fr->since_ms && strstr(h->id, th_prefix()) == h->id)
+        fr->n++;
+}
+
+static int hosts_fresh(const sage_nats_conf *nc, int64_t since_ms)
+{
+    struct fresh fr = {since_ms, 0};
+
+    if (sage_cluster_hosts(nc, on_fresh, &fr) != SAGE_OK)
+        return -1;
+    return fr.n;
+}
+
+static int64_t wall_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* leader_of returns the index of the server leading stream, or -1 */
+static int leader_of(struct natsfix *f, struct sage__nio *n, const char *stream)
+{
+    char leader[64] = "";
+    int copies = 0;
+
+    if (sage__nio_stream_info(n, stream, &copies, leader, sizeof leader) != SAGE_OK)
+        return -1;
+    for (int i = 0; i < f->n; i++)
+        if (strcmp(leader, f->name[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* ---------------------------------------------------------------- cases */
+
+/* the server that leads the cluster's state dies: new and existing callers
+ * keep calling, the hosts keep reporting, an owned deployment whose
+ * deployer lives stays, durable calls continue */
+static void t_server_dies(void)
+{
+    static const char *const streams[] = {"KV_sagesvc_services", "KV_sagesvc_hosts",
+                                          "KV_sagesvc_deploy", "KV_sagesvc_leases"};
+    struct natsfix f;
+    sage_nats_conf nc;
+    struct sage__nio_opts no;
+    struct sage__nio *n;
+    struct caller existing, fresh, durable;
+    struct look l;
+    char text[2048], path[256], dstream[128];
+    pid_t host[3], deployer, list;
+    int votes[3] = {0, 0, 0}, victim = 0, survivor, got = 0;
+    int64_t killed_ms;
+    double end;
+
+    natsfix_start(&f, 3, NULL);
+    for (int i = 0; i < 3; i++)
+        host[i] = start_host(&f, i, -1, "4", NULL);
+    snprintf(text, sizeof text,
+             "namespace: %s\ntransport: nats\nnats:\n  servers: [%s, %s, %s]\n"
+             "  reconnect: {wait: 0.2}\n"
+             "services:\n"
+             "  - name: kv\n    plugin: kv\n    cluster: {replicas: 3, lifetime: owned}\n"
+             "  - name: dkv\n    plugin: kv\n"
+             "    cluster: {replicas: 3, lifetime: detached, delivery: durable}\n",
+             th_prefix(), f.url[0], f.url[1], f.url[2]);
+    config_file(path, sizeof path, &f, text);
+    deployer = run(&f, "deploy", "deploy", path, (char *)NULL);
+    wait_log(&f, "deploy", "holding 1 owned service", 30000);
+    natsfix_conf(&f, &nc, -1);
+    WAIT_FOR(&nc, "kv", l, l.running == 3, 10000);
+    WAIT_FOR(&nc, "dkv", l, l.running == 3, 10000);
+
+    /* the victim: the server leading most of the cluster's state */
+    memset(&no, 0, sizeof no);
+    no.conf = &nc;
+    ASSERT_OK(sage__nio_connect(&n, &no));
+    snprintf(dstream, sizeof dstream, "SAGE_%s_dkv", th_prefix());
+    for (size_t i = 0; i < sizeof streams / sizeof streams[0]; i++) {
+        int k = leader_of(&f, n, streams[i]);
+
+        if (k >= 0)
+            votes[k]++;
+    }
+    if (leader_of(&f, n, dstream) >= 0)
+        votes[leader_of(&f, n, dstream)]++;
+    for (int i = 1; i < 3; i++)
+        if (votes[i] > votes[victim])
+            victim = i;
+    ASSERT_TRUE(votes[victim] > 0);
+    sage__nio_close(n);
+    survivor = (victim + 1) % 3;
+    printf("  killing server s%d, which leads %d of the %d streams\n", victim, votes[victim],
+           (int)(sizeof streams / sizeof streams[0]) + 1);
+
+    caller_start(&existing, &f, survivor, "kv", false);
+    caller_start(&fresh, &f, (victim + 2) % 3, "kv", true);
+    caller_start(&durable, &f, survivor, "dkv", false);
+    sleep_ms(500); /* calls flow before */
+    killed_ms = wall_ms();
+    natsfix_kill(&f, victim);
+
+    /* hosts keep reporting: every one writes its record again */
+    natsfix_conf(&f, &nc, survivor);
+    for (end = th_now_ms() + 30000; (got = hosts_fresh(&nc, killed_ms + 1000)) != 3;) {
+        ASSERT_LE(th_now_ms(), end);
+        sleep_ms(200);
+    }
+    list = run(&f, "list", "host", "--list", "--nats", f.url[survivor], (char *)NULL);
+    ASSERT_EQ(exit_code(th_wait_child(list, 20000)), 0);
+    /* past a lease's life (15 s) since the kill: the owned deployment stays */
+    while (wall_ms() < killed_ms + 17000)
+        sleep_ms(200);
+    caller_stop(&existing, "existing caller");
+    caller_stop(&fresh, "new callers");
+    caller_stop(&durable, "durable calls");
+    ASSERT_EQ(existing.failed, 0);
+    ASSERT_EQ(fresh.failed, 0);
+    ASSERT_EQ(durable.failed, 0);
+    ASSERT_LE(20, existing.ok);
+    ASSERT_LE(20, fresh.ok);
+    ASSERT_LE(20, durable.ok);
+    ASSERT_STREQ(deployment(&nc, "kv").status, "running");
+    l = look(&nc, "kv");
+    ASSERT_EQ(l.running, 3);
+    ASSERT_EQ(waitpid(deployer, NULL, WNOHANG), 0); /* still holding its lease */
+    ASSERT_TRUE(!log_has(&f, "deploy", "lease was lost"));
+
+    kill(deployer, SIGTERM);
+    ASSERT_EQ(exit_code(th_wait_child(deployer, 20000)), 0);
+    ASSERT_OK(sage_cluster_undeploy(&nc, th_prefix(), "dkv", 10000));
+    for (int i = 0; i < 3; i++)
+        stop_host(host[i]);
+    finish(&f);
+}
+
+static const struct th_case cases[] = {
+    {"server_dies", t_server_dies, 120},
+    {NULL, NULL, 0},
+};
+
+TH_MAIN(cases)
