@@ -228,8 +228,51 @@ static void t_server_dies(void)
     finish(&f);
 }
 
+
+/* a replica that hangs (SIGSTOP) is seen unhealthy within a probe or two,
+ * then killed and started again after its probe_timeout; calls then reach
+ * only replicas that answer */
+static void t_hung_replica(void)
+{
+    struct natsfix f;
+    sage_nats_conf nc;
+    struct look l;
+    char text[2048];
+    pid_t host;
+    int stopped, other;
+    double t0;
+
+    host = one_host(&f, &nc, "4");
+    config(text, sizeof text, &f, 2, "1", NULL, "detached", 3,
+           "      probe_interval: 0.2\n      probe_timeout: 2\n");
+    DEPLOY_OK(&f, text, 15000);
+    l = look(&nc, "kv");
+    ASSERT_EQ(l.running, 2);
+    stopped = l.pids[0];
+    other = l.pids[1];
+    ASSERT_EQ(kill(stopped, SIGSTOP), 0);
+    t0 = th_now_ms();
+    WAIT_FOR(&nc, "kv", l, l.unhealthy == 1, 5000);
+    printf("  unhealthy after %.0f ms\n", th_now_ms() - t0);
+    ASSERT_LE(th_now_ms() - t0, 1500); /* a probe or two, not the timeout */
+    ASSERT_EQ(l.running, 1);
+    ASSERT_EQ(l.pids[0], other);
+    /* killed after 2 s of silence, started again after its backoff */
+    WAIT_FOR(&nc, "kv", l, l.running == 2 && l.unhealthy == 0, 10000);
+    printf("  running again after %.0f ms\n", th_now_ms() - t0);
+    ASSERT_LE(1900, th_now_ms() - t0);
+    ASSERT_TRUE(l.pids[0] != stopped && l.pids[1] != stopped);
+    ASSERT_EQ(l.restarts, 1);
+    ASSERT_TRUE(kill(stopped, 0) != 0); /* gone */
+    ASSERT_TRUE(log_has(&f, "host0", "answered no probe"));
+    for (int i = 0; i < 20; i++) /* every call answered: none reaches a hung one */
+        ASSERT_OK(call_kv(&f, 0, i));
+    undeploy_finish(&f, &nc, host);
+}
+
 static const struct th_case cases[] = {
     {"server_dies", t_server_dies, 120},
+    {"hung_replica", t_hung_replica, 60},
     {NULL, NULL, 0},
 };
 

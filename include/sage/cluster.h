@@ -117,14 +117,20 @@ SAGE_API sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *
  * second or so (NTP).
  */
 
-/* A replica as its host reports it; strings borrowed for the callback. */
+/* A replica as its host reports it; strings borrowed for the callback.
+ * "unhealthy": it serves, but left its host's last probe unanswered (its
+ * host kills and restarts it after the service's probe_timeout). */
 typedef struct sage_cluster_replica_info {
     const char *ns;
     const char *service;
-    const char *deploy; /* id of the deployment it belongs to */
-    int32_t pid;        /* 0 while waiting to restart or failed */
-    const char *state;  /* "starting", "running", "backoff", "stopping", "failed" */
-    uint32_t restarts;  /* restarts so far */
+    const char *deploy;  /* id of the deployment it belongs to */
+    int32_t pid;         /* 0 while waiting to restart or failed */
+    const char *state;   /* "starting", "running", "unhealthy", "backoff", "stopping",
+                          * "failed" */
+    uint32_t restarts;   /* restarts so far */
+    const char *id;      /* its instance id ($SRV.PING.NAME.ID), "" until it serves */
+    uint64_t generation; /* of the deployment's configuration it was started with */
+    int64_t seen_ms;     /* wall clock it last answered its host (0: never) */
 } sage_cluster_replica_info;
 
 /* A host as its record says; strings and arrays borrowed for the callback. */

@@ -38,7 +38,7 @@ static json_t *make_spec(const sage_cluster_deploy_opts *o, const sage_service_c
         return NULL;
     sage__nio_uid(id, sizeof id);
     return json_pack("{s:s, s:s, s:s, s:o, s:s, s:i, s:f, s:I, s:s, s:s, s:i, s:b, s:{}, s:s, "
-                     "s:s, s:I, s:s}",
+                     "s:s, s:I, s:s, s:I, s:I, s:I, s:I}",
                      "ns", ns, "name", sc->name, "id", id, "config_yaml", yaml, "config_path",
                      o->config_path ? o->config_path : "", "replicas", (int)c->replicas, "cpus",
                      c->cpus, "memory", (json_int_t)c->memory, "lifetime",
@@ -46,7 +46,10 @@ static json_t *make_spec(const sage_cluster_deploy_opts *o, const sage_service_c
                      c->detached ? "" : sage_cluster_lease_id(o->lease), "max_restarts",
                      (int)c->max_restarts, "durable", c->durable, "placement", "status",
                      "placing", "reason", "", "created", (json_int_t)sage__wall_ms(), "code",
-                     sc->python ? "python" : "c");
+                     sc->python ? "python" : "c", "generation", (json_int_t)1,
+                     "replace_after_ms", (json_int_t)c->replace_after_ms, "probe_interval_ms",
+                     (json_int_t)c->probe_interval_ms, "probe_timeout_ms",
+                     (json_int_t)c->probe_timeout_ms);
 }
 
 /* stale_spec: an existing spec that hosts are about to remove anyway (its

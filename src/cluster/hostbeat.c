@@ -33,11 +33,13 @@ static json_t *replicas_json(struct sage__host *h)
 
             if (s->state == SAGE__SLOT_DONE)
                 continue;
-            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:i, s:s, s:i}", "ns", g->ns,
-                                               "service", g->name, "deploy", g->deploy, "pid",
-                                               (int)s->child.pid, "state",
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:I, s:I}",
+                                               "ns", g->ns, "service", g->name, "deploy",
+                                               g->deploy, "pid", (int)s->child.pid, "state",
                                                sage__slot_state_name(s->state), "restarts",
-                                               (int)s->restarts));
+                                               (int)s->restarts, "id", s->id, "gen",
+                                               (json_int_t)s->gen, "seen",
+                                               (json_int_t)s->seen_ms));
         }
     return a;
 }
@@ -146,7 +148,7 @@ static void count_live(void *arg, const char *key, json_t *rec, uint64_t rev)
 
         if (strcmp(sage__jstr(rep, "deploy"), c->deploy) == 0 &&
             (strcmp(st, "starting") == 0 || strcmp(st, "running") == 0 ||
-             strcmp(st, "backoff") == 0))
+             strcmp(st, "unhealthy") == 0 || strcmp(st, "backoff") == 0))
             c->live++;
     }
 }

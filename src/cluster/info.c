@@ -58,6 +58,9 @@ static void host_one(void *arg, const char *key, json_t *rec, uint64_t rev)
         ri[i].pid = (int32_t)sage__jint(rep, "pid");
         ri[i].state = sage__jstr(rep, "state");
         ri[i].restarts = (uint32_t)sage__jint(rep, "restarts");
+        ri[i].id = sage__jstr(rep, "id");
+        ri[i].generation = (uint64_t)sage__jint(rep, "gen");
+        ri[i].seen_ms = sage__jint(rep, "seen");
     }
     memset(&h, 0, sizeof h);
     h.id = json_is_string(json_object_get(rec, "id")) ? sage__jstr(rec, "id") : key;

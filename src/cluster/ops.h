@@ -33,6 +33,11 @@
 #define SAGE__HEARTBEAT_MS 1000      /* a host rewrites its record this often */
 #define SAGE__HOST_STALE_MS 5000     /* a host silent this long is down */
 #define SAGE__PLACING_STALE_MS 60000 /* a deployment placing this long was abandoned */
+#define SAGE__PENDING_MS 30000       /* a reservation not yet in its spec's placement is
+                                      * kept this long (its placer may still commit it) */
+#define SAGE__REPLACE_AFTER_MS 10000 /* defaults of a spec without them (older ones) */
+#define SAGE__PROBE_INTERVAL_MS 1000
+#define SAGE__PROBE_TIMEOUT_MS 10000
 
 /* A connection with the buckets open (each created if missing). */
 struct sage__ops {
