@@ -270,9 +270,61 @@ static void t_hung_replica(void)
     undeploy_finish(&f, &nc, host);
 }
 
+
+/* a host dies: once it has been silent for replace_after (5 s) its
+ * replicas run on the other hosts; when it comes back, it runs none of
+ * them, and its old reservation goes */
+static void t_host_lost(void)
+{
+    struct natsfix f;
+    sage_nats_conf nc;
+    struct look l;
+    struct dep d;
+    char text[2048];
+    pid_t host[3];
+    double t0;
+
+    natsfix_start(&f, 1, NULL);
+    natsfix_conf(&f, &nc, 0);
+    for (int i = 0; i < 3; i++)
+        host[i] = start_host(&f, i, 0, "2", NULL);
+    config(text, sizeof text, &f, 3, "1", NULL, "detached", 3, "      replace_after: 5\n");
+    DEPLOY_OK(&f, text, 15000);
+    l = look(&nc, "kv");
+    ASSERT_EQ(l.running, 3);
+    ASSERT_EQ(l.on_host[0] * 100 + l.on_host[1] * 10 + l.on_host[2], 111);
+    kill(host[2], SIGKILL); /* its replicas die with it (SIGTERM from the kernel) */
+    ASSERT_TRUE(th_wait_child(host[2], 5000) >= 0);
+    t0 = th_now_ms();
+    WAIT_FOR(&nc, "kv", l, l.running == 3 && l.on_host[2] == 0, 20000);
+    printf("  3 replicas run again %.0f ms after the host died\n", th_now_ms() - t0);
+    ASSERT_LE(5000, th_now_ms() - t0); /* not before replace_after */
+    d = deployment(&nc, "kv");
+    ASSERT_EQ(d.placed[2], 0);
+    ASSERT_EQ(d.placed[0] + d.placed[1], 3);
+    ASSERT_EQ(l.reserved_cpus * 1000, 3000);
+    for (int i = 0; i < 10; i++)
+        ASSERT_OK(call_kv(&f, 0, i));
+    /* it comes back: nothing runs twice, its stale reservation goes */
+    host[2] = start_host(&f, 2, 0, "2", NULL);
+    WAIT_FOR(&nc, "kv", l, l.hosts_alive == 3 && l.reserved_cpus * 1000 == 3000, 10000);
+    sleep_ms(2500); /* a few of its heartbeats and reconciliations: it starts nothing */
+    l = look(&nc, "kv");
+    ASSERT_EQ(l.running, 3);
+    ASSERT_EQ(l.replicas, 3);
+    ASSERT_EQ(l.on_host[2], 0);
+    ASSERT_EQ(l.reserved_cpus * 1000, 3000);
+    ASSERT_TRUE(log_has(&f, "host0", "placed again on"));
+    ASSERT_OK(sage_cluster_undeploy(&nc, th_prefix(), "kv", 10000));
+    for (int i = 0; i < 3; i++)
+        stop_host(host[i]);
+    finish(&f);
+}
+
 static const struct th_case cases[] = {
     {"server_dies", t_server_dies, 120},
     {"hung_replica", t_hung_replica, 60},
+    {"host_lost", t_host_lost, 90},
     {NULL, NULL, 0},
 };
 

@@ -448,6 +448,7 @@ static void host_fini(struct sage__host *h)
         free(g);
     }
     json_decref(h->cache);
+    json_decref(h->missing);
     json_decref(h->last);
     free_strv(h->argv);
     free_strv(h->pyargv);
@@ -517,8 +518,9 @@ sage_err sage_cluster_host_run(const sage_cluster_host_opts *o)
     h.memory = o->memory ? o->memory
                          : (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
     h.cache = json_object();
+    h.missing = json_object();
     h.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (h.cache == NULL || h.wake_fd < 0) {
+    if (h.cache == NULL || h.missing == NULL || h.wake_fd < 0) {
         r = SAGE_SETERR(SAGE_ESYS, "host: cannot make its event descriptor: %s",
                         strerror(errno));
         goto out;
@@ -553,6 +555,7 @@ sage_err sage_cluster_host_run(const sage_cluster_host_opts *o)
             sage__host_reconcile(&h);
         }
         sage__host_reap_groups(&h);
+        sage__host_relocate(&h);
         if (beat || h.dirty) {
             sage__host_write_record(&h);
             if (beat)

@@ -145,6 +145,7 @@ struct sage__host {
     bool probe_grace;                        /* reconnected: under lock */
     int64_t writable_since_ns;               /* record writes succeed since (0: failing) */
     int64_t next_lost_check_ns;
+    json_t *missing;                         /* HOST-ID -> wall ms its record was found gone */
     char **argv;                             /* replica command line, fixed part */
     size_t nargv;
     size_t nprefix;                          /* of which replica_argv */

@@ -88,9 +88,24 @@ int64_t sage__hostrec_free_memory(const json_t *rec);
 void sage__hostrec_totals(json_t *rec);
 
 /* sage__hostrec_reserve adds one replica of cpus and memory to the
- * reservation of key (a service "NS.NAME") by deployment deploy. */
+ * reservation of key (a service "NS.NAME") by deployment deploy, marked
+ * pending (its spec is about to place it). */
 void sage__hostrec_reserve(json_t *rec, const char *key, const char *deploy, double cpus,
                            uint64_t memory);
+
+/* sage__hostrec_unreserve takes n replicas of cpus and memory off key's
+ * reservation by deployment deploy (removing it at 0); true if there was
+ * one. */
+bool sage__hostrec_unreserve(json_t *rec, const char *key, const char *deploy, uint32_t n,
+                             double cpus, uint64_t memory);
+
+/* sage__hostrec_normalize makes key's reservation by deploy what spec (as
+ * the host last saw it, its status "running") places on host: replicas x
+ * (cpus, memory) - removed at 0 - unless it holds more and a placer added
+ * to it within SAGE__PENDING_MS (its spec may not say so yet); true if it
+ * changed it. */
+bool sage__hostrec_normalize(json_t *rec, const char *key, const char *host, const json_t *spec,
+                             int64_t now_ms);
 
 /* sage__hostrec_release removes key's reservation if deployment deploy
  * made it (deploy NULL: whoever did); true if there was one. */
@@ -140,6 +155,22 @@ void sage__service_remove(struct sage__ops *o, const char *ns, const char *name,
  * and free).
  */
 sage_err sage__place(struct sage__ops *o, json_t *spec);
+
+/*
+ * sage__place_more reserves n more replicas of key (deployment deploy,
+ * cpus and memory each) on live hosts with room, spread by *placement
+ * (HOST-ID: count; the ones it reserves are added there and to *added,
+ * both JSON objects). all: every one or none (then SAGE_EBUSY or
+ * SAGE_EUNAVAILABLE, as sage__place); else as many as fit, SAGE_OK. On an
+ * error nothing it reserved stays.
+ */
+sage_err sage__place_more(struct sage__ops *o, const char *key, const char *deploy, double cpus,
+                          uint64_t memory, uint32_t n, json_t *placement, json_t *added, bool all);
+
+/* sage__place_undo takes back the reservations listed in added (HOST-ID:
+ * count), best effort. */
+void sage__place_undo(struct sage__ops *o, const char *key, const char *deploy, double cpus,
+                      uint64_t memory, const json_t *added);
 
 /* ----------------------------------------------- undeploy.c: removing */
 
