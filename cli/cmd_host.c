@@ -49,10 +49,25 @@ static void usage(FILE *out)
           "    replica of the service is left anywhere, the deployment and the service\n"
           "    are marked failed, and callers fail at once with EUNAVAILABLE.\n"
           "\n"
-          "    Replicas no longer placed here - undeployed, or owned by a deployer whose\n"
-          "    lease lapsed (15 s after it stopped refreshing) - are stopped (SIGTERM,\n"
-          "    SIGKILL after 5 s) and their reservations released. A host whose\n"
-          "    heartbeat is more than 5 s old is down: nothing new is placed on it.\n"
+          "    Health: the host pings each serving replica ($SRV.PING.NAME.ID) every\n"
+          "    probe_interval (service.cluster.probe_interval, default 1 s; 0: never).\n"
+          "    A replica that leaves a ping unanswered is unhealthy (`host --list` and\n"
+          "    `status --cluster` say so); one silent for probe_timeout (default 10 s)\n"
+          "    is hung: killed (SIGKILL) and restarted as above. While the host's own\n"
+          "    connection to NATS is down, nobody is judged.\n"
+          "\n"
+          "    Replicas no longer placed here - undeployed, scaled down, moved away, or\n"
+          "    owned by a deployer whose lease lapsed (15 s after it stopped\n"
+          "    refreshing) - are stopped (SIGTERM, SIGKILL after 5 s) and their\n"
+          "    reservations released. A host whose heartbeat is more than 5 s old is\n"
+          "    down: nothing new is placed on it, and once it has been silent for its\n"
+          "    deployments' replace_after (service.cluster.replace_after, default 10 s)\n"
+          "    the live host with the smallest id places its replicas on other hosts\n"
+          "    with room. A host that comes back runs none of the replicas moved away.\n"
+          "\n"
+          "    NATS state: the buckets and work queues sagesvc creates keep\n"
+          "    nats.replicas copies (default: min(3, servers)), so a NATS cluster of 3\n"
+          "    servers survives the loss of any one.\n"
           "\n"
           "OPTIONS\n" CLI_NATS_HELP
           "    -c FILE, --config FILE\n"
@@ -69,7 +84,8 @@ static void usage(FILE *out)
           "        memory.\n"
           "    --list\n"
           "        Print every host (up or down), its free and offered resources and\n"
-          "        its replicas, then exit.\n"
+          "        its replicas (state, restarts, instance id; those of a host that is\n"
+          "        down as unknown), then exit.\n"
           "    -h, --help\n"
           "        Print this help and exit.\n"
           "\n"
@@ -77,7 +93,8 @@ static void usage(FILE *out)
           "    SIGINT, SIGTERM, SIGHUP\n"
           "        Stop every replica (SIGTERM; SIGKILL after 5 s), remove the host's\n"
           "        record (releasing its reservations) and exit with status 0. Replicas\n"
-          "        placed here run again when a host with the same id comes back.\n"
+          "        placed here run again when a host with the same id comes back within\n"
+          "        their replace_after; after it they are placed on other hosts.\n"
           "    A host killed outright takes its replicas with it (they get SIGTERM).\n"
           "\n" CLI_CONFIG_HELP "\n"
           "EXIT STATUS\n"
@@ -198,8 +215,19 @@ static void print_host(void *arg, const sage_cluster_host_info *h)
     for (size_t i = 0; i < h->nreplicas; i++) {
         const sage_cluster_replica_info *r = &h->replicas[i];
 
-        printf("    %s.%s  pid %d  %s  %u restart%s\n", r->ns, r->service, (int)r->pid,
-               r->state, r->restarts, r->restarts == 1 ? "" : "s");
+        /* a host that is down says nothing true of its replicas any more */
+        printf("    %s.%s  pid %d  %s  %u restart%s", r->ns, r->service, (int)r->pid,
+               h->alive ? r->state : "unknown (host down)", r->restarts,
+               r->restarts == 1 ? "" : "s");
+        if (r->id[0])
+            printf("  id %s", r->id);
+        if (r->generation > 1)
+            printf("  generation %llu", (unsigned long long)r->generation);
+        if (h->alive && r->seen_ms > 0 && strcmp(r->state, "unhealthy") == 0) {
+            cli_format_age(age, sizeof age, (now_ms - r->seen_ms) * 1000000LL);
+            printf("  last answered %s ago", age);
+        }
+        printf("\n");
     }
 }
 

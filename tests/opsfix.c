@@ -101,7 +101,7 @@ void finish(struct natsfix *f)
 }
 
 
-static void on_host(void *arg, const sage_cluster_host_info *h)
+void look_host(void *arg, const sage_cluster_host_info *h)
 {
     struct look *l = arg;
 
@@ -142,7 +142,7 @@ struct look look(const sage_nats_conf *nc, const char *svc)
         memset(&l, 0, sizeof l);
         l.ns = th_prefix();
         l.svc = svc;
-        r = sage_cluster_hosts(nc, on_host, &l);
+        r = sage_cluster_hosts(nc, look_host, &l);
         if (r != SAGE_ETIMEDOUT || attempt == 5)
             break;
     }

@@ -57,6 +57,10 @@ struct look {
  * timeouts) */
 struct look look(const sage_nats_conf *nc, const char *svc);
 
+/* look_host adds one host's figures to the struct look at arg (a
+ * sage_cluster_hosts callback: ns and svc set, the rest zeroed) */
+void look_host(void *arg, const sage_cluster_host_info *h);
+
 /* WAIT_FOR polls the cluster state (into `l`) until cond holds, or fails
  * the case after ms milliseconds */
 #define WAIT_FOR(nc, svc, l, cond, ms)                                                         \

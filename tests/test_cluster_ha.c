@@ -22,6 +22,7 @@ struct caller {
     int server;       /* the NATS server it talks to */
     const char *svc;
     bool fresh;       /* a new manager (a new caller) for every call */
+    bool plain;       /* not idempotent: no retries (at most once) */
     pthread_t thread;
     _Atomic int stop;
     int ok, failed;
@@ -35,7 +36,7 @@ static void *caller_main(void *arg)
     sage_cluster_opts co;
     sage_manager *m = NULL;
     sage_request rq = {.service = c->svc, .method = "size", .timeout_ms = 20000,
-                       .idempotent = true, .retries = 10};
+                       .idempotent = !c->plain, .retries = c->plain ? 0 : 10};
 
     while (!atomic_load(&c->stop)) {
         sage_err e;
@@ -61,13 +62,14 @@ static void *caller_main(void *arg)
 }
 
 static void caller_start(struct caller *c, struct natsfix *f, int server, const char *svc,
-                         bool fresh)
+                         bool fresh, bool plain)
 {
     memset(c, 0, sizeof *c);
     c->f = f;
     c->server = server;
     c->svc = svc;
     c->fresh = fresh;
+    c->plain = plain;
     ASSERT_EQ(pthread_create(&c->thread, NULL, caller_main, c), 0);
 }
 
@@ -187,9 +189,9 @@ static void t_server_dies(void)
     printf("  killing server s%d, which leads %d of the %d streams\n", victim, votes[victim],
            (int)(sizeof streams / sizeof streams[0]) + 1);
 
-    caller_start(&existing, &f, survivor, "kv", false);
-    caller_start(&fresh, &f, (victim + 2) % 3, "kv", true);
-    caller_start(&durable, &f, survivor, "dkv", false);
+    caller_start(&existing, &f, survivor, "kv", false, false);
+    caller_start(&fresh, &f, (victim + 2) % 3, "kv", true, false);
+    caller_start(&durable, &f, survivor, "dkv", false, false);
     sleep_ms(500); /* calls flow before */
     killed_ms = wall_ms();
     natsfix_kill(&f, victim);
@@ -321,10 +323,151 @@ static void t_host_lost(void)
     finish(&f);
 }
 
+
+/* ------------------------------------------------ changes in place */
+
+/* A thread watching how many replicas of kv run, by the host records. */
+struct watcher {
+    sage_nats_conf nc;
+    pthread_t thread;
+    _Atomic int stop;
+    int min_running; /* the fewest seen running at once */
+    int samples;
+};
+
+static void *watcher_main(void *arg)
+{
+    struct watcher *w = arg;
+
+    while (!atomic_load(&w->stop)) {
+        struct look l;
+
+        memset(&l, 0, sizeof l);
+        l.ns = th_prefix();
+        l.svc = "kv";
+        if (sage_cluster_hosts(&w->nc, look_host, &l) == SAGE_OK) {
+            if (w->samples == 0 || l.running < w->min_running)
+                w->min_running = l.running;
+            w->samples++;
+        }
+        usleep(50000);
+    }
+    return NULL;
+}
+
+static bool same_pids(const struct look *a, const struct look *b)
+{
+    int found = 0;
+
+    for (int i = 0; i < a->running; i++)
+        for (int k = 0; k < b->running; k++)
+            found += a->pids[i] == b->pids[k];
+    return found == a->running;
+}
+
+/* scaling up and down keeps the replicas that run; a new configuration
+ * replaces every replica, one at a time, never with fewer serving, and no
+ * call is lost meanwhile; an unchanged file changes nothing; resources
+ * cannot change in place */
+static void t_scale_and_roll(void)
+{
+    struct natsfix f;
+    sage_nats_conf nc;
+    struct look l, before;
+    struct watcher w;
+    struct caller c;
+    char text[2048], path[256];
+    pid_t host[2], cli;
+
+    natsfix_start(&f, 1, NULL);
+    natsfix_conf(&f, &nc, 0);
+    for (int i = 0; i < 2; i++)
+        host[i] = start_host(&f, i, 0, "4", NULL);
+    config(text, sizeof text, &f, 2, "1", NULL, "detached", 3, NULL);
+    DEPLOY_OK(&f, text, 15000);
+    before = look(&nc, "kv");
+    ASSERT_EQ(before.running, 2);
+    caller_start(&c, &f, 0, "kv", false, true);
+
+    /* scale up: the two keep running, two more join */
+    ASSERT_OK(sage_cluster_scale(&nc, th_prefix(), "kv", 4, 15000));
+    l = look(&nc, "kv");
+    ASSERT_EQ(l.running, 4);
+    ASSERT_TRUE(same_pids(&before, &l));
+    ASSERT_EQ(deployment(&nc, "kv").placed[0] + deployment(&nc, "kv").placed[1], 4);
+
+    /* scale down by the command line: 3 run, none restarted */
+    before = l;
+    cli = run(&f, "scale", "scale", "-n", th_prefix(), "--nats", f.url[0], "kv", "3",
+              (char *)NULL);
+    ASSERT_EQ(exit_code(th_wait_child(cli, 20000)), 0);
+    ASSERT_TRUE(log_has(&f, "scale", "kv: 3 of 3 replicas running"));
+    l = look(&nc, "kv");
+    ASSERT_EQ(l.running, 3);
+    ASSERT_TRUE(same_pids(&l, &before));
+    WAIT_FOR(&nc, "kv", l, l.reserved_cpus * 1000 == 3000, 5000); /* at the hosts' next write */
+
+    /* the same file again: nothing changes (3 still, as scaled) */
+    config(text, sizeof text, &f, 3, "1", NULL, "detached", 3, NULL);
+    before = l;
+    DEPLOY_OK(&f, text, 15000);
+    l = look(&nc, "kv");
+    ASSERT_TRUE(same_pids(&before, &l) && l.running == 3);
+
+    /* a new configuration: rolled out, never fewer than 3 serving */
+    memset(&w, 0, sizeof w);
+    natsfix_conf(&f, &w.nc, 0);
+    ASSERT_EQ(pthread_create(&w.thread, NULL, watcher_main, &w), 0);
+    config(text, sizeof text, &f, 3, "1", NULL, "detached", 3, NULL);
+    strcat(text, "    config: {capacity: 500}\n");
+    DEPLOY_OK(&f, text, 30000);
+    atomic_store(&w.stop, 1);
+    pthread_join(w.thread, NULL);
+    l = look(&nc, "kv");
+    printf("  rolled out: %d samples, at least %d replicas running throughout\n", w.samples,
+           w.min_running);
+    ASSERT_EQ(l.running, 3);
+    for (int i = 0; i < l.running; i++)
+        for (int k = 0; k < before.running; k++)
+            ASSERT_NE(l.pids[i], before.pids[k]); /* every one replaced */
+    ASSERT_LE(2, w.min_running); /* at least N-1 */
+    ASSERT_LE(10, w.samples);
+    ASSERT_TRUE(log_has(&f, "host0", "rolling replacement") ||
+                log_has(&f, "host1", "rolling replacement"));
+    caller_stop(&c, "calls during the changes");
+    ASSERT_EQ(c.failed, 0);
+    ASSERT_LE(20, c.ok);
+
+    /* only the count changed in the file: a scale, no replacement */
+    before = l;
+    config(text, sizeof text, &f, 4, "1", NULL, "detached", 3, NULL);
+    strcat(text, "    config: {capacity: 500}\n");
+    DEPLOY_OK(&f, text, 15000);
+    l = look(&nc, "kv");
+    ASSERT_EQ(l.running, 4);
+    ASSERT_TRUE(same_pids(&before, &l));
+    /* resources cannot change in place */
+    config(text, sizeof text, &f, 4, "2", NULL, "detached", 3, NULL);
+    ASSERT_ERR(deploy(&f, text, 15000), SAGE_ECONFIG);
+    ASSERT_TRUE(strstr(sage_errdetail(), "resources") != NULL);
+    /* deploy --list says what runs */
+    config_file(path, sizeof path, &f, text);
+    cli = run(&f, "list", "deploy", "--list", "-n", th_prefix(), "--nats", f.url[0],
+              (char *)NULL);
+    ASSERT_EQ(exit_code(th_wait_child(cli, 20000)), 0);
+    ASSERT_TRUE(log_has(&f, "list", "kv: 4 of 4 replicas running"));
+    ASSERT_TRUE(log_has(&f, "list", "generation 2"));
+    ASSERT_OK(sage_cluster_undeploy(&nc, th_prefix(), "kv", 10000));
+    for (int i = 0; i < 2; i++)
+        stop_host(host[i]);
+    finish(&f);
+}
+
 static const struct th_case cases[] = {
     {"server_dies", t_server_dies, 120},
     {"hung_replica", t_hung_replica, 60},
     {"host_lost", t_host_lost, 90},
+    {"scale_and_roll", t_scale_and_roll, 120},
     {NULL, NULL, 0},
 };
 

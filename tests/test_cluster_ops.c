@@ -203,7 +203,7 @@ static void t_owned_removed_with_deployer(void)
     sage_nats_conf nc;
     struct look l;
     char text[1024], path[256];
-    pid_t host, cli;
+    pid_t host, cli, other;
     double t0;
 
     host = one_host(&f, &nc, "4");
@@ -215,6 +215,10 @@ static void t_owned_removed_with_deployer(void)
     ASSERT_EQ(l.running, 2);
     ASSERT_OK(call_kv(&f, 0, 7));
     ASSERT_EQ(waitpid(cli, NULL, WNOHANG), 0); /* holding the lease */
+    /* another deployer may not change what this one owns */
+    other = run(&f, "deploy-other", "deploy", path, (char *)NULL);
+    ASSERT_EQ(exit_code(th_wait_child(other, 30000)), 1);
+    ASSERT_TRUE(log_has(&f, "deploy-other", "owned by another deployer"));
     t0 = th_now_ms();
     kill(cli, SIGKILL);
     ASSERT_EQ(exit_code(th_wait_child(cli, 5000)), 128 + SIGKILL);
@@ -252,9 +256,10 @@ static void t_undeploy_removes(void)
     host = one_host(&f, &nc, "4");
     config(text, sizeof text, &f, 2, "1.5", NULL, "detached", 1, NULL);
     DEPLOY_OK(&f, text, 15000);
-    ASSERT_ERR(deploy(&f, text, 15000), SAGE_EEXIST); /* deployed already */
+    DEPLOY_OK(&f, text, 15000); /* deployed already, unchanged: nothing happens */
     l = look(&nc, "kv");
     ASSERT_EQ(l.running, 2);
+    ASSERT_EQ(l.restarts, 0);
     ASSERT_EQ(l.reserved_cpus * 10, 30);
     pids[0] = l.pids[0];
     pids[1] = l.pids[1];

@@ -184,6 +184,10 @@ typedef struct sage_cluster_deployment {
     int64_t created_ms;      /* wall clock */
     size_t nplacement;
     const sage_cluster_placement *placement;
+    uint64_t generation;     /* its configuration's version: 1, then one more per change */
+    uint32_t running;        /* replicas that run and answer their hosts, as the live
+                              * hosts' records say now (what runs, not what was asked;
+                              * 0 when those records cannot be read) */
 } sage_cluster_deployment;
 
 typedef void (*sage_cluster_deployment_fn)(void *arg, const sage_cluster_deployment *d);
@@ -256,11 +260,18 @@ SAGE_API void sage_cluster_deploy_opts_init(sage_cluster_deploy_opts *o);
  * first, then the most free CPUs), reserving each with a compare-and-set on
  * the host's record. With wait_ms > 0 it then waits until every replica
  * runs. All or nothing: on any failure every service this call deployed is
- * removed again. Fails with SAGE_ECONFIG (bad configuration, no service to
- * deploy), SAGE_EINVAL (owned services but no lease), SAGE_EEXIST (already
- * deployed: undeploy first), SAGE_EUNAVAILABLE (no live host), SAGE_EBUSY
- * (the replicas do not fit: the detail lists what was asked and what each
- * host has free), SAGE_ETIMEDOUT (replicas not running within wait_ms) or
+ * removed again. A service deployed already (detached, or owned by
+ * o->lease) is changed in place instead: its replica count (more are
+ * placed, or some stopped), its settings, and, when anything its replicas
+ * would serve differently changed, a new generation of its configuration
+ * that hosts roll out one replica at a time, each new one serving before
+ * an old one stops; such a change is not undone on a failure. Fails with
+ * SAGE_ECONFIG (bad configuration, no service to deploy, or resources or
+ * delivery changed for a deployed service), SAGE_EINVAL (owned services
+ * but no lease), SAGE_EEXIST (deployed and owned by another deployer),
+ * SAGE_EUNAVAILABLE (no live host), SAGE_EBUSY (the replicas do not fit:
+ * the detail lists what was asked and what each host has free),
+ * SAGE_ETIMEDOUT (replicas not running within wait_ms) or
  * SAGE_EUNAVAILABLE (a service failed while starting: its reason). o and
  * what it points to are borrowed during the call (the lease must outlive
  * the owned services). Thread-safe; blocks.
@@ -278,6 +289,18 @@ SAGE_API sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o);
  */
 SAGE_API sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns, const char *name,
                                int wait_ms);
+
+/*
+ * sage_cluster_scale changes the replica count of the deployed service
+ * name of namespace ns to replicas (1..1000) in place: more are placed on
+ * live hosts with room (SAGE_EBUSY, and nothing changes, when they do not
+ * fit), or the newest are stopped (those on hosts that are down first).
+ * With wait_ms > 0 it waits until exactly that many run (SAGE_ETIMEDOUT;
+ * the change stays). SAGE_ENOSERVICE if it is not deployed, SAGE_ESTATE if
+ * it failed or is still being placed. Thread-safe; blocks.
+ */
+SAGE_API sage_err sage_cluster_scale(const sage_nats_conf *nats, const char *ns, const char *name,
+                                     uint32_t replicas, int wait_ms);
 
 /* ------------------------------------------------------------------- hosts */
 

@@ -184,6 +184,26 @@ void sage__place_undo(struct sage__ops *o, const char *key, const char *deploy, 
 sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t *spec,
                              uint64_t rev, int wait_ms);
 
+/* ------------------------------------------- update.c: in place */
+
+/*
+ * sage__update_spec changes the running deployment of key in place to
+ * what want (a spec as deploy makes it) asks: its replica count, and its
+ * configuration (a new generation, which hosts roll out) and settings.
+ * *nextp gets the spec as written (or as it was, *changedp false, when
+ * nothing changed). SAGE_ECONFIG for what cannot change in place
+ * (resources, delivery), SAGE_ESTATE when it is not running, SAGE_EBUSY
+ * when more replicas do not fit.
+ */
+sage_err sage__update_spec(struct sage__ops *o, const char *key, const json_t *want,
+                           json_t **nextp, bool *changedp);
+
+/* sage__await_settled waits up to wait_ms until each spec of specs (a JSON
+ * array) has its count of replicas running its generation on live hosts,
+ * and nothing else of it is listed. SAGE_EUNAVAILABLE when replicas of
+ * that generation failed, SAGE_ETIMEDOUT. */
+sage_err sage__await_settled(struct sage__ops *o, const json_t *specs, int wait_ms);
+
 /* ------------------------------------------------ await.c: waiting */
 
 /*

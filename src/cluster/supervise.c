@@ -117,6 +117,8 @@ void sage__group_apply(struct sage__host *h, struct sage__group *g)
                 if (!live(s) || (pass == 0 && s->gen >= g->gen) ||
                     (pass == 1 && s->state == SAGE__SLOT_RUNNING))
                     continue;
+                if (s->gen < g->gen)
+                    nold--;
                 sage__slot_stop(h, s);
                 nlive--;
             }
