@@ -231,7 +231,8 @@ static void t_server_dies(void)
 }
 
 
-/* a replica that hangs (SIGSTOP) is seen unhealthy within a probe or two,
+/* a replica that hangs (SIGSTOP) is seen unhealthy within a probe or two
+ * (status --cluster and ls --cluster list it so, from its host's record),
  * then killed and started again after its probe_timeout; calls then reach
  * only replicas that answer */
 static void t_hung_replica(void)
@@ -240,13 +241,13 @@ static void t_hung_replica(void)
     sage_nats_conf nc;
     struct look l;
     char text[2048];
-    pid_t host;
+    pid_t host, cli;
     int stopped, other;
     double t0;
 
     host = one_host(&f, &nc, "4");
     config(text, sizeof text, &f, 2, "1", NULL, "detached", 3,
-           "      probe_interval: 0.2\n      probe_timeout: 2\n");
+           "      probe_interval: 0.2\n      probe_timeout: 4\n");
     DEPLOY_OK(&f, text, 15000);
     l = look(&nc, "kv");
     ASSERT_EQ(l.running, 2);
@@ -259,10 +260,22 @@ static void t_hung_replica(void)
     ASSERT_LE(th_now_ms() - t0, 1500); /* a probe or two, not the timeout */
     ASSERT_EQ(l.running, 1);
     ASSERT_EQ(l.pids[0], other);
-    /* killed after 2 s of silence, started again after its backoff */
-    WAIT_FOR(&nc, "kv", l, l.running == 2 && l.unhealthy == 0, 10000);
+    /* status --cluster shows it, unhealthy, though it answers nothing */
+    cli = run(&f, "status", "status", "--cluster", "--nats", f.url[0], "-n", th_prefix(), "kv",
+              "--json", (char *)NULL);
+    ASSERT_EQ(exit_code(th_wait_child(cli, 20000)), 0);
+    ASSERT_TRUE(log_has(&f, "status", "\"state\": \"unhealthy\""));
+    ASSERT_TRUE(log_has(&f, "status", "\"answered\": false"));
+    ASSERT_TRUE(log_has(&f, "status", "\"host_id\": \"") );
+    cli = run(&f, "ls", "ls", "--cluster", "--nats", f.url[0], "-n", th_prefix(), "--json",
+              (char *)NULL);
+    ASSERT_EQ(exit_code(th_wait_child(cli, 20000)), 0);
+    ASSERT_TRUE(log_has(&f, "ls", "\"heartbeat_age_s\""));
+    ASSERT_TRUE(log_has(&f, "ls", host_id(0)));
+    /* killed after 4 s of silence, started again after its backoff */
+    WAIT_FOR(&nc, "kv", l, l.running == 2 && l.unhealthy == 0, 12000);
     printf("  running again after %.0f ms\n", th_now_ms() - t0);
-    ASSERT_LE(1900, th_now_ms() - t0);
+    ASSERT_LE(3900, th_now_ms() - t0);
     ASSERT_TRUE(l.pids[0] != stopped && l.pids[1] != stopped);
     ASSERT_EQ(l.restarts, 1);
     ASSERT_TRUE(kill(stopped, 0) != 0); /* gone */
