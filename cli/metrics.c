@@ -137,6 +137,13 @@ static const struct task_family {
      offsetof(sage_status, rejected)},
     {"sagesvc_queue_full_total", "counter", "Times a caller found the request queue full.", U64,
      offsetof(sage_status, queue_full)},
+    {"sagesvc_service_requests_total", "counter",
+     "Calls answered by the service, successfully or not, calls to methods it does not have "
+     "included.",
+     U64, offsetof(sage_status, requests)},
+    {"sagesvc_service_errors_total", "counter",
+     "Calls the service answered with an error, calls to methods it does not have included.",
+     U64, offsetof(sage_status, errors)},
 };
 
 static void put_task_family(struct out *o, const struct task_family *f, const sage_status *sts,
