@@ -22,8 +22,10 @@
 
 #include "commands.h"
 #include "common.h"
+#include "metrics.h"
 #include "natsopt.h"
 #include "sage/cluster.h"
+#include "sage/task.h"
 
 static void usage(FILE *out)
 {
@@ -32,7 +34,7 @@ static void usage(FILE *out)
           "\n"
           "SYNOPSIS\n"
           "    sagesvc host [--nats URL[,URL...]] [-c CONFIG] [--id ID] [--cpus N]\n"
-          "                 [--memory SIZE]\n"
+          "                 [--memory SIZE] [--metrics ADDR:PORT]\n"
           "    sagesvc host --list [--nats URL[,URL...]] [-c CONFIG]\n"
           "\n"
           "DESCRIPTION\n"
@@ -82,6 +84,14 @@ static void usage(FILE *out)
           "        Memory offered: bytes, or with a unit KB, MB, GB, TB (powers of\n"
           "        1000) or KiB, MiB, GiB, TiB (powers of 1024). Default: the physical\n"
           "        memory.\n"
+          "    --metrics ADDR:PORT\n"
+          "        Serve the figures of this host's replicas in Prometheus text format\n"
+          "        (0.0.4) on GET /metrics, bound to ADDR:PORT (port 0: any free one;\n"
+          "        the URL is printed): the families of `sagesvc run --metrics`, each\n"
+          "        series labelled also host (this host's id) and replica (the\n"
+          "        replica's instance id). Every scrape asks the replicas ($SRV.STATS),\n"
+          "        waiting up to 1 s; one that does not answer has sagesvc_up 0 and no\n"
+          "        other series.\n"
           "    --list\n"
           "        Print every host (up or down), its free and offered resources and\n"
           "        its replicas (state, restarts, instance id; those of a host that is\n"
@@ -113,7 +123,7 @@ static void usage(FILE *out)
 }
 
 struct host_cmd {
-    const char *config_path, *urls, *id;
+    const char *config_path, *urls, *id, *metrics;
     double cpus;
     uint64_t memory;
     int list;
@@ -152,6 +162,7 @@ static int parse_options(struct host_cmd *hc, int argc, char **argv)
         {"nats", required_argument, NULL, 'N'}, {"config", required_argument, NULL, 'c'},
         {"id", required_argument, NULL, 'i'},   {"cpus", required_argument, NULL, 'C'},
         {"memory", required_argument, NULL, 'm'}, {"list", no_argument, NULL, 'l'},
+        {"metrics", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     char *end;
@@ -184,6 +195,13 @@ static int parse_options(struct host_cmd *hc, int argc, char **argv)
             break;
         case 'l':
             hc->list = 1;
+            break;
+        case 'M':
+            if (cli_metrics_check(optarg) != SAGE_OK) {
+                cli_error(SAGE_EINVAL, "host");
+                return CLI_USAGE;
+            }
+            hc->metrics = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -231,6 +249,83 @@ static void print_host(void *arg, const sage_cluster_host_info *h)
     }
 }
 
+/* --------------------------------------------------------------- metrics */
+
+/* One replica's figures, as a scrape gathers them. */
+struct entry {
+    sage_status st;
+    bool answered;
+    char ns[72], name[72], id[72];
+};
+
+struct scrape {
+    const sage_nats_conf *nats;
+    const char *id; /* --id, or NULL: the host of this process */
+    struct entry *v;
+    size_t n, cap;
+    char host[72];
+    int oom;
+};
+
+static void on_figures(void *arg, const char *host, const sage_cluster_replica_info *r,
+                       const sage_status *st)
+{
+    struct scrape *sc = arg;
+    struct entry *e;
+
+    if (r->pid <= 0 || r->id[0] == '\0')
+        return; /* no process, or not serving yet: no series */
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? 2 * sc->cap : 8;
+        struct entry *v = realloc(sc->v, cap * sizeof *v);
+
+        if (v == NULL) {
+            sc->oom = 1;
+            return;
+        }
+        sc->v = v;
+        sc->cap = cap;
+    }
+    e = &sc->v[sc->n++];
+    snprintf(sc->host, sizeof sc->host, "%s", host);
+    snprintf(e->ns, sizeof e->ns, "%s", r->ns);
+    snprintf(e->name, sizeof e->name, "%s", r->service);
+    snprintf(e->id, sizeof e->id, "%s", r->id);
+    e->answered = st != NULL;
+    if (st)
+        e->st = *st;
+}
+
+/* render_replicas runs on the metrics server's thread, per scrape */
+static sage_err render_replicas(void *arg, char **textp, size_t *lenp)
+{
+    const struct scrape *cfg = arg;
+    struct cli_metrics_item *items = NULL;
+    struct scrape sc;
+    sage_err r;
+
+    memset(&sc, 0, sizeof sc);
+    sc.nats = cfg->nats;
+    sc.id = cfg->id;
+    r = sage_cluster_host_figures(sc.nats, sc.id, 1000, on_figures, &sc);
+    if (r == SAGE_ENOENT) /* not up yet (or stopping): nothing to say */
+        r = SAGE_OK;
+    if (r == SAGE_OK && (sc.oom || (items = calloc(sc.n ? sc.n : 1, sizeof *items)) == NULL))
+        r = SAGE_ENOMEM;
+    for (size_t i = 0; r == SAGE_OK && i < sc.n; i++) {
+        items[i].st = sc.v[i].answered ? &sc.v[i].st : NULL;
+        items[i].ns = sc.v[i].ns;
+        items[i].name = sc.v[i].name;
+        items[i].replica = sc.v[i].id;
+        items[i].host = sc.host;
+    }
+    if (r == SAGE_OK)
+        r = cli_metrics_render_items(items, sc.n, textp, lenp);
+    free(items);
+    free(sc.v);
+    return r;
+}
+
 /* ------------------------------------------------------------------- run */
 
 static void log_line(void *arg, const char *line)
@@ -245,6 +340,8 @@ int cmd_host(int argc, char **argv)
     struct cli_nats n;
     sage_config *cfg = NULL;
     sage_cluster_host_opts o;
+    struct scrape scrape;
+    cli_metrics *metrics = NULL;
     char exe[PATH_MAX];
     const char *rargv[3];
     sigset_t set;
@@ -253,6 +350,7 @@ int cmd_host(int argc, char **argv)
     int rc, sfd;
 
     memset(&hc, 0, sizeof hc);
+    memset(&scrape, 0, sizeof scrape);
     if ((rc = parse_options(&hc, argc, argv)) != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     cli_block_stop_signals(&set); /* before any thread: all inherit it */
@@ -290,6 +388,18 @@ int cmd_host(int argc, char **argv)
         rc = CLI_ERR;
         goto out;
     }
+    if (hc.metrics) {
+        scrape.nats = &n.conf;
+        scrape.id = hc.id;
+        if ((r = cli_metrics_open_fn(&metrics, hc.metrics, render_replicas, &scrape)) != SAGE_OK) {
+            cli_error(r, "--metrics %s", hc.metrics);
+            close(sfd);
+            rc = CLI_ERR;
+            goto out;
+        }
+        printf("metrics: %s\n", cli_metrics_url(metrics));
+        fflush(stdout);
+    }
     sage_cluster_host_opts_init(&o);
     o.nats = &n.conf;
     o.id = hc.id;
@@ -299,6 +409,7 @@ int cmd_host(int argc, char **argv)
     o.stop_fd = sfd;
     o.log = log_line;
     r = sage_cluster_host_run(&o);
+    cli_metrics_close(metrics); /* before the configuration it reads goes */
     close(sfd);
     if (r != SAGE_OK) {
         cli_error(r, "host");

@@ -4,8 +4,11 @@
  * (SAGESVC_BIN): a server dies, a host dies, a replica hangs, a deployment
  * changes while it serves.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <stdatomic.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -476,11 +479,161 @@ static void t_scale_and_roll(void)
     finish(&f);
 }
 
+
+/* ------------------------------------------------------------- metrics */
+
+/* http_get fetches url ("http://127.0.0.1:PORT/PATH") into buf; the body's
+ * length, or -1 */
+static int http_get(const char *url, char *buf, size_t cap)
+{
+    struct sockaddr_in a;
+    char req[256];
+    int port = 0, fd, got = 0, n;
+    const char *path = "/";
+    char *body;
+
+    if (sscanf(url, "http://127.0.0.1:%d", &port) != 1)
+        return -1;
+    if ((path = strchr(url + 7, '/')) == NULL)
+        path = "/";
+    memset(&a, 0, sizeof a);
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if ((fd = socket(AF_INET, SOCK_STREAM, 0)) < 0)
+        return -1;
+    snprintf(req, sizeof req, "GET %s HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n", path);
+    if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        write(fd, req, strlen(req)) != (ssize_t)strlen(req)) {
+        close(fd);
+        return -1;
+    }
+    while ((size_t)got < cap - 1 && (n = (int)read(fd, buf + got, cap - 1 - (size_t)got)) > 0)
+        got += n;
+    close(fd);
+    buf[got] = '\0';
+    if (strstr(buf, " 200 ") == NULL || (body = strstr(buf, "\r\n\r\n")) == NULL)
+        return -1;
+    memmove(buf, body + 4, strlen(body + 4) + 1);
+    return (int)strlen(buf);
+}
+
+/* count_lines counts the lines of text that start with prefix and end with
+ * " value" */
+static int count_lines(const char *text, const char *prefix, const char *value)
+{
+    int n = 0;
+
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        const char *end = strchr(p, '\n');
+        size_t len = end ? (size_t)(end - p) : strlen(p), vl = strlen(value);
+
+        if (strncmp(p, prefix, strlen(prefix)) == 0 && len > vl + 1 && p[len - vl - 1] == ' ' &&
+            strncmp(p + len - vl, value, vl) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* sum_lines adds up the values of the lines of text starting with prefix */
+static long sum_lines(const char *text, const char *prefix)
+{
+    long sum = 0;
+
+    for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        const char *end = strchr(p, '\n'), *sp;
+
+        if (strncmp(p, prefix, strlen(prefix)) != 0)
+            continue;
+        for (sp = end ? end : p + strlen(p); sp > p && sp[-1] != ' '; sp--)
+            ;
+        sum += strtol(sp, NULL, 10);
+    }
+    return sum;
+}
+
+/* `sagesvc host --metrics` serves its replicas' figures, labelled by host
+ * and replica, valid for promtool; a replica that does not answer is up 0 */
+static void t_host_metrics(void)
+{
+    struct natsfix f;
+    sage_nats_conf nc;
+    struct look l;
+    char text[2048], url[256] = "", prefix[256], path[300], cmd[600];
+    char *body = malloc(1 << 20);
+    pid_t host;
+    FILE *out;
+
+    ASSERT_TRUE(body != NULL);
+    natsfix_start(&f, 1, NULL);
+    natsfix_conf(&f, &nc, 0);
+    host = run(&f, "host0", "host", "--nats", f.url[0], "--id", host_id(0), "--cpus", "4",
+               "--metrics", "127.0.0.1:0", (char *)NULL);
+    wait_log(&f, "host0", "metrics: http://", 10000);
+    {
+        char logp[256], line[512];
+        FILE *in;
+
+        snprintf(logp, sizeof logp, "%s/host0.log", f.dir);
+        ASSERT_TRUE((in = fopen(logp, "r")) != NULL);
+        while (fgets(line, sizeof line, in))
+            if (sscanf(line, "metrics: %255s", url) == 1)
+                break;
+        fclose(in);
+    }
+    ASSERT_TRUE(url[0] != '\0');
+    WAIT_FOR(&nc, "kv", l, l.hosts_alive == 1, 10000);
+    /* nothing deployed: a valid, empty exposition */
+    ASSERT_LE(0, http_get(url, body, 1 << 20));
+    config(text, sizeof text, &f, 2, "1", NULL, "detached", 3, NULL);
+    DEPLOY_OK(&f, text, 15000);
+    for (int i = 0; i < 5; i++)
+        ASSERT_OK(call_kv(&f, 0, i));
+    {
+        sage_nats_conf c2;
+        sage_cluster_opts co;
+        sage_manager *m = natsfix_manager(&f, 0, 5, &c2, &co);
+
+        ASSERT_ERR(sage_manager_callf(NULL, m, NULL, "kv", "nosuch", "[]"), SAGE_ENOMETHOD);
+        sage_manager_free(m);
+    }
+    ASSERT_LE(1, http_get(url, body, 1 << 20));
+    snprintf(prefix, sizeof prefix, "sagesvc_up{namespace=\"%s\",service=\"kv\",host=\"%s\",replica=\"",
+             th_prefix(), host_id(0));
+    ASSERT_EQ(count_lines(body, prefix, "1"), 2);
+    snprintf(prefix, sizeof prefix, "sagesvc_service_requests_total{namespace=\"%s\",service=\"kv\",host=", th_prefix());
+    ASSERT_EQ(sum_lines(body, prefix), 6); /* 5 puts and the unknown method */
+    ASSERT_TRUE(strstr(body, "sagesvc_call_duration_seconds_bucket{") != NULL);
+    ASSERT_TRUE(strstr(body, ",method=\"put\"") != NULL);
+    snprintf(path, sizeof path, "%s/metrics.txt", f.dir);
+    ASSERT_TRUE((out = fopen(path, "w")) != NULL);
+    fputs(body, out);
+    fclose(out);
+    if (access("/usr/bin/promtool", X_OK) == 0) {
+        snprintf(cmd, sizeof cmd, "promtool check metrics < %s", path);
+        ASSERT_EQ(system(cmd), 0);
+    } else {
+        printf("  promtool not installed: the format is not checked\n");
+    }
+    /* a replica that answers nothing: up 0, no other series */
+    l = look(&nc, "kv");
+    ASSERT_EQ(kill(l.pids[0], SIGSTOP), 0);
+    ASSERT_LE(1, http_get(url, body, 1 << 20));
+    ASSERT_EQ(kill(l.pids[0], SIGCONT), 0);
+    snprintf(prefix, sizeof prefix, "sagesvc_up{namespace=\"%s\",service=\"kv\",host=\"%s\",replica=\"",
+             th_prefix(), host_id(0));
+    ASSERT_EQ(count_lines(body, prefix, "1"), 1);
+    ASSERT_EQ(count_lines(body, prefix, "0"), 1);
+    free(body);
+    undeploy_finish(&f, &nc, host);
+}
+
 static const struct th_case cases[] = {
     {"server_dies", t_server_dies, 120},
     {"hung_replica", t_hung_replica, 60},
     {"host_lost", t_host_lost, 90},
     {"scale_and_roll", t_scale_and_roll, 120},
+    {"host_metrics", t_host_metrics, 60},
     {NULL, NULL, 0},
 };
 

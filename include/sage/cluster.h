@@ -354,6 +354,27 @@ SAGE_API void sage_cluster_host_opts_init(sage_cluster_host_opts *o);
  */
 SAGE_API sage_err sage_cluster_host_run(const sage_cluster_host_opts *o);
 
+/* A replica of host host and its figures (st NULL when it did not answer;
+ * a sage_status of sage/task.h); borrowed for the callback. */
+struct sage_status;
+typedef void (*sage_cluster_figures_fn)(void *arg, const char *host,
+                                        const sage_cluster_replica_info *r,
+                                        const struct sage_status *st);
+
+/*
+ * sage_cluster_host_figures asks every replica the record of host host_id
+ * lists (NULL: the host this process runs, found by its pid and hostname)
+ * for its figures ($SRV.STATS.NAME.ID), all at once, waits up to wait_ms
+ * for the answers, then calls fn once per replica on the calling thread,
+ * st NULL for one that did not answer (hung, or no process). For a metrics
+ * endpoint of the host (`sagesvc host --metrics`): st carries the counts,
+ * state and latency histograms a task's own status has. SAGE_ENOENT when
+ * there is no such host. Thread-safe; blocks up to wait_ms and a few
+ * round trips.
+ */
+SAGE_API sage_err sage_cluster_host_figures(const sage_nats_conf *nats, const char *host_id,
+                                            int wait_ms, sage_cluster_figures_fn fn, void *arg);
+
 /* ---------------------------------------------------------------- replicas */
 
 /* sage_service_resolve_fn finds the code of service entry sc of

@@ -79,6 +79,13 @@ sage_err sage_cluster_scale(const sage_nats_conf *nats, const char *ns, const ch
     return NOT_BUILT("scale");
 }
 
+sage_err sage_cluster_host_figures(const sage_nats_conf *nats, const char *host_id, int wait_ms,
+                                   sage_cluster_figures_fn fn, void *arg)
+{
+    (void)nats, (void)host_id, (void)wait_ms, (void)fn, (void)arg;
+    return NOT_BUILT("host figures");
+}
+
 void sage_cluster_host_opts_init(sage_cluster_host_opts *o)
 {
     memset(o, 0, sizeof *o);
