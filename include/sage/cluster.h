@@ -8,7 +8,10 @@
  * Every replica also publishes a service record in the JetStream key-value
  * bucket "sagesvc_services" (key "NS.NAME"), so a caller tells "no such
  * service" (fails at once with SAGE_ENOSERVICE) from "no replica running"
- * (SAGE_EUNAVAILABLE), and learns whether the service is durable.
+ * (SAGE_EUNAVAILABLE), and learns whether the service is durable. Callers
+ * read it from any server holding a copy (a JetStream direct get), so a
+ * server's death does not stop new calls; a registry that cannot be read
+ * is SAGE_EUNAVAILABLE with the reason, never SAGE_ENOSERVICE.
  *
  * Discovery, health and stats follow the NATS micro-service protocol
  * (ADR-32): replicas answer $SRV.PING, $SRV.INFO and $SRV.STATS, bare, with
@@ -24,7 +27,9 @@
  *
  * Calls waiting for an answer when the caller's connection to NATS is lost
  * fail at once with SAGE_ECONNECT (idempotent ones are retried): answers
- * sent meanwhile are lost. Fork: the NATS client's threads do not survive
+ * sent meanwhile are lost. A send on a broken connection is SAGE_ECONNECT
+ * too. A durable call waits for the stream's acknowledgement at most its
+ * own remaining time, through a new leader's election if need be. Fork: the NATS client's threads do not survive
  * fork(), so a child must not use a task, manager or cluster function its
  * parent created or called before forking; create NATS objects after fork.
  */
@@ -93,28 +98,37 @@ SAGE_API sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *
 /* ================================================ hosts, deployments, leases
  *
  * Cluster operations keep their state in three JetStream key-value
- * buckets, created by whoever needs them first:
+ * buckets, created by whoever needs them first, each with nats.replicas
+ * copies (default min(3, servers): no single server holds them):
  *
  *   sagesvc_hosts   key HOST-ID: what a host offers and runs
  *       {"id", "hostname", "pid", "cpus", "memory", "reserved_cpus",
  *        "reserved_memory", "heartbeat" (wall clock, ms since the epoch),
- *        "reservations": {"NS.NAME": {"deploy", "replicas", "cpus", "memory"}},
- *        "replicas": [{"ns", "service", "deploy", "pid", "state", "restarts"}]}
+ *        "reservations": {"NS.NAME": {"deploy", "replicas", "cpus", "memory",
+ *                                     "pending" (wall clock, ms: a placer's,
+ *                                     maybe not in the spec yet)}},
+ *        "replicas": [{"ns", "service", "deploy", "pid", "state", "restarts",
+ *                      "id" (instance id), "gen" (generation it runs),
+ *                      "seen" (wall clock, ms, it last answered a probe)}]}
  *   sagesvc_deploy  key "NS.NAME": one deployed service
  *       {"ns", "name", "id" (this deployment's unique id), "config_yaml",
- *        "config_path", "replicas", "cpus", "memory", "lifetime" ("owned" or
- *        "detached"), "owner" (lease id, "" when detached), "max_restarts",
- *        "durable", "placement": {HOST-ID: count}, "status" ("placing",
- *        "running" or "failed"), "reason", "created" (wall clock, ms)}
+ *        "config_path", "code" ("c" or "python"), "replicas", "cpus",
+ *        "memory", "lifetime" ("owned" or "detached"), "owner" (lease id, ""
+ *        when detached), "max_restarts", "durable", "generation" (1, then
+ *        one more per new configuration), "replace_after_ms",
+ *        "probe_interval_ms", "probe_timeout_ms", "placement": {HOST-ID:
+ *        count}, "status" ("placing", "running" or "failed"), "reason",
+ *        "created" (wall clock, ms)}
  *   sagesvc_leases  key LEASE-ID: {"pid", "hostname", "created"} of the
  *       owner; entries expire 15 s after their last write (bucket TTL)
  *
  * A host writes its record every second; one whose heartbeat is more than
- * 5 s old is down: nothing is placed on it. Every writer of a host record
- * (the host, deployers) reads it, changes it and writes it back only if its
- * revision is unchanged (compare-and-set), so reservations are never lost
- * or counted twice. Clocks of hosts and deployers must agree within a
- * second or so (NTP).
+ * 5 s old is down: nothing is placed on it, and once it has been silent
+ * for a deployment's replace_after its replicas are placed on other hosts.
+ * Every writer of a host record (the host, deployers) reads it, changes it
+ * and writes it back only if its revision is unchanged (compare-and-set),
+ * so reservations are never lost or counted twice. Clocks of hosts and
+ * deployers must agree within a second or so (NTP).
  */
 
 /* A replica as its host reports it; strings borrowed for the callback.
@@ -330,7 +344,9 @@ SAGE_API void sage_cluster_host_opts_init(sage_cluster_host_opts *o);
  * stop_fd becomes readable. It publishes the host's record every second,
  * watches sagesvc_deploy and runs the replicas placed on this host as child
  * processes (in its process group), with python_argv for a Python service
- * and replica_argv for a C one:
+ * and replica_argv for a C one (a replica writes "R", its instance id and a
+ * newline on --ready-fd once it serves, as sage_cluster_replica_run does;
+ * "R" alone serves too, but cannot be probed):
  *
  *   REPLICA_ARGV... --nats URL[,URL...] --ns NS --service NAME
  *                   --ready-fd 3 --host-pid PID [--creds F] [--tls-ca F]
@@ -342,11 +358,17 @@ SAGE_API void sage_cluster_host_opts_init(sage_cluster_host_opts *o);
  * backoff (100 ms, doubling, at most 5 s) until it has been restarted
  * max_restarts times; the next exit gives it up, and when no replica of the
  * service lives anywhere any more, the deployment and the service record
- * are marked failed, so callers fail fast with SAGE_EUNAVAILABLE. Replicas
- * no longer placed here (undeployed, or owned by a lease that lapsed) are
- * stopped (SIGTERM, SIGKILL after 5 s) and their reservations released.
- * On stop, every replica is stopped and the host's record deleted, which
- * releases its reservations. Returns SAGE_OK when stopped; SAGE_EINVAL for
+ * are marked failed, so callers fail fast with SAGE_EUNAVAILABLE. It pings
+ * each serving replica every probe_interval ($SRV.PING.NAME.ID): one that
+ * leaves a ping unanswered is "unhealthy", one silent for probe_timeout is
+ * killed (SIGKILL) and restarted as above. Replicas no longer placed here
+ * (undeployed, scaled down, moved away, or owned by a lease that lapsed)
+ * are stopped (SIGTERM, SIGKILL after 5 s) and their reservations released;
+ * those of an older generation are replaced one at a time, a new one
+ * serving before an old one stops. The live host with the smallest id
+ * places the replicas of hosts silent for their replace_after on other
+ * hosts with room. On stop, every replica is stopped and the host's record
+ * deleted, which releases its reservations. Returns SAGE_OK when stopped; SAGE_EINVAL for
  * bad options, SAGE_ECONNECT if NATS cannot be reached at start (later
  * outages are ridden out: nats.c reconnects, forever), SAGE_EEXIST if a
  * live host already has the id. o and everything it points to are
@@ -391,7 +413,7 @@ typedef struct sage_cluster_replica_opts {
     const char *service;
     sage_service_resolve_fn resolve; /* its code (required) */
     void *arg;
-    int ready_fd; /* 'R' is written here once it serves; -1: none */
+    int ready_fd; /* "R<instance id>\n" is written here once it serves; -1: none */
     int stop_fd;  /* readable (or hung up): stop (required) */
 } sage_cluster_replica_opts;
 
@@ -403,8 +425,9 @@ SAGE_API void sage_cluster_replica_opts_init(sage_cluster_replica_opts *o);
  * ns.service until stop_fd becomes readable: it reads the deployment (its
  * configuration's full text), finds the service's code through resolve,
  * and serves it over NATS with the deployment's settings and o->nats, then
- * stops as a task stops (every call taken is answered). This is what a
- * host's replica process runs. SAGE_ENOSERVICE if ns.service is not
+ * stops as a task stops (every call taken is answered). Once it serves it
+ * writes "R", its instance id and a newline to ready_fd (its host probes
+ * it by that id). This is what a host's replica process runs. SAGE_ENOSERVICE if ns.service is not
  * deployed, SAGE_ECONFIG if its configuration cannot be used, resolve's
  * error, or the task's. Blocks; o is borrowed until it returns.
  */
