@@ -159,6 +159,7 @@ static void on_dep(void *arg, const sage_cluster_deployment *d)
     x->found = 1;
     snprintf(x->status, sizeof x->status, "%s", d->status);
     snprintf(x->reason, sizeof x->reason, "%s", d->reason);
+    x->running = d->running;
     for (size_t i = 0; i < d->nplacement; i++) {
         const char *h = d->placement[i].host;
         size_t n = strlen(h);

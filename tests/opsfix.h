@@ -84,6 +84,7 @@ struct dep {
     char status[16];
     char reason[256];
     uint32_t placed[4]; /* per host index, by the ids "h0".."h3" */
+    uint32_t running;   /* as the live hosts say */
 };
 
 /* deployment reads svc's deployment (found 0 if there is none) */

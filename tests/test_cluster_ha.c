@@ -202,6 +202,8 @@ static void t_server_dies(void)
     /* hosts keep reporting: every one writes its record again */
     natsfix_conf(&f, &nc, survivor);
     for (end = th_now_ms() + 30000; (got = hosts_fresh(&nc, killed_ms + 1000)) != 3;) {
+        if (th_now_ms() > end)
+            dump_logs(&f);
         ASSERT_LE(th_now_ms(), end);
         sleep_ms(200);
     }
@@ -221,13 +223,26 @@ static void t_server_dies(void)
     ASSERT_LE(20, durable.ok);
     ASSERT_STREQ(deployment(&nc, "kv").status, "running");
     l = look(&nc, "kv");
+    if (l.running != 3)
+        dump_logs(&f);
     ASSERT_EQ(l.running, 3);
     ASSERT_EQ(waitpid(deployer, NULL, WNOHANG), 0); /* still holding its lease */
     ASSERT_TRUE(!log_has(&f, "deploy", "lease was lost"));
+    for (int i = 0; i < 3; i++) { /* a server's death is no host's: nothing moved */
+        char log[16];
+
+        snprintf(log, sizeof log, "host%d", i);
+        ASSERT_TRUE(!log_has(&f, log, "placed again"));
+        ASSERT_TRUE(!log_has(&f, log, "answered no probe"));
+    }
 
     kill(deployer, SIGTERM);
     ASSERT_EQ(exit_code(th_wait_child(deployer, 20000)), 0);
-    ASSERT_OK(sage_cluster_undeploy(&nc, th_prefix(), "dkv", 10000));
+    if (sage_cluster_undeploy(&nc, th_prefix(), "dkv", 10000) != SAGE_OK) {
+        printf("  undeploy: %s\n", sage_errdetail());
+        dump_logs(&f);
+        ASSERT_TRUE(0);
+    }
     for (int i = 0; i < 3; i++)
         stop_host(host[i]);
     finish(&f);
@@ -289,9 +304,10 @@ static void t_hung_replica(void)
 }
 
 
-/* a host dies: once it has been silent for replace_after (5 s) its
- * replicas run on the other hosts; when it comes back, it runs none of
- * them, and its old reservation goes */
+/* a host dies: once it counts as down (5 s) the listings say 2 of 3 run;
+ * once it has been silent for replace_after (8 s) its replicas run on the
+ * other hosts; when it comes back, it runs none of them, and its old
+ * reservation goes */
 static void t_host_lost(void)
 {
     struct natsfix f;
@@ -299,14 +315,14 @@ static void t_host_lost(void)
     struct look l;
     struct dep d;
     char text[2048];
-    pid_t host[3];
+    pid_t host[3], cli;
     double t0;
 
     natsfix_start(&f, 1, NULL);
     natsfix_conf(&f, &nc, 0);
     for (int i = 0; i < 3; i++)
         host[i] = start_host(&f, i, 0, "2", NULL);
-    config(text, sizeof text, &f, 3, "1", NULL, "detached", 3, "      replace_after: 5\n");
+    config(text, sizeof text, &f, 3, "1", NULL, "detached", 3, "      replace_after: 8\n");
     DEPLOY_OK(&f, text, 15000);
     l = look(&nc, "kv");
     ASSERT_EQ(l.running, 3);
@@ -314,9 +330,24 @@ static void t_host_lost(void)
     kill(host[2], SIGKILL); /* its replicas die with it (SIGTERM from the kernel) */
     ASSERT_TRUE(th_wait_child(host[2], 5000) >= 0);
     t0 = th_now_ms();
+    /* once it counts as down (5 s), listings say what runs: 2 of 3, and
+     * its replicas unknown */
+    for (double end = th_now_ms() + 8000; deployment(&nc, "kv").running != 2; sleep_ms(100))
+        ASSERT_LE(th_now_ms(), end);
+    cli = run(&f, "list", "host", "--list", "--nats", f.url[0], (char *)NULL);
+    ASSERT_EQ(exit_code(th_wait_child(cli, 20000)), 0);
+    cli = run(&f, "dlist", "deploy", "--list", "-n", th_prefix(), "--nats", f.url[0],
+              (char *)NULL);
+    ASSERT_EQ(exit_code(th_wait_child(cli, 20000)), 0);
+    /* before replace_after, counted from its last heartbeat (up to 1 s
+     * before the kill): nothing moved yet */
+    ASSERT_LE(th_now_ms() - t0, 6500);
+    ASSERT_TRUE(log_has(&f, "list", "DOWN"));
+    ASSERT_TRUE(log_has(&f, "list", "unknown (host down)"));
+    ASSERT_TRUE(log_has(&f, "dlist", "kv: 2 of 3 replicas running"));
     WAIT_FOR(&nc, "kv", l, l.running == 3 && l.on_host[2] == 0, 20000);
     printf("  3 replicas run again %.0f ms after the host died\n", th_now_ms() - t0);
-    ASSERT_LE(5000, th_now_ms() - t0); /* not before replace_after */
+    ASSERT_LE(6900, th_now_ms() - t0); /* not before replace_after (from its last heartbeat) */
     d = deployment(&nc, "kv");
     ASSERT_EQ(d.placed[2], 0);
     ASSERT_EQ(d.placed[0] + d.placed[1], 3);

@@ -432,6 +432,7 @@ static void host_fini(struct sage__host *h)
     struct sage__change *c;
 
     sage__nio_kv_unwatch(h->watch);
+    sage__host_view_stop(h);
     sage__host_probe_close(h);
     while ((c = h->changes) != NULL) {
         h->changes = c->next;
@@ -449,12 +450,15 @@ static void host_fini(struct sage__host *h)
     }
     json_decref(h->cache);
     json_decref(h->missing);
+    json_decref(h->hosts_view);
     json_decref(h->last);
     free_strv(h->argv);
     free_strv(h->pyargv);
     free_strv(h->envp);
     if (h->wake_fd >= 0)
         close(h->wake_fd);
+    if (h->view_cond_ready)
+        pthread_cond_destroy(&h->view_cond);
     pthread_mutex_destroy(&h->lock);
 }
 
@@ -519,8 +523,9 @@ sage_err sage_cluster_host_run(const sage_cluster_host_opts *o)
                          : (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
     h.cache = json_object();
     h.missing = json_object();
+    h.hosts_view = json_object();
     h.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (h.cache == NULL || h.missing == NULL || h.wake_fd < 0) {
+    if (h.cache == NULL || h.missing == NULL || h.hosts_view == NULL || h.wake_fd < 0) {
         r = SAGE_SETERR(SAGE_ESYS, "host: cannot make its event descriptor: %s",
                         strerror(errno));
         goto out;
@@ -537,6 +542,8 @@ sage_err sage_cluster_host_run(const sage_cluster_host_opts *o)
     if ((r = sage__host_write_record(&h)) != SAGE_OK)
         goto out;
     if ((r = sage__nio_kv_watch(h.ops.deploy, NULL, sage__host_on_watch, &h, &h.watch)) != SAGE_OK)
+        goto out;
+    if ((r = sage__host_view_start(&h)) != SAGE_OK)
         goto out;
     h.next_resync_ns = sage__now_ns() + SAGE__RESYNC_MS * MS;
     h.next_beat_ns = sage__now_ns() + SAGE__HEARTBEAT_MS * MS;

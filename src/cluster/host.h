@@ -146,6 +146,15 @@ struct sage__host {
     int64_t writable_since_ns;               /* record writes succeed since (0: failing) */
     int64_t next_lost_check_ns;
     json_t *missing;                         /* HOST-ID -> wall ms its record was found gone */
+    struct sage__nio_watch *hosts_watch;     /* every host's record, as it changes */
+    json_t *hosts_view;                      /* HOST-ID -> record; under lock */
+    int64_t hosts_view_at;                   /* monotonic: its last change; under lock */
+    pthread_t view_tid;                      /* keeps the watch alive (relocate.c) */
+    pthread_cond_t view_cond;                /* CLOCK_MONOTONIC, with lock */
+    bool view_stop;                          /* under lock */
+    bool view_running;
+    bool view_cond_ready;
+    int64_t last_probe_pass_ns;              /* probe.c: the host thread's last pass */
     char **argv;                             /* replica command line, fixed part */
     size_t nargv;
     size_t nprefix;                          /* of which replica_argv */
@@ -229,6 +238,17 @@ void sage__slot_serving(struct sage__slot *s);
 /* sage__host_relocate places elsewhere the replicas of hosts silent for
  * their deployment's replace_after, when this host is the one to do it. */
 void sage__host_relocate(struct sage__host *h);
+
+/* sage__host_view_start watches the host records into h->hosts_view, with
+ * a thread that restarts a watch that stopped delivering;
+ * sage__host_view_stop stops both (no callback runs after it). */
+sage_err sage__host_view_start(struct sage__host *h);
+void sage__host_view_stop(struct sage__host *h);
+
+/* sage__host_on_hostrec is the watch callback of the hosts' records (on
+ * the watch's thread): it keeps h->hosts_view. */
+void sage__host_on_hostrec(void *arg, const char *key, const void *val, size_t len, uint64_t rev,
+                           bool deleted);
 
 /* ---------------------------------------------------------- host.c */
 

@@ -15,7 +15,8 @@
  *   that its workers are free: that is what the call timeouts are for.
  * - An outage of the host's own connection says nothing about its
  *   replicas: while it is down no probe is judged, and once it is back
- *   every replica's clock starts afresh. A replica's own reconnect (its
+ *   every replica's clock starts afresh; so after the host's own thread
+ *   stalled (its answers went unread). A replica's own reconnect (its
  *   server died) takes about a second, well within the timeouts.
  */
 #include <signal.h>
@@ -29,6 +30,7 @@
 #include "platform/clock.h"
 
 #define MS 1000000LL
+#define STALL_NS (2000 * MS) /* a pass this late means the host's thread stalled */
 
 /* on_answer runs on the subscription's thread */
 static void on_answer(void *arg, struct sage__nio_msg *m)
@@ -164,6 +166,9 @@ void sage__host_probe(struct sage__host *h)
         return;
     if (!sage__nio_connected(h->ops.nio))
         grace = true; /* judge nobody while we cannot hear them */
+    if (h->last_probe_pass_ns > 0 && now - h->last_probe_pass_ns > STALL_NS)
+        grace = true; /* nor after this thread stalled: answers went unread */
+    h->last_probe_pass_ns = now;
     for (struct sage__group *g = h->groups; g; g = g->next)
         for (size_t i = 0; g->probe_interval_ms > 0 && i < g->nslots; i++) {
             struct sage__slot *s = &g->slots[i];

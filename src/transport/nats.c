@@ -230,14 +230,17 @@ static sage_err send(struct sage__tp_dest *d, const sage__req *req, int timeout_
     if ((e = sage__tp_encode_req(&r, &buf, &len)) != SAGE_OK)
         return e;
     if (d->durable) { /* stored by the stream before we return: none is lost */
-        char stream[200];
+        char stream[200], msg_id[224];
 
         /* at most the call's time: timeout_ms is the smaller of the
          * service's queue_timeout and the call's remaining time; 0 (a
          * resend that must not wait for room) still waits for the
          * acknowledgement, for at most what this attempt has left */
         sage__stream_name(stream, sizeof stream, c->ns, d->service);
-        e = sage__nio_js_publish(c->nio, stream, d->subject, buf, len,
+        /* the call and this attempt (its send time): the stream drops a
+         * repeat of a publish whose acknowledgement was lost, not a retry */
+        snprintf(msg_id, sizeof msg_id, "%s.%" PRIu64, reply, req->sent_ns);
+        e = sage__nio_js_publish(c->nio, stream, d->subject, msg_id, buf, len,
                                  timeout_ms > 0       ? timeout_ms
                                  : req->timeout_ms > 0 ? (int)(req->timeout_ms > INT32_MAX
                                                                    ? INT32_MAX

@@ -24,6 +24,10 @@
 
 #define DIRECT_GET_WAIT_MS 2000 /* a read of a record: any copy answers at once */
 #define WRITE_RETRY_MS 2000     /* writes wait this long for a stream's new leader */
+#define PUBLISH_ATTEMPT_MS 2000 /* a durable publish's wait for its acknowledgement, per try */
+#define KEYS_WAIT_MS 2000       /* a bucket's key listing */
+#define WATCH_WAIT_MS 2000      /* a watch's start (its consumer), per try */
+#define WATCH_TRIES 3
 
 struct sage__nio {
     natsConnection *nc;
@@ -576,6 +580,13 @@ static void adjust(struct sage__nio *n, const char *name, int want, int64_t max_
         }
         si->Config->Replicas = cur;
         si->Config->MaxAge = age;
+        if (i + 1 == nc && max_age_ns >= 0 && age != max_age_ns) {
+            jsStreamInfo *upd2 = NULL; /* the copies cannot change: the TTL still can */
+
+            si->Config->MaxAge = max_age_ns;
+            if (js_UpdateStream(&upd2, n->js, si->Config, NULL, &jerr) == NATS_OK)
+                jsStreamInfo_Destroy(upd2);
+        }
     }
     jsStreamInfo_Destroy(si);
 }
@@ -803,18 +814,33 @@ sage_err sage__nio_kv_delete(struct sage__nio_kv *kv, const char *key)
 sage_err sage__nio_kv_keys(struct sage__nio_kv *kv, void (*fn)(void *arg, const char *key),
                            void *arg)
 {
-    kvKeysList list;
+    /* the stream's subjects, from its leader: kvStore_Keys would make a
+     * consumer, which a stream with a copy on a dead server places there
+     * now and then (and the request times out), long after the death */
+    const char *bucket = kvStore_Bucket(kv->kv);
+    char stream[160], filter[160];
+    size_t plen;
+    jsOptions jo;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
     natsStatus s;
 
-    memset(&list, 0, sizeof list);
-    s = kvStore_Keys(&list, kv->kv, NULL);
-    if (s == NATS_NOT_FOUND)
-        return SAGE_OK; /* no keys */
+    snprintf(stream, sizeof stream, "KV_%s", bucket);
+    plen = (size_t)snprintf(filter, sizeof filter, "$KV.%s.", bucket);
+    snprintf(filter + plen, sizeof filter - plen, ">");
+    jsOptions_Init(&jo);
+    jo.Wait = KEYS_WAIT_MS;
+    jo.Stream.Info.SubjectsFilter = filter;
+    s = js_GetStreamInfo(&si, kv->js, stream, &jo, &jerr);
     if (s != NATS_OK)
         return map(s, "keys");
-    for (int i = 0; i < list.Count; i++)
-        fn(arg, list.Keys[i]);
-    kvKeysList_Destroy(&list);
+    for (int i = 0; si->State.Subjects && i < si->State.Subjects->Count; i++) {
+        const char *subj = si->State.Subjects->List[i].Subject;
+
+        if (subj && strncmp(subj, filter, plen) == 0 && si->State.Subjects->List[i].Msgs > 0)
+            fn(arg, subj + plen); /* deleted ones too: their tombstone; a read tells */
+    }
+    jsStreamInfo_Destroy(si);
     return SAGE_OK;
 }
 
@@ -890,7 +916,17 @@ sage_err sage__nio_kv_watch(struct sage__nio_kv *kv, const char *keys, sage__nio
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
     w->fn = fn;
     w->arg = arg;
-    s = keys ? kvStore_Watch(&w->w, kv->kv, keys, NULL) : kvStore_WatchAll(&w->w, kv->kv, NULL);
+    /* a watch is a consumer, which a stream with a copy on a dead server
+     * places there now and then: its creation times out; try again */
+    for (int t = 0; t < WATCH_TRIES; t++) {
+        kvWatchOptions wo;
+
+        kvWatchOptions_Init(&wo);
+        wo.Timeout = WATCH_WAIT_MS;
+        s = keys ? kvStore_Watch(&w->w, kv->kv, keys, &wo) : kvStore_WatchAll(&w->w, kv->kv, &wo);
+        if (s != NATS_TIMEOUT)
+            break;
+    }
     if (s != NATS_OK) {
         free(w);
         return map(s, "watch");
@@ -989,7 +1025,7 @@ sage_err sage__nio_stream_ensure(struct sage__nio *n, const char *name, const ch
 }
 
 sage_err sage__nio_js_publish(struct sage__nio *n, const char *stream, const char *subject,
-                              const void *data, size_t len, int timeout_ms)
+                              const char *msg_id, const void *data, size_t len, int timeout_ms)
 {
     int64_t end = mono_ms() + timeout_ms;
 
@@ -1001,9 +1037,16 @@ sage_err sage__nio_js_publish(struct sage__nio *n, const char *stream, const cha
         natsStatus s;
 
         jsPubOptions_Init(&po);
-        po.MaxWait = left > 0 ? left : 1;
+        /* a bounded wait per attempt: while the stream elects a leader, a
+         * publish that reached a follower is never answered; the same
+         * message id makes a resend of a stored one a duplicate the stream
+         * drops */
+        po.MaxWait = left > PUBLISH_ATTEMPT_MS ? PUBLISH_ATTEMPT_MS : (left > 0 ? left : 1);
+        po.MsgId = msg_id;
         s = js_Publish(&pa, n->js, subject, data, (int)len, &po, &jerr);
         jsPubAck_Destroy(pa);
+        if (s == NATS_TIMEOUT && msg_id && mono_ms() < end)
+            continue;
         if (s != NATS_NO_RESPONDERS)
             return map(s, subject);
         /* nobody took it, so nothing is stored: the stream is gone, or its

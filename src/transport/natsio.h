@@ -163,7 +163,8 @@ sage_err sage__nio_kv_update(struct sage__nio_kv *kv, const char *key, const voi
 /* sage__nio_kv_delete deletes key (a tombstone; absent keys are fine). */
 sage_err sage__nio_kv_delete(struct sage__nio_kv *kv, const char *key);
 
-/* sage__nio_kv_keys calls fn for every current key. */
+/* sage__nio_kv_keys calls fn for every key of the bucket's stream (a
+ * deleted key's tombstone too: a read says it is gone), in no order. */
 sage_err sage__nio_kv_keys(struct sage__nio_kv *kv, void (*fn)(void *arg, const char *key),
                            void *arg);
 
@@ -214,14 +215,16 @@ sage_err sage__nio_stream_delete(struct sage__nio *n, const char *name);
 
 /*
  * sage__nio_js_publish publishes to subject of stream and waits up to
- * timeout_ms for the server's acknowledgement that it is stored. While the
- * stream has no leader (its servers elect one, seconds after one died) it
- * tries again until timeout_ms; SAGE_EUNAVAILABLE when the stream does not
- * exist or never took the call, SAGE_ETIMEDOUT when no acknowledgement
- * came (the call may be stored).
+ * timeout_ms for the server's acknowledgement that it is stored. With
+ * msg_id (unique per message; the stream drops a repeat of a stored one
+ * within its duplicate window, 2 minutes), it tries again every 2 s
+ * without an acknowledgement, and while the stream has no leader (its
+ * servers elect one, seconds after one died), until timeout_ms.
+ * SAGE_EUNAVAILABLE when the stream does not exist or never took the call,
+ * SAGE_ETIMEDOUT when no acknowledgement came (the call may be stored).
  */
 sage_err sage__nio_js_publish(struct sage__nio *n, const char *stream, const char *subject,
-                              const void *data, size_t len, int timeout_ms);
+                              const char *msg_id, const void *data, size_t len, int timeout_ms);
 
 struct sage__nio_pull; /* a pull consumer shared by replicas (durable name) */
 
