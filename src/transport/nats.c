@@ -231,21 +231,20 @@ static sage_err send(struct sage__tp_dest *d, const sage__req *req, int timeout_
         return e;
     if (d->durable) { /* stored by the stream before we return: none is lost */
         char stream[200], msg_id[224];
+        int wait = timeout_ms > 0 ? timeout_ms : DEFAULT_PUBLISH_WAIT_MS;
 
-        /* at most the call's time: timeout_ms is the smaller of the
-         * service's queue_timeout and the call's remaining time; 0 (a
-         * resend that must not wait for room) still waits for the
-         * acknowledgement, for at most what this attempt has left */
+        /* the acknowledgement is waited for at most the call's time
+         * (timeout_ms: the smaller of the service's queue_timeout and the
+         * call's remaining time), and at most this attempt's (the
+         * envelope's timeout_ms: a retry of an idempotent call follows it;
+         * a resend passes timeout_ms 0, no wait for room) */
+        if (req->timeout_ms > 0 && req->timeout_ms < (uint32_t)wait)
+            wait = (int)req->timeout_ms;
         sage__stream_name(stream, sizeof stream, c->ns, d->service);
         /* the call and this attempt (its send time): the stream drops a
          * repeat of a publish whose acknowledgement was lost, not a retry */
         snprintf(msg_id, sizeof msg_id, "%s.%" PRIu64, reply, req->sent_ns);
-        e = sage__nio_js_publish(c->nio, stream, d->subject, msg_id, buf, len,
-                                 timeout_ms > 0       ? timeout_ms
-                                 : req->timeout_ms > 0 ? (int)(req->timeout_ms > INT32_MAX
-                                                                   ? INT32_MAX
-                                                                   : req->timeout_ms)
-                                                       : DEFAULT_PUBLISH_WAIT_MS);
+        e = sage__nio_js_publish(c->nio, stream, d->subject, msg_id, buf, len, wait);
     } else { /* the reply subject names the call, for the no-responders status */
         e = sage__nio_publish(c->nio, d->subject, reply, buf, len, NULL, 0);
     }
