@@ -53,8 +53,8 @@ static size_t index_of(const sage_config *c, const char *name)
  * global sections folded in, its config map, the call section) */
 static bool same_service(const json_t *a_spec, const json_t *b_spec, const char *name)
 {
-    const json_t *ya = json_object_get(a_spec, "config_yaml"), *yb = json_object_get(b_spec,
-                                                                                     "config_yaml");
+    const json_t *ya = json_object_get(a_spec, "config_yaml");
+    const json_t *yb = json_object_get(b_spec, "config_yaml");
     sage_config *a = NULL, *b = NULL;
     sage_arena *arena = NULL;
     bool same = false;
