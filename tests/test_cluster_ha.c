@@ -26,6 +26,7 @@ struct caller {
     const char *svc;
     bool fresh;       /* a new manager (a new caller) for every call */
     bool plain;       /* not idempotent: no retries (at most once) */
+    const char *method;
     pthread_t thread;
     _Atomic int stop;
     int ok, failed;
@@ -38,7 +39,7 @@ static void *caller_main(void *arg)
     sage_nats_conf nc;
     sage_cluster_opts co;
     sage_manager *m = NULL;
-    sage_request rq = {.service = c->svc, .method = "size", .timeout_ms = 20000,
+    sage_request rq = {.service = c->svc, .method = c->method, .timeout_ms = 20000,
                        .idempotent = !c->plain, .retries = c->plain ? 0 : 10};
 
     while (!atomic_load(&c->stop)) {
@@ -65,9 +66,10 @@ static void *caller_main(void *arg)
 }
 
 static void caller_start(struct caller *c, struct natsfix *f, int server, const char *svc,
-                         bool fresh, bool plain)
+                         const char *method, bool fresh, bool plain)
 {
     memset(c, 0, sizeof *c);
+    c->method = method;
     c->f = f;
     c->server = server;
     c->svc = svc;
@@ -192,9 +194,9 @@ static void t_server_dies(void)
     printf("  killing server s%d, which leads %d of the %d streams\n", victim, votes[victim],
            (int)(sizeof streams / sizeof streams[0]) + 1);
 
-    caller_start(&existing, &f, survivor, "kv", false, false);
-    caller_start(&fresh, &f, (victim + 2) % 3, "kv", true, false);
-    caller_start(&durable, &f, survivor, "dkv", false, false);
+    caller_start(&existing, &f, survivor, "kv", "size", false, false);
+    caller_start(&fresh, &f, (victim + 2) % 3, "kv", "size", true, false);
+    caller_start(&durable, &f, survivor, "dkv", "size", false, false);
     sleep_ms(500); /* calls flow before */
     killed_ms = wall_ms();
     natsfix_kill(&f, victim);
@@ -402,6 +404,44 @@ static void *watcher_main(void *arg)
     return NULL;
 }
 
+/* replacements_after_serving counts the old replicas LOG says were
+ * stopped for a new one, failing the case if that new one did not serve
+ * (its "serves" line earlier in the log) when the old one stopped */
+static int replacements_after_serving(struct natsfix *f, const char *log)
+{
+    char path[256], *text = malloc(1 << 20);
+    const char *p;
+    size_t n;
+    int count = 0;
+    FILE *in;
+
+    ASSERT_TRUE(text != NULL);
+    snprintf(path, sizeof path, "%s/%s.log", f->dir, log);
+    ASSERT_TRUE((in = fopen(path, "r")) != NULL);
+    n = fread(text, 1, (1 << 20) - 1, in);
+    text[n] = '\0';
+    fclose(in);
+    for (p = text; (p = strstr(p, ") replaces it")) != NULL; p++) {
+        const char *line = p, *by;
+        char serves[64], *at;
+        int pid;
+
+        while (line > text && line[-1] != '\n')
+            line--;
+        by = strstr(line, "stops; pid ");
+        ASSERT_TRUE(by != NULL && by < p);
+        pid = atoi(by + strlen("stops; pid "));
+        snprintf(serves, sizeof serves, "replica pid %d serves", pid);
+        at = strstr(text, serves);
+        if (at == NULL || at > line)
+            th_fail(__FILE__, __LINE__, "%s: an old replica stopped before pid %d served", log,
+                    pid);
+        count++;
+    }
+    free(text);
+    return count;
+}
+
 static bool same_pids(const struct look *a, const struct look *b)
 {
     int found = 0;
@@ -410,6 +450,26 @@ static bool same_pids(const struct look *a, const struct look *b)
         for (int k = 0; k < b->running; k++)
             found += a->pids[i] == b->pids[k];
     return found == a->running;
+}
+
+/* relay_config writes a configuration of service kv served by the relay
+ * test plugin (method echo), whose factory takes start_delay seconds */
+static void relay_config(char *text, size_t cap, struct natsfix *f, int replicas,
+                         double start_delay)
+{
+    char extra[128];
+    size_t len;
+    char *plugin;
+
+    snprintf(extra, sizeof extra, "    config: {start_delay: %g}\n", start_delay);
+    config(text, cap, f, replicas, "1", NULL, "detached", 3, NULL);
+    plugin = strstr(text, "plugin: kv\n");
+    ASSERT_TRUE(plugin != NULL);
+    len = strlen("plugin: " SAGE_TEST_PLUGINS "/relay.so");
+    ASSERT_TRUE(strlen(text) + len + strlen(extra) < cap);
+    memmove(plugin + len, plugin + strlen("plugin: kv"), strlen(plugin + strlen("plugin: kv")) + 1);
+    memcpy(plugin, "plugin: " SAGE_TEST_PLUGINS "/relay.so", len);
+    strcat(text, extra);
 }
 
 /* scaling up and down keeps the replicas that run; a new configuration
@@ -430,11 +490,11 @@ static void t_scale_and_roll(void)
     natsfix_conf(&f, &nc, 0);
     for (int i = 0; i < 2; i++)
         host[i] = start_host(&f, i, 0, "4", NULL);
-    config(text, sizeof text, &f, 2, "1", NULL, "detached", 3, NULL);
+    relay_config(text, sizeof text, &f, 2, 0);
     DEPLOY_OK(&f, text, 15000);
     before = look(&nc, "kv");
     ASSERT_EQ(before.running, 2);
-    caller_start(&c, &f, 0, "kv", false, true);
+    caller_start(&c, &f, 0, "kv", "echo", false, true);
 
     /* scale up: the two keep running, two more join */
     ASSERT_OK(sage_cluster_scale(&nc, th_prefix(), "kv", 4, 15000));
@@ -442,7 +502,6 @@ static void t_scale_and_roll(void)
     ASSERT_EQ(l.running, 4);
     ASSERT_TRUE(same_pids(&before, &l));
     ASSERT_EQ(deployment(&nc, "kv").placed[0] + deployment(&nc, "kv").placed[1], 4);
-
     /* scale down by the command line: 3 run, none restarted */
     before = l;
     cli = run(&f, "scale", "scale", "-n", th_prefix(), "--nats", f.url[0], "kv", "3",
@@ -455,19 +514,19 @@ static void t_scale_and_roll(void)
     WAIT_FOR(&nc, "kv", l, l.reserved_cpus * 1000 == 3000, 5000); /* at the hosts' next write */
 
     /* the same file again: nothing changes (3 still, as scaled) */
-    config(text, sizeof text, &f, 3, "1", NULL, "detached", 3, NULL);
+    relay_config(text, sizeof text, &f, 3, 0);
     before = l;
     DEPLOY_OK(&f, text, 15000);
     l = look(&nc, "kv");
     ASSERT_TRUE(same_pids(&before, &l) && l.running == 3);
 
-    /* a new configuration: rolled out, never fewer than 3 serving */
+    /* a new configuration, whose replicas take 1.5 s to start: rolled out,
+     * each old replica stopping only once its replacement serves */
     memset(&w, 0, sizeof w);
     natsfix_conf(&f, &w.nc, 0);
     ASSERT_EQ(pthread_create(&w.thread, NULL, watcher_main, &w), 0);
-    config(text, sizeof text, &f, 3, "1", NULL, "detached", 3, NULL);
-    strcat(text, "    config: {capacity: 500}\n");
-    DEPLOY_OK(&f, text, 30000);
+    relay_config(text, sizeof text, &f, 3, 1.5);
+    DEPLOY_OK(&f, text, 40000);
     atomic_store(&w.stop, 1);
     pthread_join(w.thread, NULL);
     l = look(&nc, "kv");
@@ -479,16 +538,15 @@ static void t_scale_and_roll(void)
             ASSERT_NE(l.pids[i], before.pids[k]); /* every one replaced */
     ASSERT_LE(2, w.min_running); /* at least N-1 */
     ASSERT_LE(10, w.samples);
-    ASSERT_TRUE(log_has(&f, "host0", "rolling replacement") ||
-                log_has(&f, "host1", "rolling replacement"));
-    caller_stop(&c, "calls during the changes");
+    ASSERT_EQ(replacements_after_serving(&f, "host0") + replacements_after_serving(&f, "host1"),
+              3);
+    caller_stop(&c, "calls while scaling and rolling out");
     ASSERT_EQ(c.failed, 0);
     ASSERT_LE(20, c.ok);
 
     /* only the count changed in the file: a scale, no replacement */
     before = l;
-    config(text, sizeof text, &f, 4, "1", NULL, "detached", 3, NULL);
-    strcat(text, "    config: {capacity: 500}\n");
+    relay_config(text, sizeof text, &f, 4, 1.5);
     DEPLOY_OK(&f, text, 15000);
     l = look(&nc, "kv");
     ASSERT_EQ(l.running, 4);
@@ -509,7 +567,6 @@ static void t_scale_and_roll(void)
         stop_host(host[i]);
     finish(&f);
 }
-
 
 /* ------------------------------------------------------------- metrics */
 

@@ -89,6 +89,20 @@ static void grow(struct sage__host *h, struct sage__group *g)
     sage__host_spawn(h, g, s);
 }
 
+/* replaced logs an old replica's stop and the new one that replaces it */
+static void replaced(struct sage__host *h, const struct sage__group *g, const struct sage__slot *s)
+{
+    const struct sage__slot *by = NULL;
+
+    for (size_t i = 0; i < g->nslots; i++)
+        if (g->slots[i].gen >= g->gen && live(&g->slots[i]))
+            by = &g->slots[i];
+    sage__host_log(h, "%s: replica pid %d (generation %llu) stops; pid %d (generation %llu) "
+                      "replaces it",
+                   g->key, (int)s->child.pid, (unsigned long long)s->gen,
+                   by ? (int)by->child.pid : 0, (unsigned long long)g->gen);
+}
+
 void sage__group_apply(struct sage__host *h, struct sage__group *g)
 {
     size_t nlive = 0, nfailed = 0, nold = 0;
@@ -117,8 +131,10 @@ void sage__group_apply(struct sage__host *h, struct sage__group *g)
                 if (!live(s) || (pass == 0 && s->gen >= g->gen) ||
                     (pass == 1 && s->state == SAGE__SLOT_RUNNING))
                     continue;
-                if (s->gen < g->gen)
+                if (s->gen < g->gen) {
                     nold--;
+                    replaced(h, g, s);
+                }
                 sage__slot_stop(h, s);
                 nlive--;
             }
