@@ -4,7 +4,7 @@
  * (SAGESVC_BIN, a compile definition) running hosts, deployers and
  * replicas in the case's process group, their logs in the servers'
  * directory, and readings of the cluster's state through the public API.
- * Every helper fails the case (th_fail) when something it needs fails.
+ * Every function here fails the case (th_fail) when something it needs fails.
  */
 #ifndef SAGE_TEST_OPSFIX_H
 #define SAGE_TEST_OPSFIX_H
