@@ -188,6 +188,11 @@ check "histogram +Inf = count" \
     [ "$(metric "$WORK/m1.txt" sagesvc_call_duration_seconds_bucket "$L,method=\"get\",le=\"+Inf\"")" = \
       "$(metric "$WORK/m1.txt" sagesvc_call_duration_seconds_count "$L,method=\"get\"")" ]
 check "sagesvc_up is 1" [ "$(metric "$WORK/m1.txt" sagesvc_up "$L")" = 1 ]
+# the service's own totals count the call to a method it lacks (no method family does)
+check "service_requests_total counts kv.nosuch" \
+    [ "$(metric "$WORK/m1.txt" sagesvc_service_requests_total "$L")" = 6 ]
+check "service_errors_total counts kv.nosuch" \
+    [ "$(metric "$WORK/m1.txt" sagesvc_service_errors_total "$L")" = 1 ]
 if command -v curl >/dev/null; then
     check "metrics: 404 elsewhere" \
         [ "$(timeout 10 curl -s -o /dev/null -w '%{http_code}' "${URL%/metrics}/other")" = 404 ]
@@ -481,8 +486,9 @@ elif [ -x "$NATS_BIN" ]; then
     call --nats "$NATS_URL" nosuch get '[]' >/dev/null 2>"$WORK/nosuch.err"
     check "nats: an unknown service in the cluster exits 3" [ $? -eq 3 ]
     "$SAGESVC" ls -n "$NS" --nats "$NATS_URL" >"$WORK/cls.out" 2>&1
-    check "nats: ls --nats lists the replicas" contains "$WORK/cls.out" "^kv  *$NS  *nats  *[^ ]*  *$NATS1  *running"
-    check "nats: ls --nats has a HOST column" contains "$WORK/cls.out" "^NAME .*TRANSPORT HOST "
+    # a replica `sagesvc run` hosts has no sagesvc host: HOST_ID -, then its machine
+    check "nats: ls --nats lists the replicas" contains "$WORK/cls.out" "^kv  *$NS  *nats  *-  *[^ ]*  *$NATS1  *running"
+    check "nats: ls --nats has HOST_ID and MACHINE columns" contains "$WORK/cls.out" "^NAME .*TRANSPORT HOST_ID  *MACHINE "
     "$SAGESVC" ls -n "$NS" >"$WORK/ls.out" 2>&1
     check "nats: plain ls stays local" [ "$(grep -c "nats" "$WORK/ls.out")" = 0 ]
     "$SAGESVC" status -n "$NS" --nats "$NATS_URL" text --json >"$WORK/cst.out" 2>&1
