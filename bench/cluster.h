@@ -35,19 +35,20 @@ extern const struct call_impl cluster_sage_impl;
 extern const struct call_impl cluster_nats_impl;
 extern const struct call_impl cluster_dedupe_impl; /* sage, the service with cluster dedupe */
 
-/* ---- cluster_server.c: a private nats-server */
+/* ---- cluster_server.c: a private nats-server (tests/fixture/natsfix.h) */
 
 /* cluster_server_path returns the nats-server binary (/usr/sbin/nats-server,
  * else the first on PATH), or NULL if none is installed. */
 const char *cluster_server_path(void);
 
 /*
- * cluster_server_start starts nats-server on 127.0.0.1 (a port of its own
- * choosing, JetStream on, its store and log in a fresh directory under
- * /tmp), unpinned, and waits up to 10 s until it accepts connections. Its
- * URL goes to url. From here on a signal (SIGINT, SIGTERM, SIGHUP) kills it
- * and removes the directory before the benchmark's own cleanup runs. 0, or
- * -1 with a message naming the log on stderr (nothing left behind).
+ * cluster_server_start starts nats-server (path: the one the fixture finds
+ * too) on 127.0.0.1 (a free port, JetStream on, its store and log in a
+ * fresh directory under /tmp), unpinned, and waits up to 15 s until it is
+ * ready. Its URL goes to url. From here on a signal (SIGINT, SIGTERM,
+ * SIGHUP) kills it and removes the directory before the benchmark's own
+ * cleanup runs. 0, or -1 with the reason and the log on stderr (nothing
+ * left behind).
  */
 int cluster_server_start(const char *path, char *url, size_t cap);
 

@@ -6,7 +6,7 @@
  * starts and, while it holds the lease of owned services, waits with poll
  * on a signalfd and an eventfd that the lease's on_lost callback writes: no
  * handler, no flag. On a signal it undeploys the owned services itself (at
- * once, rather than 3 s later when the lease would lapse), then ends the
+ * once, rather than 15 s later when the lease would lapse), then ends the
  * lease.
  */
 #include <errno.h>
@@ -59,8 +59,24 @@ static void deploy_usage(FILE *out)
           "      owned     (the default) replicas live while this command does: it stays\n"
           "                in the foreground holding a lease, refreshed every second,\n"
           "                until SIGINT or SIGTERM, then undeploys them. If it dies, the\n"
-          "                lease lapses 3 s later and the hosts remove the replicas.\n"
-          "    Deploying a name that is already deployed is refused: undeploy it first.\n"
+          "                lease lapses 15 s later and the hosts remove the replicas.\n"
+          "    Deploying a service that is deployed already changes it in place (when\n"
+          "    it is detached, or owned by this command's lease; one owned by another\n"
+          "    deployer is refused): more or fewer replicas (`sagesvc scale` does only\n"
+          "    that), new settings, and, when anything its replicas serve differently\n"
+          "    changed (code, service.local, middleware, config, service.call), a new\n"
+          "    generation of its configuration, rolled out one replica at a time on\n"
+          "    each host: a new replica starts beside the old ones and an old one stops\n"
+          "    once it serves, so the service never has fewer replicas serving. A new\n"
+          "    replica that fails for good stops the roll; the old ones keep serving.\n"
+          "    Resources and delivery cannot change in place. Such a change is not\n"
+          "    undone on a failure.\n"
+          "\n"
+          "    Health (service.cluster): each host pings its replicas every\n"
+          "    probe_interval (default 1 s; 0: never); one that leaves a ping\n"
+          "    unanswered is unhealthy, one silent for probe_timeout (default 10 s) is\n"
+          "    killed and restarted. A host silent for replace_after (default 10 s, at\n"
+          "    least 5) has its replicas placed on other hosts with room.\n"
           "    All or nothing: if any service cannot be placed or its replicas do not\n"
           "    all run within --wait, every service this command deployed is removed;\n"
           "    so it is when a signal arrives before they all run (it is acted on once\n"
@@ -79,7 +95,9 @@ static void deploy_usage(FILE *out)
           "    -c FILE, --config FILE\n"
           "        With --list: where the NATS section comes from.\n"
           "    --list\n"
-          "        Print the deployments (of namespace NS when -n is given) and exit.\n"
+          "        Print the deployments (of namespace NS when -n is given) and exit:\n"
+          "        how many replicas run (as the live hosts say now: replicas of hosts\n"
+          "        that are down, and unhealthy ones, do not count) of how many asked.\n"
           "    -h, --help\n"
           "        Print this help and exit.\n"
           "\n"
@@ -100,7 +118,9 @@ static void deploy_usage(FILE *out)
           "\n"
           "EXAMPLE\n"
           "    $ sagesvc deploy app.yaml\n"
-          "    kv: 3 replicas running on node1 (2), node2 (1); detached\n"
+          "    kv: 3 of 3 replicas running, placed on node1 (2), node2 (1); detached\n"
+          "    $ sagesvc scale -n demo kv 5\n"
+          "    kv: 5 of 5 replicas running, placed on node1 (3), node2 (2); detached\n"
           "    $ sagesvc undeploy -n demo kv\n",
           out);
 }
@@ -205,17 +225,26 @@ static int parse_deploy(struct deploy_cmd *dc, int argc, char **argv, const char
 /* ------------------------------------------------------------ printing */
 
 /* print_deployment prints d; arg: "v" (verbose), "p" (placed, not waited
- * for) or NULL */
+ * for) or NULL. How many run is what the live hosts say now, not what was
+ * asked for. */
 static void print_deployment(void *arg, const sage_cluster_deployment *d)
 {
     int verbose = arg && strcmp(arg, "v") == 0;
     int placed = arg && strcmp(arg, "p") == 0 && strcmp(d->status, "running") == 0;
 
-    printf("%s: %u replica%s %s", d->name, d->replicas, d->replicas == 1 ? "" : "s",
-           placed ? "placed" : d->status);
+    if (placed)
+        printf("%s: %u replica%s placed", d->name, d->replicas, d->replicas == 1 ? "" : "s");
+    else
+        printf("%s: %u of %u replica%s running%s%s%s", d->name, d->running, d->replicas,
+               d->replicas == 1 ? "" : "s", strcmp(d->status, "running") ? " (" : "",
+               strcmp(d->status, "running") ? d->status : "",
+               strcmp(d->status, "running") ? ")" : "");
     for (size_t i = 0; i < d->nplacement; i++)
-        printf("%s %s (%u)", i ? "," : " on", d->placement[i].host, d->placement[i].count);
+        printf("%s %s (%u)", i ? "," : placed ? " on" : ", placed on", d->placement[i].host,
+               d->placement[i].count);
     printf("; %s", d->detached ? "detached" : "owned");
+    if (verbose || d->generation > 1)
+        printf("; generation %llu", (unsigned long long)d->generation);
     if (verbose)
         printf("; namespace %s, %g CPU%s each, max_restarts %u, deployment %s", d->ns, d->cpus,
                d->cpus == 1 ? "" : "s", d->max_restarts, d->id);
@@ -254,7 +283,7 @@ static int hold(const struct cli_nats *n, const char *ns, const sage_service_con
     while (poll(pf, 2, -1) < 0 && errno == EINTR)
         ;
     if (pf[1].revents) {
-        fprintf(stderr, "sagesvc deploy: the lease was lost (NATS unreachable for 3 s): the "
+        fprintf(stderr, "sagesvc deploy: the lease was lost (NATS unreachable for 15 s): the "
                         "hosts remove the owned services\n");
         rc = CLI_ERR;
     } else {
@@ -447,6 +476,102 @@ int cmd_undeploy(int argc, char **argv)
         cli_error(r, "cannot undeploy %s", argv[i]);
         if (rc == CLI_OK)
             rc = cli_exit_for(r);
+    }
+    cli_nats_fini(&n);
+    sage_config_free(cfg);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ scale */
+
+static void scale_usage(FILE *out)
+{
+    fputs("NAME\n"
+          "    sagesvc scale - change the replica count of a deployed service in place\n"
+          "\n"
+          "SYNOPSIS\n"
+          "    sagesvc scale NAME REPLICAS [-n NS] [-c CONFIG] [--nats URL[,URL...]]\n"
+          "                  [--wait SECONDS]\n"
+          "\n"
+          "DESCRIPTION\n"
+          "    Sets the number of replicas of the deployed service NAME of namespace NS\n"
+          "    to REPLICAS (1..1000), without stopping the others: more are placed on\n"
+          "    live hosts with room (when they do not fit, nothing changes and the\n"
+          "    error lists what each host has free), or the newest stop (those placed\n"
+          "    on hosts that are down first). Then it waits until exactly that many\n"
+          "    run. Its configuration stays as deployed; to change it, deploy the\n"
+          "    changed file (see `sagesvc help deploy`).\n"
+          "\n"
+          "OPTIONS\n"
+          "    NAME, REPLICAS\n"
+          "        The service and its new replica count.\n"
+          "    -n NS, --namespace NS\n"
+          "        Its namespace: --namespace > the configuration's > \"default\".\n"
+          "    -c FILE, --config FILE\n"
+          "        The configuration giving the namespace and the NATS section.\n" CLI_NATS_HELP
+          "    --wait SECONDS\n"
+          "        How long to wait for the count to be reached (default 30; 0: do not\n"
+          "        wait).\n"
+          "    -h, --help\n"
+          "        Print this help and exit.\n"
+          "\n" CLI_CONFIG_HELP "\n"
+          "EXIT STATUS\n"
+          "    0   the count is reached (or changed, with --wait 0)\n"
+          "    1   the new replicas do not fit (EBUSY), NATS unreachable, another error\n"
+          "    2   usage\n"
+          "    3   the service is not deployed (ENOSERVICE)\n"
+          "    7   the count was not reached within --wait (the change stays)\n"
+          "    8   the new replicas failed while starting\n"
+          "    9   configuration: unreadable or invalid\n",
+          out);
+}
+
+int cmd_scale(int argc, char **argv)
+{
+    struct deploy_cmd dc;
+    struct cli_nats n;
+    sage_config *cfg = NULL;
+    const char *ns;
+    long replicas = 0;
+    sage_err r;
+    int rc;
+
+    memset(&dc, 0, sizeof dc);
+    dc.wait_s = 30;
+    for (int i = 1; i < argc; i++)
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            scale_usage(stdout);
+            return CLI_OK;
+        }
+    if ((rc = parse_deploy(&dc, argc, argv, "scale")) != CLI_OK)
+        return rc < 0 ? CLI_OK : rc;
+    if (dc.nservices || dc.list)
+        return cli_usage("scale", "name the service as an argument");
+    if (argc - optind != 2)
+        return cli_usage("scale", "which service, and how many replicas? (sagesvc scale NAME "
+                                  "REPLICAS)");
+    if (cli_parse_count("REPLICAS", argv[optind + 1], 1, 1000, &replicas) != SAGE_OK)
+        return cli_usage("scale", "REPLICAS: expected a count in 1..1000, got '%s'",
+                         argv[optind + 1]);
+    if ((r = cli_load_config(dc.config_path, &cfg)) != SAGE_OK) {
+        cli_error(r, "cannot load the configuration");
+        return CLI_CONFIG;
+    }
+    ns = cli_namespace(dc.ns, cfg);
+    if ((r = cli_nats_init(&n, dc.urls, cfg)) != SAGE_OK) {
+        cli_error(r, "scale");
+        sage_config_free(cfg);
+        return cli_exit_for(r);
+    }
+    r = sage_cluster_scale(&n.conf, ns, argv[optind], (uint32_t)replicas,
+                           (int)(dc.wait_s * 1000));
+    if (r == SAGE_OK) {
+        sage_cluster_deployments(&n.conf, ns, argv[optind], print_deployment,
+                                 dc.wait_s > 0 ? NULL : "p");
+        rc = CLI_OK;
+    } else {
+        cli_error(r, "cannot scale %s", argv[optind]);
+        rc = r == SAGE_EBUSY ? CLI_ERR : cli_exit_for(r);
     }
     cli_nats_fini(&n);
     sage_config_free(cfg);

@@ -22,8 +22,10 @@
 
 #include "commands.h"
 #include "common.h"
+#include "metrics.h"
 #include "natsopt.h"
 #include "sage/cluster.h"
+#include "sage/task.h"
 
 static void usage(FILE *out)
 {
@@ -32,7 +34,7 @@ static void usage(FILE *out)
           "\n"
           "SYNOPSIS\n"
           "    sagesvc host [--nats URL[,URL...]] [-c CONFIG] [--id ID] [--cpus N]\n"
-          "                 [--memory SIZE]\n"
+          "                 [--memory SIZE] [--metrics ADDR:PORT]\n"
           "    sagesvc host --list [--nats URL[,URL...]] [-c CONFIG]\n"
           "\n"
           "DESCRIPTION\n"
@@ -49,10 +51,25 @@ static void usage(FILE *out)
           "    replica of the service is left anywhere, the deployment and the service\n"
           "    are marked failed, and callers fail at once with EUNAVAILABLE.\n"
           "\n"
-          "    Replicas no longer placed here - undeployed, or owned by a deployer whose\n"
-          "    lease lapsed (3 s after it stopped refreshing) - are stopped (SIGTERM,\n"
-          "    SIGKILL after 5 s) and their reservations released. A host whose\n"
-          "    heartbeat is more than 5 s old is down: nothing new is placed on it.\n"
+          "    Health: the host pings each serving replica ($SRV.PING.NAME.ID) every\n"
+          "    probe_interval (service.cluster.probe_interval, default 1 s; 0: never).\n"
+          "    A replica that leaves a ping unanswered is unhealthy (`host --list` and\n"
+          "    `status --cluster` say so); one silent for probe_timeout (default 10 s)\n"
+          "    is hung: killed (SIGKILL) and restarted as above. While the host's own\n"
+          "    connection to NATS is down, nobody is judged.\n"
+          "\n"
+          "    Replicas no longer placed here - undeployed, scaled down, moved away, or\n"
+          "    owned by a deployer whose lease lapsed (15 s after it stopped\n"
+          "    refreshing) - are stopped (SIGTERM, SIGKILL after 5 s) and their\n"
+          "    reservations released. A host whose heartbeat is more than 5 s old is\n"
+          "    down: nothing new is placed on it, and once it has been silent for its\n"
+          "    deployments' replace_after (service.cluster.replace_after, default 10 s)\n"
+          "    the live host with the smallest id places its replicas on other hosts\n"
+          "    with room. A host that comes back runs none of the replicas moved away.\n"
+          "\n"
+          "    NATS state: the buckets and work queues sagesvc creates keep\n"
+          "    nats.replicas copies (default: min(3, servers)), so a NATS cluster of 3\n"
+          "    servers survives the loss of any one.\n"
           "\n"
           "OPTIONS\n" CLI_NATS_HELP
           "    -c FILE, --config FILE\n"
@@ -67,9 +84,18 @@ static void usage(FILE *out)
           "        Memory offered: bytes, or with a unit KB, MB, GB, TB (powers of\n"
           "        1000) or KiB, MiB, GiB, TiB (powers of 1024). Default: the physical\n"
           "        memory.\n"
+          "    --metrics ADDR:PORT\n"
+          "        Serve the figures of this host's replicas in Prometheus text format\n"
+          "        (0.0.4) on GET /metrics, bound to ADDR:PORT (port 0: any free one;\n"
+          "        the URL is printed): the families of `sagesvc run --metrics`, each\n"
+          "        series labelled also host (this host's id) and replica (the\n"
+          "        replica's instance id). Every scrape asks the replicas ($SRV.STATS),\n"
+          "        waiting up to 1 s; one that does not answer has sagesvc_up 0 and no\n"
+          "        other series.\n"
           "    --list\n"
           "        Print every host (up or down), its free and offered resources and\n"
-          "        its replicas, then exit.\n"
+          "        its replicas (state, restarts, instance id; those of a host that is\n"
+          "        down as unknown), then exit.\n"
           "    -h, --help\n"
           "        Print this help and exit.\n"
           "\n"
@@ -77,7 +103,8 @@ static void usage(FILE *out)
           "    SIGINT, SIGTERM, SIGHUP\n"
           "        Stop every replica (SIGTERM; SIGKILL after 5 s), remove the host's\n"
           "        record (releasing its reservations) and exit with status 0. Replicas\n"
-          "        placed here run again when a host with the same id comes back.\n"
+          "        placed here run again when a host with the same id comes back within\n"
+          "        their replace_after; after it they are placed on other hosts.\n"
           "    A host killed outright takes its replicas with it (they get SIGTERM).\n"
           "\n" CLI_CONFIG_HELP "\n"
           "EXIT STATUS\n"
@@ -96,7 +123,7 @@ static void usage(FILE *out)
 }
 
 struct host_cmd {
-    const char *config_path, *urls, *id;
+    const char *config_path, *urls, *id, *metrics;
     double cpus;
     uint64_t memory;
     int list;
@@ -135,6 +162,7 @@ static int parse_options(struct host_cmd *hc, int argc, char **argv)
         {"nats", required_argument, NULL, 'N'}, {"config", required_argument, NULL, 'c'},
         {"id", required_argument, NULL, 'i'},   {"cpus", required_argument, NULL, 'C'},
         {"memory", required_argument, NULL, 'm'}, {"list", no_argument, NULL, 'l'},
+        {"metrics", required_argument, NULL, 'M'},
         {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
     };
     char *end;
@@ -168,6 +196,13 @@ static int parse_options(struct host_cmd *hc, int argc, char **argv)
         case 'l':
             hc->list = 1;
             break;
+        case 'M':
+            if (cli_metrics_check(optarg) != SAGE_OK) {
+                cli_error(SAGE_EINVAL, "host");
+                return CLI_USAGE;
+            }
+            hc->metrics = optarg;
+            break;
         case 'h':
             usage(stdout);
             return -1;
@@ -198,9 +233,97 @@ static void print_host(void *arg, const sage_cluster_host_info *h)
     for (size_t i = 0; i < h->nreplicas; i++) {
         const sage_cluster_replica_info *r = &h->replicas[i];
 
-        printf("    %s.%s  pid %d  %s  %u restart%s\n", r->ns, r->service, (int)r->pid,
-               r->state, r->restarts, r->restarts == 1 ? "" : "s");
+        /* a host that is down says nothing true of its replicas any more */
+        printf("    %s.%s  pid %d  %s  %u restart%s", r->ns, r->service, (int)r->pid,
+               h->alive ? r->state : "unknown (host down)", r->restarts,
+               r->restarts == 1 ? "" : "s");
+        if (r->id[0])
+            printf("  id %s", r->id);
+        if (r->generation > 1)
+            printf("  generation %llu", (unsigned long long)r->generation);
+        if (h->alive && r->seen_ms > 0 && strcmp(r->state, "unhealthy") == 0) {
+            cli_format_age(age, sizeof age, (now_ms - r->seen_ms) * 1000000LL);
+            printf("  last answered %s ago", age);
+        }
+        printf("\n");
     }
+}
+
+/* --------------------------------------------------------------- metrics */
+
+/* One replica's figures, as a scrape gathers them. */
+struct entry {
+    sage_status st;
+    bool answered;
+    char ns[72], name[72], id[72];
+};
+
+struct scrape {
+    const sage_nats_conf *nats;
+    const char *id; /* --id, or NULL: the host of this process */
+    struct entry *v;
+    size_t n, cap;
+    char host[72];
+    int oom;
+};
+
+static void on_figures(void *arg, const char *host, const sage_cluster_replica_info *r,
+                       const sage_status *st)
+{
+    struct scrape *sc = arg;
+    struct entry *e;
+
+    if (r->pid <= 0 || r->id[0] == '\0')
+        return; /* no process, or not serving yet: no series */
+    if (sc->n == sc->cap) {
+        size_t cap = sc->cap ? 2 * sc->cap : 8;
+        struct entry *v = realloc(sc->v, cap * sizeof *v);
+
+        if (v == NULL) {
+            sc->oom = 1;
+            return;
+        }
+        sc->v = v;
+        sc->cap = cap;
+    }
+    e = &sc->v[sc->n++];
+    snprintf(sc->host, sizeof sc->host, "%s", host);
+    snprintf(e->ns, sizeof e->ns, "%s", r->ns);
+    snprintf(e->name, sizeof e->name, "%s", r->service);
+    snprintf(e->id, sizeof e->id, "%s", r->id);
+    e->answered = st != NULL;
+    if (st)
+        e->st = *st;
+}
+
+/* render_replicas runs on the metrics server's thread, per scrape */
+static sage_err render_replicas(void *arg, char **textp, size_t *lenp)
+{
+    const struct scrape *cfg = arg;
+    struct cli_metrics_item *items = NULL;
+    struct scrape sc;
+    sage_err r;
+
+    memset(&sc, 0, sizeof sc);
+    sc.nats = cfg->nats;
+    sc.id = cfg->id;
+    r = sage_cluster_host_figures(sc.nats, sc.id, 1000, on_figures, &sc);
+    if (r == SAGE_ENOENT) /* not up yet (or stopping): nothing to say */
+        r = SAGE_OK;
+    if (r == SAGE_OK && (sc.oom || (items = calloc(sc.n ? sc.n : 1, sizeof *items)) == NULL))
+        r = SAGE_ENOMEM;
+    for (size_t i = 0; r == SAGE_OK && i < sc.n; i++) {
+        items[i].st = sc.v[i].answered ? &sc.v[i].st : NULL;
+        items[i].ns = sc.v[i].ns;
+        items[i].name = sc.v[i].name;
+        items[i].replica = sc.v[i].id;
+        items[i].host = sc.host;
+    }
+    if (r == SAGE_OK)
+        r = cli_metrics_render_items(items, sc.n, textp, lenp);
+    free(items);
+    free(sc.v);
+    return r;
 }
 
 /* ------------------------------------------------------------------- run */
@@ -217,6 +340,8 @@ int cmd_host(int argc, char **argv)
     struct cli_nats n;
     sage_config *cfg = NULL;
     sage_cluster_host_opts o;
+    struct scrape scrape;
+    cli_metrics *metrics = NULL;
     char exe[PATH_MAX];
     const char *rargv[3];
     sigset_t set;
@@ -225,6 +350,7 @@ int cmd_host(int argc, char **argv)
     int rc, sfd;
 
     memset(&hc, 0, sizeof hc);
+    memset(&scrape, 0, sizeof scrape);
     if ((rc = parse_options(&hc, argc, argv)) != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     cli_block_stop_signals(&set); /* before any thread: all inherit it */
@@ -262,6 +388,18 @@ int cmd_host(int argc, char **argv)
         rc = CLI_ERR;
         goto out;
     }
+    if (hc.metrics) {
+        scrape.nats = &n.conf;
+        scrape.id = hc.id;
+        if ((r = cli_metrics_open_fn(&metrics, hc.metrics, render_replicas, &scrape)) != SAGE_OK) {
+            cli_error(r, "--metrics %s", hc.metrics);
+            close(sfd);
+            rc = CLI_ERR;
+            goto out;
+        }
+        printf("metrics: %s\n", cli_metrics_url(metrics));
+        fflush(stdout);
+    }
     sage_cluster_host_opts_init(&o);
     o.nats = &n.conf;
     o.id = hc.id;
@@ -271,6 +409,7 @@ int cmd_host(int argc, char **argv)
     o.stop_fd = sfd;
     o.log = log_line;
     r = sage_cluster_host_run(&o);
+    cli_metrics_close(metrics); /* before the configuration it reads goes */
     close(sfd);
     if (r != SAGE_OK) {
         cli_error(r, "host");

@@ -39,8 +39,12 @@ static const char help[] =
     "    says how many, and that --all lists them (not with --json or --cluster).\n"
     "\n"
     "    With --cluster, the replicas in the cluster (NATS) follow, as they answer\n"
-    "    $SRV.STATS within --wait: TRANSPORT nats, STATE running, and a column\n"
-    "    HOST (the machine of each replica; '-' for this host's shm services).\n"
+    "    $SRV.STATS within --wait and as their hosts' records say: TRANSPORT nats;\n"
+    "    HOST_ID, the `sagesvc host` running it ('-' when none does, as for this\n"
+    "    host's shm services); MACHINE, its machine's hostname; STATE, its host's\n"
+    "    word (running, unhealthy: it left its host's last ping unanswered,\n"
+    "    starting, backoff, stopping, failed; unknown when its host is down);\n"
+    "    ALIVE no for one that did not answer.\n"
     "\n"
     "OPTIONS\n"
     "    --all\n"
@@ -52,8 +56,10 @@ static const char help[] =
     "        Print a JSON array of objects with the keys name, namespace,\n"
     "        transport, pid, state (as in the table), alive (boolean), uptime_s,\n"
     "        started_ns, heartbeat_age_s and queue; cluster replicas have\n"
-    "        transport nats and the keys host, id, requests, errors and durable\n"
-    "        instead of queue.\n"
+    "        transport nats and the keys host (its machine), host_id (its sagesvc\n"
+    "        host, \"\" if none), id, requests, errors and durable instead of\n"
+    "        queue; their heartbeat_age_s is the time since they last answered (0\n"
+    "        for an answer now; -1 if never).\n"
     "    --cluster\n"
     "        Also list the cluster's replicas, from the NATS servers of the\n"
     "        configuration's nats section (default nats://127.0.0.1:4222).\n"
@@ -110,8 +116,8 @@ static void print_table(const struct entries *l, const struct cli_replicas *rl, 
         printf("%-20s %-16s %-9s %8s %-9s %10s %s\n", "NAME", "NAMESPACE", "TRANSPORT", "PID",
                "STATE", "UPTIME", "ALIVE");
     else
-        printf("%-20s %-16s %-9s %-20s %8s %-9s %10s %s\n", "NAME", "NAMESPACE", "TRANSPORT",
-               "HOST", "PID", "STATE", "UPTIME", "ALIVE");
+        printf("%-20s %-16s %-9s %-20s %-16s %8s %-9s %10s %s\n", "NAME", "NAMESPACE",
+               "TRANSPORT", "HOST_ID", "MACHINE", "PID", "STATE", "UPTIME", "ALIVE");
     for (size_t i = 0; i < l->n; i++) {
         const sage_host_entry *e = &l->v[i];
         char up[32];
@@ -121,17 +127,19 @@ static void print_table(const struct entries *l, const struct cli_replicas *rl, 
             printf("%-20s %-16s %-9s %8d %-9s %10s %s\n", e->name, e->ns, "shm", (int)e->pid,
                    entry_state(e), up, e->owner_alive ? "yes" : "dead");
         else
-            printf("%-20s %-16s %-9s %-20s %8d %-9s %10s %s\n", e->name, e->ns, "shm", "-",
-                   (int)e->pid, entry_state(e), up, e->owner_alive ? "yes" : "dead");
+            printf("%-20s %-16s %-9s %-20s %-16s %8d %-9s %10s %s\n", e->name, e->ns, "shm", "-",
+                   "-", (int)e->pid, entry_state(e), up, e->owner_alive ? "yes" : "dead");
     }
     for (size_t i = 0; rl && i < rl->n; i++) {
-        const sage_cluster_instance *x = &rl->v[i];
+        const struct cli_replica *r = &rl->v[i];
+        const sage_cluster_instance *x = &r->inst;
         long long t0 = cli_replica_started_ns(x);
         char up[32];
 
         cli_format_age(up, sizeof up, t0 > 0 && now > t0 ? now - t0 : -1);
-        printf("%-20s %-16s %-9s %-20s %8d %-9s %10s %s\n", x->name, x->ns, "nats", x->host,
-               (int)x->pid, "running", up, "yes");
+        printf("%-20s %-16s %-9s %-20s %-16s %8d %-9s %10s %s\n", x->name, x->ns, "nats",
+               r->host_id[0] ? r->host_id : "-", x->host, (int)x->pid, r->state, up,
+               r->answered ? "yes" : "no");
     }
 }
 
@@ -154,12 +162,19 @@ static sage_err entry_value(sage_arena *a, const sage_host_entry *e, long long n
                      e->queue);
 }
 
-static sage_err replica_value(sage_arena *a, const sage_cluster_instance *x, long long now,
+static sage_err replica_value(sage_arena *a, const struct cli_replica *r, long long now,
                               sage_value *out)
 {
+    const sage_cluster_instance *x = &r->inst;
     long long t0 = cli_replica_started_ns(x);
 
-    return sage_pack(out, a, "{s:s s:s s:s s:i s:s s:b s:f s:I s:s s:s s:I s:I s:b}", "name", x->name, "namespace", x->ns, "transport", "nats", "pid", (int)x->pid, "state", "running", "alive", 1, "uptime_s", t0 > 0 && now > t0 ? (double)(now - t0) / 1e9 : 0.0, "started_ns", (int64_t)t0, "host", x->host, "id", x->id, "requests", (int64_t)x->requests, "errors", (int64_t)x->errors, "durable", x->durable != 0);
+    return sage_pack(out, a, "{s:s s:s s:s s:i s:s s:b s:f s:I s:f s:s s:s s:s s:I s:I s:b}",
+                     "name", x->name, "namespace", x->ns, "transport", "nats", "pid", (int)x->pid,
+                     "state", r->state, "alive", r->answered, "uptime_s",
+                     t0 > 0 && now > t0 ? (double)(now - t0) / 1e9 : 0.0, "started_ns",
+                     (int64_t)t0, "heartbeat_age_s", r->heartbeat_age_s, "host", x->host,
+                     "host_id", r->host_id, "id", x->id, "requests", (int64_t)x->requests,
+                     "errors", (int64_t)x->errors, "durable", x->durable != 0);
 }
 
 /* Builds item i of the listing (arg) as a map in a. */

@@ -17,6 +17,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_host(int argc, char **argv);     /* cli/cmd_host.c */
 int cmd_deploy(int argc, char **argv);   /* cli/cmd_deploy.c */
 int cmd_undeploy(int argc, char **argv); /* cli/cmd_deploy.c */
+int cmd_scale(int argc, char **argv);    /* cli/cmd_deploy.c */
 int cmd_replica(int argc, char **argv);  /* cli/cmd_replica.c */
 
 #endif

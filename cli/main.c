@@ -32,6 +32,7 @@ static const struct command commands[] = {
     {"host", cmd_host, "run this node's share of the cluster's replicas (a daemon)", true},
     {"deploy", cmd_deploy, "place a configuration's services on the cluster's hosts", true},
     {"undeploy", cmd_undeploy, "remove deployed services from the cluster", true},
+    {"scale", cmd_scale, "change the replica count of a deployed service in place", true},
     {"replica", cmd_replica, "serve one replica of a deployed service (started by host)", true},
 };
 

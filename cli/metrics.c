@@ -1,12 +1,12 @@
 /*
- * metrics.c - Prometheus text exposition (format 0.0.4) of hosted tasks,
- * served over HTTP by libmicrohttpd. The only file that includes
- * <microhttpd.h>.
+ * metrics.c - Prometheus text exposition (format 0.0.4) of hosted tasks
+ * (`sagesvc run`) or of a host's replicas (`sagesvc host`), served over
+ * HTTP by libmicrohttpd. The only file that includes <microhttpd.h>.
  *
- * Every scrape reads each task with sage_task_status (lock-free for the
- * task's hot path) and writes the families in a fixed order. The format
- * wants a family's samples together, so the loops run family first, task
- * second. Names of namespaces, services and methods are restricted to
+ * Every scrape gathers the figures (sage_task_status: lock-free for the
+ * task's hot path; or the replicas' answers) and writes the families in a
+ * fixed order. The format wants a family's samples together, so the loops
+ * run family first, service second. Names of namespaces, services and methods are restricted to
  * [A-Za-z0-9_.-] by the runtime, so escaping is a formality, but it is
  * done as the format says, in case that rule ever loosens.
  */
@@ -89,13 +89,23 @@ static void put_label(struct out *o, const char *name, const char *value)
     put(o, "\"");
 }
 
-/* put_labels writes {namespace="..",service=".."[,method=".."][,le=".."]} */
-static void put_labels(struct out *o, const sage_status *st, const char *method, const char *le)
+/* put_labels writes {namespace="..",service=".."[,host="..",replica=".."]
+ * [,method=".."][,le=".."]} */
+static void put_labels(struct out *o, const struct cli_metrics_item *it, const char *method,
+                       const char *le)
 {
     put(o, "{");
-    put_label(o, "namespace", st->ns);
+    put_label(o, "namespace", it->ns);
     put(o, ",");
-    put_label(o, "service", st->name);
+    put_label(o, "service", it->name);
+    if (it->host) {
+        put(o, ",");
+        put_label(o, "host", it->host);
+    }
+    if (it->replica) {
+        put(o, ",");
+        put_label(o, "replica", it->replica);
+    }
     if (method) {
         put(o, ",");
         put_label(o, "method", method);
@@ -140,17 +150,26 @@ static const struct task_family {
      offsetof(sage_status, rejected)},
     {"sagesvc_queue_full_total", "counter", "Times a caller found the request queue full.", U64,
      offsetof(sage_status, queue_full)},
+    {"sagesvc_service_requests_total", "counter",
+     "Calls answered by the service, successfully or not, calls to methods it does not have "
+     "included.",
+     U64, offsetof(sage_status, requests)},
+    {"sagesvc_service_errors_total", "counter",
+     "Calls the service answered with an error, calls to methods it does not have included.",
+     U64, offsetof(sage_status, errors)},
 };
 
-static void put_task_family(struct out *o, const struct task_family *f, const sage_status *sts,
-                            size_t n)
+static void put_task_family(struct out *o, const struct task_family *f,
+                            const struct cli_metrics_item *items, size_t n)
 {
     put_family(o, f->name, f->type, f->help);
     for (size_t i = 0; i < n; i++) {
-        const sage_status *st = &sts[i];
+        const sage_status *st = items[i].st;
 
+        if (st == NULL && f->kind != UP)
+            continue; /* it did not answer: only sagesvc_up says so */
         put(o, "%s", f->name);
-        put_labels(o, st, NULL, NULL);
+        put_labels(o, &items[i], NULL, NULL);
         switch (f->kind) {
         case U64:
             put(o, " %llu\n", (unsigned long long)*(const uint64_t *)((const char *)st + f->off));
@@ -159,7 +178,8 @@ static void put_task_family(struct out *o, const struct task_family *f, const sa
             put(o, " %.3f\n", st->uptime_s);
             break;
         case UP:
-            put(o, " %d\n", st->state == SAGE_STATE_RUNNING || st->state == SAGE_STATE_DEGRADED);
+            put(o, " %d\n", st && (st->state == SAGE_STATE_RUNNING ||
+                                  st->state == SAGE_STATE_DEGRADED));
             break;
         case DEGRADED:
             put(o, " %d\n", st->state == SAGE_STATE_DEGRADED);
@@ -175,20 +195,20 @@ static void put_task_family(struct out *o, const struct task_family *f, const sa
 }
 
 static void put_method_counter(struct out *o, const char *name, const char *help, int errors,
-                               const sage_status *sts, size_t n)
+                               const struct cli_metrics_item *items, size_t n)
 {
     put_family(o, name, "counter", help);
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < sts[i].nmethods; j++) {
-            const sage_method_status *m = &sts[i].methods[j];
+        for (size_t j = 0; items[i].st && j < items[i].st->nmethods; j++) {
+            const sage_method_status *m = &items[i].st->methods[j];
 
             put(o, "%s", name);
-            put_labels(o, &sts[i], m->name, NULL);
+            put_labels(o, &items[i], m->name, NULL);
             put(o, " %llu\n", (unsigned long long)(errors ? m->errors : m->requests));
         }
 }
 
-static void put_histogram(struct out *o, const sage_status *sts, size_t n)
+static void put_histogram(struct out *o, const struct cli_metrics_item *items, size_t n)
 {
     static const char name[] = "sagesvc_call_duration_seconds";
     char le[SAGE_LATENCY_BUCKETS][32]; /* the bounds' labels, the same for every method */
@@ -197,44 +217,38 @@ static void put_histogram(struct out *o, const sage_status *sts, size_t n)
         snprintf(le[b], sizeof le[b], "%.9g", sage_latency_bounds[b]);
     put_family(o, name, "histogram", "Run time of calls, by method (queueing not included).");
     for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < sts[i].nmethods; j++) {
-            const sage_method_status *m = &sts[i].methods[j];
+        for (size_t j = 0; items[i].st && j < items[i].st->nmethods; j++) {
+            const sage_method_status *m = &items[i].st->methods[j];
 
             for (size_t b = 0; b < SAGE_LATENCY_BUCKETS; b++) {
                 put(o, "%s_bucket", name);
-                put_labels(o, &sts[i], m->name, le[b]);
+                put_labels(o, &items[i], m->name, le[b]);
                 put(o, " %llu\n", (unsigned long long)m->latency.le[b]);
             }
             put(o, "%s_bucket", name);
-            put_labels(o, &sts[i], m->name, "+Inf");
+            put_labels(o, &items[i], m->name, "+Inf");
             put(o, " %llu\n", (unsigned long long)m->latency.count);
             put(o, "%s_sum", name);
-            put_labels(o, &sts[i], m->name, NULL);
+            put_labels(o, &items[i], m->name, NULL);
             put(o, " %.9g\n", m->latency.sum_s);
             put(o, "%s_count", name);
-            put_labels(o, &sts[i], m->name, NULL);
+            put_labels(o, &items[i], m->name, NULL);
             put(o, " %llu\n", (unsigned long long)m->latency.count);
         }
 }
 
-sage_err cli_metrics_render(sage_task *const *tasks, size_t n, char **textp, size_t *lenp)
+sage_err cli_metrics_render_items(const struct cli_metrics_item *items, size_t n, char **textp,
+                                  size_t *lenp)
 {
-    sage_status *sts = calloc(n ? n : 1, sizeof *sts);
     struct out o = {0};
 
-    if (sts == NULL)
-        return SAGE_ENOMEM;
-    for (size_t i = 0; i < n; i++)
-        if (sage_task_status(&sts[i], tasks[i]) != SAGE_OK)
-            snprintf(sts[i].name, sizeof sts[i].name, "%s", sage_task_name(tasks[i]));
     put(&o, "%s", ""); /* allocates: the buffer exists even with nothing to say */
     for (size_t f = 0; f < sizeof task_families / sizeof task_families[0]; f++)
-        put_task_family(&o, &task_families[f], sts, n);
-    put_method_counter(&o, "sagesvc_requests_total", "Calls answered, successfully or not.", 0, sts,
-                       n);
-    put_method_counter(&o, "sagesvc_errors_total", "Calls answered with an error.", 1, sts, n);
-    put_histogram(&o, sts, n);
-    free(sts);
+        put_task_family(&o, &task_families[f], items, n);
+    put_method_counter(&o, "sagesvc_requests_total", "Calls answered, successfully or not.", 0,
+                       items, n);
+    put_method_counter(&o, "sagesvc_errors_total", "Calls answered with an error.", 1, items, n);
+    put_histogram(&o, items, n);
     if (o.oom) {
         free(o.p);
         return SAGE_ENOMEM;
@@ -244,14 +258,47 @@ sage_err cli_metrics_render(sage_task *const *tasks, size_t n, char **textp, siz
     return SAGE_OK;
 }
 
+sage_err cli_metrics_render(sage_task *const *tasks, size_t n, char **textp, size_t *lenp)
+{
+    sage_status *sts = calloc(n ? n : 1, sizeof *sts);
+    struct cli_metrics_item *items = calloc(n ? n : 1, sizeof *items);
+    sage_err r;
+
+    if (sts == NULL || items == NULL) {
+        free(sts);
+        free(items);
+        return SAGE_ENOMEM;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (sage_task_status(&sts[i], tasks[i]) != SAGE_OK)
+            snprintf(sts[i].name, sizeof sts[i].name, "%s", sage_task_name(tasks[i]));
+        items[i].st = &sts[i];
+        items[i].ns = sts[i].ns;
+        items[i].name = sts[i].name;
+    }
+    r = cli_metrics_render_items(items, n, textp, lenp);
+    free(items);
+    free(sts);
+    return r;
+}
+
 /* ---------------------------------------------------------------- serving */
 
 struct cli_metrics {
     struct MHD_Daemon *d;
-    sage_task **tasks;
+    cli_metrics_render_fn render;
+    void *arg;
+    sage_task **tasks; /* cli_metrics_open's */
     size_t n;
     char url[300];
 };
+
+static sage_err render_tasks(void *arg, char **textp, size_t *lenp)
+{
+    cli_metrics *m = arg;
+
+    return cli_metrics_render(m->tasks, m->n, textp, lenp);
+}
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *text)
 {
@@ -285,8 +332,8 @@ static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *u
         return reply(c, MHD_HTTP_NOT_FOUND, "not found: the metrics are at /metrics\n");
     if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
         return reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "method not allowed\n");
-    if (cli_metrics_render(m->tasks, m->n, &text, &len) != SAGE_OK)
-        return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory\n");
+    if (m->render(m->arg, &text, &len) != SAGE_OK)
+        return reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot gather the figures\n");
     r = MHD_create_response_from_buffer_with_free_callback(len, text, free);
     if (r == NULL) {
         free(text);
@@ -352,12 +399,12 @@ static int bind_error(const struct addrinfo *ai)
     return e;
 }
 
-sage_err cli_metrics_open(cli_metrics **mp, const char *addr, sage_task *const *tasks, size_t n)
+/* start binds addr and starts serving m (filled but for d and url) */
+static sage_err start(cli_metrics *m, const char *addr)
 {
     struct addrinfo hints, *ai = NULL;
     const union MHD_DaemonInfo *info;
     char host[256], port[16];
-    cli_metrics *m;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO;
     sage_err r;
     int g;
@@ -369,14 +416,6 @@ sage_err cli_metrics_open(cli_metrics **mp, const char *addr, sage_task *const *
     hints.ai_flags = AI_NUMERICSERV;
     if ((g = getaddrinfo(host, port, &hints, &ai)) != 0)
         return cli_fail(SAGE_EINVAL, "--metrics: cannot resolve '%s': %s", host, gai_strerror(g));
-    m = calloc(1, sizeof *m);
-    if (m == NULL || (m->tasks = calloc(n ? n : 1, sizeof *m->tasks)) == NULL) {
-        freeaddrinfo(ai);
-        free(m);
-        return SAGE_ENOMEM;
-    }
-    memcpy(m->tasks, tasks, n * sizeof *tasks);
-    m->n = n;
     if (ai->ai_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     /* the first address only: the endpoint listens exactly where asked */
@@ -386,8 +425,6 @@ sage_err cli_metrics_open(cli_metrics **mp, const char *addr, sage_task *const *
         int e = bind_error(ai);
 
         freeaddrinfo(ai);
-        free(m->tasks);
-        free(m);
         return cli_fail(SAGE_ESYS, "cannot serve metrics on %s: %s", addr,
                         e ? strerror(e) : "libmicrohttpd refused to start");
     }
@@ -395,6 +432,45 @@ sage_err cli_metrics_open(cli_metrics **mp, const char *addr, sage_task *const *
     info = MHD_get_daemon_info(m->d, MHD_DAEMON_INFO_BIND_PORT);
     snprintf(m->url, sizeof m->url, "http://%s%s%s:%u/metrics", strchr(host, ':') ? "[" : "", host,
              strchr(host, ':') ? "]" : "", info ? (unsigned)info->port : 0u);
+    return SAGE_OK;
+}
+
+sage_err cli_metrics_open_fn(cli_metrics **mp, const char *addr, cli_metrics_render_fn render,
+                             void *arg)
+{
+    cli_metrics *m = calloc(1, sizeof *m);
+    sage_err r;
+
+    if (m == NULL)
+        return SAGE_ENOMEM;
+    m->render = render;
+    m->arg = arg;
+    if ((r = start(m, addr)) != SAGE_OK) {
+        free(m);
+        return r;
+    }
+    *mp = m;
+    return SAGE_OK;
+}
+
+sage_err cli_metrics_open(cli_metrics **mp, const char *addr, sage_task *const *tasks, size_t n)
+{
+    cli_metrics *m = calloc(1, sizeof *m);
+    sage_err r;
+
+    if (m == NULL || (m->tasks = calloc(n ? n : 1, sizeof *m->tasks)) == NULL) {
+        free(m);
+        return SAGE_ENOMEM;
+    }
+    memcpy(m->tasks, tasks, n * sizeof *tasks);
+    m->n = n;
+    m->render = render_tasks;
+    m->arg = m;
+    if ((r = start(m, addr)) != SAGE_OK) {
+        free(m->tasks);
+        free(m);
+        return r;
+    }
     *mp = m;
     return SAGE_OK;
 }

@@ -27,6 +27,28 @@ typedef struct cli_metrics cli_metrics;
  */
 sage_err cli_metrics_open(cli_metrics **mp, const char *addr, sage_task *const *tasks, size_t n);
 
+/* A scrape's figures: *textp (malloc'd, the caller frees) and *lenp, or an
+ * error (the scrape is answered 500). Runs on the server's thread. */
+typedef sage_err (*cli_metrics_render_fn)(void *arg, char **textp, size_t *lenp);
+
+/* cli_metrics_open_fn is cli_metrics_open serving what render writes (arg
+ * borrowed until cli_metrics_close). */
+sage_err cli_metrics_open_fn(cli_metrics **mp, const char *addr, cli_metrics_render_fn render,
+                             void *arg);
+
+/* One service's series: its figures and the labels that tell it apart. */
+struct cli_metrics_item {
+    const sage_status *st; /* NULL: it did not answer (sagesvc_up 0 and nothing else) */
+    const char *ns, *name; /* labels namespace and service */
+    const char *host;      /* label host (the sagesvc host), or NULL */
+    const char *replica;   /* label replica (its instance id), or NULL */
+};
+
+/* cli_metrics_render_items writes the exposition of items[0..n) as
+ * cli_metrics_render does. SAGE_ENOMEM on failure. Thread-safe. */
+sage_err cli_metrics_render_items(const struct cli_metrics_item *items, size_t n, char **textp,
+                                  size_t *lenp);
+
 /* cli_metrics_check tells whether addr has the form cli_metrics_open
  * accepts (without resolving or binding it): SAGE_OK, or SAGE_EINVAL with a
  * cli_fail detail. Thread-safe. */

@@ -1,16 +1,30 @@
-/* replicas.h - the cluster's replicas as $SRV.STATS reports them, and the
- * options that ask for them, for the --cluster views of `sagesvc ls` and
- * `sagesvc status`. */
+/* replicas.h - the cluster's replicas, as they answer $SRV.STATS and as
+ * their hosts' records say, and the options that ask for them, for the
+ * --cluster views of `sagesvc ls` and `sagesvc status`. */
 #ifndef SAGE_CLI_REPLICAS_H
 #define SAGE_CLI_REPLICAS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sage/cluster.h"
 #include "sage/config.h"
 
+/* One replica. A replica that did not answer $SRV.STATS (hung, starting,
+ * waiting to restart, or on a host that is down) is listed from its host's
+ * record: inst then holds its name, namespace, id, machine and pid only. */
+struct cli_replica {
+    sage_cluster_instance inst;
+    char host_id[SAGE_CLUSTER_HOST_SIZE]; /* the sagesvc host running it, "" if none */
+    char state[24];         /* its host's word ("running", "unhealthy", ...), "unknown"
+                             * when that host is down, "running" with no host */
+    bool answered;          /* it answered $SRV.STATS */
+    double heartbeat_age_s; /* since it last proved alive: 0 for an answer, else since
+                             * its host last heard from it; -1 if never */
+};
+
 struct cli_replicas {
-    sage_cluster_instance *v; /* sorted by namespace, name, host, id */
+    struct cli_replica *v; /* sorted by namespace, name, host id, machine, id */
     size_t n, cap;
     int failed; /* out of memory while collecting */
 };
@@ -19,8 +33,9 @@ struct cli_replicas {
  * cli_replicas_collect asks the NATS servers urls (comma-separated; NULL:
  * cfg's nats section, cfg may be NULL) for the replicas of namespace ns
  * (NULL: all) and service name (NULL: all) that answer $SRV.STATS within
- * wait_ms. Returns CLI_OK, or the exit status after printing the error.
- * Free l with cli_replicas_free either way.
+ * wait_ms, and adds what the hosts' records say of them and of those that
+ * did not answer. Returns CLI_OK, or the exit status after printing the
+ * error. Free l with cli_replicas_free either way.
  */
 int cli_replicas_collect(const sage_config *cfg, const char *urls, const char *ns, const char *name,
                          int wait_ms, struct cli_replicas *l);

@@ -87,6 +87,23 @@ int th_wait_child(int pid, int timeout_ms)
     return status;
 }
 
+void th_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+void th_backoff(unsigned attempt)
+{
+    /* 0.1 ms while the condition is likely to come soon, then longer */
+    long us = attempt < 10 ? 100 : attempt < 100 ? 1000 : 10000;
+    struct timespec ts = {0, us * 1000};
+
+    nanosleep(&ts, NULL);
+}
+
 static void rm_file(const char *path)
 {
     unlink(path);

@@ -12,6 +12,11 @@
  *   TH_MAIN(cases)
  *
  * Run one case by naming it: ./test_queue fifo
+ *
+ * A case that waits for something to happen waits on a real wake-up where
+ * there is one (a pipe, th_wait_child), else polls the condition with
+ * ASSERT_WAIT, which fails with a message at its deadline; never a fixed
+ * sleep. th_sleep_ms is for the time passing itself being under test.
  */
 #ifndef SAGE_TEST_HARNESS_H
 #define SAGE_TEST_HARNESS_H
@@ -22,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "sage/err.h"
 
@@ -55,6 +61,16 @@ double th_now_ms(void);
 /* th_wait_child waits up to timeout_ms for pid; returns its wait status, or
  * -1 on timeout (the child is then killed). */
 int th_wait_child(int pid, int timeout_ms);
+
+/* th_sleep_ms sleeps ms milliseconds. Only for a case whose subject is the
+ * time passing (a method slow on purpose, a wait that proves nothing more
+ * happens): to wait for something to happen, use ASSERT_WAIT or a real
+ * wake-up (a pipe, th_wait_child). */
+void th_sleep_ms(int ms);
+
+/* th_backoff pauses between two polls of a condition (attempt counts from
+ * 0): 0.1 ms for the first ten, 1 ms up to the hundredth, then 10 ms. */
+void th_backoff(unsigned attempt);
 
 #define TH_MAIN(cases)                   \
     int main(int argc, char **argv)      \
@@ -95,6 +111,43 @@ int th_wait_child(int pid, int timeout_ms);
         if (a_ == NULL || b_ == NULL || strcmp(a_, b_) != 0)                                   \
             th_fail(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a, #b,                  \
                     a_ ? a_ : "(null)", b_ ? b_ : "(null)");                                   \
+    } while (0)
+
+/* ASSERT_WAIT: polls the expression c (see th_backoff) until it holds, for
+ * what has no wake-up to wait on; fails the case, naming c, if it still
+ * does not after timeout_ms. c is evaluated again on every poll. */
+#define ASSERT_WAIT(c, timeout_ms)                                                             \
+    do {                                                                                       \
+        double t0_ = th_now_ms();                                                              \
+        for (unsigned k_ = 0; !(c); k_++) {                                                    \
+            if (th_now_ms() - t0_ > (timeout_ms))                                              \
+                th_fail(__FILE__, __LINE__, "still not true after %d ms: %s",                  \
+                        (int)(timeout_ms), #c);                                                \
+            th_backoff(k_);                                                                    \
+        }                                                                                      \
+    } while (0)
+
+/* ASSERT_WAIT_EQ: ASSERT_WAIT(a == b), printing both operands on failure;
+ * both are evaluated again on every poll. */
+#define ASSERT_WAIT_EQ(a, b, timeout_ms)                                                       \
+    do {                                                                                       \
+        double t0_ = th_now_ms();                                                              \
+        int64_t a_, b_;                                                                        \
+        for (unsigned k_ = 0; (a_ = (int64_t)(a)) != (b_ = (int64_t)(b)); k_++) {              \
+            if (th_now_ms() - t0_ > (timeout_ms))                                              \
+                th_fail(__FILE__, __LINE__, "%s == %s: still %" PRId64 " != %" PRId64          \
+                        " after %d ms", #a, #b, a_, b_, (int)(timeout_ms));                    \
+            th_backoff(k_);                                                                    \
+        }                                                                                      \
+    } while (0)
+
+/* ASSERT_KILLED: a wait status (th_wait_child's) says the child died of sig. */
+#define ASSERT_KILLED(status, sig)                                                             \
+    do {                                                                                       \
+        int s_ = (status);                                                                     \
+        if (s_ == -1 || !WIFSIGNALED(s_) || WTERMSIG(s_) != (sig))                             \
+            th_fail(__FILE__, __LINE__, "%s: wait status %d, want killed by signal %d", #status, \
+                    s_, (int)(sig));                                                           \
     } while (0)
 
 /* ASSERT_OK: a sage call succeeds; on failure prints the error and detail. */

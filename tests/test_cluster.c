@@ -5,12 +5,13 @@
 
 #include "harness.h"
 #include "kv.h"
-#include "natsfix.h"
+#include "natsfix_th.h"
 #include "sage/cluster.h"
 #include "sage/version.h"
 #include "sage/manager.h"
 #include "testsvc.h"
 #include "transport/natsio.h"
+#include "transport/natskv.h"
 #include <jansson.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -495,6 +496,213 @@ static void t_stop_answers_in_flight(void)
     natsfix_stop(&f);
 }
 
+
+/* ------------------------------------------------- replicated state */
+
+/* stream_copies: stream's replica count and leader, through natsio */
+static int stream_copies(struct sage__nio *n, const char *stream, char *leader, size_t cap)
+{
+    int copies = 0;
+    char dummy[64];
+
+    ASSERT_OK(sage__nio_stream_info(n, stream, &copies, leader ? leader : dummy,
+                                    leader ? cap : sizeof dummy));
+    return copies;
+}
+
+static struct sage__nio *connect_nio(sage_nats_conf *nc)
+{
+    struct sage__nio_opts no;
+    struct sage__nio *n;
+
+    memset(&no, 0, sizeof no);
+    no.conf = nc;
+    no.name = "replicas test";
+    ASSERT_OK(sage__nio_connect(&n, &no));
+    return n;
+}
+
+/* on 3 servers, what sagesvc creates has 3 copies (the service registry, a
+ * durable service's stream); a bucket found with 1 is raised to 3;
+ * nats.replicas chooses another count */
+static void t_replicas_three_servers(void)
+{
+    static const struct sage__nio_kv_opts one = {.history = 1, .replicas = 1}, dflt = {.history = 1};
+    struct natsfix f;
+    struct replica r[2];
+    struct sage__nio *n;
+    struct sage__nio_kv *kv;
+    sage_nats_conf nc;
+    char stream[200];
+
+    natsfix_start(&f, 3, NULL);
+    r[0] = spawn_replica(&f, 0, &sage_example_kv, "kv", 0);
+    r[1] = spawn_replica(&f, 1, &sage_example_kv, "dkv", 1);
+    natsfix_conf(&f, &nc, 2);
+    n = connect_nio(&nc);
+    ASSERT_EQ(stream_copies(n, "KV_" SAGE__SERVICES_BUCKET, NULL, 0), 3);
+    snprintf(stream, sizeof stream, "SAGE_%s_dkv", th_prefix());
+    ASSERT_EQ(stream_copies(n, stream, NULL, 0), 3);
+    /* an older bucket of one copy is raised when opened to be written */
+    ASSERT_OK(sage__nio_kv_open(n, "sagetest_old", &one, &kv));
+    sage__nio_kv_close(kv);
+    ASSERT_EQ(stream_copies(n, "KV_sagetest_old", NULL, 0), 1);
+    ASSERT_OK(sage__nio_kv_open(n, "sagetest_old", &dflt, &kv));
+    ASSERT_OK(sage__nio_kv_put(kv, "k", "v", 1, NULL)); /* writable while it grows */
+    sage__nio_kv_close(kv);
+    ASSERT_EQ(stream_copies(n, "KV_sagetest_old", NULL, 0), 3);
+    sage__nio_close(n);
+    /* nats.replicas: 2 */
+    nc.replicas = 2;
+    n = connect_nio(&nc);
+    ASSERT_OK(sage__nio_kv_open(n, "sagetest_two", &dflt, &kv));
+    sage__nio_kv_close(kv);
+    ASSERT_EQ(stream_copies(n, "KV_sagetest_two", NULL, 0), 2);
+    sage__nio_close(n);
+    stop_replica(r[0]);
+    stop_replica(r[1]);
+    natsfix_stop(&f);
+}
+
+/* one server, no cluster: one copy, without being asked; asking for 3
+ * there is a clear error */
+static void t_replicas_one_server(void)
+{
+    static const struct sage__nio_kv_opts dflt = {.history = 1};
+    struct natsfix f;
+    struct replica r;
+    struct sage__nio *n;
+    struct sage__nio_kv *kv = NULL;
+    sage_nats_conf nc;
+
+    natsfix_start(&f, 1, NULL);
+    r = spawn_replica(&f, 0, &sage_example_kv, "dkv", 1);
+    natsfix_conf(&f, &nc, 0);
+    n = connect_nio(&nc);
+    ASSERT_EQ(stream_copies(n, "KV_" SAGE__SERVICES_BUCKET, NULL, 0), 1);
+    sage__nio_close(n);
+    nc.replicas = 3;
+    n = connect_nio(&nc);
+    ASSERT_ERR(sage__nio_kv_open(n, "sagetest_three", &dflt, &kv), SAGE_ECONFIG);
+    printf("  nats.replicas 3 on one server: %s\n", sage_errdetail());
+    ASSERT_TRUE(strstr(sage_errdetail(), "sagetest_three") != NULL);
+    ASSERT_TRUE(kv == NULL);
+    sage__nio_close(n);
+    stop_replica(r);
+    natsfix_stop(&f);
+}
+
+/* ---------------------------------------------------- what errors say */
+
+/* a registry that cannot be read (its server hangs) is EUNAVAILABLE with
+ * the reason, never "no such service" */
+static void t_registry_unreadable(void)
+{
+    struct natsfix f;
+    struct replica r;
+    sage_nats_conf nc;
+    sage_cluster_opts co;
+    sage_manager *m;
+    sage_err e;
+    double t0;
+
+    natsfix_start(&f, 1, NULL);
+    r = spawn_replica(&f, 0, &sage_example_kv, "kv", 0);
+    m = natsfix_manager(&f, 0, 10, &nc, &co);
+    ASSERT_EQ(kill(f.pid[0], SIGSTOP), 0);
+    t0 = th_now_ms();
+    e = sage_manager_callf(NULL, m, NULL, "kv", "size", "[]");
+    t0 = th_now_ms() - t0;
+    ASSERT_EQ(kill(f.pid[0], SIGCONT), 0);
+    printf("  registry unreadable: %s: %s\n", sage_errname(e), sage_errdetail());
+    ASSERT_ERR(e, SAGE_EUNAVAILABLE);
+    ASSERT_TRUE(strstr(sage_errdetail(), "service registry") != NULL);
+    ASSERT_LE(t0, 6000); /* a bounded wait for the record (twice 2 s at most) */
+    /* readable again: the service is there */
+    ASSERT_OK(sage_manager_callf(NULL, m, NULL, "kv", "size", "[]"));
+    sage_manager_free(m);
+    stop_replica(r);
+    natsfix_stop(&f);
+}
+
+/* a durable call waits for the stream's acknowledgement at most its own
+ * remaining time (1 s), not the service's queue_timeout (30 s) */
+static void t_durable_publish_bounded(void)
+{
+    struct natsfix f;
+    struct replica r;
+    sage_nats_conf nc;
+    sage_cluster_opts co;
+    sage_manager *m;
+    double t0, took;
+    sage_err e;
+
+    natsfix_start(&f, 1, NULL);
+    r = spawn_replica(&f, 0, &sage_example_kv, "dkv", 1);
+    m = natsfix_manager(&f, 0, 1, &nc, &co);
+    ASSERT_OK(sage_manager_callf(NULL, m, NULL, "dkv", "size", "[]")); /* resolved */
+    ASSERT_EQ(kill(f.pid[0], SIGSTOP), 0);
+    t0 = th_now_ms();
+    e = sage_manager_callf(NULL, m, NULL, "dkv", "size", "[]");
+    took = th_now_ms() - t0;
+    ASSERT_EQ(kill(f.pid[0], SIGCONT), 0);
+    printf("  durable call, server hung: %s after %.0f ms: %s\n", sage_errname(e), took,
+           sage_errdetail());
+    ASSERT_ERR(e, SAGE_ETIMEDOUT);
+    ASSERT_LE(took, 3000);
+    ASSERT_TRUE(strstr(sage_errdetail(), "died") == NULL);
+    sage_manager_free(m);
+    stop_replica(r);
+    natsfix_stop(&f);
+}
+
+/* sending while the connection is down and its reconnect buffer is full
+ * is a connection error (retried when idempotent), not a system error */
+static void t_send_on_broken_connection(void)
+{
+    struct natsfix f;
+    struct replica r;
+    sage_nats_conf nc;
+    sage_cluster_opts co;
+    sage_manager *m;
+    sage_arena *a;
+    sage_value big;
+    sage_err e = SAGE_OK;
+    char *blob = malloc(900000);
+    int sent = 0;
+
+    ASSERT_TRUE(blob != NULL);
+    memset(blob, 'x', 900000);
+    natsfix_start(&f, 1, NULL);
+    r = spawn_replica(&f, 0, &testsvc, "testsvc", 0);
+    m = natsfix_manager(&f, 0, 30, &nc, &co);
+    ASSERT_OK(sage_arena_new(&a, 0));
+    ASSERT_OK(sage_manager_callf(NULL, m, NULL, "testsvc", "count", "[]")); /* resolved */
+    natsfix_kill(&f, 0); /* the client reconnects, forever, buffering what is sent */
+    big = sage_bin(blob, 900000);
+    for (int i = 0; i < 20 && e == SAGE_OK; i++) {
+        sage_future *fut = NULL;
+
+        e = sage_manager_call(&fut, m, &(sage_request){.service = "testsvc", .method = "echo",
+                                                      .args = &big, .nargs = 1});
+        if (e == SAGE_OK) {
+            sent++;
+            sage_future_free(fut);
+        }
+    }
+    printf("  %d big calls buffered, then %s: %s\n", sent, sage_errname(e), sage_errdetail());
+    ASSERT_ERR(e, SAGE_ECONNECT);
+    ASSERT_TRUE(sent >= 1);
+    sage_arena_free(a);
+    sage_manager_free(m);
+    kill(r.pid, SIGKILL);
+    forget_ctl(r.ctl);
+    close(r.ctl);
+    th_wait_child(r.pid, 15000);
+    free(blob);
+    natsfix_stop(&f);
+}
+
 static const struct th_case cases[] = {
     {"calls_cross_servers", t_calls_cross_servers, 60},
     {"load_balanced", t_load_balanced, 120},
@@ -506,6 +714,11 @@ static const struct th_case cases[] = {
     {"credentials", t_credentials, 60},
     {"srv_protocol", t_srv_protocol, 60},
     {"stop_answers_in_flight", t_stop_answers_in_flight, 60},
+    {"replicas_three_servers", t_replicas_three_servers, 60},
+    {"replicas_one_server", t_replicas_one_server, 60},
+    {"registry_unreadable", t_registry_unreadable, 60},
+    {"durable_publish_bounded", t_durable_publish_bounded, 60},
+    {"send_on_broken_connection", t_send_on_broken_connection, 60},
     {NULL, NULL, 0},
 };
 

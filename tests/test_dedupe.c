@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "natsfix.h"
+#include "natsfix_th.h"
 #include "sage/cluster.h"
 #include "sage/manager.h"
 #include "sage/task.h"

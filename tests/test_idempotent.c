@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "natsfix.h"
+#include "natsfix_th.h"
 #include "sage/config.h"
 #include "sage/manager.h"
 #include "sage/task.h"

@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "harness.h"
-#include "natsfix.h"
+#include "natsfix_th.h"
 #include "sage/task.h"
 #include "testsvc.h"
 #include "transport/natsio.h"

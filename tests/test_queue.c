@@ -9,19 +9,18 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "opts.h"
 #include "base/err_internal.h"
 #include "queue/layout.h"
 #include "sage/queue.h"
 
+/* create makes queue base (NULL: a private one); max_msg 0: the default */
 static sage_queue *create(const char *base, size_t cap, size_t max_msg)
 {
-    sage_queue_opts o;
+    sage_queue_opts o = QUEUE_OPTS(.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL, .capacity = cap,
+                                   .max_msg = max_msg);
     sage_queue *q = NULL;
 
-    sage_queue_opts_init(&o);
-    o.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL;
-    o.capacity = cap;
-    o.max_msg = max_msg;
     ASSERT_OK(sage_queue_open(&q, base ? th_name(base) : NULL, &o));
     return q;
 }
@@ -61,24 +60,41 @@ static void check(const uint8_t *got, size_t len, uint32_t id, uint32_t seq)
 
 /* ------------------------------------------------------------------ cases */
 
+/* ASSERT_DETAIL_HAS: the thread's error detail contains sub */
+#define ASSERT_DETAIL_HAS(sub)                                                                 \
+    do {                                                                                       \
+        if (strstr(sage_errdetail(), (sub)) == NULL)                                           \
+            th_fail(__FILE__, __LINE__, "detail \"%s\" lacks \"%s\"", sage_errdetail(), (sub)); \
+    } while (0)
+
 static void t_names(void)
 {
-    char longname[SAGE_QUEUE_NAME_MAX + 2];
+    char longname[SAGE_QUEUE_NAME_MAX + 2], want[64];
 
     ASSERT_OK(sage_queue_check_name("kv.requests_1-a"));
     ASSERT_ERR(sage_queue_check_name(""), SAGE_EINVAL);
+    ASSERT_DETAIL_HAS("empty");
     ASSERT_ERR(sage_queue_check_name(NULL), SAGE_EINVAL);
+    ASSERT_DETAIL_HAS("empty");
     ASSERT_ERR(sage_queue_check_name("a/b"), SAGE_EINVAL);
+    ASSERT_DETAIL_HAS("character 0x2f at 1");
     ASSERT_ERR(sage_queue_check_name("a b"), SAGE_EINVAL);
+    ASSERT_DETAIL_HAS("character 0x20 at 1");
     ASSERT_ERR(sage_queue_check_name(".hidden"), SAGE_EINVAL);
+    ASSERT_DETAIL_HAS("starts with '.'");
     ASSERT_ERR(sage_queue_check_name("-flag"), SAGE_EINVAL);
+    ASSERT_DETAIL_HAS("starts with '-'");
     ASSERT_ERR(sage_queue_check_name("caf\xc3\xa9"), SAGE_EINVAL);
+    ASSERT_DETAIL_HAS("character 0xc3 at 3");
     memset(longname, 'a', sizeof longname - 1);
     longname[sizeof longname - 1] = '\0';
     ASSERT_ERR(sage_queue_check_name(longname), SAGE_EINVAL);
+    snprintf(want, sizeof want, "%d bytes, at most %d", SAGE_QUEUE_NAME_MAX + 1,
+             SAGE_QUEUE_NAME_MAX);
+    ASSERT_DETAIL_HAS(want);
     longname[SAGE_QUEUE_NAME_MAX] = '\0';
     ASSERT_OK(sage_queue_check_name(longname));
-    ASSERT_TRUE(strstr(sage_errdetail(), "") != NULL);
+    ASSERT_TRUE(sage_errdetail() != NULL); /* a string, whatever came before */
 }
 
 /* a detail may quote the previous one: SAGE_SETERR(e, "...: %s", sage_errdetail()) */
@@ -99,8 +115,7 @@ static void t_open_rules(void)
     ASSERT_ERR(sage_queue_open(&q, th_name("missing"), NULL), SAGE_ENOENT);
     ASSERT_TRUE(q == NULL);
     q = create("q", 4096, 100);
-    sage_queue_opts_init(&o);
-    o.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL;
+    o = QUEUE_OPTS(.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL);
     ASSERT_ERR(sage_queue_open(&q2, th_name("q"), &o), SAGE_EEXIST);
     o.flags = SAGE_QUEUE_CREATE; /* create-or-open: opens the existing one */
     o.capacity = 1 << 20;
@@ -122,12 +137,10 @@ static void t_open_rules(void)
     ASSERT_ERR(sage_queue_unlink(th_name("q")), SAGE_ENOENT);
     ASSERT_ERR(sage_queue_open(&q, "bad/name", NULL), SAGE_EINVAL);
 
-    sage_queue_opts_init(&o);
-    o.flags = SAGE_QUEUE_CREATE;
-    o.capacity = 4096;
-    o.max_msg = 4096; /* more than capacity/2 - 8 */
+    o = QUEUE_OPTS(.flags = SAGE_QUEUE_CREATE, .capacity = 4096,
+                   .max_msg = 4096); /* more than capacity/2 - 8 */
     ASSERT_ERR(sage_queue_open(&q, th_name("big"), &o), SAGE_EINVAL);
-    o.max_msg = 0;
+    o.max_msg = 0; /* the default */
     o.capacity = 5000; /* rounds up to 8192 */
     ASSERT_OK(sage_queue_open(&q, th_name("round"), &o));
     {
@@ -326,16 +339,12 @@ static void t_claim_commit_abort(void)
 
 static void t_stats_exact(void)
 {
-    sage_queue_opts o;
+    sage_queue_opts o = QUEUE_OPTS(.flags = SAGE_QUEUE_CREATE, .capacity = 4096, .max_msgs = 5);
     sage_queue *q = NULL;
     sage_queue_stats s;
     uint8_t m[100], buf[200];
     size_t len;
 
-    sage_queue_opts_init(&o);
-    o.flags = SAGE_QUEUE_CREATE;
-    o.capacity = 4096;
-    o.max_msgs = 5;
     ASSERT_OK(sage_queue_open(&q, th_name("s"), &o));
     for (int i = 0; i < 5; i++)
         ASSERT_OK(sage_queue_send(q, m, 10 + i, 0));
@@ -380,20 +389,53 @@ static void t_empty_timeout(void)
     sage_queue_close(q);
 }
 
+/* map_hdr maps the header of queue base a second time, as a peer that
+ * scribbles on it (or watches it) would */
+static struct sq_hdr *map_hdr(const char *base)
+{
+    char path[300];
+    int fd;
+    struct sq_hdr *h;
+
+    snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name(base));
+    fd = open(path, O_RDWR);
+    ASSERT_TRUE(fd >= 0);
+    h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    ASSERT_TRUE(h != MAP_FAILED);
+    close(fd);
+    return h;
+}
+
+/* WAIT_RECEIVER_PARKED, WAIT_SENDER_PARKED: until a receiver (a sender) of
+ * the queue whose header is h sleeps, waiting for a message (for room) */
+#define WAIT_RECEIVER_PARKED(h) ASSERT_WAIT(atomic_load(&(h)->cons_waiting) != 0, 5000)
+#define WAIT_SENDER_PARKED(h) ASSERT_WAIT(atomic_load(&(h)->space_waiters) != 0, 5000)
+
+/* do_later acts on a queue from another thread: after a delay, in the cases
+ * that measure how long a blocked call lasts (the delay is what they test),
+ * or as soon as a call of another thread sleeps on the queue (h) */
+enum { AFTER_DELAY, AFTER_RECEIVER_PARKS, AFTER_SENDER_PARKS };
+
 struct later {
     sage_queue *q;
-    int delay_ms;
     int what; /* 0: receive one, 1: close, 2: send one */
+    int when; /* AFTER_... */
+    int delay_ms;
+    struct sq_hdr *h;
 };
 
 static void *do_later(void *p)
 {
     struct later *l = p;
-    struct timespec ts = {l->delay_ms / 1000, (l->delay_ms % 1000) * 1000000L};
     uint8_t buf[4096];
     size_t len;
 
-    nanosleep(&ts, NULL);
+    if (l->when == AFTER_RECEIVER_PARKS)
+        WAIT_RECEIVER_PARKED(l->h);
+    else if (l->when == AFTER_SENDER_PARKS)
+        WAIT_SENDER_PARKED(l->h);
+    else
+        th_sleep_ms(l->delay_ms);
     if (l->what == 0)
         ASSERT_OK(sage_queue_recv(&len, l->q, buf, sizeof buf, 0));
     else if (l->what == 1)
@@ -410,7 +452,7 @@ static void t_full_blocks(void)
     double t0, dt;
     int n = 0;
     pthread_t th;
-    struct later l = {q, 100, 0};
+    struct later l = {q, 0, AFTER_DELAY, 100, NULL};
 
     while (sage_queue_send(q, m, sizeof m, 0) == SAGE_OK)
         n++;
@@ -431,13 +473,14 @@ static void t_full_blocks(void)
     sage_queue_close(q);
 }
 
+/* a shutdown wakes a receiver, and a sender, asleep on the queue */
 static void t_close_wakes(void)
 {
     sage_queue *q = create("cw", 4096, 1000);
     uint8_t m[1000];
     size_t len;
     pthread_t th;
-    struct later l = {q, 50, 1};
+    struct later l = {q, 1, AFTER_RECEIVER_PARKS, 0, map_hdr("cw")};
     double t0;
 
     /* a blocked receiver */
@@ -447,18 +490,20 @@ static void t_close_wakes(void)
     ASSERT_LE(th_now_ms() - t0, 1000);
     pthread_join(th, NULL);
     ASSERT_ERR(sage_queue_send(q, m, 10, 0), SAGE_ECLOSED);
+    munmap(l.h, sizeof *l.h);
     sage_queue_close(q);
 
     /* a blocked sender */
     q = create("cw2", 4096, 1000);
     while (sage_queue_send(q, m, sizeof m, 0) == SAGE_OK)
         ;
-    l.q = q;
+    l = (struct later){q, 1, AFTER_SENDER_PARKS, 0, map_hdr("cw2")};
     pthread_create(&th, NULL, do_later, &l);
     t0 = th_now_ms();
     ASSERT_ERR(sage_queue_send(q, m, sizeof m, -1), SAGE_ECLOSED);
     ASSERT_LE(th_now_ms() - t0, 1000);
     pthread_join(th, NULL);
+    munmap(l.h, sizeof *l.h);
     /* what was queued is still delivered, then ECLOSED */
     for (int i = 0; i < 4; i++)
         ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 0));
@@ -480,17 +525,17 @@ static void t_close_wakes_across_processes(void)
     pid = fork();
     if (pid == 0) {
         sage_queue *cq = create("cwp", 4096, 0);
-        struct timespec ts = {0, 100 * 1000000L};
 
         ASSERT_EQ(write(sync[1], "x", 1), 1);
-        nanosleep(&ts, NULL);
+        WAIT_RECEIVER_PARKED(map_hdr("cwp")); /* the parent's */
         ASSERT_OK(sage_queue_shutdown(cq));
         _exit(0);
     }
+    close(sync[1]); /* a child that fails first: EOF, not a hang */
     ASSERT_EQ(read(sync[0], &c, 1), 1);
     q = attach("cwp");
     t0 = th_now_ms();
-    ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, 10000), SAGE_ECLOSED);
+    ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, 7000), SAGE_ECLOSED);
     ASSERT_LE(th_now_ms() - t0, 2000);
     ASSERT_EQ(th_wait_child(pid, 5000), 0);
     sage_queue_close(q);
@@ -576,11 +621,12 @@ static void t_close_rules(void)
     sage_queue_close(q);
 }
 
+/* a receiver waits for a message sent 100 ms later, and wakes at once */
 static void t_wake_from_sleep(void)
 {
     sage_queue *q = create("wk", 4096, 0);
     pthread_t th;
-    struct later l = {q, 100, 2};
+    struct later l = {q, 2, AFTER_DELAY, 100, NULL};
     uint8_t m[16];
     size_t len;
     double t0 = th_now_ms(), dt;
@@ -642,7 +688,7 @@ static void t_dead_consumer_replaced(void)
         ASSERT_OK(sage_queue_recv(&len, c, m, sizeof m, 0));
         raise(SIGKILL);
     }
-    th_wait_child(pid, 5000);
+    ASSERT_KILLED(th_wait_child(pid, 5000), SIGKILL);
     q = attach("dc");
     ASSERT_OK(sage_queue_send(q, "d", 1, 0));
     ASSERT_OK(sage_queue_recv(&len, q, m, sizeof m, 0));
@@ -776,7 +822,7 @@ static void t_corrupt_records(void)
 
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char base[16];
-        sage_queue *q, *p;
+        sage_queue *q;
         uint8_t buf[64];
         size_t len;
         char path[300];
@@ -791,6 +837,7 @@ static void t_corrupt_records(void)
         ASSERT_OK(sage_queue_send(q, "ok", 2, 0)); /* second record gets corrupted */
         snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name(base));
         fd = open(path, O_RDWR);
+        ASSERT_TRUE(fd >= 0);
         mem = mmap(NULL, 1 << 17, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
         ASSERT_TRUE(mem != MAP_FAILED);
         close(fd);
@@ -799,27 +846,9 @@ static void t_corrupt_records(void)
         ASSERT_OK(sage_queue_recv(&len, q, buf, sizeof buf, 0));
         ASSERT_ERR(sage_queue_recv(&len, q, buf, sizeof buf, 0), SAGE_EPROTO);
         ASSERT_ERR(sage_queue_recv(&len, q, buf, sizeof buf, 0), SAGE_EPROTO); /* sticky */
-        (void)p;
         munmap(mem, 1 << 17);
         sage_queue_close(q);
     }
-}
-
-/* map_hdr maps the header of queue base a second time, as a peer that
- * scribbles on it would */
-static struct sq_hdr *map_hdr(const char *base)
-{
-    char path[300];
-    int fd;
-    struct sq_hdr *h;
-
-    snprintf(path, sizeof path, "/dev/shm/sage.q.%s", th_name(base));
-    fd = open(path, O_RDWR);
-    ASSERT_TRUE(fd >= 0);
-    h = mmap(NULL, sizeof *h, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-    ASSERT_TRUE(h != MAP_FAILED);
-    close(fd);
-    return h;
 }
 
 /* a queue with one message sent and received: positions off zero, and

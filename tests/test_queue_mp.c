@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "opts.h"
 #include "platform/proc.h"
 #include "queue/queue_internal.h"
 #include "sage/queue.h"
@@ -76,20 +77,28 @@ static size_t pick_size(uint32_t seq, uint32_t id)
     return HDR + r % 112;
 }
 
+/* make_queue creates queue base; producers 0: the default */
 static sage_queue *make_queue(const char *base, size_t cap, size_t max_msg, uint32_t producers)
 {
-    sage_queue_opts o;
+    sage_queue_opts o = QUEUE_OPTS(.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL, .capacity = cap,
+                                   .max_msg = max_msg, .max_producers = producers);
     sage_queue *q = NULL;
 
-    sage_queue_opts_init(&o);
-    o.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL;
-    o.capacity = cap;
-    o.max_msg = max_msg;
-    if (producers)
-        o.max_producers = producers;
     ASSERT_OK(sage_queue_open(&q, th_name(base), &o));
     return q;
 }
+
+/* msgs_in: messages committed to q so far */
+static uint64_t msgs_in(sage_queue *q)
+{
+    sage_queue_stats st;
+
+    ASSERT_OK(sage_queue_stats_read(&st, q));
+    return st.msgs_in;
+}
+
+/* WAIT_SENDER_PARKED: until a sender of q (any process) sleeps, waiting for room */
+#define WAIT_SENDER_PARKED(q) ASSERT_WAIT(atomic_load(&(q)->hdr->space_waiters) != 0, 5000)
 
 static sage_queue *open_queue(const char *base)
 {
@@ -244,13 +253,10 @@ static void t_kill_between_claim_and_commit(void)
         pause();
         _exit(0);
     }
+    close(sync[1]); /* a child that fails first: EOF, not a hang */
     ASSERT_EQ(read(sync[0], &c, 1), 1);
-    other = spawn_producer("k", 0, 2, 1000); /* queues behind the stuck claim */
-    {
-        struct timespec ts = {0, 50 * 1000000L};
-
-        nanosleep(&ts, NULL);
-    }
+    other = spawn_producer("k", 0, 2, 1000);
+    ASSERT_WAIT(msgs_in(q) > 10, 5000); /* other's messages are queued behind the stuck claim */
     kill(victim, SIGKILL); /* not reaped yet: a zombie must count as dead */
     t0 = th_now_ms();
     while (t.total < 10 + 2000) {
@@ -265,7 +271,7 @@ static void t_kill_between_claim_and_commit(void)
     ASSERT_OK(sage_queue_stats_read(&st, q));
     ASSERT_EQ(st.recovered, 1);
     ASSERT_EQ(th_wait_child(other, 10000), 0);
-    th_wait_child(victim, 5000);
+    ASSERT_KILLED(th_wait_child(victim, 5000), SIGKILL);
     sage_queue_close(q);
 }
 
@@ -299,9 +305,9 @@ static int spawn_stopped_in_claim(const char *base, uint32_t before, size_t len)
         sage_queue_send(p, m, make_msg(m, 5, before, len), 0);
         _exit(0);
     }
+    close(sync[1]); /* a child that fails first: EOF, not a hang */
     ASSERT_EQ(read(sync[0], &c, 1), 1);
     close(sync[0]);
-    close(sync[1]);
     return pid;
 }
 
@@ -326,7 +332,7 @@ static void t_kill_in_claim_window(void)
     ASSERT_OK(sage_queue_stats_read(&st, q));
     ASSERT_EQ(st.recovered, 1);
     ASSERT_EQ(th_wait_child(other, 10000), 0);
-    th_wait_child(victim, 5000);
+    ASSERT_KILLED(th_wait_child(victim, 5000), SIGKILL);
     sage_queue_close(q);
 }
 
@@ -344,7 +350,7 @@ static void t_kill_max_size_claim(void)
     ASSERT_OK(sage_queue_send(q, m, make_msg(m, 1, 0, 1001), 0));
     ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 5000));
     ASSERT_EQ(t.next[1], 1);
-    th_wait_child(victim, 5000);
+    ASSERT_KILLED(th_wait_child(victim, 5000), SIGKILL);
     sage_queue_close(q);
 }
 
@@ -368,7 +374,7 @@ static void t_kill_in_claim_window_wrapping(void)
     while (t.next[1] < 6)
         ASSERT_OK(sage_queue_drain(&n, q, tally_cb, &t, 0, 5000));
     ASSERT_EQ(t.next[5], 0);
-    th_wait_child(victim, 5000);
+    ASSERT_KILLED(th_wait_child(victim, 5000), SIGKILL);
     sage_queue_close(q);
 }
 
@@ -384,9 +390,23 @@ static void t_kill_under_load(void)
     sage_queue_stats st;
 
     for (int r = 0; r < ROUNDS / (SCALE > 1 ? 2 : 1); r++) {
-        int victim = spawn_producer("l", (uint32_t)(10 + r * 2), 2, 1u << 30);
-        double until = th_now_ms() + 20 + (r * 7) % 30;
+        uint32_t id = (uint32_t)(10 + r * 2);
+        int victim = spawn_producer("l", id, 2, 1u << 30);
+        double t0 = th_now_ms(), until;
 
+        /* the victim's window opens once it sends: its process takes a
+         * while to start (long under a sanitizer), and meanwhile steady may
+         * be done and the queue empty for a while (a drain then times out:
+         * nothing wrong with the queue, which is what tally_cb checks) */
+        while (t.next[id] == 0 && t.next[id + 1] == 0) {
+            size_t n;
+            sage_err e = sage_queue_drain(&n, q, tally_cb, &t, 0, 100);
+
+            ASSERT_TRUE(e == SAGE_OK || e == SAGE_ETIMEDOUT);
+            if (th_now_ms() - t0 > 10000)
+                th_fail(__FILE__, __LINE__, "round %d: the victim sent nothing in 10 s", r);
+        }
+        until = th_now_ms() + 20 + (r * 7) % 30;
         while (th_now_ms() < until) {
             size_t n;
             sage_err e = sage_queue_drain(&n, q, tally_cb, &t, 0, 100);
@@ -397,7 +417,7 @@ static void t_kill_under_load(void)
                 th_fail(__FILE__, __LINE__, "drain: %s (%s)", sage_errname(e), sage_errdetail());
         }
         kill(victim, SIGKILL);
-        th_wait_child(victim, 5000);
+        ASSERT_KILLED(th_wait_child(victim, 5000), SIGKILL);
     }
     while (t.next[0] + (uint64_t)t.next[1] < want_steady) {
         size_t n;
@@ -436,12 +456,13 @@ static void t_dead_consumer_unblocks_sender(void)
         sage_queue *cq = make_queue("dc", 4096, 1000, 0);
         size_t len;
 
-        sage_queue_send(cq, m, 10, 0);
-        sage_queue_recv(&len, cq, m, sizeof m, 0); /* become the consumer */
+        ASSERT_OK(sage_queue_send(cq, m, 10, 0));
+        ASSERT_OK(sage_queue_recv(&len, cq, m, sizeof m, 0)); /* become the consumer */
         ASSERT_EQ(write(sync[1], "x", 1), 1);
         pause();
         _exit(0);
     }
+    close(sync[1]); /* a child that fails first: EOF, not a hang */
     ASSERT_EQ(read(sync[0], &c, 1), 1);
     q = open_queue("dc");
     while (sage_queue_send(q, m, sizeof m, 0) == SAGE_OK)
@@ -450,7 +471,7 @@ static void t_dead_consumer_unblocks_sender(void)
     t0 = th_now_ms();
     ASSERT_ERR(sage_queue_send(q, m, sizeof m, 10000), SAGE_EUNAVAILABLE);
     ASSERT_LE(th_now_ms() - t0, 1000);
-    th_wait_child(cons, 5000);
+    ASSERT_KILLED(th_wait_child(cons, 5000), SIGKILL);
     sage_queue_close(q);
 }
 
@@ -476,11 +497,7 @@ static void t_close_wakes_sender_process(void)
         ASSERT_LE(th_now_ms() - t0, 2000);
         _exit(0);
     }
-    {
-        struct timespec ts = {0, 150 * 1000000L};
-
-        nanosleep(&ts, NULL);
-    }
+    WAIT_SENDER_PARKED(q); /* the child's */
     ASSERT_OK(sage_queue_shutdown(q));
     ASSERT_EQ(th_wait_child(pid, 5000), 0);
     sage_queue_close(q);
@@ -527,7 +544,7 @@ static void t_slots_of_dead_processes(void)
             ASSERT_OK(sage_queue_send(p, "y", 1, 1000));
             raise(SIGKILL); /* no free, no thread exit */
         }
-        th_wait_child(pid, 5000);
+        ASSERT_KILLED(th_wait_child(pid, 5000), SIGKILL);
         ASSERT_OK(sage_queue_recv(&len, q, b, sizeof b, 1000));
     }
     sage_queue_close(q);
@@ -561,11 +578,24 @@ static void t_fork_child_sends(void)
 
 /* ---------------------------------------------------------- pid reuse */
 
-static void nap_ms(long ms)
+/*
+ * ticks_now: clock ticks since boot, on the clock of the start times in
+ * /proc/PID/stat. A start time has the resolution of a tick (10 ms): a
+ * process started in the same tick as another cannot be told from it by
+ * its pid and start time. Cases that give a pid to a new process first wait
+ * for the clock to pass the old one's start tick (ASSERT_WAIT(ticks_now() >
+ * start)), which is a wait for the clock, not for an event.
+ */
+static uint64_t ticks_now(void)
 {
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    FILE *f = fopen("/proc/uptime", "r");
+    unsigned long sec = 0, cs = 0; /* "SECONDS.CENTISECONDS ..." */
+    long hz = sysconf(_SC_CLK_TCK);
 
-    nanosleep(&ts, NULL);
+    ASSERT_TRUE(f != NULL);
+    ASSERT_EQ(fscanf(f, "%lu.%lu", &sec, &cs), 2);
+    fclose(f);
+    return (uint64_t)sec * (uint64_t)hz + (uint64_t)cs * (uint64_t)hz / 100;
 }
 
 /*
@@ -603,23 +633,24 @@ static int fork_with_pid(int want, int (*fn)(void *), void *arg)
         }
         if (pid == want)
             return pid;
-        th_wait_child(pid, 5000);
+        ASSERT_EQ(th_wait_child(pid, 5000), 0);
     }
     th_skip("could not get the pid back within 200 forks");
 }
 
 /* reuse_pid SIGKILLs victim, reaps it, and gives its pid to an unrelated
  * process that stays alive (fn NULL) or runs fn; returns that process. The
- * two start times must differ (they have a 10 ms resolution): victims here
- * run for longer than that first. */
+ * two start times must differ: the new process starts a tick later at
+ * least (see ticks_now). */
 static int reuse_pid(int victim, int (*fn)(void *), void *arg)
 {
     uint64_t start = sage__pid_start_time(victim), again;
     int pid;
 
     ASSERT_NE(start, 0);
+    ASSERT_WAIT(ticks_now() > start, 1000);
     kill(victim, SIGKILL);
-    th_wait_child(victim, 5000); /* reaped: the pid is free */
+    ASSERT_KILLED(th_wait_child(victim, 5000), SIGKILL); /* reaped: the pid is free */
     pid = fork_with_pid(victim, fn, arg);
     again = sage__pid_start_time(pid);
     ASSERT_NE(again, 0);
@@ -658,10 +689,11 @@ static void pid_reuse_producer(const char *base, bool window)
             pause();
             _exit(0);
         }
+        close(sync[1]); /* a child that fails first: EOF, not a hang */
         ASSERT_EQ(read(sync[0], &c, 1), 1);
     }
-    other = spawn_producer(base, 0, 1, 500); /* queues behind the stuck claim */
-    nap_ms(30);
+    other = spawn_producer(base, 0, 1, 500);
+    ASSERT_WAIT(msgs_in(q) > 10, 5000); /* other's messages are queued behind the stuck claim */
     reuse_pid(victim, NULL, NULL);
     t0 = th_now_ms();
     while (t.total < 10 + 500) {
@@ -705,12 +737,13 @@ static void t_pid_reuse_consumer(void)
     if (cons == 0) {
         sage_queue *cq = make_queue("rc", 4096, 1000, 0);
 
-        sage_queue_send(cq, m, 10, 0);
-        sage_queue_recv(&len, cq, m, sizeof m, 0); /* become the consumer */
+        ASSERT_OK(sage_queue_send(cq, m, 10, 0));
+        ASSERT_OK(sage_queue_recv(&len, cq, m, sizeof m, 0)); /* become the consumer */
         ASSERT_EQ(write(sync[1], "x", 1), 1);
         pause();
         _exit(0);
     }
+    close(sync[1]); /* a child that fails first: EOF, not a hang */
     ASSERT_EQ(read(sync[0], &c, 1), 1);
     q = open_queue("rc");
     while (sage_queue_send(q, m, sizeof m, 0) == SAGE_OK)
@@ -722,7 +755,7 @@ static void t_pid_reuse_consumer(void)
         ASSERT_ERR(sage_queue_send(p, m, sizeof m, -1), SAGE_EUNAVAILABLE);
         _exit(0);
     }
-    nap_ms(100);
+    WAIT_SENDER_PARKED(q); /* the waiter's */
     reuse_pid(cons, NULL, NULL);
     ASSERT_EQ(th_wait_child(waiter, 3000), 0);
     t0 = th_now_ms();
@@ -757,12 +790,8 @@ static void t_pid_reuse_creator(void)
         pause();
         _exit(0);
     }
-    /* the queue exists and the creator has run for more than a tick */
     q = NULL;
-    for (int i = 0; i < 500 && sage_queue_open(&q, th_name("rk"), NULL) != SAGE_OK; i++)
-        nap_ms(2);
-    ASSERT_TRUE(q != NULL);
-    nap_ms(30);
+    ASSERT_WAIT(sage_queue_open(&q, th_name("rk"), NULL) == SAGE_OK, 5000); /* the queue exists */
     pid = reuse_pid(creator, try_close, (void *)th_name("rk"));
     ASSERT_EQ(th_wait_child(pid, 5000), 0);
     ASSERT_OK(sage_queue_stats_read(&st, q));
@@ -782,7 +811,8 @@ static void t_live_child_claim_not_skipped(void)
     sage_queue_stats st;
     char c;
 
-    nap_ms(30); /* the child starts at least a tick after us */
+    /* the child starts at least a tick after us (see ticks_now) */
+    ASSERT_WAIT(ticks_now() > sage__pid_start_time(getpid()), 1000);
     ASSERT_EQ(pipe(sync), 0);
     ASSERT_EQ(pipe(go), 0);
     pid = fork();
@@ -796,6 +826,7 @@ static void t_live_child_claim_not_skipped(void)
         ASSERT_OK(sage_queue_commit(q, buf));
         _exit(0);
     }
+    close(sync[1]); /* a child that fails first: EOF, not a hang */
     ASSERT_EQ(read(sync[0], &c, 1), 1);
     ASSERT_ERR(sage_queue_recv(&len, q, m, sizeof m, 300), SAGE_ETIMEDOUT);
     ASSERT_OK(sage_queue_stats_read(&st, q));

@@ -8,6 +8,7 @@
 
 #include "harness.h"
 #include "kv.h"
+#include "opts.h"
 #include "transport/names.h"
 #include "transport/shm_reg.h"
 #include "sage/manager.h"
@@ -32,18 +33,14 @@ static struct host spawn_host(const sage_service *svc, const char *name, uint32_
     ASSERT_EQ(pipe(ctl), 0);
     h.pid = fork();
     if (h.pid == 0) {
-        sage_task_opts o;
+        /* max_workers 0: the default */
+        sage_task_opts o = TASK_OPTS(.transport = SAGE_TRANSPORT_SHM, .ns = th_prefix(),
+                                     .name = name, .max_workers = max_workers);
         sage_task *t;
         sage_err r;
 
         close(ready[0]);
         close(ctl[1]);
-        sage_task_opts_init(&o);
-        o.transport = SAGE_TRANSPORT_SHM;
-        o.ns = th_prefix();
-        o.name = name;
-        if (max_workers)
-            o.max_workers = max_workers;
         ASSERT_OK(sage_task_new(&t, svc, &o));
         r = sage_task_start(t);
         c = r == SAGE_OK ? 'R' : 'E';
@@ -72,14 +69,29 @@ static void stop_host(struct host h)
 
 static sage_manager *manager(double timeout)
 {
-    sage_manager_opts o;
+    sage_manager_opts o = MANAGER_OPTS(.ns = th_prefix(), .timeout_ms = (int64_t)(timeout * 1000));
     sage_manager *m;
 
-    sage_manager_opts_init(&o);
-    o.ns = th_prefix();
-    o.timeout_ms = (int64_t)(timeout * 1000);
     ASSERT_OK(sage_manager_new(&m, &o));
     return m;
+}
+
+/* manager_stats reads m's figures */
+static sage_manager_stats manager_stats(sage_manager *m)
+{
+    sage_manager_stats ms;
+
+    ASSERT_OK(sage_manager_stats_read(&ms, m));
+    return ms;
+}
+
+/* host_status reads the figures of service name of this case's namespace */
+static sage_status host_status(const char *name)
+{
+    sage_status st;
+
+    ASSERT_OK(sage_host_status(&st, th_prefix(), name));
+    return st;
 }
 
 struct lister {
@@ -176,8 +188,7 @@ static void t_async_100k(void)
                 ASSERT_OK(sage_manager_call(&f, m, &(sage_request){.service = "testsvc", .method = "add", .args = args, .nargs = 2}));
                 ASSERT_OK(sage_future_on_done(f, on_add, (void *)(intptr_t)(p * PER + i)));
             }
-            for (int w = 0; w < 60000 && atomic_load(&completions) < PER; w++)
-                usleep(1000);
+            ASSERT_WAIT(atomic_load(&completions) >= PER, 60000);
             ASSERT_EQ(atomic_load(&completions), PER);
             ASSERT_OK(sage_manager_stats_read(&ms, m));
             ASSERT_EQ(ms.completed, PER);
@@ -231,7 +242,9 @@ static void t_host_killed_during_calls(void)
     for (int i = 0; i < 50; i++)
         ASSERT_OK(sage_manager_call(&f[i], m, &(sage_request){.service = "testsvc", .method = "sleep", .args = args, .nargs = 1}));
     pthread_create(&th, NULL, sync_sleeper, &b);
-    usleep(100000);
+    /* mid-call: all 51 sent, 4 of them running, the rest queued */
+    ASSERT_WAIT_EQ(manager_stats(m).pending, 51, 5000);
+    ASSERT_WAIT_EQ(host_status("testsvc").in_flight, 4, 5000);
     kill(h.pid, SIGKILL);
     t0 = th_now_ms();
     for (int i = 0; i < 50; i++) {
@@ -248,7 +261,7 @@ static void t_host_killed_during_calls(void)
     ASSERT_ERR(sage_manager_call_sync(NULL, m, &(sage_request){.service = "testsvc", .method = "count"}, NULL),
                SAGE_EUNAVAILABLE);
     ASSERT_LE(th_now_ms() - t0, 1000);
-    th_wait_child(h.pid, 5000);
+    ASSERT_KILLED(th_wait_child(h.pid, 5000), SIGKILL);
     close(h.ctl);
     /* its status says so, and its uptime stopped */
     {
@@ -257,7 +270,8 @@ static void t_host_killed_during_calls(void)
         ASSERT_OK(sage_host_status(&st, th_prefix(), "testsvc"));
         ASSERT_EQ(st.state, SAGE_STATE_FAILED);
         ASSERT_EQ(st.owner_alive, 0);
-        usleep(20000);
+        ASSERT_TRUE(st.uptime_s > 0);
+        th_sleep_ms(20); /* nothing to wait for: time a running uptime would count */
         ASSERT_OK(sage_host_status(&st2, th_prefix(), "testsvc"));
         ASSERT_TRUE(st2.uptime_s == st.uptime_s);
     }
@@ -280,12 +294,9 @@ static void t_host_killed_during_calls(void)
 /* kv_task makes (does not start) a shm kv task in this case's namespace */
 static sage_task *kv_task(void)
 {
-    sage_task_opts o;
+    sage_task_opts o = TASK_OPTS(.transport = SAGE_TRANSPORT_SHM, .ns = th_prefix());
     sage_task *t;
 
-    sage_task_opts_init(&o);
-    o.transport = SAGE_TRANSPORT_SHM;
-    o.ns = th_prefix();
     ASSERT_OK(sage_task_new(&t, &sage_example_kv, &o));
     return t;
 }
@@ -302,7 +313,7 @@ static void t_name_taken_then_taken_over(void)
     ASSERT_ERR(sage_task_start(t), SAGE_EEXIST);
     ASSERT_TRUE(strstr(sage_errdetail(), "already served by pid") != NULL);
     kill(h.pid, SIGKILL);
-    th_wait_child(h.pid, 5000);
+    ASSERT_KILLED(th_wait_child(h.pid, 5000), SIGKILL);
     close(h.ctl);
     ASSERT_OK(sage_task_start(t)); /* the stale entry and queue are replaced */
     m = manager(5);
@@ -337,13 +348,11 @@ static void raw_client(const char *service, const char *method, const char *suff
                        sage__req *req)
 {
     char rq[SAGE__NAME_BUF];
-    sage_queue_opts o;
+    sage_queue_opts o = QUEUE_OPTS(.flags = SAGE_QUEUE_CREATE);
 
     sage__req_queue_name(rq, sizeof rq, th_prefix(), service);
     ASSERT_OK(sage_queue_open(rqp, rq, NULL));
     snprintf(myq, cap, "%s.%s", th_prefix(), suffix);
-    sage_queue_opts_init(&o);
-    o.flags = SAGE_QUEUE_CREATE;
     ASSERT_OK(sage_queue_open(minep, myq, &o));
     memset(req, 0, sizeof *req);
     req->service = service;
@@ -404,7 +413,7 @@ static void t_malformed_requests(void)
     sage_arena_free(a);
     sage_queue_close(rq);
     sage_queue_close(mine);
-    sage_queue_unlink(myq);
+    ASSERT_OK(sage_queue_unlink(myq));
     stop_host(h);
 }
 
@@ -460,7 +469,7 @@ static void t_dedupe_repeats(void)
     sage_arena_free(a);
     sage_queue_close(rq);
     sage_queue_close(mine);
-    sage_queue_unlink(myq);
+    ASSERT_OK(sage_queue_unlink(myq));
     stop_host(h);
 }
 
@@ -483,23 +492,32 @@ static bool find_shm(const char *prefix, char path[300], size_t cap)
 }
 
 /* a caller that died leaves its response queue; the next manager of the
- * user removes it */
+ * user removes it. Any manager of this user does, the other tests' too:
+ * the queue is looked for while its owner lives, and the owner is killed
+ * just before the manager of this case starts. */
 static void t_stale_replies_cleaned(void)
 {
-    char name[128], path[300];
-    int pid = fork();
+    char name[128], path[300], c;
+    int sync[2], pid;
     sage_manager *m;
 
+    ASSERT_EQ(pipe(sync), 0);
+    pid = fork();
     if (pid == 0) {
         sage_manager *dying = manager(5);
 
         (void)dying;
-        raise(SIGKILL); /* no sage_manager_free: its queue stays behind */
+        ASSERT_EQ(write(sync[1], "x", 1), 1);
+        pause(); /* until SIGKILL: no sage_manager_free, its queue stays behind */
+        _exit(0);
     }
-    th_wait_child(pid, 5000);
+    close(sync[1]); /* a child that fails first: EOF, not a hang */
+    ASSERT_EQ(read(sync[0], &c, 1), 1);
     /* "UID.NS.reply.PID.NONCE": the nonce is random */
     snprintf(name, sizeof name, "sage.q.%u.%s.reply.%d.", (unsigned)geteuid(), th_prefix(), pid);
     ASSERT_TRUE(find_shm(name, path, sizeof path));
+    kill(pid, SIGKILL);
+    ASSERT_KILLED(th_wait_child(pid, 5000), SIGKILL);
     m = manager(5);
     ASSERT_TRUE(access(path, F_OK) != 0);
     sage_manager_free(m);
@@ -508,20 +526,20 @@ static void t_stale_replies_cleaned(void)
 static void t_idle_connections_closed(void)
 {
     struct host h = spawn_host(&testsvc, "testsvc", 0);
-    sage_manager_opts o;
+    sage_manager_opts o = MANAGER_OPTS(.ns = th_prefix(), .idle_close_ms = 200);
     sage_manager *m;
     sage_manager_stats ms;
+    double t0;
 
-    sage_manager_opts_init(&o);
-    o.ns = th_prefix();
-    o.idle_close_ms = 200;
     ASSERT_OK(sage_manager_new(&m, &o));
     ASSERT_OK(sage_manager_call_sync(NULL, m, &(sage_request){.service = "testsvc", .method = "count"}, NULL));
+    t0 = th_now_ms();
     ASSERT_OK(sage_manager_stats_read(&ms, m));
     ASSERT_EQ(ms.connections, 1);
-    usleep(2500000); /* housekeeping runs every second */
-    ASSERT_OK(sage_manager_stats_read(&ms, m));
-    ASSERT_EQ(ms.connections, 0);
+    /* closed once idle for 200 ms, by the housekeeping that runs every
+     * second: within about 1.2 s, and not before the 200 ms */
+    ASSERT_WAIT_EQ(manager_stats(m).connections, 0, 5000);
+    ASSERT_LE(150, th_now_ms() - t0);
     ASSERT_OK(sage_manager_call_sync(NULL, m, &(sage_request){.service = "testsvc", .method = "count"}, NULL));
     sage_manager_free(m);
     stop_host(h);

@@ -31,6 +31,7 @@
 
 #include "harness.h"
 #include "kv.h"
+#include "opts.h"
 #include "platform/proc.h"
 #include "transport/shm_reg.h"
 #include "sage/manager.h"
@@ -153,13 +154,10 @@ static int64_t recv_count(int fd)
  * victim could write to it */
 static sage_queue *other_queue(const char *name)
 {
-    sage_queue_opts o;
+    sage_queue_opts o = QUEUE_OPTS(.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL, .mode = 0666,
+                                   .capacity = 1 << 16);
     sage_queue *q;
 
-    sage_queue_opts_init(&o);
-    o.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL;
-    o.mode = 0666;
-    o.capacity = 1 << 16;
     ASSERT_OK(sage_queue_open(&q, name, &o));
     return q;
 }
@@ -230,16 +228,12 @@ static struct host spawn_host(const char *name)
     ASSERT_EQ(pipe(ctl), 0);
     h.pid = fork();
     if (h.pid == 0) {
-        sage_task_opts o;
+        sage_task_opts o = TASK_OPTS(.transport = SAGE_TRANSPORT_SHM, .ns = th_prefix(), .name = name);
         sage_task *t;
         sage_err r;
 
         close(ready[0]);
         close(ctl[1]);
-        sage_task_opts_init(&o);
-        o.transport = SAGE_TRANSPORT_SHM;
-        o.ns = th_prefix();
-        o.name = name;
         ASSERT_OK(sage_task_new(&t, &sage_example_kv, &o));
         r = sage_task_start(t);
         c = r == SAGE_OK ? 'R' : 'E';
@@ -268,25 +262,18 @@ static void stop_host(struct host h)
 /* kv_task makes (does not start) a shm kv task called name */
 static sage_task *kv_task(const char *name)
 {
-    sage_task_opts o;
+    sage_task_opts o = TASK_OPTS(.transport = SAGE_TRANSPORT_SHM, .ns = th_prefix(), .name = name);
     sage_task *t;
 
-    sage_task_opts_init(&o);
-    o.transport = SAGE_TRANSPORT_SHM;
-    o.ns = th_prefix();
-    o.name = name;
     ASSERT_OK(sage_task_new(&t, &sage_example_kv, &o));
     return t;
 }
 
 static sage_manager *manager(void)
 {
-    sage_manager_opts o;
+    sage_manager_opts o = MANAGER_OPTS(.ns = th_prefix(), .timeout_ms = 5000);
     sage_manager *m;
 
-    sage_manager_opts_init(&o);
-    o.ns = th_prefix();
-    o.timeout_ms = 5000;
     ASSERT_OK(sage_manager_new(&m, &o));
     return m;
 }
@@ -566,12 +553,11 @@ static void t_links_not_followed(void)
     ASSERT_DETAIL(other_name);
     EXPECT_EPERM(sage_queue_open(&q, th_name("lnk"), NULL));
     ASSERT_DETAIL("is a symbolic link");
-    sage_queue_opts_init(&o);
-    o.flags = SAGE_QUEUE_ANY_OWNER; /* whoever owns it: still never a link */
+    o = QUEUE_OPTS(.flags = SAGE_QUEUE_ANY_OWNER); /* whoever owns it: still never a link */
     EXPECT_EPERM(sage_queue_open(&q, th_name("out"), &o));
     ASSERT_DETAIL(queue_file(th_name("out")));
     ASSERT_DETAIL("is a symbolic link");
-    o.flags = SAGE_QUEUE_CREATE;
+    o.flags = SAGE_QUEUE_CREATE; /* nor created through */
     EXPECT_EPERM(sage_queue_open(&q, th_name("out"), &o));
     fd = open(scratch("target"), O_RDONLY);
     ASSERT_TRUE(fd >= 0);
@@ -625,7 +611,7 @@ static void t_queues_planted_by_other_user(void)
     struct peer p;
     struct host h;
     sage_manager *m = NULL;
-    sage_manager_opts mo;
+    sage_manager_opts mo = MANAGER_OPTS(.ns = th_prefix());
     sage_task *t;
     int dead;
 
@@ -645,8 +631,6 @@ static void t_queues_planted_by_other_user(void)
 
     /* a manager's reply queue carries a random nonce: nobody can plant one
      * at its name ahead of it, so a queue planted at a guess is in no way */
-    sage_manager_opts_init(&mo);
-    mo.ns = th_prefix();
     ASSERT_OK(sage_manager_new(&m, &mo));
     sage_manager_free(m);
     /* the manager's cleanup removes neither the planted queue nor the
@@ -687,15 +671,13 @@ static void t_queues_planted_by_other_user(void)
     h = spawn_host("svc");
     {
         sage_queue *rq, *mine;
-        sage_queue_opts o;
+        sage_queue_opts o = QUEUE_OPTS(.flags = SAGE_QUEUE_CREATE);
         sage__req req;
         uint8_t buf[512];
         size_t len;
         sage_status st;
 
         ASSERT_OK(sage_queue_open(&rq, req_queue("svc"), NULL));
-        sage_queue_opts_init(&o);
-        o.flags = SAGE_QUEUE_CREATE;
         ASSERT_OK(sage_queue_open(&mine, th_name("mine"), &o));
         memset(&req, 0, sizeof req);
         req.service = "svc";
@@ -715,12 +697,9 @@ static void t_queues_planted_by_other_user(void)
         }
         ASSERT_OK(sage_queue_recv(&len, mine, buf, sizeof buf, 5000));
         /* the first was dropped, saying why (workers may finish out of order) */
-        for (int i = 0; i < 500; i++) {
-            ASSERT_OK(sage_host_status(&st, th_prefix(), "svc"));
-            if (strstr(st.last_drop, pq.name[2]) != NULL)
-                break;
-            usleep(10000);
-        }
+        ASSERT_WAIT(sage_host_status(&st, th_prefix(), "svc") == SAGE_OK &&
+                        strstr(st.last_drop, pq.name[2]) != NULL,
+                    5000);
         snprintf(detail, sizeof detail, "%s", st.last_drop); /* 127 bytes at most */
         ASSERT_DETAIL(pq.name[2]);
         ASSERT_DETAIL("cannot open its queue");
@@ -764,8 +743,7 @@ static void t_writable_segments_refused(void)
     ASSERT_DETAIL("writable by others (mode 0606)");
     EXPECT_EPERM(sage_queue_open(&q, req_queue("kv"), NULL));
     /* unless the opener says the queue is shared on purpose */
-    sage_queue_opts_init(&o);
-    o.flags = SAGE_QUEUE_ANY_OWNER;
+    o = QUEUE_OPTS(.flags = SAGE_QUEUE_ANY_OWNER);
     ASSERT_OK(sage_queue_open(&q, req_queue("kv"), &o));
     sage_queue_close(q);
     ASSERT_EQ(chmod(queue_file(req_queue("kv")), 0600), 0);
@@ -777,25 +755,20 @@ static void t_writable_segments_refused(void)
 static void t_shared_queue_any_owner(void)
 {
     sage_queue *q, *mine;
-    sage_queue_opts o;
+    sage_queue_opts o = QUEUE_OPTS(.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL, .mode = 0666);
     char buf[16];
     size_t len;
     int pid;
 
     need_other_user();
-    sage_queue_opts_init(&o);
-    o.flags = SAGE_QUEUE_CREATE | SAGE_QUEUE_EXCL;
-    o.mode = 0666;
     ASSERT_OK(sage_queue_open(&mine, th_name("shared"), &o));
     pid = fork();
     if (pid == 0) {
-        sage_queue_opts so;
+        sage_queue_opts so = QUEUE_OPTS(.flags = SAGE_QUEUE_ANY_OWNER);
 
         become_other();
         EXPECT_EPERM(sage_queue_open(&q, th_name("shared"), NULL));
         ASSERT_DETAIL("uid 0");
-        sage_queue_opts_init(&so);
-        so.flags = SAGE_QUEUE_ANY_OWNER;
         ASSERT_OK(sage_queue_open(&q, th_name("shared"), &so));
         ASSERT_OK(sage_queue_send(q, "hi", 2, 1000));
         sage_queue_close(q);

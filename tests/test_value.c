@@ -265,7 +265,7 @@ static void t_arena_basics(void)
 {
     sage_arena *a = arena(0);
     size_t held;
-    uint64_t mallocs;
+    uint64_t mallocs, m0;
     char *p, *q, *big;
 
     sage__arena_stats(a, &held, &mallocs);
@@ -279,11 +279,16 @@ static void t_arena_basics(void)
     p = sage_arena_alloc(a, 3);
     q = sage_arena_alloc(a, 3);
     ASSERT_EQ(q - p, 8);
+    sage__arena_stats(a, &held, &m0);
     big = sage_arena_alloc(a, 100000); /* its own chunk, head keeps serving */
     ASSERT_TRUE(big != NULL);
     memset(big, 1, 100000);
-    q = sage_arena_alloc(a, 8);
-    ASSERT_TRUE(q != NULL);
+    sage__arena_stats(a, &held, &mallocs);
+    ASSERT_EQ(mallocs, m0 + 1);
+    p = sage_arena_alloc(a, 8);
+    ASSERT_TRUE(p == q + 8); /* from head, right after q */
+    sage__arena_stats(a, &held, &mallocs);
+    ASSERT_EQ(mallocs, m0 + 1);
     ASSERT_TRUE(sage_arena_alloc(a, SIZE_MAX) == NULL);
     ASSERT_TRUE(sage_arena_alloc(a, SIZE_MAX - 4) == NULL);
     sage_arena_reset(a);

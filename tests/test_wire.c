@@ -1620,13 +1620,18 @@ static void t_salvage(void)
     memcpy(m->b, "\xdc\xff\xff", 3);
     m->n += 2;
     ASSERT_ERR(sage__wire_req_decode(m->b, m->n, a, &q), SAGE_EPROTO);
-    q.id = 0;
+    memset(&q, 0, sizeof q);
     ASSERT_OK(sage__wire_req_salvage(m->b, m->n, a, &q));
     ASSERT_EQ(q.id, 7);
+    ASSERT_STREQ(q.reply_to, "r1");
     /* ... and cut right after reply_to */
     make_req(m, 10, 99, NULL);
+    memset(&q, 0, sizeof q);
     ASSERT_OK(sage__wire_req_salvage(m->b, m->n - 4, a, &q));
+    ASSERT_EQ(q.id, 7);
     ASSERT_EQ(q.reply_to_len, 2);
+    ASSERT_STREQ(q.reply_to, "r1");
+    memset(&q, 0, sizeof q);
     ASSERT_OK(sage__wire_req_salvage(m->b, m->n - 5, a, &q)); /* the id, no reply_to */
     ASSERT_EQ(q.id, 7);
     ASSERT_EQ(q.reply_to_len, 0);

@@ -8,7 +8,10 @@
  * Every replica also publishes a service record in the JetStream key-value
  * bucket "sagesvc_services" (key "NS.NAME"), so a caller tells "no such
  * service" (fails at once with SAGE_ENOSERVICE) from "no replica running"
- * (SAGE_EUNAVAILABLE), and learns whether the service is durable.
+ * (SAGE_EUNAVAILABLE), and learns whether the service is durable. Callers
+ * read it from any server holding a copy (a JetStream direct get), so a
+ * server's death does not stop new calls; a registry that cannot be read
+ * is SAGE_EUNAVAILABLE with the reason, never SAGE_ENOSERVICE.
  *
  * Discovery, health and stats follow the NATS micro-service protocol
  * (ADR-32): replicas answer $SRV.PING, $SRV.INFO and $SRV.STATS, bare, with
@@ -24,7 +27,9 @@
  *
  * Calls waiting for an answer when the caller's connection to NATS is lost
  * fail at once with SAGE_ECONNECT (idempotent ones are retried): answers
- * sent meanwhile are lost. Fork: the NATS client's threads do not survive
+ * sent meanwhile are lost. A send on a broken connection is SAGE_ECONNECT
+ * too. A durable call waits for the stream's acknowledgement at most its
+ * own remaining time, through a new leader's election if need be. Fork: the NATS client's threads do not survive
  * fork(), so a child must not use a task, manager or cluster function its
  * parent created or called before forking; create NATS objects after fork.
  */
@@ -105,38 +110,53 @@ SAGE_API sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *
 /* ================================================ hosts, deployments, leases
  *
  * Cluster operations keep their state in three JetStream key-value
- * buckets, created by whoever needs them first:
+ * buckets, created by whoever needs them first, each with nats.replicas
+ * copies (default min(3, servers): no single server holds them):
  *
  *   sagesvc_hosts   key HOST-ID: what a host offers and runs
  *       {"id", "hostname", "pid", "cpus", "memory", "reserved_cpus",
  *        "reserved_memory", "heartbeat" (wall clock, ms since the epoch),
- *        "reservations": {"NS.NAME": {"deploy", "replicas", "cpus", "memory"}},
- *        "replicas": [{"ns", "service", "deploy", "pid", "state", "restarts"}]}
+ *        "reservations": {"NS.NAME": {"deploy", "replicas", "cpus", "memory",
+ *                                     "pending" (wall clock, ms: a placer's,
+ *                                     maybe not in the spec yet)}},
+ *        "replicas": [{"ns", "service", "deploy", "pid", "state", "restarts",
+ *                      "id" (instance id), "gen" (generation it runs),
+ *                      "seen" (wall clock, ms, it last answered a probe)}]}
  *   sagesvc_deploy  key "NS.NAME": one deployed service
  *       {"ns", "name", "id" (this deployment's unique id), "config_yaml",
- *        "config_path", "replicas", "cpus", "memory", "lifetime" ("owned" or
- *        "detached"), "owner" (lease id, "" when detached), "max_restarts",
- *        "durable", "placement": {HOST-ID: count}, "status" ("placing",
- *        "running" or "failed"), "reason", "created" (wall clock, ms)}
+ *        "config_path", "code" ("c" or "python"), "replicas", "cpus",
+ *        "memory", "lifetime" ("owned" or "detached"), "owner" (lease id, ""
+ *        when detached), "max_restarts", "durable", "generation" (1, then
+ *        one more per new configuration), "replace_after_ms",
+ *        "probe_interval_ms", "probe_timeout_ms", "placement": {HOST-ID:
+ *        count}, "status" ("placing", "running" or "failed"), "reason",
+ *        "created" (wall clock, ms)}
  *   sagesvc_leases  key LEASE-ID: {"pid", "hostname", "created"} of the
- *       owner; entries expire 3 s after their last write (bucket TTL)
+ *       owner; entries expire 15 s after their last write (bucket TTL)
  *
  * A host writes its record every second; one whose heartbeat is more than
- * 5 s old is down: nothing is placed on it. Every writer of a host record
- * (the host, deployers) reads it, changes it and writes it back only if its
- * revision is unchanged (compare-and-set), so reservations are never lost
- * or counted twice. Clocks of hosts and deployers must agree within a
- * second or so (NTP).
+ * 5 s old is down: nothing is placed on it, and once it has been silent
+ * for a deployment's replace_after its replicas are placed on other hosts.
+ * Every writer of a host record (the host, deployers) reads it, changes it
+ * and writes it back only if its revision is unchanged (compare-and-set),
+ * so reservations are never lost or counted twice. Clocks of hosts and
+ * deployers must agree within a second or so (NTP).
  */
 
-/* A replica as its host reports it; strings borrowed for the callback. */
+/* A replica as its host reports it; strings borrowed for the callback.
+ * "unhealthy": it serves, but left its host's last probe unanswered (its
+ * host kills and restarts it after the service's probe_timeout). */
 typedef struct sage_cluster_replica_info {
     const char *ns;
     const char *service;
-    const char *deploy; /* id of the deployment it belongs to */
-    int32_t pid;        /* 0 while waiting to restart or failed */
-    const char *state;  /* "starting", "running", "backoff", "stopping", "failed" */
-    uint32_t restarts;  /* restarts so far */
+    const char *deploy;  /* id of the deployment it belongs to */
+    int32_t pid;         /* 0 while waiting to restart or failed */
+    const char *state;   /* "starting", "running", "unhealthy", "backoff", "stopping",
+                          * "failed" */
+    uint32_t restarts;   /* restarts so far */
+    const char *id;      /* its instance id ($SRV.PING.NAME.ID), "" until it serves */
+    uint64_t generation; /* of the deployment's configuration it was started with */
+    int64_t seen_ms;     /* wall clock it last answered its host (0: never) */
 } sage_cluster_replica_info;
 
 /* A host as its record says; strings and arrays borrowed for the callback. */
@@ -190,6 +210,10 @@ typedef struct sage_cluster_deployment {
     int64_t created_ms;      /* wall clock */
     size_t nplacement;
     const sage_cluster_placement *placement;
+    uint64_t generation;     /* its configuration's version: 1, then one more per change */
+    uint32_t running;        /* replicas that run and answer their hosts, as the live
+                              * hosts' records say now (what runs, not what was asked;
+                              * 0 when those records cannot be read) */
 } sage_cluster_deployment;
 
 typedef void (*sage_cluster_deployment_fn)(void *arg, const sage_cluster_deployment *d);
@@ -210,9 +234,9 @@ typedef struct sage_cluster_lease sage_cluster_lease;
 
 /*
  * sage_cluster_lease_new creates a lease with a fresh unique id and starts
- * a thread that refreshes it every second; unrefreshed, it lapses 3 s after
+ * a thread that refreshes it every second; unrefreshed, it lapses 15 s after
  * its last write, and hosts then remove every replica the lease owns. If a
- * refresh finds the lease gone (NATS unreachable for 3 s), the lease is lost
+ * refresh finds the lease gone (NATS unreachable for 15 s), the lease is lost
  * for good: on_lost (may be NULL) runs once, on the lease's thread, with no
  * library lock held. SAGE_ECONNECT if no server answers. Thread-safe.
  */
@@ -262,11 +286,18 @@ SAGE_API void sage_cluster_deploy_opts_init(sage_cluster_deploy_opts *o);
  * first, then the most free CPUs), reserving each with a compare-and-set on
  * the host's record. With wait_ms > 0 it then waits until every replica
  * runs. All or nothing: on any failure every service this call deployed is
- * removed again. Fails with SAGE_ECONFIG (bad configuration, no service to
- * deploy), SAGE_EINVAL (owned services but no lease), SAGE_EEXIST (already
- * deployed: undeploy first), SAGE_EUNAVAILABLE (no live host), SAGE_EBUSY
- * (the replicas do not fit: the detail lists what was asked and what each
- * host has free), SAGE_ETIMEDOUT (replicas not running within wait_ms) or
+ * removed again. A service deployed already (detached, or owned by
+ * o->lease) is changed in place instead: its replica count (more are
+ * placed, or some stopped), its settings, and, when anything its replicas
+ * would serve differently changed, a new generation of its configuration
+ * that hosts roll out one replica at a time, each new one serving before
+ * an old one stops; such a change is not undone on a failure. Fails with
+ * SAGE_ECONFIG (bad configuration, no service to deploy, or resources or
+ * delivery changed for a deployed service), SAGE_EINVAL (owned services
+ * but no lease), SAGE_EEXIST (deployed and owned by another deployer),
+ * SAGE_EUNAVAILABLE (no live host), SAGE_EBUSY (the replicas do not fit:
+ * the detail lists what was asked and what each host has free),
+ * SAGE_ETIMEDOUT (replicas not running within wait_ms) or
  * SAGE_EUNAVAILABLE (a service failed while starting: its reason). o and
  * what it points to are borrowed during the call (the lease must outlive
  * the owned services). Thread-safe; blocks.
@@ -284,6 +315,18 @@ SAGE_API sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o);
  */
 SAGE_API sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns, const char *name,
                                int wait_ms);
+
+/*
+ * sage_cluster_scale changes the replica count of the deployed service
+ * name of namespace ns to replicas (1..1000) in place: more are placed on
+ * live hosts with room (SAGE_EBUSY, and nothing changes, when they do not
+ * fit), or the newest are stopped (those on hosts that are down first).
+ * With wait_ms > 0 it waits until exactly that many run (SAGE_ETIMEDOUT;
+ * the change stays). SAGE_ENOSERVICE if it is not deployed, SAGE_ESTATE if
+ * it failed or is still being placed. Thread-safe; blocks.
+ */
+SAGE_API sage_err sage_cluster_scale(const sage_nats_conf *nats, const char *ns, const char *name,
+                                     uint32_t replicas, int wait_ms);
 
 /* ------------------------------------------------------------------- hosts */
 
@@ -313,7 +356,9 @@ SAGE_API void sage_cluster_host_opts_init(sage_cluster_host_opts *o);
  * stop_fd becomes readable. It publishes the host's record every second,
  * watches sagesvc_deploy and runs the replicas placed on this host as child
  * processes (in its process group), with python_argv for a Python service
- * and replica_argv for a C one:
+ * and replica_argv for a C one (a replica writes "R", its instance id and a
+ * newline on --ready-fd once it serves, as sage_cluster_replica_run does;
+ * "R" alone serves too, but cannot be probed):
  *
  *   REPLICA_ARGV... --nats URL[,URL...] --ns NS --service NAME
  *                   --ready-fd 3 --host-pid PID [--creds F] [--tls-ca F]
@@ -325,17 +370,44 @@ SAGE_API void sage_cluster_host_opts_init(sage_cluster_host_opts *o);
  * backoff (100 ms, doubling, at most 5 s) until it has been restarted
  * max_restarts times; the next exit gives it up, and when no replica of the
  * service lives anywhere any more, the deployment and the service record
- * are marked failed, so callers fail fast with SAGE_EUNAVAILABLE. Replicas
- * no longer placed here (undeployed, or owned by a lease that lapsed) are
- * stopped (SIGTERM, SIGKILL after 5 s) and their reservations released.
- * On stop, every replica is stopped and the host's record deleted, which
- * releases its reservations. Returns SAGE_OK when stopped; SAGE_EINVAL for
+ * are marked failed, so callers fail fast with SAGE_EUNAVAILABLE. It pings
+ * each serving replica every probe_interval ($SRV.PING.NAME.ID): one that
+ * leaves a ping unanswered is "unhealthy", one silent for probe_timeout is
+ * killed (SIGKILL) and restarted as above. Replicas no longer placed here
+ * (undeployed, scaled down, moved away, or owned by a lease that lapsed)
+ * are stopped (SIGTERM, SIGKILL after 5 s) and their reservations released;
+ * those of an older generation are replaced one at a time, a new one
+ * serving before an old one stops. The live host with the smallest id
+ * places the replicas of hosts silent for their replace_after on other
+ * hosts with room. On stop, every replica is stopped and the host's record
+ * deleted, which releases its reservations. Returns SAGE_OK when stopped; SAGE_EINVAL for
  * bad options, SAGE_ECONNECT if NATS cannot be reached at start (later
  * outages are ridden out: nats.c reconnects, forever), SAGE_EEXIST if a
  * live host already has the id. o and everything it points to are
  * borrowed until it returns. Blocks; one host per process.
  */
 SAGE_API sage_err sage_cluster_host_run(const sage_cluster_host_opts *o);
+
+/* A replica of host host and its figures (st NULL when it did not answer;
+ * a sage_status of sage/task.h); borrowed for the callback. */
+struct sage_status;
+typedef void (*sage_cluster_figures_fn)(void *arg, const char *host,
+                                        const sage_cluster_replica_info *r,
+                                        const struct sage_status *st);
+
+/*
+ * sage_cluster_host_figures asks every replica the record of host host_id
+ * lists (NULL: the host this process runs, found by its pid and hostname)
+ * for its figures ($SRV.STATS.NAME.ID), all at once, waits up to wait_ms
+ * for the answers, then calls fn once per replica on the calling thread,
+ * st NULL for one that did not answer (hung, or no process). For a metrics
+ * endpoint of the host (`sagesvc host --metrics`): st carries the counts,
+ * state and latency histograms a task's own status has. SAGE_ENOENT when
+ * there is no such host. Thread-safe; blocks up to wait_ms and a few
+ * round trips.
+ */
+SAGE_API sage_err sage_cluster_host_figures(const sage_nats_conf *nats, const char *host_id,
+                                            int wait_ms, sage_cluster_figures_fn fn, void *arg);
 
 /* ---------------------------------------------------------------- replicas */
 
@@ -353,7 +425,7 @@ typedef struct sage_cluster_replica_opts {
     const char *service;
     sage_service_resolve_fn resolve; /* its code (required) */
     void *arg;
-    int ready_fd; /* 'R' is written here once it serves; -1: none */
+    int ready_fd; /* "R<instance id>\n" is written here once it serves; -1: none */
     int stop_fd;  /* readable (or hung up): stop (required) */
 } sage_cluster_replica_opts;
 
@@ -365,8 +437,9 @@ SAGE_API void sage_cluster_replica_opts_init(sage_cluster_replica_opts *o);
  * ns.service until stop_fd becomes readable: it reads the deployment (its
  * configuration's full text), finds the service's code through resolve,
  * and serves it over NATS with the deployment's settings and o->nats, then
- * stops as a task stops (every call taken is answered). This is what a
- * host's replica process runs. SAGE_ENOSERVICE if ns.service is not
+ * stops as a task stops (every call taken is answered). Once it serves it
+ * writes "R", its instance id and a newline to ready_fd (its host probes
+ * it by that id). This is what a host's replica process runs. SAGE_ENOSERVICE if ns.service is not
  * deployed, SAGE_ECONFIG if its configuration cannot be used, resolve's
  * error, or the task's. Blocks; o is borrowed until it returns.
  */

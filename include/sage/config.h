@@ -67,22 +67,28 @@ typedef struct sage_call_conf {
  * service.cluster, alias service.ray). Defaults: cpus 1 (> 0), memory 0
  * (none reserved), owned, max_restarts 3 (0..1000), replicas 1 (1..1000),
  * at-most-once delivery, dedupe none (or cluster), dedupe_ttl 600 s
- * (1..2592000). */
+ * (1..2592000), replace_after 10 s (5..86400), probe_interval 1 s (0 = no
+ * probes, else 0.05..3600), probe_timeout 10 s (0.1..3600). */
 typedef struct sage_cluster_conf {
-    double cpus;           /* CPUs reserved per replica (resources.CPU) */
-    uint64_t memory;       /* bytes reserved per replica (resources.memory), 0 = none */
-    bool detached;         /* lifetime detached: replicas outlive their deployer */
-    uint32_t max_restarts; /* restarts of a failing replica before giving up */
-    uint32_t replicas;     /* replicas to run */
-    bool durable;          /* delivery durable (work queue with ack) */
-    bool dedupe;           /* a request id runs once across replicas (dedupe: cluster) */
-    int64_t dedupe_ttl_ms; /* how long answers are kept for repeats (dedupe_ttl) */
+    double cpus;               /* CPUs reserved per replica (resources.CPU) */
+    uint64_t memory;           /* bytes reserved per replica (resources.memory), 0 = none */
+    bool detached;             /* lifetime detached: replicas outlive their deployer */
+    uint32_t max_restarts;     /* restarts of a failing replica before giving up */
+    uint32_t replicas;         /* replicas to run */
+    bool durable;              /* delivery durable (work queue with ack) */
+    bool dedupe;               /* a request id runs once across replicas (dedupe: cluster) */
+    int64_t dedupe_ttl_ms;     /* how long answers are kept for repeats (dedupe_ttl) */
+    int64_t replace_after_ms;  /* a host silent this long: its replicas go elsewhere */
+    int64_t probe_interval_ms; /* the host pings each replica this often; 0: never */
+    int64_t probe_timeout_ms;  /* a replica unanswering this long is restarted */
 } sage_cluster_conf;
 
 /* sage_nats_conf: the NATS connection (section nats), used by transport
  * nats. Strings are borrowed from the config. Defaults: servers
  * [SAGE_NATS_DEFAULT_URL], every string NULL, reconnect_max 60 attempts
- * (-1 = forever), reconnect_wait 2 s. */
+ * (-1 = forever), reconnect_wait 2 s, replicas 0: every JetStream bucket
+ * and stream sagesvc creates keeps min(3, servers in the cluster) copies,
+ * so no single server holds the cluster's state. */
 #define SAGE_NATS_DEFAULT_URL "nats://127.0.0.1:4222"
 typedef struct sage_nats_conf {
     const char *const *servers; /* nservers URLs, never empty */
@@ -97,6 +103,8 @@ typedef struct sage_nats_conf {
     const char *tls_key;
     int reconnect_max;         /* attempts, -1 = forever */
     int64_t reconnect_wait_ms; /* between attempts */
+    int replicas;              /* JetStream copies (1..5) of the buckets and streams
+                                * sagesvc creates or finds with fewer; 0: min(3, servers) */
 } sage_nats_conf;
 
 /* sage_service_conf: one entry of `services`, what to host and how. local

@@ -75,6 +75,11 @@ SAGE_API const char *sage_errname(sage_err err);
  */
 SAGE_API const char *sage_errdetail(void);
 
+/* SAGE_REASON_MAX: the longest reason a status keeps (why a queue is
+ * corrupt, why a service is degraded or failed, why a request was dropped),
+ * in bytes; longer ones are cut. */
+#define SAGE_REASON_MAX 127
+
 #ifdef __cplusplus
 }
 #endif

@@ -201,7 +201,7 @@ typedef struct sage_queue_stats {
                               a write from outside this library */
     bool corrupt;          /* the queue is known corrupt or its positions are
                               impossible: it will not deliver any more */
-    char corrupt_reason[96]; /* what is wrong when corrupt, else "" */
+    char corrupt_reason[SAGE_REASON_MAX + 1]; /* what is wrong when corrupt, else "" */
 } sage_queue_stats;
 
 /*

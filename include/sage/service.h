@@ -13,7 +13,7 @@
  *           return SAGE_EBADARGS;               // detail set by unpack
  *       return sage_call_resultf(call, "s", text);
  *   }
- *   static const sage_method methods[] = {{"echo", echo}, {NULL}};
+ *   static const sage_method methods[] = {{"echo", echo, 0}, {0}};
  *   const sage_service echo_service = {.abi = SAGE_SERVICE_ABI, .name = "echo", .methods = methods};
  *
  * Concurrency: with max_workers > 1 methods run concurrently on several
@@ -72,7 +72,7 @@ typedef struct sage_service {
     sage_err (*create)(void **statep, const sage_value *config);
     /* destroy frees the state after the last call; may be NULL. */
     void (*destroy)(void *state);
-    const sage_method *methods; /* ends with {NULL} */
+    const sage_method *methods; /* ends with {0} */
     /* dedupe: remember the answers to the last N request ids (per caller):
      * a repeat - a retried idempotent call, a redelivered durable one -
      * gets the remembered answer instead of running again, and a repeat

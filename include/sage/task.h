@@ -201,8 +201,9 @@ typedef struct sage_status {
     uint32_t max_workers;
     uint32_t request_queue_size;
     int64_t queue_timeout_ms;
-    char reason[128];        /* why the state is what it is (degraded, failed), or "" */
-    char last_drop[128];     /* why the last request was dropped unanswered */
+    char reason[SAGE_REASON_MAX + 1];    /* why the state is what it is (degraded, failed),
+                                          * or "" */
+    char last_drop[SAGE_REASON_MAX + 1]; /* why the last request was dropped unanswered */
     size_t nmethods;
     sage_method_status methods[SAGE_STATUS_METHODS_MAX];
 } sage_status;

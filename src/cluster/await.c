@@ -3,7 +3,10 @@
  * replicas are gone, a spec says why it failed), without polling: a watch
  * of the bucket keeps a copy of every record, and the predicate is
  * evaluated after each change (and once a second, since "alive" depends on
- * the clock).
+ * the clock). A watch is a JetStream consumer, which a stream with a copy
+ * on a dead server sometimes places there: one that cannot start, or does
+ * not deliver the current records within 2 s, is replaced by a read of the
+ * bucket every second.
  */
 #include <pthread.h>
 #include <string.h>
@@ -12,6 +15,8 @@
 #include "base/err_internal.h"
 #include "cluster/ops.h"
 #include "platform/clock.h"
+
+#define WATCH_GRACE_NS 2000000000LL /* a watch's first values come within this */
 
 struct await {
     pthread_mutex_t lock;
@@ -45,6 +50,44 @@ static void on_change(void *arg, const char *key, const void *val, size_t len, u
     pthread_mutex_unlock(&a->lock);
 }
 
+/* read_one keeps a record read from the bucket if its key matches keys (a
+ * subject pattern of tokens and '*', or NULL for all) */
+struct filter {
+    const char *keys;
+    json_t *into;
+};
+
+static bool matches(const char *pattern, const char *key)
+{
+    while (pattern && *pattern) {
+        const char *pe = strchr(pattern, '.'), *ke = strchr(key, '.');
+        size_t pl = pe ? (size_t)(pe - pattern) : strlen(pattern);
+        size_t kl = ke ? (size_t)(ke - key) : strlen(key);
+
+        if (!(pl == 1 && pattern[0] == '*') && !(pl == 1 && pattern[0] == '>') &&
+            (pl != kl || strncmp(pattern, key, pl) != 0))
+            return false;
+        if (pl == 1 && pattern[0] == '>')
+            return true;
+        if ((pe == NULL) != (ke == NULL))
+            return false;
+        if (pe == NULL)
+            return true;
+        pattern = pe + 1;
+        key = ke + 1;
+    }
+    return true;
+}
+
+static void read_one(void *arg, const char *key, json_t *o, uint64_t rev)
+{
+    struct filter *fl = arg;
+
+    (void)rev;
+    if (matches(fl->keys, key))
+        json_object_set(fl->into, key, o);
+}
+
 static struct timespec monotonic_ts(int64_t ns)
 {
     return (struct timespec){(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
@@ -56,8 +99,9 @@ sage_err sage__await_kv(struct sage__nio_kv *kv, const char *keys, sage__await_p
     struct await a;
     struct sage__nio_watch *w = NULL;
     pthread_condattr_t ca;
-    int64_t end = sage__now_ns() + (int64_t)timeout_ms * 1000000;
+    int64_t start = sage__now_ns(), end = start + (int64_t)timeout_ms * 1000000;
     sage_err r = SAGE_OK, err = SAGE_OK;
+    bool read_now = false;
 
     memset(&a, 0, sizeof a);
     pthread_mutex_init(&a.lock, NULL);
@@ -69,16 +113,34 @@ sage_err sage__await_kv(struct sage__nio_kv *kv, const char *keys, sage__await_p
         r = SAGE_SETERR(SAGE_ENOMEM, "out of memory");
         goto out;
     }
-    if ((r = sage__nio_kv_watch(kv, keys, on_change, &a, &w)) != SAGE_OK)
-        goto out;
+    if (sage__nio_kv_watch(kv, keys, on_change, &a, &w) != SAGE_OK)
+        w = NULL; /* read the bucket every tick instead (below) */
     pthread_mutex_lock(&a.lock);
     for (;;) {
         int64_t now;
         struct timespec tick;
 
-        if (a.initial) {
+        if (!a.initial && (w == NULL || sage__now_ns() - start > WATCH_GRACE_NS)) {
+            /* no watch, or one that does not deliver (its consumer placed
+             * on a dead server): read the records themselves */
+            json_t *fresh = json_object();
+            struct filter fl = {keys, fresh};
+
+            pthread_mutex_unlock(&a.lock);
+            r = fresh ? sage__kv_each(kv, read_one, &fl) : SAGE_ENOMEM;
+            pthread_mutex_lock(&a.lock);
+            if (r == SAGE_OK && !a.initial) {
+                json_decref(a.records);
+                a.records = fresh;
+                fresh = NULL;
+                read_now = true;
+            }
+            json_decref(fresh);
+        }
+        if (a.initial || read_now) {
             int v = pred(arg, a.records, sage__wall_ms(), &err);
 
+            read_now = false;
             if (v != 0) {
                 r = v > 0 ? SAGE_OK : err;
                 break;

@@ -12,6 +12,9 @@
  *   deployment never runs anything.
  * - All or nothing: a failure removes every service this call deployed
  *   (undeploy.c's path, replicas and service records included).
+ * - A service deployed already is changed in place (update.c) when this
+ *   deployer may: its count, its configuration (rolled out replica by
+ *   replica), its settings. Such a change is not undone on a failure.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,7 +41,7 @@ static json_t *make_spec(const sage_cluster_deploy_opts *o, const sage_service_c
         return NULL;
     sage__nio_uid(id, sizeof id);
     return json_pack("{s:s, s:s, s:s, s:o, s:s, s:i, s:f, s:I, s:s, s:s, s:i, s:b, s:{}, s:s, "
-                     "s:s, s:I, s:s}",
+                     "s:s, s:I, s:s, s:I, s:I, s:I, s:I}",
                      "ns", ns, "name", sc->name, "id", id, "config_yaml", yaml, "config_path",
                      o->config_path ? o->config_path : "", "replicas", (int)c->replicas, "cpus",
                      c->cpus, "memory", (json_int_t)c->memory, "lifetime",
@@ -46,7 +49,10 @@ static json_t *make_spec(const sage_cluster_deploy_opts *o, const sage_service_c
                      c->detached ? "" : sage_cluster_lease_id(o->lease), "max_restarts",
                      (int)c->max_restarts, "durable", c->durable, "placement", "status",
                      "placing", "reason", "", "created", (json_int_t)sage__wall_ms(), "code",
-                     sc->python ? "python" : "c");
+                     sc->python ? "python" : "c", "generation", (json_int_t)1,
+                     "replace_after_ms", (json_int_t)c->replace_after_ms, "probe_interval_ms",
+                     (json_int_t)c->probe_interval_ms, "probe_timeout_ms",
+                     (json_int_t)c->probe_timeout_ms);
 }
 
 /* stale_spec: an existing spec that hosts are about to remove anyway (its
@@ -65,9 +71,10 @@ static bool stale_spec(struct sage__ops *ops, const json_t *spec)
     return false;
 }
 
-/* create_spec writes spec under key unless a live deployment has it */
+/* create_spec writes spec under key unless a live deployment has it:
+ * then SAGE_EEXIST, with that deployment in *livep (the caller's) */
 static sage_err create_spec(struct sage__ops *ops, const char *key, const json_t *spec,
-                            uint64_t *revp)
+                            uint64_t *revp, json_t **livep)
 {
     for (int attempt = 0; attempt < 3; attempt++) {
         json_t *old = NULL;
@@ -81,36 +88,58 @@ static sage_err create_spec(struct sage__ops *ops, const char *key, const json_t
                 continue; /* gone meanwhile (or garbage we may not delete): try again */
             return r;
         }
-        if (!stale_spec(ops, old)) {
-            r = SAGE_SETERR(SAGE_EEXIST,
-                            "service '%s' is already deployed in namespace '%s' (deployment %s, "
-                            "%s, %s): undeploy it first",
-                            sage__jstr(old, "name"), sage__jstr(old, "ns"),
-                            sage__jstr(old, "id"), sage__jstr(old, "status"),
-                            sage__jstr(old, "lifetime"));
-            json_decref(old);
-            return r;
+        if (!stale_spec(ops, old) && strcmp(sage__jstr(old, "status"), "failed") != 0) {
+            *livep = old;
+            return SAGE_EEXIST;
         }
-        /* its owner is gone: finish the hosts' job and take the name */
+        /* its owner is gone, or it failed: finish the hosts' job and take
+         * the name */
         sage__undeploy_spec(ops, key, old, rev, 0);
         json_decref(old);
     }
     return SAGE_SETERR(SAGE_EBUSY, "deployment '%s' kept changing", key);
 }
 
+/* updatable: may this deployer change the live deployment old in place?
+ * A detached one, yes; an owned one only if it owns it (another deployer
+ * holding it would remove it when it stops). */
+static sage_err updatable(const json_t *old, const sage_cluster_deploy_opts *o)
+{
+    const char *owner = sage__jstr(old, "owner");
+
+    if (owner[0] == '\0' || (o->lease && strcmp(owner, sage_cluster_lease_id(o->lease)) == 0))
+        return SAGE_OK;
+    return SAGE_SETERR(SAGE_EEXIST,
+                       "service '%s' is already deployed in namespace '%s', owned by another "
+                       "deployer (deployment %s, lease %s): stop that one, or undeploy it first",
+                       sage__jstr(old, "name"), sage__jstr(old, "ns"), sage__jstr(old, "id"),
+                       owner);
+}
+
 static sage_err deploy_one(struct sage__ops *ops, const sage_cluster_deploy_opts *o,
-                           const sage_service_conf *sc, const char *ns, json_t *done)
+                           const sage_service_conf *sc, const char *ns, json_t *done,
+                           json_t *updated)
 {
     char key[160];
-    json_t *spec = make_spec(o, sc, ns);
+    json_t *spec = make_spec(o, sc, ns), *live = NULL, *next = NULL;
     uint64_t rev = 0;
+    bool changed = false;
     sage_err r;
 
     if (spec == NULL)
         return SAGE_SETERR(SAGE_ECONFIG, "%s: the configuration is not valid UTF-8",
                            o->config_path ? o->config_path : "configuration");
     sage__nats_key(key, sizeof key, ns, sc->name);
-    if ((r = create_spec(ops, key, spec, &rev)) != SAGE_OK)
+    r = create_spec(ops, key, spec, &rev, &live);
+    if (r == SAGE_EEXIST) { /* deployed already: change it in place */
+        if ((r = updatable(live, o)) == SAGE_OK &&
+            (r = sage__update_spec(ops, key, spec, &next, &changed)) == SAGE_OK) {
+            json_object_set_new(next, "changed", json_boolean(changed));
+            json_array_append(updated, next);
+        }
+        goto out;
+    }
+    if (r != SAGE_OK)
         goto out;
     if ((r = sage__place(ops, spec)) != SAGE_OK) {
         char detail[1200];
@@ -136,6 +165,8 @@ static sage_err deploy_one(struct sage__ops *ops, const sage_cluster_deploy_opts
     json_object_set_new(spec, "rev", json_integer((json_int_t)rev));
     json_array_append(done, spec);
 out:
+    json_decref(live);
+    json_decref(next);
     json_decref(spec);
     return r;
 }
@@ -303,7 +334,7 @@ sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o)
     const sage_service_conf **list = NULL;
     size_t n = 0;
     struct sage__ops ops;
-    json_t *done = NULL;
+    json_t *done = NULL, *updated = NULL;
     const char *ns;
     char saved[1400];
     sage_err r;
@@ -321,14 +352,17 @@ sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o)
     if ((r = sage__ops_open(&ops, o->nats ? o->nats : sage_config_nats(cfg), "sagesvc deploy",
                             NULL, NULL)) != SAGE_OK)
         goto out;
-    if ((done = json_array()) == NULL) {
+    if ((done = json_array()) == NULL || (updated = json_array()) == NULL) {
         r = SAGE_SETERR(SAGE_ENOMEM, "out of memory");
         goto out;
     }
     for (size_t i = 0; i < n && r == SAGE_OK; i++)
-        r = deploy_one(&ops, o, list[i], ns, done);
+        r = deploy_one(&ops, o, list[i], ns, done, updated);
     if (r == SAGE_OK && o->wait_ms > 0)
         r = await_running(&ops, done, ns, o->wait_ms);
+    /* updates are not undone: their old replicas serve until new ones do */
+    if (r == SAGE_OK && o->wait_ms > 0 && json_array_size(updated) > 0)
+        r = sage__await_settled(&ops, updated, o->wait_ms);
     if (r != SAGE_OK) {
         snprintf(saved, sizeof saved, "%s", sage_errdetail());
         rollback(&ops, done);
@@ -336,6 +370,7 @@ sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o)
     }
 out:
     json_decref(done);
+    json_decref(updated);
     sage__ops_close(&ops);
     free(list);
     sage_config_free(cfg);

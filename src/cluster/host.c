@@ -183,6 +183,12 @@ void sage__host_spawn(struct sage__host *h, struct sage__group *g, struct sage__
     argv[n++] = "--service";
     argv[n++] = g->name;
     argv[n] = NULL;
+    s->gen = g->gen; /* it reads the deployment as it is now */
+    s->id[0] = '\0';
+    s->rlen = 0;
+    s->rbuf[0] = '\0';
+    s->hung = false;
+    s->probe_out = false;
     r = sage__child_spawn(&s->child, argv, h->envp);
     sage__host_dirty(h);
     if (r == SAGE_OK) {
@@ -250,22 +256,53 @@ static int build_pollset(struct sage__host *h, struct pollset *p, bool stopping)
                 s->due_ns > 0 && s->due_ns < next)
                 next = s->due_ns;
         }
+    if (!stopping && sage__host_probe_next(h) < next)
+        next = sage__host_probe_next(h);
     if (!stopping && (h->dirty || h->cache_changed))
         return 0;
     return next <= now ? 0 : (int)((next - now + MS - 1) / MS);
+}
+
+/* ready_said reads what a replica wrote on its ready pipe: "R", then its
+ * instance id and a newline (an older replica writes "R" alone: it serves,
+ * but cannot be probed) */
+static void ready_said(struct sage__host *h, struct sage__group *g, struct sage__slot *s)
+{
+    char *r = strchr(s->rbuf, 'R'), *nl;
+
+    if (r == NULL)
+        return;
+    if (s->state == SAGE__SLOT_STARTING) {
+        s->state = SAGE__SLOT_RUNNING;
+        sage__slot_serving(s);
+        sage__host_log(h, "%s: replica pid %d serves", g->key, (int)s->child.pid);
+        h->dirty = true;
+    }
+    if (s->id[0] == '\0' && (nl = strchr(r, '\n')) != NULL) {
+        size_t len = (size_t)(nl - r - 1);
+        bool ok = len > 0 && len < sizeof s->id;
+
+        for (size_t i = 0; ok && i < len; i++)
+            ok = isalnum((unsigned char)r[1 + i]) || r[1 + i] == '_' || r[1 + i] == '-';
+        if (ok) {
+            memcpy(s->id, r + 1, len);
+            s->id[len] = '\0';
+            h->dirty = true;
+        }
+    }
 }
 
 /* on_fd handles one readable descriptor of a slot */
 static void on_fd(struct sage__host *h, struct sage__group *g, struct sage__slot *s, int fd)
 {
     if (fd == s->child.readyfd) {
-        char buf[16];
-        ssize_t n = read(fd, buf, sizeof buf);
+        size_t room = sizeof s->rbuf - 1 - s->rlen;
+        ssize_t n = room ? read(fd, s->rbuf + s->rlen, room) : 0;
 
-        if (n > 0 && memchr(buf, 'R', (size_t)n) && s->state == SAGE__SLOT_STARTING) {
-            s->state = SAGE__SLOT_RUNNING;
-            sage__host_log(h, "%s: replica pid %d serves", g->key, (int)s->child.pid);
-            h->dirty = true;
+        if (n > 0) {
+            s->rlen += (size_t)n;
+            s->rbuf[s->rlen] = '\0';
+            ready_said(h, g, s);
         }
         if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) {
             close(s->child.readyfd);
@@ -316,6 +353,8 @@ static bool turn(struct sage__host *h, struct pollset *p, bool stopping)
             on_fd(h, p->owner[i].group, p->owner[i].slot, p->fds[i].fd);
     }
     run_timers(h, stopping);
+    if (!stopping)
+        sage__host_probe(h);
     return stop;
 }
 
@@ -393,6 +432,8 @@ static void host_fini(struct sage__host *h)
     struct sage__change *c;
 
     sage__nio_kv_unwatch(h->watch);
+    sage__host_view_stop(h);
+    sage__host_probe_close(h);
     while ((c = h->changes) != NULL) {
         h->changes = c->next;
         json_decref(c->spec);
@@ -408,12 +449,16 @@ static void host_fini(struct sage__host *h)
         free(g);
     }
     json_decref(h->cache);
+    json_decref(h->missing);
+    json_decref(h->hosts_view);
     json_decref(h->last);
     free_strv(h->argv);
     free_strv(h->pyargv);
     free_strv(h->envp);
     if (h->wake_fd >= 0)
         close(h->wake_fd);
+    if (h->view_cond_ready)
+        pthread_cond_destroy(&h->view_cond);
     pthread_mutex_destroy(&h->lock);
 }
 
@@ -477,8 +522,10 @@ sage_err sage_cluster_host_run(const sage_cluster_host_opts *o)
     h.memory = o->memory ? o->memory
                          : (uint64_t)sysconf(_SC_PHYS_PAGES) * (uint64_t)sysconf(_SC_PAGESIZE);
     h.cache = json_object();
+    h.missing = json_object();
+    h.hosts_view = json_object();
     h.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (h.cache == NULL || h.wake_fd < 0) {
+    if (h.cache == NULL || h.missing == NULL || h.hosts_view == NULL || h.wake_fd < 0) {
         r = SAGE_SETERR(SAGE_ESYS, "host: cannot make its event descriptor: %s",
                         strerror(errno));
         goto out;
@@ -490,9 +537,13 @@ sage_err sage_cluster_host_run(const sage_cluster_host_opts *o)
         goto out;
     if ((r = claim(&h)) != SAGE_OK)
         goto out;
+    if ((r = sage__host_probe_open(&h)) != SAGE_OK)
+        goto out;
     if ((r = sage__host_write_record(&h)) != SAGE_OK)
         goto out;
     if ((r = sage__nio_kv_watch(h.ops.deploy, NULL, sage__host_on_watch, &h, &h.watch)) != SAGE_OK)
+        goto out;
+    if ((r = sage__host_view_start(&h)) != SAGE_OK)
         goto out;
     h.next_resync_ns = sage__now_ns() + SAGE__RESYNC_MS * MS;
     h.next_beat_ns = sage__now_ns() + SAGE__HEARTBEAT_MS * MS;
@@ -511,6 +562,7 @@ sage_err sage_cluster_host_run(const sage_cluster_host_opts *o)
             sage__host_reconcile(&h);
         }
         sage__host_reap_groups(&h);
+        sage__host_relocate(&h);
         if (beat || h.dirty) {
             sage__host_write_record(&h);
             if (beat)

@@ -25,8 +25,9 @@
 /* ------------------------------------------ supervise.c: replica slots */
 
 enum sage__slot_state {
-    SAGE__SLOT_STARTING, /* spawned, not yet serving */
-    SAGE__SLOT_RUNNING,  /* said it serves */
+    SAGE__SLOT_STARTING,  /* spawned, not yet serving */
+    SAGE__SLOT_RUNNING,   /* said it serves, and answers its probes */
+    SAGE__SLOT_UNHEALTHY, /* serves, but left a probe unanswered */
     SAGE__SLOT_BACKOFF,  /* died; restarts at due_ns */
     SAGE__SLOT_STOPPING, /* asked to stop; SIGKILL at due_ns */
     SAGE__SLOT_FAILED,   /* died once more after max_restarts restarts */
@@ -36,9 +37,19 @@ enum sage__slot_state {
 struct sage__slot {
     enum sage__slot_state state;
     struct sage__child child;
-    uint32_t restarts; /* restarts made */
-    int64_t due_ns;    /* monotonic */
-    int last_status;   /* wait status of the last exit */
+    uint32_t restarts;     /* restarts made */
+    int64_t due_ns;        /* monotonic */
+    int last_status;       /* wait status of the last exit */
+    uint64_t gen;          /* the deployment's generation its process started with */
+    char id[32];           /* the instance id it reported ("" until it did) */
+    char rbuf[40];         /* what it wrote on its ready pipe so far */
+    size_t rlen;
+    uint64_t token;        /* names the answers to its probes */
+    int64_t last_ok_ns;    /* monotonic: last probe answered, or serving since */
+    int64_t seen_ms;       /* wall clock of the same, for the record */
+    int64_t next_probe_ns; /* monotonic */
+    bool probe_out;        /* a probe went out and has no answer yet */
+    bool hung;             /* killed by the host for not answering */
 };
 
 /* The replicas of one deployment on this host. */
@@ -51,6 +62,10 @@ struct sage__group {
     double cpus;
     uint64_t memory;
     int durable;
+    uint64_t gen;              /* the spec's generation: its configuration's version */
+    int64_t probe_interval_ms; /* 0: no probes */
+    int64_t probe_timeout_ms;
+    bool roll_stuck;           /* a replica of the newest generation failed: no surge */
     bool python;           /* a Python service: its replicas start with python_argv */
     uint32_t want;         /* replicas placed here; 0: stop them all */
     bool runnable;         /* the spec says "running": (re)start replicas */
@@ -94,6 +109,24 @@ struct sage__host {
     char released[256];                      /* reservations the last write dropped */
     int64_t next_beat_ns;                    /* monotonic */
     int64_t next_resync_ns;
+    struct sage__nio_sub *probe_sub;         /* answers to probes: PROBE_INBOX.TOKEN */
+    char probe_inbox[128];
+    uint64_t next_token;
+    uint64_t *answers;                       /* tokens answered; under lock */
+    size_t nanswers, answers_cap;
+    bool probe_grace;                        /* reconnected: under lock */
+    int64_t writable_since_ns;               /* record writes succeed since (0: failing) */
+    int64_t next_lost_check_ns;
+    json_t *missing;                         /* HOST-ID -> wall ms its record was found gone */
+    struct sage__nio_watch *hosts_watch;     /* every host's record, as it changes */
+    json_t *hosts_view;                      /* HOST-ID -> record; under lock */
+    int64_t hosts_view_at;                   /* monotonic: its last change; under lock */
+    pthread_t view_tid;                      /* keeps the watch alive (relocate.c) */
+    pthread_cond_t view_cond;                /* CLOCK_MONOTONIC, with lock */
+    bool view_stop;                          /* under lock */
+    bool view_running;
+    bool view_cond_ready;
+    int64_t last_probe_pass_ns;              /* probe.c: the host thread's last pass */
     char **argv;                             /* replica command line, fixed part */
     size_t nargv;
     size_t nprefix;                          /* of which replica_argv */
@@ -151,6 +184,43 @@ void sage__host_wake(struct sage__host *h);
 /* sage__host_write_record writes the host's record now (heartbeat,
  * replicas, reservations kept or dropped). Clears dirty either way. */
 sage_err sage__host_write_record(struct sage__host *h);
+
+/* ------------------------------------------- probe.c: hung replicas */
+
+/* sage__host_probe_open subscribes to the answers of the host's probes. */
+sage_err sage__host_probe_open(struct sage__host *h);
+
+/* sage__host_probe_close unsubscribes (no callback runs after it). */
+void sage__host_probe_close(struct sage__host *h);
+
+/* sage__host_probe takes the answers that came, marks replicas unhealthy
+ * or healthy, kills those silent for their probe timeout, and sends the
+ * probes that are due. */
+void sage__host_probe(struct sage__host *h);
+
+/* sage__host_probe_next returns when the next probe is due (monotonic ns),
+ * or INT64_MAX. */
+int64_t sage__host_probe_next(const struct sage__host *h);
+
+/* sage__slot_serving starts s's probe clock: it serves as of now. */
+void sage__slot_serving(struct sage__slot *s);
+
+/* ------------------------------------------- relocate.c: lost hosts */
+
+/* sage__host_relocate places elsewhere the replicas of hosts silent for
+ * their deployment's replace_after, when this host is the one to do it. */
+void sage__host_relocate(struct sage__host *h);
+
+/* sage__host_view_start watches the host records into h->hosts_view, with
+ * a thread that restarts a watch that stopped delivering;
+ * sage__host_view_stop stops both (no callback runs after it). */
+sage_err sage__host_view_start(struct sage__host *h);
+void sage__host_view_stop(struct sage__host *h);
+
+/* sage__host_on_hostrec is the watch callback of the hosts' records (on
+ * the watch's thread): it keeps h->hosts_view. */
+void sage__host_on_hostrec(void *arg, const char *key, const void *val, size_t len, uint64_t rev,
+                           bool deleted);
 
 /* ---------------------------------------------------------- host.c */
 

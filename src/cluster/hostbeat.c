@@ -10,6 +10,10 @@
  *   the cache may lag, so absence is confirmed in the bucket first.
  * - A host that finds its record gone (or restarts) reserves again for the
  *   replicas placed on it, even beyond what it offers: they were placed.
+ * - A reservation follows its spec's placement on this host (the spec may
+ *   have moved replicas elsewhere while this host was down, or changed
+ *   their count), except for a while after a placer made it: its spec may
+ *   not say so yet (sage__hostrec_normalize).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -33,11 +37,13 @@ static json_t *replicas_json(struct sage__host *h)
 
             if (s->state == SAGE__SLOT_DONE)
                 continue;
-            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:i, s:s, s:i}", "ns", g->ns,
-                                               "service", g->name, "deploy", g->deploy, "pid",
-                                               (int)s->child.pid, "state",
+            json_array_append_new(a, json_pack("{s:s, s:s, s:s, s:i, s:s, s:i, s:s, s:I, s:I}",
+                                               "ns", g->ns, "service", g->name, "deploy",
+                                               g->deploy, "pid", (int)s->child.pid, "state",
                                                sage__slot_state_name(s->state), "restarts",
-                                               (int)s->restarts));
+                                               (int)s->restarts, "id", s->id, "gen",
+                                               (json_int_t)s->gen, "seen",
+                                               (json_int_t)s->seen_ms));
         }
     return a;
 }
@@ -81,11 +87,17 @@ static int record_fn(void *arg, json_t *rec, bool absent, sage_err *errp)
     json_object_set_new(rec, "replicas", replicas_json(h));
     copy = json_is_object(res) ? json_copy(res) : NULL; /* iterate a copy: we delete */
     json_object_foreach(copy, key, e) {
+        json_t *spec = json_object_get(json_object_get(h->cache, key), "spec");
+
         if (!keep_reservation(h, key, sage__jstr(e, "deploy"))) {
             size_t len = strlen(h->released);
 
             sage__hostrec_release(rec, key, sage__jstr(e, "deploy"));
             snprintf(h->released + len, sizeof h->released - len, "%s%s", len ? ", " : "", key);
+        } else if (spec && strcmp(sage__jstr(spec, "status"), "running") == 0) {
+            /* what the spec places here now: it may have moved replicas
+             * elsewhere (this host was down) or changed their count */
+            sage__hostrec_normalize(rec, key, h->id, spec, sage__wall_ms());
         }
     }
     json_decref(copy);
@@ -106,6 +118,10 @@ sage_err sage__host_write_record(struct sage__host *h)
                                              &h->last_rev);
 
     h->dirty = false; /* on failure too: the next heartbeat tries again */
+    if (r != SAGE_OK)
+        h->writable_since_ns = 0; /* relocate.c judges no host while we cannot write */
+    else if (h->writable_since_ns == 0)
+        h->writable_since_ns = sage__now_ns();
     if (r != SAGE_OK) {
         if (!h->record_failing) /* once per outage, not every second */
             sage__host_log(h, "cannot write the host record (retrying every second): %s",
@@ -146,7 +162,7 @@ static void count_live(void *arg, const char *key, json_t *rec, uint64_t rev)
 
         if (strcmp(sage__jstr(rep, "deploy"), c->deploy) == 0 &&
             (strcmp(st, "starting") == 0 || strcmp(st, "running") == 0 ||
-             strcmp(st, "backoff") == 0))
+             strcmp(st, "unhealthy") == 0 || strcmp(st, "backoff") == 0))
             c->live++;
     }
 }

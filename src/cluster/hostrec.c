@@ -79,6 +79,52 @@ void sage__hostrec_reserve(json_t *rec, const char *key, const char *deploy, dou
     json_object_set_new(e, "replicas", json_integer(sage__jint(e, "replicas") + 1));
     json_object_set_new(e, "cpus", json_real(sage__jnum(e, "cpus") + cpus));
     json_object_set_new(e, "memory", json_integer(sage__jint(e, "memory") + (json_int_t)memory));
+    json_object_set_new(e, "pending", json_integer(sage__wall_ms()));
+}
+
+bool sage__hostrec_unreserve(json_t *rec, const char *key, const char *deploy, uint32_t n,
+                             double cpus, uint64_t memory)
+{
+    json_t *res = reservations(rec), *e = json_object_get(res, key);
+    int64_t left;
+
+    if (!json_is_object(e) || strcmp(sage__jstr(e, "deploy"), deploy) != 0 || n == 0)
+        return false;
+    left = sage__jint(e, "replicas") - (int64_t)n;
+    if (left <= 0) {
+        json_object_del(res, key);
+        return true;
+    }
+    json_object_set_new(e, "replicas", json_integer(left));
+    json_object_set_new(e, "cpus", json_real(cpus * (double)left));
+    json_object_set_new(e, "memory", json_integer((json_int_t)(memory * (uint64_t)left)));
+    return true;
+}
+
+bool sage__hostrec_normalize(json_t *rec, const char *key, const char *host, const json_t *spec,
+                             int64_t now_ms)
+{
+    json_t *res = reservations(rec), *e = json_object_get(res, key);
+    uint32_t placed = sage__spec_placed(spec, host);
+    double cpus = sage__jnum(spec, "cpus");
+    uint64_t memory = (uint64_t)sage__jint(spec, "memory");
+    int64_t pending, have;
+
+    if (!json_is_object(e) || strcmp(sage__jstr(e, "deploy"), sage__jstr(spec, "id")) != 0)
+        return false;
+    pending = sage__jint(e, "pending");
+    have = sage__jint(e, "replicas");
+    if (have > (int64_t)placed && pending > 0 && now_ms - pending < SAGE__PENDING_MS)
+        return false; /* a placer's, not in the spec yet */
+    if (placed == 0) {
+        json_object_del(res, key);
+        return true;
+    }
+    if (have == (int64_t)placed && pending == 0 &&
+        sage__jnum(e, "cpus") == cpus * placed && sage__jint(e, "memory") == (int64_t)(memory * placed))
+        return false;
+    sage__hostrec_set_reservation(rec, key, sage__jstr(spec, "id"), placed, cpus, memory);
+    return true;
 }
 
 void sage__hostrec_set_reservation(json_t *rec, const char *key, const char *deploy,

@@ -73,6 +73,7 @@ void sage__host_on_event(void *arg, enum sage__nio_event ev, const char *url)
         return;
     pthread_mutex_lock(&h->lock);
     h->resync = true;
+    h->probe_grace = true; /* probes unanswered meanwhile say nothing of replicas */
     pthread_mutex_unlock(&h->lock);
     sage__host_wake(h);
 }
@@ -200,6 +201,31 @@ static void drop_dead(struct sage__host *h, int64_t now_ms)
     }
 }
 
+/* settings takes what a deployment may change in place: its generation
+ * (the configuration's version: a new one replaces the replicas, rolling),
+ * max_restarts and the probes */
+static void settings(struct sage__host *h, struct sage__group *g, const json_t *spec)
+{
+    int64_t gen = sage__jint(spec, "generation");
+    const json_t *v;
+
+    if (gen < 1)
+        gen = 1;
+    if ((uint64_t)gen > g->gen && g->gen > 0) {
+        sage__host_log(h, "%s: generation %lld: a new configuration; replacing the replicas",
+                       g->key, (long long)gen);
+        for (size_t i = 0; i < g->nslots; i++) /* a new configuration, a new chance */
+            if (g->slots[i].state == SAGE__SLOT_FAILED)
+                g->slots[i].state = SAGE__SLOT_DONE;
+    }
+    g->gen = (uint64_t)gen;
+    g->max_restarts = (uint32_t)sage__jint(spec, "max_restarts");
+    v = json_object_get(spec, "probe_interval_ms");
+    g->probe_interval_ms = json_is_integer(v) ? json_integer_value(v) : SAGE__PROBE_INTERVAL_MS;
+    v = json_object_get(spec, "probe_timeout_ms");
+    g->probe_timeout_ms = json_is_integer(v) ? json_integer_value(v) : SAGE__PROBE_TIMEOUT_MS;
+}
+
 static struct sage__group *new_group(struct sage__host *h, const char *key, const json_t *spec)
 {
     struct sage__group *g = calloc(1, sizeof *g);
@@ -254,6 +280,7 @@ void sage__host_reconcile(struct sage__host *h)
         g->want = want;
         g->runnable = strcmp(status, "running") == 0;
         g->gone = false;
+        settings(h, g, spec);
     }
     for (struct sage__group *g = h->groups; g; g = g->next)
         sage__group_apply(h, g);

@@ -58,6 +58,9 @@ static void host_one(void *arg, const char *key, json_t *rec, uint64_t rev)
         ri[i].pid = (int32_t)sage__jint(rep, "pid");
         ri[i].state = sage__jstr(rep, "state");
         ri[i].restarts = (uint32_t)sage__jint(rep, "restarts");
+        ri[i].id = sage__jstr(rep, "id");
+        ri[i].generation = (uint64_t)sage__jint(rep, "gen");
+        ri[i].seen_ms = sage__jint(rep, "seen");
     }
     memset(&h, 0, sizeof h);
     h.id = json_is_string(json_object_get(rec, "id")) ? sage__jstr(rec, "id") : key;
@@ -97,7 +100,29 @@ struct deploy_walk {
     const char *ns;
     const char *name;
     size_t seen;
+    json_t *running; /* deployment id -> replicas running on live hosts */
+    int64_t now_ms;
 };
+
+/* count_running counts, per deployment, the replicas a live host says run
+ * and answer (a host that is down says nothing true any more) */
+static void count_running(void *arg, const char *key, json_t *rec, uint64_t rev)
+{
+    struct deploy_walk *w = arg;
+    size_t i;
+    json_t *rep;
+
+    (void)key;
+    (void)rev;
+    if (!sage__hostrec_alive(rec, w->now_ms))
+        return;
+    json_array_foreach(json_object_get(rec, "replicas"), i, rep) {
+        const char *id = sage__jstr(rep, "deploy");
+
+        if (strcmp(sage__jstr(rep, "state"), "running") == 0 && id[0])
+            json_object_set_new(w->running, id, json_integer(sage__jint(w->running, id) + 1));
+    }
+}
 
 static void deployment_one(void *arg, const char *key, json_t *spec, uint64_t rev)
 {
@@ -139,6 +164,9 @@ static void deployment_one(void *arg, const char *key, json_t *spec, uint64_t re
     d.config_yaml = json_is_string(yaml) ? json_string_value(yaml) : "";
     d.config_len = json_is_string(yaml) ? json_string_length(yaml) : 0;
     d.created_ms = sage__jint(spec, "created");
+    d.generation = sage__jint(spec, "generation") > 0 ? (uint64_t)sage__jint(spec, "generation")
+                                                       : 1;
+    d.running = (uint32_t)sage__jint(w->running, d.id);
     d.nplacement = k;
     d.placement = p;
     w->seen++;
@@ -150,10 +178,15 @@ sage_err sage_cluster_deployments(const sage_nats_conf *nats, const char *ns, co
                                   sage_cluster_deployment_fn fn, void *arg)
 {
     struct sage__nio *n = NULL;
-    struct sage__nio_kv *kv = NULL;
-    struct deploy_walk w = {fn, arg, ns, name, 0};
-    sage_err r = open_bucket(&n, nats, SAGE__DEPLOY_BUCKET, &kv);
+    struct sage__nio_kv *kv = NULL, *hosts = NULL;
+    struct deploy_walk w = {fn, arg, ns, name, 0, json_object(), sage__wall_ms()};
+    sage_err r = w.running ? open_bucket(&n, nats, SAGE__DEPLOY_BUCKET, &kv)
+                           : SAGE_SETERR(SAGE_ENOMEM, "out of memory");
 
+    /* the counts of running replicas are a reading, best effort: no host
+     * bucket (no host ever ran), or one that cannot be read now, counts 0 */
+    if (r == SAGE_OK && kv && sage__nio_kv_open(n, SAGE__HOSTS_BUCKET, NULL, &hosts) == SAGE_OK)
+        sage__kv_each(hosts, count_running, &w);
     if (r == SAGE_OK && kv) {
         if (ns && name) { /* one key: no listing */
             char key[160];
@@ -170,8 +203,10 @@ sage_err sage_cluster_deployments(const sage_nats_conf *nats, const char *ns, co
             r = sage__kv_each(kv, deployment_one, &w);
         }
     }
+    sage__nio_kv_close(hosts);
     sage__nio_kv_close(kv);
     sage__nio_close(n);
+    json_decref(w.running);
     if (r == SAGE_OK && ns && name && w.seen == 0)
         r = SAGE_SETERR(SAGE_ENOSERVICE, "service '%s' is not deployed in namespace '%s'", name,
                         ns);

@@ -1,14 +1,18 @@
 /*
  * lease.c - sage_cluster_lease: a key in sagesvc_leases (entries expire
- * 3 s after their last write) that its owner rewrites every second.
+ * 15 s after their last write) that its owner rewrites every second.
  *
  * Design notes
  * - Refreshes are compare-and-set on the revision of the last refresh: once
- *   the key expired (the owner was cut off for 3 s) a refresh fails instead
- *   of bringing the lease back to life, because hosts may have removed the
- *   owned replicas already. The lease is then lost for good (on_lost).
- * - A refresh that fails for another reason (disconnected) is retried at
- *   the next tick; nats.c reconnects meanwhile.
+ *   the key expired (the owner was cut off for 15 s) a refresh fails
+ *   instead of bringing the lease back to life, because hosts may have
+ *   removed the owned replicas already. The lease is then lost for good
+ *   (on_lost). A refresh that finds another revision re-reads the key: its
+ *   previous refresh was stored though its answer was lost (a server died).
+ * - A refresh that fails for another reason (disconnected, or the bucket's
+ *   servers electing a leader, which takes seconds after one died) is
+ *   retried at the next tick; nats.c reconnects meanwhile. The TTL is well
+ *   above such an election, so a lease outlives a server's death.
  * - The refresh thread sleeps on a condition variable, so stop wakes it at
  *   once.
  */
@@ -38,6 +42,25 @@ struct sage_cluster_lease {
     bool lost;
 };
 
+/* resync: a refresh found another revision than its last. Only the owner
+ * writes its key, so when the key is still there, a refresh whose answer
+ * was lost (its server died after storing it) got there: carry on from its
+ * revision. Gone (expired): SAGE_ENOENT. */
+static sage_err resync(struct sage_cluster_lease *l)
+{
+    void *val = NULL;
+    size_t len = 0;
+    uint64_t rev = 0;
+    sage_err r = sage__nio_kv_get(l->kv, l->id, &val, &len, &rev);
+
+    if (r == SAGE_OK && (len != strlen(l->value) || memcmp(val, l->value, len) != 0))
+        r = SAGE_EBUSY; /* not what we wrote: not ours any more */
+    free(val);
+    if (r == SAGE_OK)
+        l->rev = rev;
+    return r;
+}
+
 static void *refresher(void *arg)
 {
     struct sage_cluster_lease *l = arg;
@@ -57,6 +80,8 @@ static void *refresher(void *arg)
             break;
         pthread_mutex_unlock(&l->lock);
         r = sage__nio_kv_update(l->kv, l->id, l->value, strlen(l->value), l->rev, &l->rev);
+        if (r == SAGE_EBUSY)
+            r = resync(l);
         pthread_mutex_lock(&l->lock);
         if (r == SAGE_EBUSY || r == SAGE_ENOENT) {
             l->lost = true;

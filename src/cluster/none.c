@@ -72,6 +72,20 @@ sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns, const
     return NOT_BUILT("undeploy");
 }
 
+sage_err sage_cluster_scale(const sage_nats_conf *nats, const char *ns, const char *name,
+                            uint32_t replicas, int wait_ms)
+{
+    (void)nats, (void)ns, (void)name, (void)replicas, (void)wait_ms;
+    return NOT_BUILT("scale");
+}
+
+sage_err sage_cluster_host_figures(const sage_nats_conf *nats, const char *host_id, int wait_ms,
+                                   sage_cluster_figures_fn fn, void *arg)
+{
+    (void)nats, (void)host_id, (void)wait_ms, (void)fn, (void)arg;
+    return NOT_BUILT("host figures");
+}
+
 void sage_cluster_host_opts_init(sage_cluster_host_opts *o)
 {
     memset(o, 0, sizeof *o);

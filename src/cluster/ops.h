@@ -27,11 +27,17 @@
 #define SAGE__DEPLOY_BUCKET "sagesvc_deploy"
 #define SAGE__LEASES_BUCKET "sagesvc_leases"
 
-#define SAGE__LEASE_TTL_MS 3000      /* a lease lapses this long after its last write */
+#define SAGE__LEASE_TTL_MS 15000     /* a lease lapses this long after its last write: longer
+                                      * than a JetStream leader election (seconds) */
 #define SAGE__LEASE_REFRESH_MS 1000  /* its owner rewrites it this often */
 #define SAGE__HEARTBEAT_MS 1000      /* a host rewrites its record this often */
 #define SAGE__HOST_STALE_MS 5000     /* a host silent this long is down */
 #define SAGE__PLACING_STALE_MS 60000 /* a deployment placing this long was abandoned */
+#define SAGE__PENDING_MS 30000       /* a reservation not yet in its spec's placement is
+                                      * kept this long (its placer may still commit it) */
+#define SAGE__REPLACE_AFTER_MS 10000 /* defaults of a spec without them (older ones) */
+#define SAGE__PROBE_INTERVAL_MS 1000
+#define SAGE__PROBE_TIMEOUT_MS 10000
 
 /* A connection with the buckets open (each created if missing). */
 struct sage__ops {
@@ -82,9 +88,24 @@ int64_t sage__hostrec_free_memory(const json_t *rec);
 void sage__hostrec_totals(json_t *rec);
 
 /* sage__hostrec_reserve adds one replica of cpus and memory to the
- * reservation of key (a service "NS.NAME") by deployment deploy. */
+ * reservation of key (a service "NS.NAME") by deployment deploy, marked
+ * pending (its spec is about to place it). */
 void sage__hostrec_reserve(json_t *rec, const char *key, const char *deploy, double cpus,
                            uint64_t memory);
+
+/* sage__hostrec_unreserve takes n replicas of cpus and memory off key's
+ * reservation by deployment deploy (removing it at 0); true if there was
+ * one. */
+bool sage__hostrec_unreserve(json_t *rec, const char *key, const char *deploy, uint32_t n,
+                             double cpus, uint64_t memory);
+
+/* sage__hostrec_normalize makes key's reservation by deploy what spec (as
+ * the host last saw it, its status "running") places on host: replicas x
+ * (cpus, memory) - removed at 0 - unless it holds more and a placer added
+ * to it within SAGE__PENDING_MS (its spec may not say so yet); true if it
+ * changed it. */
+bool sage__hostrec_normalize(json_t *rec, const char *key, const char *host, const json_t *spec,
+                             int64_t now_ms);
 
 /* sage__hostrec_release removes key's reservation if deployment deploy
  * made it (deploy NULL: whoever did); true if there was one. */
@@ -135,6 +156,22 @@ void sage__service_remove(struct sage__ops *o, const char *ns, const char *name,
  */
 sage_err sage__place(struct sage__ops *o, json_t *spec);
 
+/*
+ * sage__place_more reserves n more replicas of key (deployment deploy,
+ * cpus and memory each) on live hosts with room, spread by *placement
+ * (HOST-ID: count; the ones it reserves are added there and to *added,
+ * both JSON objects). all: every one or none (then SAGE_EBUSY or
+ * SAGE_EUNAVAILABLE, as sage__place); else as many as fit, SAGE_OK. On an
+ * error nothing it reserved stays.
+ */
+sage_err sage__place_more(struct sage__ops *o, const char *key, const char *deploy, double cpus,
+                          uint64_t memory, uint32_t n, json_t *placement, json_t *added, bool all);
+
+/* sage__place_undo takes back the reservations listed in added (HOST-ID:
+ * count), best effort. */
+void sage__place_undo(struct sage__ops *o, const char *key, const char *deploy, double cpus,
+                      uint64_t memory, const json_t *added);
+
 /* ----------------------------------------------- undeploy.c: removing */
 
 /*
@@ -146,6 +183,26 @@ sage_err sage__place(struct sage__ops *o, json_t *spec);
  */
 sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t *spec,
                              uint64_t rev, int wait_ms);
+
+/* ------------------------------------------- update.c: in place */
+
+/*
+ * sage__update_spec changes the running deployment of key in place to
+ * what want (a spec as deploy makes it) asks: its replica count, and its
+ * configuration (a new generation, which hosts roll out) and settings.
+ * *nextp gets the spec as written (or as it was, *changedp false, when
+ * nothing changed). SAGE_ECONFIG for what cannot change in place
+ * (resources, delivery), SAGE_ESTATE when it is not running, SAGE_EBUSY
+ * when more replicas do not fit.
+ */
+sage_err sage__update_spec(struct sage__ops *o, const char *key, const json_t *want,
+                           json_t **nextp, bool *changedp);
+
+/* sage__await_settled waits up to wait_ms until each spec of specs (a JSON
+ * array) has its count of replicas running its generation on live hosts,
+ * and nothing else of it is listed. SAGE_EUNAVAILABLE when replicas of
+ * that generation failed, SAGE_ETIMEDOUT. */
+sage_err sage__await_settled(struct sage__ops *o, const json_t *specs, int wait_ms);
 
 /* ------------------------------------------------ await.c: waiting */
 

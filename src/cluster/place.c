@@ -30,6 +30,7 @@ struct place {
     uint64_t memory;
     json_t *hosts;     /* snapshot: HOST-ID -> record */
     json_t *placement; /* HOST-ID -> count */
+    json_t *added;     /* HOST-ID -> count reserved by this pass */
     int64_t now_ms;
 };
 
@@ -126,7 +127,7 @@ static sage_err no_room(const struct place *p, uint32_t replicas, uint32_t place
             break;
         /* what is free without this deployment's own reservations, which
          * are about to be released */
-        int64_t mine = sage__jint(p->placement, id);
+        int64_t mine = sage__jint(p->added, id);
 
         live += alive;
         fmt_bytes(fmem, sizeof fmem, sage__hostrec_free_memory(rec) + mine * (int64_t)p->memory);
@@ -148,35 +149,69 @@ static sage_err no_room(const struct place *p, uint32_t replicas, uint32_t place
                        p->memory ? " and " : "", p->memory ? mem : "", placed, text);
 }
 
-sage_err sage__place(struct sage__ops *o, json_t *spec)
+/* unreserve_fn takes back u->n replicas of a reservation */
+struct unreserve {
+    const char *key, *deploy;
+    uint32_t n;
+    double cpus;
+    uint64_t memory;
+};
+
+static int unreserve_fn(void *arg, json_t *rec, bool absent, sage_err *errp)
+{
+    struct unreserve *u = arg;
+
+    (void)errp;
+    if (absent)
+        return 0;
+    return sage__hostrec_unreserve(rec, u->key, u->deploy, u->n, u->cpus, u->memory) ? 1 : 0;
+}
+
+void sage__place_undo(struct sage__ops *o, const char *key, const char *deploy, double cpus,
+                      uint64_t memory, const json_t *added)
+{
+    const char *host;
+    json_t *count;
+
+    /* best effort: a host drops a reservation its spec does not place once
+     * it is no longer pending */
+    json_object_foreach((json_t *)added, host, count) {
+        struct unreserve u = {key, deploy, (uint32_t)json_integer_value(count), cpus, memory};
+
+        sage__hostrec_modify(o->hosts, host, unreserve_fn, &u);
+    }
+}
+
+sage_err sage__place_more(struct sage__ops *o, const char *key, const char *deploy, double cpus,
+                          uint64_t memory, uint32_t n, json_t *placement, json_t *added, bool all)
 {
     struct place p;
     struct reserve rs = {&p, NULL, false};
-    uint32_t replicas = (uint32_t)sage__jint(spec, "replicas"), placed = 0;
-    char key[160];
+    uint32_t placed = 0;
     sage_err r = SAGE_OK;
 
-    sage__nats_key(key, sizeof key, sage__jstr(spec, "ns"), sage__jstr(spec, "name"));
     memset(&p, 0, sizeof p);
     p.key = key;
-    p.deploy = sage__jstr(spec, "id");
-    p.cpus = sage__jnum(spec, "cpus");
-    p.memory = (uint64_t)sage__jint(spec, "memory");
+    p.deploy = deploy;
+    p.cpus = cpus;
+    p.memory = memory;
     p.hosts = json_object();
-    p.placement = json_object();
-    if (p.hosts == NULL || p.placement == NULL) {
+    p.placement = placement;
+    p.added = added;
+    if (p.hosts == NULL) {
         r = SAGE_SETERR(SAGE_ENOMEM, "out of memory");
         goto out;
     }
     if ((r = sage__kv_each(o->hosts, snap, p.hosts)) != SAGE_OK)
         goto out;
     p.now_ms = sage__wall_ms();
-    while (placed < replicas) {
+    while (placed < n) {
         const char *id = pick(&p);
         char host[128];
 
         if (id == NULL) {
-            r = no_room(&p, replicas, placed);
+            if (all)
+                r = no_room(&p, n, placed);
             break;
         }
         snprintf(host, sizeof host, "%s", id);
@@ -187,23 +222,42 @@ sage_err sage__place(struct sage__ops *o, json_t *spec)
         else
             json_object_del(p.hosts, host);
         if (rs.done) {
-            json_object_set_new(p.placement, host,
-                                json_integer(sage__jint(p.placement, host) + 1));
+            json_object_set_new(placement, host, json_integer(sage__jint(placement, host) + 1));
+            json_object_set_new(added, host, json_integer(sage__jint(added, host) + 1));
             placed++;
         }
     }
-    if (r == SAGE_OK) {
-        json_object_set(spec, "placement", p.placement);
-    } else {
+    if (r != SAGE_OK) {
         char detail[1200];
 
         snprintf(detail, sizeof detail, "%s", sage_errdetail());
-        sage__hostrec_release_all(o->hosts, key, p.deploy, p.placement);
+        sage__place_undo(o, key, deploy, cpus, memory, added);
         r = SAGE_SETERR(r, "%s", detail);
     }
 out:
     json_decref(rs.fresh);
     json_decref(p.hosts);
-    json_decref(p.placement);
+    return r;
+}
+
+sage_err sage__place(struct sage__ops *o, json_t *spec)
+{
+    json_t *placement = json_object(), *added = json_object();
+    char key[160];
+    sage_err r;
+
+    if (placement == NULL || added == NULL) {
+        json_decref(placement);
+        json_decref(added);
+        return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+    }
+    sage__nats_key(key, sizeof key, sage__jstr(spec, "ns"), sage__jstr(spec, "name"));
+    r = sage__place_more(o, key, sage__jstr(spec, "id"), sage__jnum(spec, "cpus"),
+                         (uint64_t)sage__jint(spec, "memory"),
+                         (uint32_t)sage__jint(spec, "replicas"), placement, added, true);
+    if (r == SAGE_OK)
+        json_object_set(spec, "placement", placement);
+    json_decref(placement);
+    json_decref(added);
     return r;
 }

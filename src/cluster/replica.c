@@ -13,17 +13,22 @@
  *   the deploying file's: the host knows how its machine reaches NATS), in
  *   the service's namespace, with its service.local settings, middleware,
  *   config map and delivery.
+ * - Once it serves, it tells its host "R<instance id>\n" on the ready
+ *   descriptor: the host probes it by that id ($SRV.PING.NAME.ID).
  * - Stopping is the task's: no new calls, every call taken answered, then
  *   the connection closed.
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "base/err_internal.h"
 #include "runtime/manager_internal.h"
+#include "runtime/task_internal.h"
+#include "transport/nats_serve.h"
 #include "sage/cluster.h"
 #include "sage/task.h"
 
@@ -108,8 +113,19 @@ sage_err sage_cluster_replica_run(const sage_cluster_replica_opts *o)
         goto out;
     }
     if (o->ready_fd >= 0) {
-        ssize_t w = write(o->ready_fd, "R", 1); /* a host that is gone is no error here */
+        /* "R", the instance id its host probes ($SRV.PING.NAME.ID), a
+         * newline: one write, so the host reads it whole */
+        struct sage__tp_server *srv = NULL;
+        sage_transport kind;
+        char line[64] = "R\n";
+        ssize_t w;
 
+        if (sage__task_server(t, &srv, &kind)) {
+            if (kind == SAGE_TRANSPORT_NATS)
+                snprintf(line, sizeof line, "R%s\n", sage__nats_instance_id(srv));
+            sage__task_server_put(t);
+        }
+        w = write(o->ready_fd, line, strlen(line)); /* a host that is gone is no error here */
         (void)w;
     }
     wait_stop(o->stop_fd);

@@ -29,6 +29,8 @@ const char *sage__slot_state_name(enum sage__slot_state st)
         return "starting";
     case SAGE__SLOT_RUNNING:
         return "running";
+    case SAGE__SLOT_UNHEALTHY:
+        return "unhealthy";
     case SAGE__SLOT_BACKOFF:
         return "backoff";
     case SAGE__SLOT_STOPPING:
@@ -44,7 +46,7 @@ const char *sage__slot_state_name(enum sage__slot_state st)
 static bool live(const struct sage__slot *s)
 {
     return s->state == SAGE__SLOT_STARTING || s->state == SAGE__SLOT_RUNNING ||
-           s->state == SAGE__SLOT_BACKOFF;
+           s->state == SAGE__SLOT_UNHEALTHY || s->state == SAGE__SLOT_BACKOFF;
 }
 
 static int64_t backoff_ms(uint32_t restarts)
@@ -87,22 +89,55 @@ static void grow(struct sage__host *h, struct sage__group *g)
     sage__host_spawn(h, g, s);
 }
 
-void sage__group_apply(struct sage__host *h, struct sage__group *g)
+/* replaced logs an old replica's stop and the new one that replaces it */
+static void replaced(struct sage__host *h, const struct sage__group *g, const struct sage__slot *s)
 {
-    size_t nlive = 0;
+    const struct sage__slot *by = NULL;
 
     for (size_t i = 0; i < g->nslots; i++)
-        nlive += live(&g->slots[i]);
-    /* too many: stop those not yet serving first, the newest first */
-    for (int pass = 0; pass < 2 && nlive > g->want; pass++)
-        for (size_t i = g->nslots; i-- > 0 && nlive > g->want;) {
-            struct sage__slot *s = &g->slots[i];
+        if (g->slots[i].gen >= g->gen && live(&g->slots[i]))
+            by = &g->slots[i];
+    sage__host_log(h, "%s: replica pid %d (generation %llu) stops; pid %d (generation %llu) "
+                      "replaces it",
+                   g->key, (int)s->child.pid, (unsigned long long)s->gen,
+                   by ? (int)by->child.pid : 0, (unsigned long long)g->gen);
+}
 
-            if (!live(s) || (pass == 0 && s->state == SAGE__SLOT_RUNNING))
-                continue;
-            sage__slot_stop(h, s);
-            nlive--;
+void sage__group_apply(struct sage__host *h, struct sage__group *g)
+{
+    size_t nlive = 0, nfailed = 0, nold = 0;
+    bool settling = false; /* a replica of the newest generation does not serve yet */
+
+    for (size_t i = 0; i < g->nslots; i++) {
+        const struct sage__slot *s = &g->slots[i];
+
+        if (live(s)) {
+            nlive++;
+            if (s->gen < g->gen)
+                nold++;
+            else if (s->state != SAGE__SLOT_RUNNING)
+                settling = true;
         }
+        nfailed += s->state == SAGE__SLOT_FAILED;
+    }
+    /* too many: older generations go first, then those not serving yet,
+     * the newest first; during a rolling replacement, not before its new
+     * replica serves */
+    if (nlive > g->want && !(nold > 0 && settling && g->want > 0))
+        for (int pass = 0; pass < 3 && nlive > g->want; pass++)
+            for (size_t i = g->nslots; i-- > 0 && nlive > g->want;) {
+                struct sage__slot *s = &g->slots[i];
+
+                if (!live(s) || (pass == 0 && s->gen >= g->gen) ||
+                    (pass == 1 && s->state == SAGE__SLOT_RUNNING))
+                    continue;
+                if (s->gen < g->gen) {
+                    nold--;
+                    replaced(h, g, s);
+                }
+                sage__slot_stop(h, s);
+                nlive--;
+            }
     if (g->want == 0) /* failed slots go too */
         for (size_t i = 0; i < g->nslots; i++)
             if (g->slots[i].state == SAGE__SLOT_FAILED)
@@ -116,15 +151,24 @@ void sage__group_apply(struct sage__host *h, struct sage__group *g)
         return;
     }
     /* a failed slot keeps its place: the budget was spent, not lost */
-    for (size_t i = 0; i < g->nslots; i++)
-        nlive += g->slots[i].state == SAGE__SLOT_FAILED;
-    while (nlive < g->want) {
+    while (nlive + nfailed < g->want) {
         size_t before = g->nslots;
 
         grow(h, g);
         if (g->nslots == before)
             break;
         nlive++;
+    }
+    /* a rolling replacement, one replica at a time on each host: one of the
+     * new generation starts beside the old ones, and an old one stops once
+     * it serves (above), so the service never has fewer replicas serving.
+     * A new replica that failed for good (its slot kept) stops the roll:
+     * the old ones keep serving. */
+    if (nold > 0 && !settling && g->want > 0 && nlive + nfailed == g->want) {
+        sage__host_log(h, "%s: rolling replacement: a replica of generation %llu starts beside "
+                          "%zu older one%s",
+                       g->key, (unsigned long long)g->gen, nold, nold == 1 ? "" : "s");
+        grow(h, g);
     }
 }
 
@@ -136,7 +180,12 @@ void sage__slot_exited(struct sage__host *h, struct sage__group *g, struct sage_
     sage__child_close(&s->child);
     s->last_status = status;
     sage__host_dirty(h);
-    sage__child_describe(how, sizeof how, status);
+    if (s->hung && s->state != SAGE__SLOT_STOPPING)
+        snprintf(how, sizeof how, "answered no probe for %.1f s and was killed",
+                 g->probe_timeout_ms / 1e3);
+    else
+        sage__child_describe(how, sizeof how, status);
+    s->hung = false;
     if (s->state == SAGE__SLOT_STOPPING) {
         s->state = SAGE__SLOT_DONE;
         if (status != 0) /* asked to stop, it should have exited cleanly */

@@ -89,6 +89,14 @@ sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t 
         else if (w != SAGE_OK)
             return w;
     }
+    if (w != SAGE_OK) { /* what follows may record details of its own */
+        char why[512];
+
+        snprintf(why, sizeof why, "%s", sage_errdetail());
+        sage__service_remove(o, sage__jstr(spec, "ns"), sage__jstr(spec, "name"),
+                             json_is_true(json_object_get(spec, "durable")));
+        return SAGE_SETERR(w, "%s", why);
+    }
     sage__service_remove(o, sage__jstr(spec, "ns"), sage__jstr(spec, "name"),
                          json_is_true(json_object_get(spec, "durable")));
     return w;

@@ -41,6 +41,9 @@ void sage_cluster_conf_init(sage_cluster_conf *c)
     c->durable = false;
     c->dedupe = false;
     c->dedupe_ttl_ms = 600000;
+    c->replace_after_ms = 10000;
+    c->probe_interval_ms = 1000;
+    c->probe_timeout_ms = 10000;
 }
 
 void sage_nats_conf_init(sage_nats_conf *c)

@@ -67,6 +67,26 @@ static sage_err read_memory(struct cf_walk *w, const struct cf_node *v, const st
     return SAGE_OK;
 }
 
+/* read_probe_interval: seconds in lo..hi, or 0 (no probes) */
+static sage_err read_probe_interval(struct cf_walk *w, const struct cf_node *v,
+                                    const struct cf_field *f, void *dst)
+{
+    struct cf_scalar s;
+    char got[80];
+
+    sage__cf_resolve(v, &s);
+    if ((s.type == CF_INT && s.i == 0) || (s.type == CF_FLOAT && s.d == 0)) {
+        *(int64_t *)sage__cf_at(dst, f) = 0;
+        return SAGE_OK;
+    }
+    if ((s.type == CF_INT || s.type == CF_FLOAT) &&
+        (s.type == CF_INT ? (double)s.i : s.d) >= f->lo &&
+        (s.type == CF_INT ? (double)s.i : s.d) <= f->hi)
+        return sage__cf_read_ms(w, v, f, dst);
+    return sage__cf_error(w, v, "expected 0 (no probes) or a number in %g..%g, got %s", f->lo,
+                          f->hi, sage__cf_describe(v, got, sizeof got));
+}
+
 static int is_url(const struct cf_node *v)
 {
     if (v->kind != CF_SCALAR || v->len == 0)
@@ -333,6 +353,10 @@ static const struct cf_field cluster_fields[] = {
     WORDS("delivery", sage__cf_read_flag, sage_cluster_conf, durable, deliveries),
     WORDS("dedupe", sage__cf_read_flag, sage_cluster_conf, dedupe, dedupes),
     MS("dedupe_ttl", sage_cluster_conf, dedupe_ttl_ms, 1, 2592000, 0),
+    MS("replace_after", sage_cluster_conf, replace_after_ms, 5, 86400, 0),
+    {.key = "probe_interval", .read = read_probe_interval,
+     .off = offsetof(sage_cluster_conf, probe_interval_ms), .lo = 0.05, .hi = 3600},
+    MS("probe_timeout", sage_cluster_conf, probe_timeout_ms, 0.1, 3600, 0),
     END,
 };
 
@@ -365,6 +389,7 @@ static const struct cf_field nats_fields[] = {
     FIELD("creds", sage__cf_read_str, sage_nats_conf, creds),
     {.key = "tls", .read = sage__cf_read_section, .off = 0, .sub = tls_fields},
     {.key = "reconnect", .read = sage__cf_read_section, .off = 0, .sub = reconnect_fields},
+    INT("replicas", sage__cf_read_i32, sage_nats_conf, replicas, 0, 5),
     END,
 };
 

@@ -195,14 +195,21 @@ static sage_err start(sage_future **fp, sage_manager *m, const sage_request *rq,
         *fp = f;
         return SAGE_OK;
     }
-    /* publish: another thread may complete the call before send returns */
-    atomic_store_explicit(&f->state, FS_GEN(f->id >> 32) | FS_PENDING, memory_order_release);
-    if ((timer || f->retries_left) && f->attempt_deadline_ns >= 0) {
-        sage__timers_add(m->timers, f->index, (uint32_t)(f->id >> 32), 0, f->attempt_deadline_ns,
-                         span);
-        sage__mgr_poke_if_later(m, f->attempt_deadline_ns);
+    /* publish: another thread may complete the call before send returns,
+     * or retry it (a lost connection, its attempt timer), writing f's
+     * retry fields: what is read of f after this is read before it */
+    {
+        bool arm = (timer || f->retries_left) && f->attempt_deadline_ns >= 0;
+        int64_t attempt_deadline = f->attempt_deadline_ns;
+        uint32_t index = f->index, gen = (uint32_t)(f->id >> 32);
+
+        atomic_store_explicit(&f->state, FS_GEN(gen) | FS_PENDING, memory_order_release);
+        if (arm) {
+            sage__timers_add(m->timers, index, gen, 0, attempt_deadline, span);
+            sage__mgr_poke_if_later(m, attempt_deadline);
+        }
+        r = send_attempt(m, c, f, &req, -1);
     }
-    r = send_attempt(m, c, f, &req, -1);
     if (r == SAGE_OK) {
         sage__conn_put(m, c);
         if (f->hedged)

@@ -76,9 +76,9 @@ struct sage__figures {
     _Atomic uint64_t rejected;
     _Atomic uint64_t dropped;
     _Atomic uint32_t drop_seq; /* odd while last_drop is being written */
-    _Atomic char last_drop[128];
+    _Atomic char last_drop[SAGE_REASON_MAX + 1];
     _Atomic uint32_t reason_seq;  /* odd while reason is being written */
-    _Atomic char reason[128];     /* why the state is what it is (failed, stopping) */
+    _Atomic char reason[SAGE_REASON_MAX + 1]; /* why the state is what it is (failed, ...) */
     struct sage__fig_slot window[SAGE__FIG_WINDOW_S];
     uint32_t nmethods;
     struct sage__fig_method methods[SAGE__FIG_METHODS];

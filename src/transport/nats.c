@@ -12,7 +12,8 @@
  *   (on_event), since core NATS keeps nothing for absent subscribers.
  * - A service is resolved once per destination from its record in the
  *   service bucket: absent means SAGE_ENOSERVICE at once; a record marked
- *   failed (its supervisor gave up) means SAGE_EUNAVAILABLE.
+ *   failed (its supervisor gave up), or a bucket that cannot be read, means
+ *   SAGE_EUNAVAILABLE (with the reason).
  * - Hedged calls (send_to) go to one replica at a time, on its own subject
  *   (nats_inst.h): the destination learns its replicas from $SRV.PING
  *   answers, which come back on "<inbox>.p<destination serial>".
@@ -157,17 +158,44 @@ static void client_close(struct sage__tp_client *c)
     free(c);
 }
 
-/* record reads the service's record; SAGE_ENOSERVICE if none */
+/* record reads the service's record: SAGE_ENOSERVICE if there is none,
+ * SAGE_EUNAVAILABLE (with the reason) if the registry cannot be read. A
+ * direct get first: any server with a copy answers, even while the
+ * bucket's servers elect a leader; then through the bucket, which tells a
+ * bucket that does not exist (nothing was ever deployed) from one that
+ * cannot be read now. */
 static sage_err record(struct sage__tp_client *c, const char *key, json_t **op)
 {
-    sage_err r;
+    void *val = NULL;
+    size_t len = 0;
+    json_t *o;
+    sage_err r = sage__nio_kv_get_direct(c->nio, SAGE__SERVICES_BUCKET, key, &val, &len);
 
-    pthread_mutex_lock(&c->kv_lock);
-    if (c->svc_kv == NULL) /* the bucket appears with the first replica */
-        sage__nio_kv_open(c->nio, SAGE__SERVICES_BUCKET, NULL, &c->svc_kv);
-    r = c->svc_kv ? sage__kv_get_json(c->svc_kv, key, op, NULL) : SAGE_ENOENT;
-    pthread_mutex_unlock(&c->kv_lock);
-    return r == SAGE_ENOENT ? SAGE_ENOSERVICE : r;
+    if (r == SAGE_ENOTSUP) {
+        pthread_mutex_lock(&c->kv_lock);
+        r = c->svc_kv ? SAGE_OK : sage__nio_kv_open(c->nio, SAGE__SERVICES_BUCKET, NULL, &c->svc_kv);
+        if (r == SAGE_OK)
+            r = sage__nio_kv_get(c->svc_kv, key, &val, &len, NULL);
+        pthread_mutex_unlock(&c->kv_lock);
+    }
+    if (r == SAGE_ENOENT)
+        return SAGE_ENOSERVICE; /* the caller's message says where it looked */
+    if (r != SAGE_OK) {
+        char why[512];
+
+        snprintf(why, sizeof why, "%s", sage_errdetail());
+        return SAGE_SETERR(SAGE_EUNAVAILABLE,
+                           "cannot read the service registry (bucket %s) for '%s': %s (%s)",
+                           SAGE__SERVICES_BUCKET, key, why, sage_errname(r));
+    }
+    o = json_loadb(val, len, 0, NULL);
+    free(val);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return SAGE_SETERR(SAGE_EPROTO, "the service record of '%s' is not a JSON object", key);
+    }
+    *op = o;
+    return SAGE_OK;
 }
 
 static sage_err resolve(struct sage__tp_client *c, const char *service, uint64_t serial,
@@ -240,11 +268,25 @@ static sage_err publish(struct sage__tp_dest *d, const char *subject, const sage
     r.reply_to_len = strlen(reply);
     if ((e = sage__tp_encode_req(&r, &buf, &len)) != SAGE_OK)
         return e;
-    if (d->durable) /* stored by the stream before we return: none is lost */
-        e = sage__nio_js_publish(c->nio, subject, buf, len,
-                                 timeout_ms > 0 ? timeout_ms : DEFAULT_PUBLISH_WAIT_MS);
-    else
+    if (d->durable) { /* stored by the stream before we return: none is lost */
+        char stream[200], msg_id[224];
+        int wait = timeout_ms > 0 ? timeout_ms : DEFAULT_PUBLISH_WAIT_MS;
+
+        /* the acknowledgement is waited for at most the call's time
+         * (timeout_ms: the smaller of the service's queue_timeout and the
+         * call's remaining time), and at most this attempt's (the
+         * envelope's timeout_ms: a retry of an idempotent call follows it;
+         * a resend passes timeout_ms 0, no wait for room) */
+        if (req->timeout_ms > 0 && req->timeout_ms < (uint32_t)wait)
+            wait = (int)req->timeout_ms;
+        sage__stream_name(stream, sizeof stream, c->ns, d->service);
+        /* the call and this attempt (its send time): the stream drops a
+         * repeat of a publish whose acknowledgement was lost, not a retry */
+        snprintf(msg_id, sizeof msg_id, "%s.%" PRIu64, reply, req->sent_ns);
+        e = sage__nio_js_publish(c->nio, stream, subject, msg_id, buf, len, wait);
+    } else { /* the reply subject names the call, for the no-responders status */
         e = sage__nio_publish(c->nio, subject, reply, buf, len, NULL, 0);
+    }
     if (e != SAGE_OK)
         return SAGE_SETERR(e, "service '%s': %s", d->service, sage_errdetail());
     return SAGE_OK;

@@ -350,6 +350,11 @@ void sage__nats_release(struct sage__tp_server *s, const struct sage__tp_req *r)
     (void)r;
 }
 
+const char *sage__nats_instance_id(const struct sage__tp_server *s)
+{
+    return s->id;
+}
+
 void sage__nats_serve_close(struct sage__tp_server *s)
 {
     if (s == NULL)

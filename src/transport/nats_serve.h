@@ -20,4 +20,8 @@ void sage__nats_dedupe_finish(struct sage__tp_server *s, const char *caller, uin
                               const void *bytes, size_t len);
 void sage__nats_serve_close(struct sage__tp_server *s);
 
+/* sage__nats_instance_id returns the replica's instance id, the ID of its
+ * $SRV.PING.NAME.ID subjects (borrowed, valid until serve_close). */
+const char *sage__nats_instance_id(const struct sage__tp_server *s);
+
 #endif

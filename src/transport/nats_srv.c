@@ -90,6 +90,20 @@ static json_t *endpoint(const struct sage__srv *s)
     return e;
 }
 
+/* latency: a histogram in exporter form, for a Prometheus exporter that
+ * reads STATS (the bucket bounds are sage_latency_bounds, in order) */
+static json_t *latency(const sage_latency *l)
+{
+    json_t *o = json_object(), *le = json_array();
+
+    json_object_set_new(o, "count", json_integer((json_int_t)l->count));
+    json_object_set_new(o, "sum_s", json_real(l->sum_s));
+    for (size_t b = 0; b < SAGE_LATENCY_BUCKETS; b++)
+        json_array_append_new(le, json_integer((json_int_t)l->le[b]));
+    json_object_set_new(o, "le", le);
+    return o;
+}
+
 static json_t *stats(struct sage__srv *s)
 {
     json_t *o = base(s, "io.nats.micro.v1.stats_response"), *eps = json_array();
@@ -115,12 +129,18 @@ static json_t *stats(struct sage__srv *s)
         json_object_set_new(m, "errors", json_integer((json_int_t)st.methods[i].errors));
         json_object_set_new(m, "p50_us", json_real(st.methods[i].latency_p50_us));
         json_object_set_new(m, "p99_us", json_real(st.methods[i].latency_p99_us));
+        json_object_set_new(m, "latency", latency(&st.methods[i].latency));
         json_object_set_new(per, st.methods[i].name, m);
     }
     json_object_set_new(data, "methods", per);
+    json_object_set_new(data, "latency", latency(&st.latency));
     json_object_set_new(data, "in_flight", json_integer((json_int_t)st.in_flight));
     json_object_set_new(data, "expired", json_integer((json_int_t)st.expired));
     json_object_set_new(data, "malformed", json_integer((json_int_t)st.malformed));
+    json_object_set_new(data, "rejected", json_integer((json_int_t)st.rejected));
+    json_object_set_new(data, "max_workers", json_integer((json_int_t)st.max_workers));
+    json_object_set_new(data, "request_queue_size",
+                        json_integer((json_int_t)st.request_queue_size));
     json_object_set_new(data, "state", json_string(sage_state_name(st.state)));
     json_object_set_new(data, "reason", json_string(st.reason));
     json_object_set_new(e, "data", data);

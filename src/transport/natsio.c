@@ -22,9 +22,17 @@
 
 #include "base/err_internal.h"
 
+#define DIRECT_GET_WAIT_MS 2000 /* a read of a record: any copy answers at once */
+#define WRITE_RETRY_MS 2000     /* writes wait this long for a stream's new leader */
+#define PUBLISH_ATTEMPT_MS 2000 /* a durable publish's wait for its acknowledgement, per try */
+#define KEYS_WAIT_MS 2000       /* a bucket's key listing */
+#define WATCH_WAIT_MS 2000      /* a watch's start (its consumer), per try */
+#define WATCH_TRIES 3
+
 struct sage__nio {
     natsConnection *nc;
     jsCtx *js;
+    int replicas; /* nats.replicas: copies of what we create; 0: min(3, servers) */
     void (*on_event)(void *arg, enum sage__nio_event ev, const char *url);
     void *arg;
     pthread_mutex_t lock;
@@ -65,12 +73,12 @@ struct sage__nio_pull {
     natsSubscription *sub;
 };
 
+static const char *last_error(natsStatus s);
+
 static sage_err map(natsStatus s, const char *what)
 {
-    const char *text = nats_GetLastError(NULL);
+    const char *text = last_error(s);
 
-    if (text == NULL || text[0] == '\0')
-        text = natsStatus_GetText(s);
     switch (s) {
     case NATS_OK:
         return SAGE_OK;
@@ -87,7 +95,13 @@ static sage_err map(natsStatus s, const char *what)
     case NATS_CONNECTION_CLOSED:
     case NATS_CONNECTION_DISCONNECTED:
     case NATS_STALE_CONNECTION:
+    case NATS_NOT_YET_CONNECTED:
+    case NATS_IO_ERROR: /* a write on a socket the server closed: a broken connection */
         return SAGE_SETERR(SAGE_ECONNECT, "%s: %s", what, text);
+    case NATS_INSUFFICIENT_BUFFER: /* publishing while reconnecting, the buffer full */
+        return SAGE_SETERR(SAGE_ECONNECT,
+                           "%s: the connection to NATS is down and its reconnect buffer is full",
+                           what);
     case NATS_NO_MEMORY:
         return SAGE_SETERR(SAGE_ENOMEM, "%s: out of memory", what);
     case NATS_INVALID_ARG:
@@ -100,6 +114,42 @@ static sage_err map(natsStatus s, const char *what)
     default:
         return SAGE_SETERR(SAGE_ESYS, "%s: %s", what, text);
     }
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* last_error: nats.c's text of the last error, without its "(file.c:123): "
+ * prefix, or the status's text */
+static const char *last_error(natsStatus s)
+{
+    const char *text = nats_GetLastError(NULL), *p;
+
+    if (text == NULL || text[0] == '\0')
+        return natsStatus_GetText(s);
+    if (text[0] == '(' && (p = strstr(text, "): ")) != NULL)
+        return p + 3;
+    return text;
+}
+
+/* write_again: a write that no server took stored nothing, so it may be
+ * sent again; a stream's servers take no writes for a moment while they
+ * elect a leader (after its copies changed, or a server died). Waits 50 ms
+ * and says true while WRITE_RETRY_MS since start_ms have not passed. No
+ * event tells a client that a leader was elected. */
+static bool write_again(int64_t start_ms)
+{
+    struct timespec ts = {0, 50 * 1000000L};
+
+    if (mono_ms() - start_ms >= WRITE_RETRY_MS)
+        return false;
+    nanosleep(&ts, NULL);
+    return true;
 }
 
 /* wait_flag waits until *flag is set, for at most ms; returns *flag. The
@@ -218,6 +268,7 @@ sage_err sage__nio_connect(struct sage__nio **np, const struct sage__nio_opts *o
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
     n->on_event = opts->on_event;
     n->arg = opts->arg;
+    n->replicas = opts->conf ? opts->conf->replicas : 0;
     pthread_mutex_init(&n->lock, NULL);
     pthread_cond_init(&n->cond, NULL);
     s = natsOptions_Create(&o);
@@ -472,27 +523,118 @@ sage_err sage__nio_flush(struct sage__nio *n, int timeout_ms)
 
 /* ------------------------------------------------------ key-value buckets */
 
+/* ------------------------------------------------------------ replicas
+ *
+ * Every bucket and stream we create gets nats.replicas copies, or, by
+ * default, as many as the cluster allows up to 3: created with 3, then 2,
+ * then 1 when the servers refuse (fewer servers, or no cluster at all). A
+ * bucket or stream found with fewer copies is raised the same way, and a
+ * bucket's TTL set to ours: the servers allow both on a live stream. Best
+ * effort: one that cannot be changed is used as it is.
+ */
+
+/* candidates writes the replica counts to try, best first; returns how many */
+static int candidates(const struct sage__nio *n, int want, int out[3])
+{
+    if (want <= 0)
+        want = n->replicas;
+    if (want > 0) {
+        out[0] = want;
+        return 1;
+    }
+    out[0] = 3;
+    out[1] = 2;
+    out[2] = 1;
+    return 3;
+}
+
+/* adjust raises stream name's copies (and sets its MaxAge to max_age_ns,
+ * when >= 0) as described above */
+static void adjust(struct sage__nio *n, const char *name, int want, int64_t max_age_ns)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    int cand[3], nc = candidates(n, want, cand);
+    bool clustered, explicit_count = nc == 1;
+
+    if (js_GetStreamInfo(&si, n->js, name, NULL, &jerr) != NATS_OK || si->Config == NULL) {
+        jsStreamInfo_Destroy(si);
+        return;
+    }
+    clustered = si->Cluster && si->Cluster->Name && si->Cluster->Name[0];
+    for (int i = 0; i < nc; i++) {
+        jsStreamInfo *upd = NULL;
+        int64_t cur = si->Config->Replicas, age = si->Config->MaxAge;
+        bool more = cand[i] > cur && clustered && (explicit_count || cur == 1);
+        bool fewer = explicit_count && cand[i] < cur;
+
+        if (!more && !fewer && (max_age_ns < 0 || age == max_age_ns))
+            break; /* as it should be (or as good as this cluster allows) */
+        if (more || fewer)
+            si->Config->Replicas = cand[i];
+        if (max_age_ns >= 0)
+            si->Config->MaxAge = max_age_ns;
+        if (js_UpdateStream(&upd, n->js, si->Config, NULL, &jerr) == NATS_OK) {
+            jsStreamInfo_Destroy(upd);
+            break;
+        }
+        si->Config->Replicas = cur;
+        si->Config->MaxAge = age;
+        if (i + 1 == nc && max_age_ns >= 0 && age != max_age_ns) {
+            jsStreamInfo *upd2 = NULL; /* the copies cannot change: the TTL still can */
+
+            si->Config->MaxAge = max_age_ns;
+            if (js_UpdateStream(&upd2, n->js, si->Config, NULL, &jerr) == NATS_OK)
+                jsStreamInfo_Destroy(upd2);
+        }
+    }
+    jsStreamInfo_Destroy(si);
+}
+
 sage_err sage__nio_kv_open(struct sage__nio *n, const char *bucket,
                            const struct sage__nio_kv_opts *o, struct sage__nio_kv **kvp)
 {
     struct sage__nio_kv *kv = calloc(1, sizeof *kv);
+    char why[256] = "";
     natsStatus s;
 
     if (kv == NULL)
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
     s = js_KeyValue(&kv->kv, n->js, bucket);
     if (s == NATS_NOT_FOUND && o) {
+        int cand[3], nc = candidates(n, o->replicas, cand);
         kvConfig cfg;
 
         kvConfig_Init(&cfg);
         cfg.Bucket = bucket;
         cfg.History = (uint8_t)(o->history > 0 ? o->history : 1);
         cfg.TTL = o->ttl_ms * 1000000; /* nats.c 3.4 wants nanoseconds (the stream's MaxAge) */
-        cfg.Replicas = o->replicas > 0 ? o->replicas : 1;
         cfg.StorageType = o->memory ? js_MemoryStorage : js_FileStorage;
-        s = js_CreateKeyValue(&kv->kv, n->js, &cfg);
-        if (s != NATS_OK) /* created by someone else meanwhile? */
-            s = js_KeyValue(&kv->kv, n->js, bucket);
+        for (int i = 0; i < nc; i++) {
+            natsStatus got;
+
+            cfg.Replicas = cand[i];
+            if ((s = js_CreateKeyValue(&kv->kv, n->js, &cfg)) == NATS_OK)
+                break;
+            snprintf(why, sizeof why, "%s", last_error(s));
+            if ((got = js_KeyValue(&kv->kv, n->js, bucket)) == NATS_OK) {
+                s = got; /* created by someone else meanwhile */
+                break;
+            }
+        }
+        if (s != NATS_OK) {
+            free(kv);
+            if (nc == 1)
+                return SAGE_SETERR(SAGE_ECONFIG,
+                                   "cannot create bucket %s with %d copies (nats.replicas): %s",
+                                   bucket, cand[0], why);
+            return SAGE_SETERR(SAGE_ESYS, "cannot create bucket %s: %s", bucket, why);
+        }
+    } else if (s == NATS_OK && o) {
+        char stream[160];
+
+        snprintf(stream, sizeof stream, "KV_%s", bucket);
+        adjust(n, stream, o->replicas, o->ttl_ms > 0 ? o->ttl_ms * 1000000 : -1);
     }
     if (s != NATS_OK) {
         free(kv);
@@ -544,11 +686,59 @@ sage_err sage__nio_kv_get(struct sage__nio_kv *kv, const char *key, void **valp,
     return SAGE_OK;
 }
 
+sage_err sage__nio_kv_get_direct(struct sage__nio *n, const char *bucket, const char *key,
+                                 void **valp, size_t *lenp)
+{
+    char stream[160], subject[512];
+    jsDirectGetMsgOptions dg;
+    jsOptions jo;
+    natsMsg *msg = NULL;
+    const char *op = NULL;
+    natsStatus s;
+    size_t len;
+    char *copy;
+
+    snprintf(stream, sizeof stream, "KV_%s", bucket);
+    snprintf(subject, sizeof subject, "$KV.%s.%s", bucket, key);
+    jsDirectGetMsgOptions_Init(&dg);
+    dg.LastBySubject = subject;
+    jsOptions_Init(&jo);
+    jo.Wait = DIRECT_GET_WAIT_MS;
+    s = js_DirectGetMsg(&msg, n->js, stream, &jo, &dg);
+    if (s == NATS_NOT_FOUND)
+        return SAGE_SETERR(SAGE_ENOENT, "key '%s' not found", key);
+    if (s == NATS_NO_RESPONDERS) /* no such bucket, or no direct gets on it */
+        return SAGE_SETERR(SAGE_ENOTSUP, "%s: no direct answer", bucket);
+    if (s != NATS_OK)
+        return map(s, key);
+    if (natsMsgHeader_Get(msg, "KV-Operation", &op) == NATS_OK && op &&
+        (strcmp(op, "DEL") == 0 || strcmp(op, "PURGE") == 0)) {
+        natsMsg_Destroy(msg);
+        return SAGE_SETERR(SAGE_ENOENT, "key '%s' was deleted", key);
+    }
+    len = (size_t)natsMsg_GetDataLength(msg);
+    if ((copy = malloc(len + 1)) == NULL) {
+        natsMsg_Destroy(msg);
+        return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
+    }
+    memcpy(copy, natsMsg_GetData(msg), len);
+    copy[len] = '\0';
+    natsMsg_Destroy(msg);
+    *valp = copy;
+    *lenp = len;
+    return SAGE_OK;
+}
+
 sage_err sage__nio_kv_put(struct sage__nio_kv *kv, const char *key, const void *val, size_t len,
                           uint64_t *revp)
 {
     uint64_t rev = 0;
-    natsStatus s = kvStore_Put(&rev, kv->kv, key, val, (int)len);
+    int64_t t0 = mono_ms();
+    natsStatus s;
+
+    do
+        s = kvStore_Put(&rev, kv->kv, key, val, (int)len);
+    while (s == NATS_NO_RESPONDERS && write_again(t0));
 
     if (s != NATS_OK)
         return map(s, key);
@@ -561,7 +751,12 @@ sage_err sage__nio_kv_create(struct sage__nio_kv *kv, const char *key, const voi
                              uint64_t *revp)
 {
     uint64_t rev = 0;
-    natsStatus s = kvStore_Create(&rev, kv->kv, key, val, (int)len);
+    int64_t t0 = mono_ms();
+    natsStatus s;
+
+    do
+        s = kvStore_Create(&rev, kv->kv, key, val, (int)len);
+    while (s == NATS_NO_RESPONDERS && write_again(t0));
 
     if (s == NATS_OK) {
         if (revp)
@@ -587,7 +782,12 @@ sage_err sage__nio_kv_update(struct sage__nio_kv *kv, const char *key, const voi
                              uint64_t rev, uint64_t *revp)
 {
     uint64_t nrev = 0;
-    natsStatus s = kvStore_Update(&nrev, kv->kv, key, val, (int)len, rev);
+    int64_t t0 = mono_ms();
+    natsStatus s;
+
+    do
+        s = kvStore_Update(&nrev, kv->kv, key, val, (int)len, rev);
+    while (s == NATS_NO_RESPONDERS && write_again(t0));
 
     if (s == NATS_OK) {
         if (revp)
@@ -601,7 +801,12 @@ sage_err sage__nio_kv_update(struct sage__nio_kv *kv, const char *key, const voi
 
 sage_err sage__nio_kv_delete(struct sage__nio_kv *kv, const char *key)
 {
-    natsStatus s = kvStore_Delete(kv->kv, key);
+    int64_t t0 = mono_ms();
+    natsStatus s;
+
+    do
+        s = kvStore_Delete(kv->kv, key);
+    while (s == NATS_NO_RESPONDERS && write_again(t0));
 
     return s == NATS_NOT_FOUND ? SAGE_OK : map(s, key);
 }
@@ -609,18 +814,33 @@ sage_err sage__nio_kv_delete(struct sage__nio_kv *kv, const char *key)
 sage_err sage__nio_kv_keys(struct sage__nio_kv *kv, void (*fn)(void *arg, const char *key),
                            void *arg)
 {
-    kvKeysList list;
+    /* the stream's subjects, from its leader: kvStore_Keys would make a
+     * consumer, which a stream with a copy on a dead server places there
+     * now and then (and the request times out), long after the death */
+    const char *bucket = kvStore_Bucket(kv->kv);
+    char stream[160], filter[160];
+    size_t plen;
+    jsOptions jo;
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
     natsStatus s;
 
-    memset(&list, 0, sizeof list);
-    s = kvStore_Keys(&list, kv->kv, NULL);
-    if (s == NATS_NOT_FOUND)
-        return SAGE_OK; /* no keys */
+    snprintf(stream, sizeof stream, "KV_%s", bucket);
+    plen = (size_t)snprintf(filter, sizeof filter, "$KV.%s.", bucket);
+    snprintf(filter + plen, sizeof filter - plen, ">");
+    jsOptions_Init(&jo);
+    jo.Wait = KEYS_WAIT_MS;
+    jo.Stream.Info.SubjectsFilter = filter;
+    s = js_GetStreamInfo(&si, kv->js, stream, &jo, &jerr);
     if (s != NATS_OK)
         return map(s, "keys");
-    for (int i = 0; i < list.Count; i++)
-        fn(arg, list.Keys[i]);
-    kvKeysList_Destroy(&list);
+    for (int i = 0; si->State.Subjects && i < si->State.Subjects->Count; i++) {
+        const char *subj = si->State.Subjects->List[i].Subject;
+
+        if (subj && strncmp(subj, filter, plen) == 0 && si->State.Subjects->List[i].Msgs > 0)
+            fn(arg, subj + plen); /* deleted ones too: their tombstone; a read tells */
+    }
+    jsStreamInfo_Destroy(si);
     return SAGE_OK;
 }
 
@@ -641,9 +861,14 @@ sage_err sage__nio_kv_delete_rev(struct sage__nio_kv *kv, const char *key, uint6
         s = natsMsgHeader_Set(msg, "KV-Operation", "DEL");
     if (s == NATS_OK)
         s = natsMsgHeader_Set(msg, "Nats-Expected-Last-Subject-Sequence", seq);
-    if (s == NATS_OK)
+    for (int64_t t0 = mono_ms(); s == NATS_OK;) {
         s = js_PublishMsg(&pa, kv->js, msg, NULL, &jerr);
-    jsPubAck_Destroy(pa);
+        jsPubAck_Destroy(pa);
+        pa = NULL;
+        if (s != NATS_NO_RESPONDERS || !write_again(t0))
+            break;
+        s = NATS_OK;
+    }
     natsMsg_Destroy(msg);
     if (s != NATS_OK && jerr == JSStreamWrongLastSequenceErr)
         return SAGE_SETERR(SAGE_EBUSY, "key '%s' changed meanwhile", key);
@@ -691,7 +916,17 @@ sage_err sage__nio_kv_watch(struct sage__nio_kv *kv, const char *keys, sage__nio
         return SAGE_SETERR(SAGE_ENOMEM, "out of memory");
     w->fn = fn;
     w->arg = arg;
-    s = keys ? kvStore_Watch(&w->w, kv->kv, keys, NULL) : kvStore_WatchAll(&w->w, kv->kv, NULL);
+    /* a watch is a consumer, which a stream with a copy on a dead server
+     * places there now and then: its creation times out; try again */
+    for (int t = 0; t < WATCH_TRIES; t++) {
+        kvWatchOptions wo;
+
+        kvWatchOptions_Init(&wo);
+        wo.Timeout = WATCH_WAIT_MS;
+        s = keys ? kvStore_Watch(&w->w, kv->kv, keys, &wo) : kvStore_WatchAll(&w->w, kv->kv, &wo);
+        if (s != NATS_TIMEOUT)
+            break;
+    }
     if (s != NATS_OK) {
         free(w);
         return map(s, "watch");
@@ -737,16 +972,38 @@ sage_err sage__nio_stream_delete(struct sage__nio *n, const char *name)
     return map(s, name);
 }
 
+sage_err sage__nio_stream_info(struct sage__nio *n, const char *name, int *replicasp, char *leader,
+                               size_t cap)
+{
+    jsStreamInfo *si = NULL;
+    jsErrCode jerr = 0;
+    natsStatus s = js_GetStreamInfo(&si, n->js, name, NULL, &jerr);
+
+    if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+        jsStreamInfo_Destroy(si);
+        return SAGE_SETERR(SAGE_ENOENT, "no stream %s", name);
+    }
+    if (s != NATS_OK)
+        return map(s, name);
+    *replicasp = si->Config ? (int)si->Config->Replicas : 0;
+    snprintf(leader, cap, "%s",
+             si->Cluster && si->Cluster->Leader ? si->Cluster->Leader : "");
+    jsStreamInfo_Destroy(si);
+    return SAGE_OK;
+}
+
 sage_err sage__nio_stream_ensure(struct sage__nio *n, const char *name, const char *subject)
 {
     jsStreamConfig cfg;
     jsStreamInfo *si = NULL;
     jsErrCode jerr = 0;
     const char *subjects[1] = {subject};
-    natsStatus s;
+    int cand[3], nc = candidates(n, 0, cand);
+    natsStatus s = NATS_ERR;
 
     if (js_GetStreamInfo(&si, n->js, name, NULL, &jerr) == NATS_OK) {
         jsStreamInfo_Destroy(si);
+        adjust(n, name, 0, -1);
         return SAGE_OK;
     }
     jsStreamConfig_Init(&cfg);
@@ -755,29 +1012,72 @@ sage_err sage__nio_stream_ensure(struct sage__nio *n, const char *name, const ch
     cfg.SubjectsLen = 1;
     cfg.Retention = js_WorkQueuePolicy;
     cfg.Storage = js_FileStorage;
-    s = js_AddStream(&si, n->js, &cfg, NULL, &jerr);
-    if (s == NATS_OK || jerr == JSStreamNameExistErr) {
+    for (int i = 0; i < nc; i++) {
+        si = NULL;
+        jerr = 0;
+        cfg.Replicas = cand[i];
+        s = js_AddStream(&si, n->js, &cfg, NULL, &jerr);
         jsStreamInfo_Destroy(si);
-        return SAGE_OK;
+        if (s == NATS_OK || jerr == JSStreamNameExistErr)
+            return SAGE_OK;
     }
     return map(s, name);
 }
 
-sage_err sage__nio_js_publish(struct sage__nio *n, const char *subject, const void *data,
-                              size_t len, int timeout_ms)
+sage_err sage__nio_js_publish(struct sage__nio *n, const char *stream, const char *subject,
+                              const char *msg_id, const void *data, size_t len, int timeout_ms)
 {
-    jsPubOptions po;
-    jsPubAck *pa = NULL;
-    jsErrCode jerr = 0;
-    natsStatus s;
+    int64_t end = mono_ms() + timeout_ms;
 
-    jsPubOptions_Init(&po);
-    po.MaxWait = timeout_ms;
-    s = js_Publish(&pa, n->js, subject, data, (int)len, &po, &jerr);
-    jsPubAck_Destroy(pa);
-    if (s == NATS_NO_RESPONDERS)
-        return SAGE_SETERR(SAGE_EUNAVAILABLE, "%s: no stream stores it", subject);
-    return map(s, subject);
+    for (;;) {
+        jsPubOptions po;
+        jsPubAck *pa = NULL;
+        jsErrCode jerr = 0;
+        int64_t left = end - mono_ms();
+        natsStatus s;
+
+        jsPubOptions_Init(&po);
+        /* a bounded wait per attempt: while the stream elects a leader, a
+         * publish that reached a follower is never answered; the same
+         * message id makes a resend of a stored one a duplicate the stream
+         * drops */
+        po.MaxWait = left > PUBLISH_ATTEMPT_MS ? PUBLISH_ATTEMPT_MS : (left > 0 ? left : 1);
+        po.MsgId = msg_id;
+        s = js_Publish(&pa, n->js, subject, data, (int)len, &po, &jerr);
+        jsPubAck_Destroy(pa);
+        if (s == NATS_TIMEOUT && msg_id && mono_ms() < end)
+            continue;
+        if (s != NATS_NO_RESPONDERS)
+            return map(s, subject);
+        /* nobody took it, so nothing is stored: the stream is gone, or its
+         * servers are electing a new leader (seconds after one died). Ask
+         * which; wait out an election while the call has time. No event
+         * tells a client that a leader was elected: retry every 100 ms. */
+        {
+            jsOptions jo;
+            jsStreamInfo *si = NULL;
+
+            jsOptions_Init(&jo);
+            jo.Wait = left > 1000 ? 1000 : (left > 0 ? left : 1);
+            jerr = 0;
+            s = js_GetStreamInfo(&si, n->js, stream, &jo, &jerr);
+            jsStreamInfo_Destroy(si);
+            if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr)
+                return SAGE_SETERR(SAGE_EUNAVAILABLE,
+                                   "%s: no stream stores it (stream %s does not exist)", subject,
+                                   stream);
+        }
+        if (mono_ms() + 100 >= end)
+            return SAGE_SETERR(SAGE_EUNAVAILABLE,
+                               "%s: stream %s did not take the call within %d ms (its servers "
+                               "have no leader for it)",
+                               subject, stream, timeout_ms);
+        {
+            struct timespec ts = {0, 100 * 1000000L};
+
+            nanosleep(&ts, NULL);
+        }
+    }
 }
 
 sage_err sage__nio_pull_open(struct sage__nio *n, const char *stream, const char *subject,

@@ -116,12 +116,16 @@ sage_err sage__nio_flush(struct sage__nio *n, int timeout_ms);
 struct sage__nio_kv_opts {
     int history;        /* values kept per key; 0: 1 */
     int64_t ttl_ms;     /* entries older than this expire; 0: never */
-    int replicas;       /* JetStream replicas of the bucket; 0: 1 */
+    int replicas;       /* JetStream copies; 0: the connection's nats.replicas, where 0
+                         * is min(3, servers in the cluster) */
     bool memory;        /* kept in memory, not on disk (a cache) */
 };
 
-/* sage__nio_kv_open opens bucket, creating it with o (when o is not NULL)
- * if it does not exist. */
+/*
+ * sage__nio_kv_open opens bucket. With o (not NULL) it creates the bucket
+ * if it does not exist, and raises an existing one's copies to o's (and
+ * sets its TTL to o's when o has one), where the servers allow it.
+ */
 sage_err sage__nio_kv_open(struct sage__nio *n, const char *bucket,
                            const struct sage__nio_kv_opts *o, struct sage__nio_kv **kvp);
 
@@ -131,6 +135,17 @@ void sage__nio_kv_close(struct sage__nio_kv *kv);
  * revision. SAGE_ENOENT if absent or deleted. */
 sage_err sage__nio_kv_get(struct sage__nio_kv *kv, const char *key, void **valp, size_t *lenp,
                           uint64_t *revp);
+
+/*
+ * sage__nio_kv_get_direct reads key of bucket without opening it, from
+ * whichever server holds a copy (a JetStream direct get): it answers while
+ * the bucket's servers elect a leader, when opening the bucket cannot. A
+ * malloc'd, NUL-terminated copy of the value (free()). SAGE_ENOENT if the
+ * key is absent or deleted, SAGE_ENOTSUP when no server answers directly
+ * (no such bucket, or one without direct gets: open it instead).
+ */
+sage_err sage__nio_kv_get_direct(struct sage__nio *n, const char *bucket, const char *key,
+                                 void **valp, size_t *lenp);
 
 /* sage__nio_kv_put writes key unconditionally; *revp (may be NULL) gets the
  * new revision. */
@@ -149,7 +164,8 @@ sage_err sage__nio_kv_update(struct sage__nio_kv *kv, const char *key, const voi
 /* sage__nio_kv_delete deletes key (a tombstone; absent keys are fine). */
 sage_err sage__nio_kv_delete(struct sage__nio_kv *kv, const char *key);
 
-/* sage__nio_kv_keys calls fn for every current key. */
+/* sage__nio_kv_keys calls fn for every key of the bucket's stream (a
+ * deleted key's tombstone too: a read says it is gone), in no order. */
 sage_err sage__nio_kv_keys(struct sage__nio_kv *kv, void (*fn)(void *arg, const char *key),
                            void *arg);
 
@@ -183,18 +199,33 @@ void sage__nio_kv_unwatch(struct sage__nio_watch *w);
 /* ------------------------------------------------------------ JetStream */
 
 /* sage__nio_stream_ensure creates a work-queue stream name capturing
- * subject (each message kept until acknowledged once), if it does not
- * exist. */
+ * subject (each message kept until acknowledged once) with the
+ * connection's nats.replicas copies, if it does not exist; an existing one
+ * with fewer copies is raised where the servers allow it. */
 sage_err sage__nio_stream_ensure(struct sage__nio *n, const char *name, const char *subject);
+
+/* sage__nio_stream_info reports stream name's copies and the server that
+ * leads it ("" while none does), for tests and tools. SAGE_ENOENT if the
+ * stream does not exist. */
+sage_err sage__nio_stream_info(struct sage__nio *n, const char *name, int *replicasp, char *leader,
+                               size_t cap);
 
 /* sage__nio_stream_delete deletes stream name and everything in it; an
  * absent stream is fine. */
 sage_err sage__nio_stream_delete(struct sage__nio *n, const char *name);
 
-/* sage__nio_js_publish publishes to a stream subject and waits for the
- * server's acknowledgement that it is stored. */
-sage_err sage__nio_js_publish(struct sage__nio *n, const char *subject, const void *data,
-                              size_t len, int timeout_ms);
+/*
+ * sage__nio_js_publish publishes to subject of stream and waits up to
+ * timeout_ms for the server's acknowledgement that it is stored. With
+ * msg_id (unique per message; the stream drops a repeat of a stored one
+ * within its duplicate window, 2 minutes), it tries again every 2 s
+ * without an acknowledgement, and while the stream has no leader (its
+ * servers elect one, seconds after one died), until timeout_ms.
+ * SAGE_EUNAVAILABLE when the stream does not exist or never took the call,
+ * SAGE_ETIMEDOUT when no acknowledgement came (the call may be stored).
+ */
+sage_err sage__nio_js_publish(struct sage__nio *n, const char *stream, const char *subject,
+                              const char *msg_id, const void *data, size_t len, int timeout_ms);
 
 struct sage__nio_pull; /* a pull consumer shared by replicas (durable name) */
 

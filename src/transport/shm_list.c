@@ -24,7 +24,7 @@ struct host_list {
 static int host_one(void *arg, const char *seg)
 {
     struct host_list *l = arg;
-    char ens[SAGE_NAME_MAX + 1], ename[SAGE_NAME_MAX + 1], reason[128];
+    char ens[SAGE_NAME_MAX + 1], ename[SAGE_NAME_MAX + 1], reason[SAGE_REASON_MAX + 1];
     const char *rest = seg + l->plen, *dot;
     struct sage__reg *reg = NULL;
     sage_host_entry e;

@@ -175,6 +175,7 @@ stop_host() {
 }
 
 # start_host [NAMESPACE]: svc_host in NAMESPACE (default $NS); sets HOST.
+# It is ready once it says so, with its own pid.
 start_host() {
     # emptied here, not by the child's redirection: the loop below must not
     # find the previous host's "ready" before the child truncates the file
@@ -183,7 +184,7 @@ start_host() {
     HOST=$!
     HOSTS="$HOSTS $HOST"
     i=0
-    while ! grep -q '^ready' "$TMP/host.out" 2>/dev/null; do
+    while ! grep -q "^ready $HOST\$" "$TMP/host.out" 2>/dev/null; do
         i=$((i + 1))
         if [ $i -gt 200 ] || ! kill -0 "$HOST" 2>/dev/null; then
             echo "FAIL: svc_host did not start"

@@ -64,6 +64,36 @@ check() { # check NAME COMMAND...: pass when COMMAND succeeds
     if "$@"; then pass "$name"; else fail "$name"; fi
 }
 contains() { grep -q -s -e "$2" "$1"; }
+now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $((t / 1000)); }
+
+# wait_for SECONDS COMMAND...: runs COMMAND every 50 ms until it succeeds;
+# fails, saying so, if it still does not after SECONDS
+wait_for() {
+    local limit=$1 end=$(($(now_ms) + $1 * 1000))
+    shift
+    until "$@"; do
+        if [ "$(now_ms)" -ge "$end" ]; then
+            echo "--- still not true after $limit s: $*"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+# figures SERVICE NAME...: the sum of the top-level figures NAME... of
+# `sagesvc status SERVICE --json` (0 when it cannot be read)
+figures() {
+    local svc=$1
+    shift
+    timeout 10 "$SAGESVC" status -n "$NS" "$svc" --json 2>/dev/null |
+        awk -v names=" $* " '/^  "[a-z_]*": [0-9]/ {
+            k = $1; gsub(/[":]/, "", k); v = $2; sub(/,$/, "", v)
+            if (index(names, " " k " ")) n += v
+        } END { print n + 0 }'
+}
+
+# at_least N SERVICE NAME...: figures SERVICE NAME... is N or more
+at_least() { [ "$(figures "${@:2}")" -ge "$1" ]; }
 
 call() { timeout 30 "$SAGESVC" call -n "$NS" "$@"; }
 
@@ -76,7 +106,8 @@ if setpriv --pdeathsig TERM true 2>/dev/null; then
 fi
 
 # start_run NAME ARGS...: `sagesvc run ARGS -n NS` in the background, output
-# in $WORK/NAME.out and .err; waits until it serves (or dies). Sets RUN_PID.
+# in $WORK/NAME.out and .err; waits until it serves (or dies): until it says
+# so with its own pid. Sets RUN_PID.
 start_run() {
     local name=$1 i
     shift
@@ -84,7 +115,7 @@ start_run() {
     RUN_PID=$!
     BGPIDS+=("$RUN_PID")
     for ((i = 0; i < 200; i++)); do
-        contains "$WORK/$name.out" "^sagesvc: serving" && return 0
+        contains "$WORK/$name.out" "^sagesvc: serving .*(pid $RUN_PID)" && return 0
         kill -0 "$RUN_PID" 2>/dev/null || break
         sleep 0.05
     done
@@ -188,6 +219,11 @@ check "histogram +Inf = count" \
     [ "$(metric "$WORK/m1.txt" sagesvc_call_duration_seconds_bucket "$L,method=\"get\",le=\"+Inf\"")" = \
       "$(metric "$WORK/m1.txt" sagesvc_call_duration_seconds_count "$L,method=\"get\"")" ]
 check "sagesvc_up is 1" [ "$(metric "$WORK/m1.txt" sagesvc_up "$L")" = 1 ]
+# the service's own totals count the call to a method it lacks (no method family does)
+check "service_requests_total counts kv.nosuch" \
+    [ "$(metric "$WORK/m1.txt" sagesvc_service_requests_total "$L")" = 6 ]
+check "service_errors_total counts kv.nosuch" \
+    [ "$(metric "$WORK/m1.txt" sagesvc_service_errors_total "$L")" = 1 ]
 if command -v curl >/dev/null; then
     check "metrics: 404 elsewhere" \
         [ "$(timeout 10 curl -s -o /dev/null -w '%{http_code}' "${URL%/metrics}/other")" = 404 ]
@@ -284,11 +320,7 @@ start_run scribbled "$WORK/scribbled.yaml"
 SCRIBBLED=$RUN_PID
 SQ=$(ls /dev/shm | grep "^sage\.q\.$(id -u)\.$NS\.scribbled\.req")
 printf '\003\000\000\000\000\000\000\000' | dd of="/dev/shm/$SQ" bs=1 seek=128 conv=notrunc 2>/dev/null
-for ((i = 0; i < 100; i++)); do
-    "$SAGESVC" status -n "$NS" scribbled 2>/dev/null | grep -q '^state: *failed' && break
-    sleep 0.05
-done
-check "scribbled queue: status failed, with the reason" \
+check "scribbled queue: status failed, with the reason" wait_for 5 \
     sh -c "'$SAGESVC' status -n '$NS' scribbled | grep -q '^state: *failed: .*tail is not 8-byte aligned'"
 T0=$SECONDS
 stop_run "$SCRIBBLED" TERM
@@ -313,9 +345,11 @@ IMPATIENT=$RUN_PID
 timeout 30 "$SAGESVC" call -n "$NS" slow sleep '[8000]' --timeout 25 >/dev/null 2>"$WORK/cut.err" &
 CUT=$!
 BGPIDS+=("$CUT")
-sleep 0.5
+check "the call of 8 s runs" wait_for 10 at_least 1 slow in_flight
 kill -TERM "$IMPATIENT"
-sleep 0.3
+# the first signal is taken: the drain began (a second sent at once could
+# merge with it into one pending signal)
+check "first SIGTERM: draining" wait_for 10 contains "$WORK/impatient.out" "^sagesvc: SIGTERM: stopping"
 T0=$SECONDS
 stop_run "$IMPATIENT" TERM
 check "second SIGTERM during the drain: exit 1" [ $? -eq 1 ]
@@ -327,8 +361,9 @@ check "the call in flight failed as unavailable (exit 8), not hung" [ $? -eq 8 ]
 # the stale registry entry of that host is taken over by the next one
 start_run slow "$WORK/slow.yaml"
 SLOW=$RUN_PID
-# 8 clients, each with 20 calls of 50 ms outstanding, 3 rounds each: more
-# than 4 workers drain in the second before SIGTERM
+# 8 clients, each with 20 calls of 50 ms outstanding, 3 rounds each: far
+# more than 4 workers drain at once. SIGTERM comes once the first round of
+# every client arrived (160 calls answered, running or queued).
 CLIENTS=()
 for c in 1 2 3 4 5 6 7 8; do
     (
@@ -341,7 +376,7 @@ for c in 1 2 3 4 5 6 7 8; do
     CLIENTS+=($!)
     BGPIDS+=($!)
 done
-sleep 1
+check "under load: 160 calls arrived" wait_for 20 at_least 160 slow requests in_flight queue_depth
 stop_run "$SLOW" TERM
 check "SIGTERM under load: run exits 0" [ $? -eq 0 ]
 hung=0
@@ -481,8 +516,9 @@ elif [ -x "$NATS_BIN" ]; then
     call --nats "$NATS_URL" nosuch get '[]' >/dev/null 2>"$WORK/nosuch.err"
     check "nats: an unknown service in the cluster exits 3" [ $? -eq 3 ]
     "$SAGESVC" ls -n "$NS" --nats "$NATS_URL" >"$WORK/cls.out" 2>&1
-    check "nats: ls --nats lists the replicas" contains "$WORK/cls.out" "^kv  *$NS  *nats  *[^ ]*  *$NATS1  *running"
-    check "nats: ls --nats has a HOST column" contains "$WORK/cls.out" "^NAME .*TRANSPORT HOST "
+    # a replica `sagesvc run` hosts has no sagesvc host: HOST_ID -, then its machine
+    check "nats: ls --nats lists the replicas" contains "$WORK/cls.out" "^kv  *$NS  *nats  *-  *[^ ]*  *$NATS1  *running"
+    check "nats: ls --nats has HOST_ID and MACHINE columns" contains "$WORK/cls.out" "^NAME .*TRANSPORT HOST_ID  *MACHINE "
     "$SAGESVC" ls -n "$NS" >"$WORK/ls.out" 2>&1
     check "nats: plain ls stays local" [ "$(grep -c "nats" "$WORK/ls.out")" = 0 ]
     "$SAGESVC" status -n "$NS" --nats "$NATS_URL" text --json >"$WORK/cst.out" 2>&1

@@ -129,6 +129,34 @@ wait_file() {
     return 1
 }
 
+# wait_for SECONDS COMMAND...: runs COMMAND every 20 ms until it succeeds;
+# fails, saying so, if it still does not after SECONDS
+wait_for() {
+    local limit=$1 end=$(($(now_ms) + $1 * 1000))
+    shift
+    until "$@"; do
+        if [ "$(now_ms)" -ge "$end" ]; then
+            echo "--- still not true after $limit s: $*"
+            return 1
+        fi
+        sleep 0.02
+    done
+}
+
+# has_open PID FILE: process PID has FILE open
+has_open() {
+    local fd
+    for fd in /proc/"$1"/fd/*; do
+        [ "$(readlink "$fd" 2>/dev/null)" = "$2" ] && return 0
+    done
+    return 1
+}
+
+# created_by PID QUEUE: QUEUE was created by process PID
+created_by() {
+    timeout 10 "$SAGESVC" queue stat --json "$2" 2>/dev/null | grep -q "\"creator_pid\": $1,"
+}
+
 # term_and_wait PID [SIGNAL]: SIGTERM (or SIGNAL), then wait up to 10 s;
 # sets RC and TOOK (ms)
 term_and_wait() {
@@ -186,9 +214,10 @@ check "...saying so" \
     contains "$WORK/held_lock.err" "the registry lock $LOCK is held by another process for more than 5 s"
 [ "$RC" -eq 1 ] || show held_lock
 
-# ...and SIGTERM while it waits for that lock
+# ...and SIGTERM while it waits for that lock (it has the file open while
+# it tries)
 start_bg wait_lock "$WORK/kv.yaml"
-sleep 0.5
+check "a run waits for the lock" wait_for 10 has_open "$RUN_PID" "$LOCK"
 term_and_wait "$RUN_PID"
 check "SIGTERM while waiting for the lock: exit 1" [ "$RC" -eq 1 ]
 check "...promptly ($TOOK ms)" [ "$TOOK" -lt 2500 ]
@@ -224,12 +253,14 @@ check "...saying which start it gave up on" \
 check "...kv stopped and gone from /dev/shm" \
     [ -z "$(ls /dev/shm | grep -e "\.$NS\.kv")" ]
 [ "$RC" -eq 1 ] || show stuck
-# a second signal does not wait for the grace
+# a second signal does not wait for the grace. slow's entry and queue are
+# there already, the last run's: this run's factory runs once the queue is
+# its own.
 start_bg twice "$WORK/slow30.yaml"
-wait_file "/dev/shm/sage.r.$ME.$NS.kv" # slow's entry is there already: the last run's
-sleep 0.3
+check "a run in slow's factory" wait_for 10 created_by "$RUN_PID" "$ME.$NS.slow.req"
 kill -TERM "$RUN_PID"
-sleep 0.2
+# the first signal is taken (two sent at once could merge into one)
+check "first SIGTERM taken" wait_for 10 contains "$WORK/twice.err" "SIGTERM while starting"
 term_and_wait "$RUN_PID"
 check "a second SIGTERM while starting: exit 1" [ "$RC" -eq 1 ]
 check "...at once ($TOOK ms)" [ "$TOOK" -lt 600 ]
@@ -237,11 +268,7 @@ check "...saying so" contains "$WORK/twice.err" "SIGTERM again: exiting at once"
 [ "$RC" -eq 1 ] || show twice
 # the abandoned entries are a dead owner's: the next run takes them over
 start_bg after "$WORK/kv.yaml"
-for ((i = 0; i < 250; i++)); do
-    contains "$WORK/after.out" "sagesvc: serving" && break
-    sleep 0.02
-done
-check "a run after that serves" contains "$WORK/after.out" "sagesvc: serving"
+check "a run after that serves" wait_for 5 contains "$WORK/after.out" "sagesvc: serving"
 term_and_wait "$RUN_PID"
 check "...and SIGTERM while serving still exits 0" [ "$RC" -eq 0 ]
 
