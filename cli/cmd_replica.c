@@ -34,7 +34,7 @@ static void usage(FILE *out)
           "SYNOPSIS\n"
           "    sagesvc replica --ns NS --service NAME [--nats URL[,URL...]]\n"
           "                    [--creds FILE] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]\n"
-          "                    [--ready-fd FD] [--host-pid PID]\n"
+          "                    [--nats-replicas N] [--ready-fd FD] [--host-pid PID]\n"
           "\n"
           "DESCRIPTION\n"
           "    `sagesvc host` runs this command for every replica placed on its node;\n"
@@ -56,6 +56,9 @@ static void usage(FILE *out)
           "        NATS credentials file and TLS files, overriding the configuration's.\n"
           "        User, password and token come from the environment variables\n"
           "        SAGESVC_NATS_USER, SAGESVC_NATS_PASSWORD, SAGESVC_NATS_TOKEN.\n"
+          "    --nats-replicas N\n"
+          "        Copies (1..5) of the JetStream buckets and streams it creates (the\n"
+          "        host passes its nats.replicas). Default: min(3, servers).\n"
           "    --ready-fd FD\n"
           "        Write 'R' to descriptor FD once serving, then close it.\n"
           "    --host-pid PID\n"
@@ -81,7 +84,7 @@ static void usage(FILE *out)
 
 struct replica {
     const char *ns, *service, *urls, *creds, *tls_ca, *tls_cert, *tls_key;
-    long ready_fd, host_pid;
+    long ready_fd, host_pid, nats_replicas;
 };
 
 /* resolve: the code of the deployed service, as `sagesvc run` finds it */
@@ -106,6 +109,7 @@ static int parse_options(struct replica *rp, int argc, char **argv)
         {"tls-ca", required_argument, NULL, 'A'},   {"tls-cert", required_argument, NULL, 'T'},
         {"tls-key", required_argument, NULL, 'K'},  {"ready-fd", required_argument, NULL, 'r'},
         {"host-pid", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
+        {"nats-replicas", required_argument, NULL, 'R'},
         {NULL, 0, NULL, 0},
     };
     int c;
@@ -140,6 +144,10 @@ static int parse_options(struct replica *rp, int argc, char **argv)
         case 'r':
             if (cli_parse_count("--ready-fd", optarg, 0, 1 << 20, &rp->ready_fd) != SAGE_OK)
                 return cli_usage("replica", "--ready-fd needs a descriptor number");
+            break;
+        case 'R':
+            if (cli_parse_count("--nats-replicas", optarg, 1, 5, &rp->nats_replicas) != SAGE_OK)
+                return cli_usage("replica", "--nats-replicas needs a count of copies, 1..5");
             break;
         case 'p':
             if (cli_parse_count("--host-pid", optarg, 1, 1L << 30, &rp->host_pid) != SAGE_OK)
@@ -193,6 +201,8 @@ int cmd_replica(int argc, char **argv)
     }
     n.conf.reconnect_max = -1; /* supervised: ride out outages */
     n.conf.reconnect_wait_ms = 1000;
+    if (rp.nats_replicas > 0)
+        n.conf.replicas = (int)rp.nats_replicas;
     if (rp.creds)
         n.conf.creds = rp.creds;
     if (rp.tls_ca)

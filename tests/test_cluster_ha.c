@@ -716,12 +716,53 @@ static void t_host_metrics(void)
     undeploy_finish(&f, &nc, host);
 }
 
+/* a host's nats.replicas reaches its replicas: the durable stream a
+ * replica creates gets that many copies, not the default three */
+static void t_replica_copies(void)
+{
+    struct natsfix f;
+    sage_nats_conf nc;
+    struct sage__nio_opts no;
+    struct sage__nio *n;
+    struct look l;
+    char text[2048], path[256], stream[128], leader[64];
+    int copies = 0;
+    pid_t host;
+
+    natsfix_start(&f, 3, NULL);
+    snprintf(text, sizeof text, "nats:\n  servers: [%s, %s, %s]\n  replicas: 2\n", f.url[0],
+             f.url[1], f.url[2]);
+    config_file(path, sizeof path, &f, text);
+    host = run(&f, "host0", "host", "--config", path, "--id", host_id(0), "--cpus", "4",
+               (char *)NULL);
+    natsfix_conf(&f, &nc, -1);
+    WAIT_FOR(&nc, "-", l, l.hosts_alive > 0, 10000);
+    snprintf(text, sizeof text,
+             "namespace: %s\ntransport: nats\n"
+             "services:\n  - name: dkv\n    plugin: kv\n"
+             "    cluster: {replicas: 1, lifetime: detached, delivery: durable}\n",
+             th_prefix());
+    DEPLOY_OK(&f, text, 15000);
+    WAIT_FOR(&nc, "dkv", l, l.running == 1, 10000);
+    memset(&no, 0, sizeof no);
+    no.conf = &nc;
+    ASSERT_OK(sage__nio_connect(&n, &no));
+    snprintf(stream, sizeof stream, "SAGE_%s_dkv", th_prefix());
+    ASSERT_OK(sage__nio_stream_info(n, stream, &copies, leader, sizeof leader));
+    sage__nio_close(n);
+    ASSERT_EQ(copies, 2);
+    ASSERT_OK(sage_cluster_undeploy(&nc, th_prefix(), "dkv", 10000));
+    stop_host(host);
+    finish(&f);
+}
+
 static const struct th_case cases[] = {
     {"server_dies", t_server_dies, 120},
     {"hung_replica", t_hung_replica, 60},
     {"host_lost", t_host_lost, 90},
     {"scale_and_roll", t_scale_and_roll, 120},
     {"host_metrics", t_host_metrics, 60},
+    {"replica_copies", t_replica_copies, 60},
     {NULL, NULL, 0},
 };
 

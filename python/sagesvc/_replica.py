@@ -21,7 +21,7 @@ NAME
 SYNOPSIS
     python3 -m sagesvc replica --ns NS --service NAME [--nats URL[,URL...]]
                     [--creds FILE] [--tls-ca FILE] [--tls-cert FILE --tls-key FILE]
-                    [--ready-fd FD] [--host-pid PID]
+                    [--nats-replicas N] [--ready-fd FD] [--host-pid PID]
 
 DESCRIPTION
     `sagesvc host` runs this command for every replica of a Python service
@@ -45,6 +45,9 @@ OPTIONS
         NATS credentials file and TLS files, overriding the configuration's.
         User, password and token come from the environment variables
         SAGESVC_NATS_USER, SAGESVC_NATS_PASSWORD, SAGESVC_NATS_TOKEN.
+    --nats-replicas N
+        Copies (1..5) of the JetStream buckets and streams it creates (the
+        host passes its nats.replicas). Default: min(3, servers).
     --ready-fd FD
         Write 'R' to descriptor FD once serving, then close it.
     --host-pid PID
@@ -87,6 +90,7 @@ def parse(argv):
     p.add_argument("--tls-ca")
     p.add_argument("--tls-cert")
     p.add_argument("--tls-key")
+    p.add_argument("--nats-replicas")
     p.add_argument("--ready-fd")
     p.add_argument("--host-pid")
     p.add_argument("-h", "--help", action="store_true")
@@ -94,11 +98,13 @@ def parse(argv):
     if a.help:
         sys.stdout.write(HELP)
         sys.exit(OK)
-    for opt, val, lo, hi in (("--ready-fd", a.ready_fd, 0, 1 << 20),
-                             ("--host-pid", a.host_pid, 1, 1 << 30)):
+    for opt, val, lo, hi, what in (("--ready-fd", a.ready_fd, 0, 1 << 20, "a descriptor number"),
+                                   ("--host-pid", a.host_pid, 1, 1 << 30, "a pid"),
+                                   ("--nats-replicas", a.nats_replicas, 1, 5,
+                                    "a count of copies, 1..5")):
         if val is not None:
             if not val.isdigit() or not lo <= int(val) <= hi:
-                p.error(f"{opt} needs a {'descriptor number' if opt == '--ready-fd' else 'pid'}")
+                p.error(f"{opt} needs {what}")
     if a.ns is None or a.service is None:
         p.error("--ns and --service are required")
     if not (0 < len(a.ns) <= 64 and all(c.isascii() and (c.isalnum() or c in "_-")
@@ -109,6 +115,8 @@ def parse(argv):
 
 def _nats(a, cfg=None):
     kw = {"reconnect_max": -1, "reconnect_wait_ms": 1000}
+    if a.nats_replicas is not None:
+        kw["replicas"] = int(a.nats_replicas)
     if a.nats is not None:
         if not [u for u in a.nats.split(",") if u]:
             raise Refused(f"--nats: no server URL in '{a.nats}'", USAGE)

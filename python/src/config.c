@@ -297,17 +297,18 @@ static int nats_init(PySage_Nats *self, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"config", "servers", "name", "user", "password", "token", "creds",
                             "tls_ca", "tls_cert", "tls_key", "reconnect_max",
-                            "reconnect_wait_ms", NULL};
+                            "reconnect_wait_ms", "replicas", NULL};
     PyObject *config = Py_None, *servers = NULL, *name = NULL, *user = NULL, *password = NULL,
              *token = NULL, *creds = NULL, *ca = NULL, *cert = NULL, *key = NULL;
     int reconnect_max = -2;
     long long wait_ms = -1;
+    int replicas = -1;
     const sage_nats_conf *src;
     sage_nats_conf dflt;
 
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOOOOOOOOOiL:Nats", names, &config, &servers,
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|OOOOOOOOOOiLi:Nats", names, &config, &servers,
                                      &name, &user, &password, &token, &creds, &ca, &cert, &key,
-                                     &reconnect_max, &wait_ms))
+                                     &reconnect_max, &wait_ms, &replicas))
         return -1;
     if (config != Py_None && !PyObject_TypeCheck(config, &PySage_ConfigType)) {
         PyErr_SetString(PyExc_TypeError, "Nats: config must be a sagesvc._core.Config or None");
@@ -398,6 +399,14 @@ static int nats_init(PySage_Nats *self, PyObject *args, PyObject *kw)
         self->conf.reconnect_max = reconnect_max;
     if (wait_ms >= 0)
         self->conf.reconnect_wait_ms = wait_ms;
+    if (replicas != -1) {
+        if (replicas < 0 || replicas > 5) {
+            PyErr_Format(PyExc_ValueError, "Nats: replicas must be 0..5 (0: min(3, servers)), not %d",
+                         replicas);
+            return -1;
+        }
+        self->conf.replicas = replicas;
+    }
     return 0;
 }
 

@@ -70,11 +70,15 @@ def test_replica_contract(procs, ns, nats_url):
     assert replica("--ns", ns)[0] == 2
     assert replica("--service", "x")[0] == 2
     assert replica("--ns", ns, "--service", "x", "--ready-fd", "minus")[0] == 2
+    rc, err = replica("--ns", ns, "--service", "x", "--nats-replicas", "9")
+    assert rc == 2 and "--nats-replicas needs a count of copies, 1..5" in err
+    c = cli("replica", "--ns", ns, "--service", "x", "--nats-replicas", "0")
+    assert c.returncode == 2 and "--nats-replicas needs a count of copies, 1..5" in c.stderr
     rc, err = replica("--ns", ns, "--service", "x", "--host-pid", "1")
     assert rc == 1 and "host 1 is gone" in err
     rc, err = replica("--ns", ns, "--service", "notdeployed", "--nats", nats_url)
     assert rc == 3, err
     out = cli("replica", "--help").stdout
     for opt in ("--ns", "--service", "--nats", "--creds", "--tls-ca", "--tls-cert", "--tls-key",
-                "--ready-fd", "--host-pid"):
+                "--nats-replicas", "--ready-fd", "--host-pid"):
         assert opt in out

@@ -29,6 +29,7 @@
 #include "cluster/host.h"
 #include "platform/clock.h"
 #include "platform/proc.h"
+#include "platform/spawn.h"
 #include "transport/names.h"
 
 #define MS 1000000LL
@@ -112,7 +113,7 @@ static sage_err build_command(struct sage__host *h)
     static const char *const dflt[] = {"nats://127.0.0.1:4222"};
     const sage_nats_conf *c = &h->nats;
     sage_nats_conf servers = *c;
-    char *urls, pid[24], **e;
+    char *urls, pid[24], fd[16], copies[16], **e;
     size_t ne = 0;
     bool ok = true;
 
@@ -133,7 +134,13 @@ static sage_err build_command(struct sage__host *h)
     for (size_t i = 0; py[i]; i++)
         ok = ok && push(&h->pyargv, &npy, py[i]);
     ok = ok && push(&h->argv, &h->nargv, "--nats") && push(&h->argv, &h->nargv, urls);
-    ok = ok && push(&h->argv, &h->nargv, "--ready-fd") && push(&h->argv, &h->nargv, "3");
+    snprintf(fd, sizeof fd, "%d", SAGE__CHILD_READY_FD);
+    ok = ok && push(&h->argv, &h->nargv, "--ready-fd") && push(&h->argv, &h->nargv, fd);
+    if (c->replicas > 0) { /* what the replica creates gets as many copies as ours */
+        snprintf(copies, sizeof copies, "%d", c->replicas);
+        ok = ok && push(&h->argv, &h->nargv, "--nats-replicas") &&
+             push(&h->argv, &h->nargv, copies);
+    }
     ok = ok && push(&h->argv, &h->nargv, "--host-pid") && push(&h->argv, &h->nargv, pid);
     if (c->creds)
         ok = ok && push(&h->argv, &h->nargv, "--creds") && push(&h->argv, &h->nargv, c->creds);

@@ -123,8 +123,8 @@ void sage__mgr_hedge(struct sage_future *f, uint32_t attempt)
 
 /* start: the part of call and call_sync they share: find the destination,
  * publish the future, send. On failure nothing remains of the call. */
-static sage_err start(sage_future **fp, sage_manager *m, const sage_request *rq, sage_arena *dest,
-                      bool timer)
+static sage_err start(sage_future **fp, bool *via_inboxp, sage_manager *m, const sage_request *rq,
+                      sage_arena *dest, bool timer)
 {
     int64_t timeout_ms = rq->timeout_ms != 0 ? rq->timeout_ms : m->timeout_ms;
     int64_t hedge_ms = rq->hedge_after_ms != 0 ? rq->hedge_after_ms : m->hedge_after_ms;
@@ -160,6 +160,8 @@ static sage_err start(sage_future **fp, sage_manager *m, const sage_request *rq,
     f->tp_kind = (uint8_t)c->info.transport;
     f->remote = c->ops->remote;
     f->via_inbox = c->info.via_inbox;
+    if (via_inboxp) /* read here: once sent, a resend may rewrite it */
+        *via_inboxp = f->via_inbox;
     f->conn_serial = c->serial;
     /* the caller says so, or the service declared the method idempotent */
     f->idempotent = rq->idempotent || sage__tp_listed(c->info.idempotent, rq->method);
@@ -294,7 +296,7 @@ sage_err sage_manager_call(sage_future **fp, sage_manager *m, const sage_request
 {
     if (fp == NULL || m == NULL || req == NULL)
         return SAGE_SETERR(SAGE_EINVAL, "sage_manager_call: invalid argument");
-    return start(fp, m, req, NULL, true);
+    return start(fp, NULL, m, req, NULL, true);
 }
 
 /* direct runs rq on this thread when its service is a task of this
@@ -306,6 +308,7 @@ static bool direct(sage_manager *m, const sage_request *rq, int64_t timeout_ms, 
     struct sage__conn *c = NULL;
     int64_t now, deadline = -1;
     sage__req req;
+    sage_err r;
     bool ran;
 
     if (rq->service == NULL || rq->method == NULL || (rq->args == NULL && rq->nargs) ||
@@ -314,8 +317,11 @@ static bool direct(sage_manager *m, const sage_request *rq, int64_t timeout_ms, 
     for (size_t i = 0; i < rq->nkwargs; i++)
         if (rq->kwargs[i].key.type != SAGE_STR)
             return false;
-    if (sage__conn_get(m, rq->service, &c) != SAGE_OK)
-        return false;
+    if ((r = sage__check_name(rq->method, "method", 1)) != SAGE_OK ||
+        (r = sage__conn_get(m, rq->service, &c)) != SAGE_OK) {
+        *rp = r; /* start() would find the same: resolve once */
+        return true;
+    }
     if (c->direct == NULL ||
         ((rq->idempotent || sage__tp_listed(c->info.idempotent, rq->method)) &&
          (rq->retries > 0 || m->retries > 0))) { /* retries live in the queue's path */
@@ -362,6 +368,7 @@ sage_err sage_manager_call_sync(sage_value *result, sage_manager *m, const sage_
     int64_t timeout_ms;
     sage_future *f = NULL;
     const sage_value *v;
+    bool via_inbox = false;
     sage_err r;
 
     if (m == NULL || req == NULL)
@@ -369,10 +376,10 @@ sage_err sage_manager_call_sync(sage_value *result, sage_manager *m, const sage_
     timeout_ms = req->timeout_ms != 0 ? req->timeout_ms : m->timeout_ms;
     if (direct(m, req, timeout_ms, arena, result, &r))
         return r;
-    r = start(&f, m, req, arena, false);
+    r = start(&f, &via_inbox, m, req, arena, false);
     if (r != SAGE_OK)
         return r;
-    if (f->via_inbox) /* its answer comes through the inbox: drain it ourselves */
+    if (via_inbox) /* its answer comes through the inbox: drain it ourselves */
         sage__mgr_sync_drain(m, f, f->deadline_ns);
     else
         sage_future_wait(f, timeout_ms > 0 ? (timeout_ms > INT32_MAX ? INT32_MAX : (int)timeout_ms)
