@@ -125,10 +125,14 @@ static void t_short_runs_on_caller(void)
     {
         int here = 0;
 
-        for (int i = 0; i < 10; i++)
+        int calls = 0;
+
+        /* every one; under a sanitizer (it sits near the bound, and a
+         * loaded machine pushes it over) some, within 200 */
+        for (; calls < 10 || (SANITIZED && here == 0 && calls < 200); calls++)
             here += where_sync(r.m, 0) == tid();
-        /* every one; under a sanitizer, some (it sits near the bound) */
         ASSERT_TRUE(SANITIZED ? here > 0 : here == 10);
+        st.requests += (uint64_t)calls - 10; /* the 13 below count from here */
     }
     where_sync(r.m, 30); /* still known short: may run here, however long */
     for (int i = 0; i < 2; i++)
