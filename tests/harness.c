@@ -63,6 +63,19 @@ void th_fail(const char *file, int line, const char *fmt, ...)
     _exit(1);
 }
 
+void th_stop_child(int pid)
+{
+    int st = 0;
+
+    if (kill(pid, SIGSTOP) != 0)
+        th_fail(__FILE__, __LINE__, "kill(%d, SIGSTOP): %s", pid, strerror(errno));
+    /* SIGSTOP cannot be caught or ignored: this returns promptly */
+    while (waitpid(pid, &st, WUNTRACED) < 0 && errno == EINTR)
+        ;
+    if (!WIFSTOPPED(st))
+        th_fail(__FILE__, __LINE__, "child %d did not stop (status 0x%x)", pid, st);
+}
+
 int th_wait_child(int pid, int timeout_ms)
 {
     int fd = (int)syscall(SYS_pidfd_open, pid, 0);

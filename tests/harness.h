@@ -62,6 +62,11 @@ double th_now_ms(void);
  * -1 on timeout (the child is then killed). */
 int th_wait_child(int pid, int timeout_ms);
 
+/* th_stop_child sends SIGSTOP to child pid and returns once it has
+ * stopped: a signal takes effect a little later than kill() returns, and a
+ * process still running meanwhile may answer one more call. */
+void th_stop_child(int pid);
+
 /* th_sleep_ms sleeps ms milliseconds. Only for a case whose subject is the
  * time passing (a method slow on purpose, a wait that proves nothing more
  * happens): to wait for something to happen, use ASSERT_WAIT or a real

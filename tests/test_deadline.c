@@ -69,7 +69,7 @@ static void t_frozen_replica_skips_expired(void)
     pid = replica(&co);
     m = natsfix_manager(&f, 0, 10, &nc, &co);
     ASSERT_EQ(served(m), 0);
-    kill(pid, SIGSTOP);
+    th_stop_child(pid);
     for (int i = 0; i < 5; i++)
         ASSERT_OK(sage_manager_call(&fut[i], m,
                                     &(sage_request){.service = "testsvc", .method = "add",

@@ -140,7 +140,7 @@ static void t_frozen_replica(void)
 
     rig_up(&r, 50);
     warm_up(&r);
-    kill(r.pid[1], SIGSTOP);
+    th_stop_child(r.pid[1]);
     for (int i = 0; i < 60; i++) {
         int64_t p = pid_call(&r, 0, 2000, &took);
 
@@ -151,7 +151,10 @@ static void t_frozen_replica(void)
     }
     ASSERT_LE(worst, 1000);
     stats(&r, &st);
-    ASSERT_TRUE(st.hedges >= 1); /* the calls that went to the frozen one */
+    /* the calls that went to the frozen one: once given up on, it is not
+     * picked again (round robin until it went stale would be ~20 of 60) */
+    ASSERT_TRUE(st.hedges >= 1);
+    ASSERT_LE(st.hedges, 5);
     ASSERT_EQ(st.errors, 0);
     /* the frozen one wakes: its answers to calls long answered are dropped */
     kill(r.pid[1], SIGCONT);
@@ -175,7 +178,7 @@ static void t_frozen_no_hedge(void)
 
     rig_up(&r, 0);
     warm_up(&r);
-    kill(r.pid[1], SIGSTOP);
+    th_stop_child(r.pid[1]);
     for (int i = 0; i < 30; i++)
         timeouts += pid_call(&r, -1, 200, NULL) == -(int64_t)SAGE_ETIMEDOUT;
     ASSERT_TRUE(timeouts >= 1);

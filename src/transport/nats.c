@@ -320,6 +320,8 @@ static sage_err send_to(struct sage__tp_dest *d, const sage__req *req, int timeo
     *chosen = SAGE__TP_NONE;
     if (d->inst == NULL) /* durable: the stream hands it out; no replica of choice */
         return publish(d, d->subject, req, timeout_ms);
+    if (avoid != SAGE__TP_NONE) /* the previous attempt's went unanswered */
+        sage__ninst_suspect(d->inst, avoid, now);
     ask_replicas(d, now);
     *chosen = sage__ninst_pick(d->inst, avoid, now, subject, sizeof subject);
     return publish(d, *chosen == SAGE__TP_NONE ? d->subject : subject, req, timeout_ms);

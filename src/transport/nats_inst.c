@@ -13,7 +13,8 @@
 
 struct inst {
     char id[64];
-    int64_t seen_ms; /* 0: a free slot */
+    int64_t seen_ms;    /* 0: a free slot */
+    int64_t suspect_ms; /* when the caller gave up on it; 0: it answers */
 };
 
 struct sage__ninst {
@@ -105,8 +106,11 @@ void sage__ninst_pong(struct sage__ninst *t, const void *data, size_t len, int64
     if (slot == NULL) {
         slot = oldest;
         snprintf(slot->id, sizeof slot->id, "%s", id);
+        slot->suspect_ms = 0;
     }
     slot->seen_ms = now_ms;
+    if (slot->suspect_ms != 0 && now_ms - slot->suspect_ms >= SAGE__NINST_FRESH_MS)
+        slot->suspect_ms = 0;
     pthread_mutex_unlock(&t->lock);
     json_decref(o);
 }
@@ -121,7 +125,8 @@ uint32_t sage__ninst_pick(struct sage__ninst *t, uint32_t avoid, int64_t now_ms,
         uint32_t i = (t->next + k) % SAGE__NINST_MAX;
         const struct inst *x = &t->inst[i];
 
-        if (i == avoid || x->seen_ms == 0 || now_ms - x->seen_ms > SAGE__NINST_STALE_MS)
+        if (i == avoid || x->seen_ms == 0 || x->suspect_ms != 0 ||
+            now_ms - x->seen_ms > SAGE__NINST_STALE_MS)
             continue;
         got = i;
         t->next = i + 1;
@@ -130,4 +135,14 @@ uint32_t sage__ninst_pick(struct sage__ninst *t, uint32_t avoid, int64_t now_ms,
     }
     pthread_mutex_unlock(&t->lock);
     return got;
+}
+
+void sage__ninst_suspect(struct sage__ninst *t, uint32_t i, int64_t now_ms)
+{
+    if (i >= SAGE__NINST_MAX)
+        return;
+    pthread_mutex_lock(&t->lock);
+    if (t->inst[i].seen_ms != 0)
+        t->inst[i].suspect_ms = now_ms != 0 ? now_ms : 1;
+    pthread_mutex_unlock(&t->lock);
 }

@@ -7,7 +7,10 @@
  * that replica alone. The caller learns the IDs from $SRV.PING.NAME answers
  * (the NATS micro-service protocol), asked for again at most every
  * SAGE__NINST_ASK_MS while calls are made; a replica that stopped answering
- * pings for SAGE__NINST_STALE_MS is no longer picked. A table is used by
+ * pings for SAGE__NINST_STALE_MS is no longer picked, and one the caller
+ * gave up waiting for (a hedge or retry went elsewhere) is not picked until
+ * it answers a ping again: a frozen replica costs one hedge delay, not one
+ * per call until it goes stale. A table is used by
  * one destination and filled from the client's subscription thread: its
  * calls take its lock.
  */
@@ -24,6 +27,7 @@
 #define SAGE__NINST_MAX 32          /* replicas tracked per service */
 #define SAGE__NINST_ASK_MS 500      /* pings at most this often */
 #define SAGE__NINST_STALE_MS 1500   /* unseen for this long: not picked */
+#define SAGE__NINST_FRESH_MS 100    /* a pong this long after giving up is a new one */
 #define SAGE__NINST_NONE SAGE__TP_NONE /* no replica in particular */
 
 struct sage__ninst;
@@ -38,6 +42,12 @@ bool sage__ninst_due(struct sage__ninst *t, int64_t now_ms);
 /* sage__ninst_pong takes one $SRV.PING answer (JSON); answers of other
  * services or namespaces, or malformed ones, are ignored. */
 void sage__ninst_pong(struct sage__ninst *t, const void *data, size_t len, int64_t now_ms);
+
+/* sage__ninst_suspect notes that replica i (a sage__ninst_pick result) did
+ * not answer in time: it is not picked again until a ping of it is answered
+ * at least SAGE__NINST_FRESH_MS later (an answer already on its way when
+ * the caller gave up proves nothing). */
+void sage__ninst_suspect(struct sage__ninst *t, uint32_t i, int64_t now_ms);
 
 /* sage__ninst_pick picks a replica seen lately other than avoid, in turn:
  * its subject into buf, its slot returned; SAGE__NINST_NONE if none. */

@@ -213,8 +213,10 @@ struct sage__tp_ops {
     /* send_to (NULL if the transport has no replicas to choose from) is
      * send to one replica of the service, not the one numbered avoid
      * (SAGE__TP_NONE: any): the attempts of a hedged call go to different
-     * replicas. *chosen gets the replica's number, or SAGE__TP_NONE when
-     * none is known and the service's usual route was taken. */
+     * replicas, and avoid, given up on, is not chosen by later calls
+     * either until it shows it answers again. *chosen gets the replica's
+     * number, or SAGE__TP_NONE when none is known and the service's usual
+     * route was taken. */
     sage_err (*send_to)(struct sage__tp_dest *d, const sage__req *req, int timeout_ms,
                         uint32_t avoid, uint32_t *chosen, bool *stalep);
     /* dest_close releases a destination (calls sent through it may still
