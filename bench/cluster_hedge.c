@@ -34,6 +34,7 @@ struct hedge_ctl {
     _Atomic uint32_t done;  /* the caller finished: hosts may stop */
     pid_t host[REPLICAS];
     struct cluster_hedge_fig fig;
+    char first_error[256]; /* what the first failed call said */
     size_t n;
     int64_t samples[MAX_SAMPLES];
 };
@@ -89,8 +90,10 @@ static int host(void *arg, int index)
     return e == SAGE_OK ? 0 : -1;
 }
 
-/* one_call makes one idempotent sync call: its duration, or -1 if it failed */
-static int64_t one_call(sage_manager *m, const sage_value *args, sage_arena *a, bool hedge)
+/* one_call makes one idempotent sync call: its duration, or -1 if it
+ * failed (the first failure's reason kept in why) */
+static int64_t one_call(sage_manager *m, const sage_value *args, sage_arena *a, bool hedge,
+                        char *why, size_t cap)
 {
     int64_t t0 = bench_now_ns();
     sage_value res;
@@ -102,6 +105,9 @@ static int64_t one_call(sage_manager *m, const sage_value *args, sage_arena *a, 
         a);
 
     sage_arena_reset(a);
+    if (e != SAGE_OK && why && why[0] == '\0')
+        snprintf(why, cap, "%s (%s) after %.1f ms", sage_errname(e), sage_errdetail(),
+                 (bench_now_ns() - t0) / 1e6);
     return e == SAGE_OK ? bench_now_ns() - t0 : -1;
 }
 
@@ -146,7 +152,7 @@ static int caller(void *arg, int index)
     /* warm up: every replica known and answering */
     warm_end = bench_now_ns() + h->run_ns / 6;
     while (bench_now_ns() < warm_end)
-        one_call(m, args, a, h->hedge);
+        one_call(m, args, a, h->hedge, NULL, 0);
     t0 = bench_now_ns();
     while ((now = bench_now_ns()) - t0 < h->run_ns) {
         int64_t took;
@@ -158,7 +164,7 @@ static int caller(void *arg, int index)
             kill(ctl->host[STOPPED], SIGCONT);
             thawed = true;
         }
-        took = one_call(m, args, a, h->hedge);
+        took = one_call(m, args, a, h->hedge, ctl->first_error, sizeof ctl->first_error);
         if (took < 0)
             ctl->fig.errors++;
         else if (ctl->n < MAX_SAMPLES)
@@ -194,6 +200,7 @@ int cluster_hedge_run(const char *url, const char *ns, bool hedge, int64_t run_n
         return -1;
     }
     memset(&ctl->fig, 0, sizeof ctl->fig);
+    ctl->first_error[0] = '\0';
     for (int i = 0; i < REPLICAS; i++)
         ctl->host[i] = pids[i] = bench_spawn(host_cpu, CLUSTER_RUN_TIMEOUT_S, host, &h, i);
     pids[REPLICAS] = bench_spawn(caller_cpu, CLUSTER_RUN_TIMEOUT_S, caller, &h, 0);
@@ -202,6 +209,9 @@ int cluster_hedge_run(const char *url, const char *ns, bool hedge, int64_t run_n
                     hedge ? "cluster hedging (hedge)" : "cluster hedging (no hedge)");
     *out = ctl->fig;
     out->hedge = hedge;
+    if (ctl->first_error[0])
+        fprintf(stderr, "sage-bench: cluster: hedging (%s): first failed call: %s\n",
+                hedge ? "hedge" : "no hedge", ctl->first_error);
     munmap(ctl, sizeof *ctl);
     return rc;
 }
