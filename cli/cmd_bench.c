@@ -8,7 +8,6 @@
  * waited for oldest first: a service answers roughly in order, and the
  * figure is calls over wall time either way.
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "commands.h"
 #include "common.h"
 #include "json.h"
+#include "opts.h"
 #include "sage/future.h"
 #include "sage/manager.h"
 
@@ -47,44 +47,47 @@ static const char help[] =
     "    --concurrency C\n"
     "        Calls outstanding at once in the throughput phase, 1..100000.\n"
     "        Default 64.\n"
-    "    --timeout SECONDS\n"
-    "        Timeout of each call. Default: service.call.timeout, else 30.\n"
+    CLI_TIMEOUT_HELP
     "    --json\n"
     "        Print one JSON object: service, method, calls, concurrency, errors,\n"
     "        sync_p50_us, sync_p99_us, sync_mean_us, sync_max_us, sync_calls_per_s,\n"
     "        async_calls_per_s, async_seconds.\n"
-    "    -c, --config FILE\n"
+    CLI_CONFIG_OPT_HELP
     "        Read the configuration from FILE.\n"
-    "    -n, --namespace NS\n"
+    CLI_NAMESPACE_OPT_HELP
     "        The namespace of SERVICE. Default: the configuration's, else\n"
     "        \"default\".\n"
-    "    -h, --help\n"
-    "        Print this help and exit.\n"
+    CLI_HELP_HELP
     "\n" CLI_CONFIG_HELP "\n" CLI_EXIT_STATUS_HELP
     "\n"
     "EXAMPLES\n"
     "    sagesvc bench kv get --args '[\"answer\"]'\n"
     "    sagesvc bench kv size --calls 100000 --concurrency 256 --json\n";
 
-enum { OPT_ARGS = 256, OPT_CALLS, OPT_CONCURRENCY, OPT_TIMEOUT, OPT_JSON };
+enum { OPT_ARGS = 256, OPT_CALLS, OPT_CONCURRENCY };
 
-static const struct option options[] = {
+static const struct option own_options[] = {
     {"args", required_argument, NULL, OPT_ARGS},
     {"calls", required_argument, NULL, OPT_CALLS},
     {"concurrency", required_argument, NULL, OPT_CONCURRENCY},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
-    {"json", no_argument, NULL, OPT_JSON},
-    {"config", required_argument, NULL, 'c'},
-    {"namespace", required_argument, NULL, 'n'},
-    {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
+static void print_help(FILE *out)
+{
+    fputs(help, out);
+}
+
+static const struct cli_optspec spec = {
+    .shared = CLI_OPT_CONFIG | CLI_OPT_NAMESPACE | CLI_OPT_JSON | CLI_OPT_TIMEOUT,
+    .own = own_options,
+    .help = print_help,
+};
+
 struct bench {
-    const char *service, *method, *args_json, *config, *ns;
+    const char *service, *method, *args_json;
+    struct cli_common common; /* -c, -n, --timeout, --json */
     long calls, concurrency;
-    int64_t timeout_ms;
-    int json;
     sage_value args;
     /* results */
     long errors;
@@ -203,7 +206,7 @@ static int report(const struct bench *b)
     sage_err r;
     int status;
 
-    if (!b->json) {
+    if (!b->common.json) {
         printf("%s.%s: %ld calls per phase, %ld errors\n", b->service, b->method, b->calls,
                b->errors);
         printf("%-30s %14s\n", "FIGURE", "VALUE");
@@ -230,11 +233,11 @@ static int report(const struct bench *b)
 
 static int parse(struct bench *b, int argc, char **argv)
 {
+    struct cli_opts o;
     int opt;
 
-    opterr = 0;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, ":c:n:h", options, NULL)) != -1) {
+    cli_opts_init(&o, argv[0], &spec, &b->common);
+    while ((opt = cli_opts_next(&o, argc, argv)) >= 0) {
         switch (opt) {
         case OPT_ARGS:
             b->args_json = optarg;
@@ -250,28 +253,10 @@ static int parse(struct bench *b, int argc, char **argv)
                                  "--concurrency: expected a count in 1..100000, got '%s'",
                                  optarg);
             break;
-        case OPT_TIMEOUT:
-            if (cli_parse_timeout(argv[0], optarg, &b->timeout_ms) != CLI_OK)
-                return CLI_USAGE;
-            break;
-        case OPT_JSON:
-            b->json = 1;
-            break;
-        case 'c':
-            b->config = optarg;
-            break;
-        case 'n':
-            if (cli_check_namespace(argv[0], "-n/--namespace", optarg) != CLI_OK)
-                return CLI_USAGE;
-            b->ns = optarg;
-            break;
-        case 'h':
-            fputs(help, stdout);
-            return -1;
-        default:
-            return cli_bad_option(argv[0], opt, argv);
         }
     }
+    if (opt == CLI_OPTS_STOP)
+        return o.status;
     if (argc - optind != 2)
         return cli_usage(argv[0], argc - optind < 2 ? "expected SERVICE METHOD"
                                                     : "unexpected argument (use --args JSON)");
@@ -321,14 +306,14 @@ int cmd_bench(int argc, char **argv)
                            sage_type_name(b.args.type));
         goto out;
     }
-    if ((status = cli_load_config_or_fail(b.config, &cfg)) != CLI_OK)
+    if ((status = cli_load_config_or_fail(b.common.config, &cfg)) != CLI_OK)
         goto out;
     sage_manager_opts_init(&mo);
-    mo.ns = cli_namespace(b.ns, cfg);
+    mo.ns = cli_namespace(b.common.ns, cfg);
     if (cfg != NULL)
         mo.timeout_ms = sage_config_call(cfg)->timeout_ms;
-    if (b.timeout_ms > 0)
-        mo.timeout_ms = b.timeout_ms;
+    if (b.common.timeout_ms > 0)
+        mo.timeout_ms = b.common.timeout_ms;
     if ((r = sage_manager_new(&m, &mo)) != SAGE_OK) {
         cli_error(r, "starting the call manager (namespace '%s')", mo.ns);
         status = cli_exit_for(r);

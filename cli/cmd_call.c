@@ -8,7 +8,6 @@
  * gets exit status 6 unless it belongs to a more precise class
  * (cli_exit_for_answer).
  */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +16,7 @@
 #include "common.h"
 #include "json.h"
 #include "natsopt.h"
+#include "opts.h"
 #include "sage/cluster.h"
 #include "sage/future.h"
 #include "sage/manager.h"
@@ -59,9 +59,7 @@ static const char help[] =
     "OPTIONS\n"
     "    --kwargs JSON\n"
     "        Keyword arguments, a JSON object. Default {}.\n"
-    "    --timeout SECONDS\n"
-    "        Give up on the call after SECONDS (a decimal number above 0, at most\n"
-    "        86400). Default: service.call.timeout of the configuration, else 30.\n"
+    CLI_TIMEOUT_HELP
     "    --async N\n"
     "        Make N identical calls (1..100000), all outstanding at once, then wait\n"
     "        for every answer. Results print one line each, in request order; a\n"
@@ -80,15 +78,13 @@ static const char help[] =
     "    --cluster\n"
     "        Also look in the cluster, on the servers of the configuration's nats\n"
     "        section (default nats://127.0.0.1:4222).\n"
-    "    --nats URL[,URL...]\n"
-    "        Also look in the cluster, on these NATS servers. Implies --cluster.\n"
-    "    -c, --config FILE\n"
+    CLI_NATS_CLUSTER_HELP
+    CLI_CONFIG_OPT_HELP
     "        Read the configuration from FILE (see CONFIGURATION).\n"
-    "    -n, --namespace NS\n"
+    CLI_NAMESPACE_OPT_HELP
     "        Look SERVICE up in namespace NS. Default: the configuration's\n"
     "        namespace, else \"default\".\n"
-    "    -h, --help\n"
-    "        Print this help and exit.\n"
+    CLI_HELP_HELP
     "\n" CLI_CONFIG_HELP "\n" CLI_EXIT_STATUS_HELP
     "\n"
     "EXAMPLES\n"
@@ -103,39 +99,33 @@ static const char help[] =
     "    sagesvc call kv get '[\"answer\"]' --async 100 --timeout 2\n"
     "    sagesvc call kv put '[\"blob\", {\"$bin\": \"AAEC\"}]' --idempotent --retries 3\n";
 
-enum {
-    OPT_KWARGS = 256,
-    OPT_TIMEOUT,
-    OPT_ASYNC,
-    OPT_IDEMPOTENT,
-    OPT_RETRIES,
-    OPT_PRETTY,
-    OPT_CLUSTER,
-    OPT_NATS
-};
+enum { OPT_KWARGS = 256, OPT_ASYNC, OPT_IDEMPOTENT, OPT_RETRIES, OPT_PRETTY };
 
-static const struct option options[] = {
+static const struct option own_options[] = {
     {"kwargs", required_argument, NULL, OPT_KWARGS},
-    {"timeout", required_argument, NULL, OPT_TIMEOUT},
     {"async", required_argument, NULL, OPT_ASYNC},
     {"idempotent", no_argument, NULL, OPT_IDEMPOTENT},
     {"retries", required_argument, NULL, OPT_RETRIES},
     {"pretty", no_argument, NULL, OPT_PRETTY},
-    {"cluster", no_argument, NULL, OPT_CLUSTER},
-    {"nats", required_argument, NULL, OPT_NATS},
-    {"config", required_argument, NULL, 'c'},
-    {"namespace", required_argument, NULL, 'n'},
-    {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
+};
+
+static void print_help(FILE *out)
+{
+    fputs(help, out);
+}
+
+static const struct cli_optspec spec = {
+    .shared = CLI_OPT_CONFIG | CLI_OPT_NAMESPACE | CLI_OPT_CLUSTER | CLI_OPT_NATS |
+              CLI_OPT_TIMEOUT,
+    .own = own_options,
+    .help = print_help,
 };
 
 struct call {
     const char *service, *method;
     const char *args_json, *kwargs_json;
-    const char *config, *ns;
-    const char *nats; /* --nats */
-    int cluster;      /* --cluster or --nats */
-    int64_t timeout_ms; /* 0: not given */
+    struct cli_common common; /* -c, -n, --cluster, --nats, --timeout */
     long count;     /* calls; 1 unless --async */
     long retries;   /* -1: not given */
     int idempotent, pretty, async;
@@ -144,30 +134,15 @@ struct call {
 
 static int parse(struct call *c, int argc, char **argv)
 {
+    struct cli_opts o;
     int opt;
     long n;
 
-    opterr = 0;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, ":c:n:h", options, NULL)) != -1) {
+    cli_opts_init(&o, argv[0], &spec, &c->common);
+    while ((opt = cli_opts_next(&o, argc, argv)) >= 0) {
         switch (opt) {
         case OPT_KWARGS:
             c->kwargs_json = optarg;
-            break;
-        case OPT_CLUSTER:
-            c->cluster = 1;
-            if (cli_need_cluster(argv[0], "--cluster") != CLI_OK)
-                return CLI_ERR;
-            break;
-        case OPT_NATS:
-            c->nats = optarg;
-            c->cluster = 1;
-            if (cli_need_cluster(argv[0], "--nats") != CLI_OK)
-                return CLI_ERR;
-            break;
-        case OPT_TIMEOUT:
-            if (cli_parse_timeout(argv[0], optarg, &c->timeout_ms) != CLI_OK)
-                return CLI_USAGE;
             break;
         case OPT_ASYNC:
             if (cli_parse_count("--async", optarg, 1, 100000, &n) != SAGE_OK)
@@ -187,21 +162,10 @@ static int parse(struct call *c, int argc, char **argv)
         case OPT_PRETTY:
             c->pretty = 1;
             break;
-        case 'c':
-            c->config = optarg;
-            break;
-        case 'n':
-            if (cli_check_namespace(argv[0], "-n/--namespace", optarg) != CLI_OK)
-                return CLI_USAGE;
-            c->ns = optarg;
-            break;
-        case 'h':
-            fputs(help, stdout);
-            return -1;
-        default:
-            return cli_bad_option(argv[0], opt, argv);
         }
     }
+    if (opt == CLI_OPTS_STOP)
+        return o.status;
     if (argc - optind < 2)
         return cli_usage(argv[0], "expected SERVICE METHOD [ARGS_JSON]");
     if (argc - optind > 3)
@@ -321,20 +285,20 @@ int cmd_call(int argc, char **argv)
     }
     if ((status = parse_values(&c, argv[0], a)) != CLI_OK)
         goto out;
-    if ((status = cli_load_config_or_fail(c.config, &cfg)) != CLI_OK)
+    if ((status = cli_load_config_or_fail(c.common.config, &cfg)) != CLI_OK)
         goto out;
     sage_manager_opts_init(&mo);
-    mo.ns = cli_namespace(c.ns, cfg);
+    mo.ns = cli_namespace(c.common.ns, cfg);
     if (cfg != NULL) {
         sage_manager_opts_from_conf(&mo, cfg);
-        mo.ns = cli_namespace(c.ns, cfg);
+        mo.ns = cli_namespace(c.common.ns, cfg);
     }
-    if (c.timeout_ms > 0)
-        mo.timeout_ms = c.timeout_ms;
+    if (c.common.timeout_ms > 0)
+        mo.timeout_ms = c.common.timeout_ms;
     if (c.retries >= 0)
         mo.retries = (uint32_t)c.retries;
-    if (c.cluster) {
-        if ((r = cli_nats_init(&nats, c.nats, cfg)) != SAGE_OK) {
+    if (c.common.cluster) {
+        if ((r = cli_nats_init(&nats, c.common.nats, cfg)) != SAGE_OK) {
             cli_error(r, "--nats");
             status = CLI_USAGE;
             goto out;

@@ -10,7 +10,6 @@
  * lease.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,6 +25,7 @@
 #include "commands.h"
 #include "common.h"
 #include "natsopt.h"
+#include "opts.h"
 #include "sage/cluster.h"
 
 #define MAX_SELECT 64
@@ -85,21 +85,20 @@ static void deploy_usage(FILE *out)
           "OPTIONS\n"
           "    CONFIG.yaml\n"
           "        The configuration to deploy (required, except with --list).\n"
-          "    -s NAME, --service NAME\n"
+          "    -s, --service NAME\n"
           "        Deploy only NAME (repeatable); it must have transport nats.\n"
-          "    -n NS, --namespace NS\n"
+          CLI_NAMESPACE_OPT_HELP
           "        Deploy into namespace NS instead of the configuration's.\n" CLI_NATS_HELP
           "    --wait SECONDS\n"
           "        How long to wait for every replica to run (default 30; 0: return once\n"
           "        placed, without waiting).\n"
-          "    -c FILE, --config FILE\n"
+          CLI_CONFIG_OPT_HELP
           "        With --list: where the NATS section comes from.\n"
           "    --list\n"
           "        Print the deployments (of namespace NS when -n is given) and exit:\n"
           "        how many replicas run (as the live hosts say now: replicas of hosts\n"
           "        that are down, and unhealthy ones, do not count) of how many asked.\n"
-          "    -h, --help\n"
-          "        Print this help and exit.\n"
+          CLI_HELP_HELP
           "\n"
           "SIGNALS\n"
           "    SIGINT, SIGTERM, SIGHUP\n"
@@ -143,14 +142,13 @@ static void undeploy_usage(FILE *out)
           "OPTIONS\n"
           "    NAME...\n"
           "        The services to remove.\n"
-          "    -n NS, --namespace NS\n"
+          CLI_NAMESPACE_OPT_HELP
           "        Their namespace: --namespace > the configuration's > \"default\".\n"
-          "    -c FILE, --config FILE\n"
+          CLI_CONFIG_OPT_HELP
           "        The configuration giving the namespace and the NATS section.\n" CLI_NATS_HELP
           "    --wait SECONDS\n"
           "        How long to wait for the replicas to stop (default 10).\n"
-          "    -h, --help\n"
-          "        Print this help and exit.\n"
+          CLI_HELP_HELP
           "\n" CLI_CONFIG_HELP "\n"
           "EXIT STATUS\n"
           "    0   every service removed\n"
@@ -163,42 +161,42 @@ static void undeploy_usage(FILE *out)
 }
 
 struct deploy_cmd {
-    const char *config_path, *urls, *ns;
+    struct cli_common common; /* -c, -n, --nats */
+    const char *config_path;  /* -c, or deploy's CONFIG.yaml */
     const char *services[MAX_SELECT];
     size_t nservices;
     double wait_s;
     int list;
 };
 
-static int parse_deploy(struct deploy_cmd *dc, int argc, char **argv, const char *cmd)
+static const struct option deploy_options[] = {
+    {"service", required_argument, NULL, 's'},
+    {"wait", required_argument, NULL, 'w'},
+    {"list", no_argument, NULL, 'l'},
+    {NULL, 0, NULL, 0},
+};
+
+/* parse_deploy parses the options of deploy, undeploy and scale (cmd),
+ * whose help is help's. */
+static int parse_deploy(struct deploy_cmd *dc, int argc, char **argv, const char *cmd,
+                        void (*help)(FILE *out))
 {
-    static const struct option options[] = {
-        {"service", required_argument, NULL, 's'}, {"namespace", required_argument, NULL, 'n'},
-        {"nats", required_argument, NULL, 'N'},    {"wait", required_argument, NULL, 'w'},
-        {"config", required_argument, NULL, 'c'},  {"list", no_argument, NULL, 'l'},
-        {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0},
+    const struct cli_optspec spec = {
+        .shared = CLI_OPT_CONFIG | CLI_OPT_NAMESPACE | CLI_OPT_NATS,
+        .own = deploy_options,
+        .own_short = "s:",
+        .help = help,
     };
+    struct cli_opts o;
     int c;
 
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":s:n:c:h", options, NULL)) != -1) {
+    cli_opts_init(&o, cmd, &spec, &dc->common);
+    while ((c = cli_opts_next(&o, argc, argv)) >= 0) {
         switch (c) {
         case 's':
             if (dc->nservices == MAX_SELECT)
                 return cli_usage(cmd, "at most %d services with -s", MAX_SELECT);
             dc->services[dc->nservices++] = optarg;
-            break;
-        case 'n':
-            if (cli_check_namespace(cmd, "-n/--namespace", optarg) != CLI_OK)
-                return CLI_USAGE;
-            dc->ns = optarg;
-            break;
-        case 'N':
-            dc->urls = optarg;
-            break;
-        case 'c':
-            dc->config_path = optarg;
             break;
         case 'w':
             if (cli_parse_seconds("--wait", optarg, &dc->wait_s) != SAGE_OK) {
@@ -209,16 +207,11 @@ static int parse_deploy(struct deploy_cmd *dc, int argc, char **argv, const char
         case 'l':
             dc->list = 1;
             break;
-        case 'h':
-            if (strcmp(cmd, "deploy") == 0)
-                deploy_usage(stdout);
-            else
-                undeploy_usage(stdout);
-            return -1;
-        default:
-            return cli_bad_option(cmd, c, argv);
         }
     }
+    if (c == CLI_OPTS_STOP)
+        return o.status;
+    dc->config_path = dc->common.config;
     return CLI_OK;
 }
 
@@ -340,8 +333,8 @@ static int list(const struct deploy_cmd *dc)
         cli_error(r, "cannot load the configuration");
         return CLI_CONFIG;
     }
-    if ((r = cli_nats_init(&n, dc->urls, cfg)) == SAGE_OK) {
-        r = sage_cluster_deployments(&n.conf, dc->ns, NULL, print_deployment, "v");
+    if ((r = cli_nats_init(&n, dc->common.nats, cfg)) == SAGE_OK) {
+        r = sage_cluster_deployments(&n.conf, dc->common.ns, NULL, print_deployment, "v");
         cli_nats_fini(&n);
     }
     if (r != SAGE_OK)
@@ -369,7 +362,7 @@ int cmd_deploy(int argc, char **argv)
     memset(&dc, 0, sizeof dc);
     dc.wait_s = 30;
     memset(&n, 0, sizeof n);
-    if ((rc = parse_deploy(&dc, argc, argv, "deploy")) != CLI_OK)
+    if ((rc = parse_deploy(&dc, argc, argv, "deploy", deploy_usage)) != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     if (dc.list)
         return list(&dc);
@@ -385,8 +378,8 @@ int cmd_deploy(int argc, char **argv)
         rc = CLI_CONFIG;
         goto out;
     }
-    ns = cli_namespace(dc.ns, cfg);
-    if ((r = cli_nats_init(&n, dc.urls, cfg)) != SAGE_OK) {
+    ns = cli_namespace(dc.common.ns, cfg);
+    if ((r = cli_nats_init(&n, dc.common.nats, cfg)) != SAGE_OK) {
         cli_error(r, "deploy");
         rc = cli_exit_for(r);
         goto out;
@@ -451,7 +444,7 @@ int cmd_undeploy(int argc, char **argv)
 
     memset(&dc, 0, sizeof dc);
     dc.wait_s = 10;
-    if ((rc = parse_deploy(&dc, argc, argv, "undeploy")) != CLI_OK)
+    if ((rc = parse_deploy(&dc, argc, argv, "undeploy", undeploy_usage)) != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     if (dc.nservices || dc.list)
         return cli_usage("undeploy", "name the services as arguments");
@@ -461,8 +454,8 @@ int cmd_undeploy(int argc, char **argv)
         cli_error(r, "cannot load the configuration");
         return CLI_CONFIG;
     }
-    ns = cli_namespace(dc.ns, cfg);
-    if ((r = cli_nats_init(&n, dc.urls, cfg)) != SAGE_OK) {
+    ns = cli_namespace(dc.common.ns, cfg);
+    if ((r = cli_nats_init(&n, dc.common.nats, cfg)) != SAGE_OK) {
         cli_error(r, "undeploy");
         sage_config_free(cfg);
         return cli_exit_for(r);
@@ -505,15 +498,14 @@ static void scale_usage(FILE *out)
           "OPTIONS\n"
           "    NAME, REPLICAS\n"
           "        The service and its new replica count.\n"
-          "    -n NS, --namespace NS\n"
+          CLI_NAMESPACE_OPT_HELP
           "        Its namespace: --namespace > the configuration's > \"default\".\n"
-          "    -c FILE, --config FILE\n"
+          CLI_CONFIG_OPT_HELP
           "        The configuration giving the namespace and the NATS section.\n" CLI_NATS_HELP
           "    --wait SECONDS\n"
           "        How long to wait for the count to be reached (default 30; 0: do not\n"
           "        wait).\n"
-          "    -h, --help\n"
-          "        Print this help and exit.\n"
+          CLI_HELP_HELP
           "\n" CLI_CONFIG_HELP "\n"
           "EXIT STATUS\n"
           "    0   the count is reached (or changed, with --wait 0)\n"
@@ -543,7 +535,7 @@ int cmd_scale(int argc, char **argv)
             scale_usage(stdout);
             return CLI_OK;
         }
-    if ((rc = parse_deploy(&dc, argc, argv, "scale")) != CLI_OK)
+    if ((rc = parse_deploy(&dc, argc, argv, "scale", scale_usage)) != CLI_OK)
         return rc < 0 ? CLI_OK : rc;
     if (dc.nservices || dc.list)
         return cli_usage("scale", "name the service as an argument");
@@ -557,8 +549,8 @@ int cmd_scale(int argc, char **argv)
         cli_error(r, "cannot load the configuration");
         return CLI_CONFIG;
     }
-    ns = cli_namespace(dc.ns, cfg);
-    if ((r = cli_nats_init(&n, dc.urls, cfg)) != SAGE_OK) {
+    ns = cli_namespace(dc.common.ns, cfg);
+    if ((r = cli_nats_init(&n, dc.common.nats, cfg)) != SAGE_OK) {
         cli_error(r, "scale");
         sage_config_free(cfg);
         return cli_exit_for(r);

@@ -10,7 +10,6 @@
  */
 #include <ctype.h>
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -24,6 +23,7 @@
 #include "common.h"
 #include "metrics.h"
 #include "natsopt.h"
+#include "opts.h"
 #include "sage/cluster.h"
 #include "sage/task.h"
 
@@ -72,7 +72,7 @@ static void usage(FILE *out)
           "    servers survives the loss of any one.\n"
           "\n"
           "OPTIONS\n" CLI_NATS_HELP
-          "    -c FILE, --config FILE\n"
+          CLI_CONFIG_OPT_HELP
           "        Take the NATS section from FILE (else the usual search, see below).\n"
           "    --id ID\n"
           "        The host's id in the cluster, 1..64 of [A-Za-z0-9_-]. Default: the\n"
@@ -96,8 +96,7 @@ static void usage(FILE *out)
           "        Print every host (up or down), its free and offered resources and\n"
           "        its replicas (state, restarts, instance id; those of a host that is\n"
           "        down as unknown), then exit.\n"
-          "    -h, --help\n"
-          "        Print this help and exit.\n"
+          CLI_HELP_HELP
           "\n"
           "SIGNALS\n"
           "    SIGINT, SIGTERM, SIGHUP\n"
@@ -123,7 +122,8 @@ static void usage(FILE *out)
 }
 
 struct host_cmd {
-    const char *config_path, *urls, *id, *metrics;
+    struct cli_common common; /* -c, --nats */
+    const char *id, *metrics;
     double cpus;
     uint64_t memory;
     int list;
@@ -156,28 +156,30 @@ static sage_err parse_size(const char *text, uint64_t *out)
                     text);
 }
 
+static const struct option own_options[] = {
+    {"id", required_argument, NULL, 'i'},
+    {"cpus", required_argument, NULL, 'C'},
+    {"memory", required_argument, NULL, 'm'},
+    {"list", no_argument, NULL, 'l'},
+    {"metrics", required_argument, NULL, 'M'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct cli_optspec spec = {
+    .shared = CLI_OPT_CONFIG | CLI_OPT_NATS,
+    .own = own_options,
+    .help = usage,
+};
+
 static int parse_options(struct host_cmd *hc, int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"nats", required_argument, NULL, 'N'}, {"config", required_argument, NULL, 'c'},
-        {"id", required_argument, NULL, 'i'},   {"cpus", required_argument, NULL, 'C'},
-        {"memory", required_argument, NULL, 'm'}, {"list", no_argument, NULL, 'l'},
-        {"metrics", required_argument, NULL, 'M'},
-        {"help", no_argument, NULL, 'h'},       {NULL, 0, NULL, 0},
-    };
+    struct cli_opts o;
     char *end;
     int c;
 
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":c:h", options, NULL)) != -1) {
+    cli_opts_init(&o, "host", &spec, &hc->common);
+    while ((c = cli_opts_next(&o, argc, argv)) >= 0) {
         switch (c) {
-        case 'N':
-            hc->urls = optarg;
-            break;
-        case 'c':
-            hc->config_path = optarg;
-            break;
         case 'i':
             hc->id = optarg;
             break;
@@ -203,13 +205,10 @@ static int parse_options(struct host_cmd *hc, int argc, char **argv)
             }
             hc->metrics = optarg;
             break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        default:
-            return cli_bad_option("host", c, argv);
         }
     }
+    if (c == CLI_OPTS_STOP)
+        return o.status;
     if (optind < argc)
         return cli_usage("host", "unexpected argument '%s'", argv[optind]);
     return CLI_OK;
@@ -355,12 +354,12 @@ int cmd_host(int argc, char **argv)
         return rc < 0 ? CLI_OK : rc;
     cli_block_stop_signals(&set); /* before any thread: all inherit it */
     signal(SIGCHLD, SIG_DFL); /* replicas are reaped through their pidfds */
-    if ((r = cli_load_config(hc.config_path, &cfg)) != SAGE_OK) {
-        cli_error(r, "cannot load the configuration%s%s", hc.config_path ? " " : "",
-                  hc.config_path ? hc.config_path : "");
+    if ((r = cli_load_config(hc.common.config, &cfg)) != SAGE_OK) {
+        cli_error(r, "cannot load the configuration%s%s", hc.common.config ? " " : "",
+                  hc.common.config ? hc.common.config : "");
         return CLI_CONFIG;
     }
-    if ((r = cli_nats_init(&n, hc.urls, cfg)) != SAGE_OK) {
+    if ((r = cli_nats_init(&n, hc.common.nats, cfg)) != SAGE_OK) {
         cli_error(r, "host");
         sage_config_free(cfg);
         return cli_exit_for(r);

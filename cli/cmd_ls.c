@@ -1,5 +1,4 @@
 /* cmd_ls.c - sagesvc ls: the services in the host registry. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +6,7 @@
 #include "commands.h"
 #include "common.h"
 #include "json.h"
+#include "opts.h"
 #include "replicas.h"
 #include "sage/task.h"
 
@@ -63,16 +63,14 @@ static const char help[] =
     "    --cluster\n"
     "        Also list the cluster's replicas, from the NATS servers of the\n"
     "        configuration's nats section (default nats://127.0.0.1:4222).\n"
-    "    --nats URL[,URL...]\n"
-    "        These NATS servers instead. Implies --cluster.\n"
+    CLI_NATS_CLUSTER_HELP
     "    --wait MS\n"
     "        How long to collect the replicas' answers (1..60000). Default 500.\n"
-    "    -c, --config FILE\n"
+    CLI_CONFIG_OPT_HELP
     "        Read the configuration from FILE (for its namespace).\n"
-    "    -n, --namespace NS\n"
+    CLI_NAMESPACE_OPT_HELP
     "        List namespace NS. Default: the configuration's, else \"default\".\n"
-    "    -h, --help\n"
-    "        Print this help and exit.\n"
+    CLI_HELP_HELP
     "\n" CLI_CONFIG_HELP "\n" CLI_EXIT_STATUS_HELP
     "\n"
     "EXAMPLES\n"
@@ -81,12 +79,22 @@ static const char help[] =
     "    sagesvc ls -n demo --clean\n"
     "    sagesvc ls --cluster --nats nats://10.0.0.5:4222\n";
 
-static const struct option options[] = {
-    {"all", no_argument, NULL, 'A'},       {"clean", no_argument, NULL, 'C'},
-    {"json", no_argument, NULL, 'j'},      {"config", required_argument, NULL, 'c'},
-    {"namespace", required_argument, NULL, 'n'}, {"help", no_argument, NULL, 'h'},
-    {"cluster", no_argument, NULL, 'K'},   {"nats", required_argument, NULL, 'N'},
-    {"wait", required_argument, NULL, 'W'}, {NULL, 0, NULL, 0},
+static const struct option own_options[] = {
+    {"all", no_argument, NULL, 'A'},
+    {"clean", no_argument, NULL, 'C'},
+    {"wait", required_argument, NULL, 'W'},
+    {NULL, 0, NULL, 0},
+};
+
+static void print_help(FILE *out)
+{
+    fputs(help, out);
+}
+
+static const struct cli_optspec spec = {
+    .shared = CLI_OPT_CONFIG | CLI_OPT_NAMESPACE | CLI_OPT_JSON | CLI_OPT_CLUSTER | CLI_OPT_NATS,
+    .own = own_options,
+    .help = print_help,
 };
 
 /* This host's entries (cli_host_entries). */
@@ -211,18 +219,19 @@ static size_t others(const char *ns)
 
 int cmd_ls(int argc, char **argv)
 {
-    const char *config = NULL, *opt_ns = NULL, *ns;
-    int all = 0, clean = 0, json = 0, opt, status;
-    struct cli_cluster_view cv = CLI_CLUSTER_VIEW_INIT;
+    struct cli_common c;
+    struct cli_opts o;
+    const char *ns;
+    int all = 0, clean = 0, opt, status;
+    long wait_ms = CLI_REPLICAS_WAIT_MS;
     struct entries l = {NULL, 0};
     struct cli_replicas rl = {NULL, 0, 0, 0};
     sage_config *cfg = NULL;
     size_t dead = 0, elsewhere = 0;
     sage_err r;
 
-    opterr = 0;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, ":c:n:h", options, NULL)) != -1) {
+    cli_opts_init(&o, argv[0], &spec, &c);
+    while ((opt = cli_opts_next(&o, argc, argv)) >= 0) {
         switch (opt) {
         case 'A':
             all = 1;
@@ -230,43 +239,27 @@ int cmd_ls(int argc, char **argv)
         case 'C':
             clean = 1;
             break;
-        case 'j':
-            json = 1;
-            break;
-        case 'K':
-        case 'N':
         case 'W':
-            if ((status = cli_cluster_view_option(&cv, opt, optarg, argv[0])) != CLI_OK)
+            if ((status = cli_replicas_wait(argv[0], optarg, &wait_ms)) != CLI_OK)
                 return status;
             break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'n':
-            if ((status = cli_check_namespace(argv[0], "-n/--namespace", optarg)) != CLI_OK)
-                return status;
-            opt_ns = optarg;
-            break;
-        case 'h':
-            fputs(help, stdout);
-            return CLI_OK;
-        default:
-            return cli_bad_option(argv[0], opt, argv);
         }
     }
+    if (opt == CLI_OPTS_STOP)
+        return cli_opts_exit(&o);
     if (optind < argc)
         return cli_usage(argv[0], "unexpected argument '%s'", argv[optind]);
-    if ((status = cli_load_config_or_fail(config, &cfg)) != CLI_OK)
+    if ((status = cli_load_config_or_fail(c.config, &cfg)) != CLI_OK)
         return status;
-    ns = cli_namespace(opt_ns, cfg);
+    ns = cli_namespace(c.ns, cfg);
     r = cli_host_entries(all ? NULL : ns, clean, &l.v, &l.n);
     if (r != SAGE_OK) {
         cli_error(r, "reading the host registry");
         sage_config_free(cfg);
         return cli_exit_for(r);
     }
-    if (cv.on &&
-        (status = cli_replicas_collect(cfg, cv.urls, all ? NULL : ns, NULL, (int)cv.wait_ms,
+    if (c.cluster &&
+        (status = cli_replicas_collect(cfg, c.nats, all ? NULL : ns, NULL, (int)wait_ms,
                                        &rl)) != CLI_OK) {
         sage_config_free(cfg);
         free(l.v);
@@ -275,20 +268,20 @@ int cmd_ls(int argc, char **argv)
     }
     if (l.n > 0) /* qsort must not see NULL, even for no items */
         qsort(l.v, l.n, sizeof *l.v, by_ns_name);
-    if (json) {
-        status = print_json(&l, cv.on ? &rl : NULL, cli_now_ns());
+    if (c.json) {
+        status = print_json(&l, c.cluster ? &rl : NULL, cli_now_ns());
     } else {
-        print_table(&l, cv.on ? &rl : NULL, cli_now_ns());
+        print_table(&l, c.cluster ? &rl : NULL, cli_now_ns());
         status = CLI_OK;
     }
     for (size_t i = 0; i < l.n; i++)
         dead += !l.v[i].owner_alive;
-    if (clean && dead > 0 && !json)
+    if (clean && dead > 0 && !c.json)
         fprintf(stderr, "sagesvc ls: removed %zu entr%s of dead processes\n", dead,
                 dead == 1 ? "y" : "ies");
     /* An empty namespace while others have services: the user most likely
      * looks in the wrong one. */
-    if (!all && !json && !cv.on && l.n == 0 && (elsewhere = others(ns)) > 0)
+    if (!all && !c.json && !c.cluster && l.n == 0 && (elsewhere = others(ns)) > 0)
         fprintf(stderr, "sagesvc ls: no services in namespace '%s'; %zu in other namespaces "
                         "(sagesvc ls --all)\n",
                 ns, elsewhere);

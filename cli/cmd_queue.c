@@ -5,7 +5,6 @@
  * listed (others' cannot be opened anyway).
  */
 #include <fnmatch.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include "commands.h"
 #include "common.h"
 #include "json.h"
+#include "opts.h"
 #include "sage/queue.h"
 
 /* The help, in two parts around the line that says where queue NAME lives
@@ -58,8 +58,7 @@ static const char help[] =
     "        stat, with the figures' names as keys.\n"
     "    --stale\n"
     "        (rm) Remove the queues of dead consumers.\n"
-    "    -h, --help\n"
-    "        Print this help and exit.\n"
+    CLI_HELP_HELP
     "\n" CLI_EXIT_STATUS_HELP
     "    A queue that does not exist (stat, rm) exits with 1.\n"
     "\n"
@@ -69,23 +68,27 @@ static const char help[] =
     "    sagesvc queue stat 1000.demo.kv.req --json\n"
     "    sagesvc queue rm --stale\n";
 
-static const struct option options[] = {
-    {"json", no_argument, NULL, 'j'},
+static const struct option own_options[] = {
     {"stale", no_argument, NULL, 's'},
-    {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
 
-static void print_help(void)
+static void print_help(FILE *out)
 {
     char path[SAGE_QUEUE_PATH_MAX];
 
     if (sage_queue_path(path, sizeof path, "NAME") != SAGE_OK)
         snprintf(path, sizeof path, "of its shared-memory segment");
-    fputs(help_head, stdout);
-    printf("        %s\n", path);
-    fputs(help, stdout);
+    fputs(help_head, out);
+    fprintf(out, "        %s\n", path);
+    fputs(help, out);
 }
+
+static const struct cli_optspec spec = {
+    .shared = CLI_OPT_JSON,
+    .own = own_options,
+    .help = print_help,
+};
 
 /* What one queue looked like when read. */
 struct qinfo {
@@ -333,27 +336,19 @@ static int queue_rm_stale(char **patterns, int npatterns)
 
 int cmd_queue(int argc, char **argv)
 {
-    int json = 0, stale = 0, opt, nargs;
+    struct cli_common c;
+    struct cli_opts o;
+    int json, stale = 0, opt, nargs;
     const char *sub;
     char **args;
 
-    opterr = 0;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'j':
-            json = 1;
-            break;
-        case 's':
+    cli_opts_init(&o, argv[0], &spec, &c);
+    while ((opt = cli_opts_next(&o, argc, argv)) >= 0)
+        if (opt == 's')
             stale = 1;
-            break;
-        case 'h':
-            print_help();
-            return CLI_OK;
-        default:
-            return cli_bad_option(argv[0], opt, argv);
-        }
-    }
+    if (opt == CLI_OPTS_STOP)
+        return cli_opts_exit(&o);
+    json = c.json;
     if (optind == argc)
         return cli_usage(argv[0], "expected a subcommand: ls, stat or rm");
     sub = argv[optind];

@@ -9,7 +9,6 @@
  * race of a host that died before that request.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +20,7 @@
 #include "commands.h"
 #include "common.h"
 #include "natsopt.h"
+#include "opts.h"
 #include "plugins.h"
 #include "sage/cluster.h"
 #include "sage/plugin.h"
@@ -51,11 +51,7 @@ static void usage(FILE *out)
           "\n"
           "OPTIONS\n"
           "    --ns NS, --service NAME\n"
-          "        The deployed service to serve (both required).\n" CLI_NATS_HELP
-          "    --creds FILE, --tls-ca FILE, --tls-cert FILE, --tls-key FILE\n"
-          "        NATS credentials file and TLS files, overriding the configuration's.\n"
-          "        User, password and token come from the environment variables\n"
-          "        SAGESVC_NATS_USER, SAGESVC_NATS_PASSWORD, SAGESVC_NATS_TOKEN.\n"
+          "        The deployed service to serve (both required).\n" CLI_NATS_HELP CLI_TLS_HELP
           "    --nats-replicas N\n"
           "        Copies (1..5) of the JetStream buckets and streams it creates (the\n"
           "        host passes its nats.replicas). Default: min(3, servers).\n"
@@ -64,8 +60,7 @@ static void usage(FILE *out)
           "    --host-pid PID\n"
           "        The supervising host's pid: exit at once if it is not our parent,\n"
           "        and stop (as on SIGTERM) when it dies.\n"
-          "    -h, --help\n"
-          "        Print this help and exit.\n"
+          CLI_HELP_HELP
           "\n"
           "SIGNALS\n"
           "    SIGTERM, SIGINT, SIGHUP\n"
@@ -83,7 +78,8 @@ static void usage(FILE *out)
 }
 
 struct replica {
-    const char *ns, *service, *urls, *creds, *tls_ca, *tls_cert, *tls_key;
+    struct cli_common common; /* --ns, --nats, --creds, --tls-* */
+    const char *service;
     long ready_fd, host_pid, nats_replicas;
 };
 
@@ -101,45 +97,30 @@ static sage_err resolve(void *arg, const sage_config *c, const sage_service_conf
     return cli_plugin_resolve(c, sc, pp, svcp);
 }
 
+static const struct option own_options[] = {
+    {"service", required_argument, NULL, 's'},
+    {"ready-fd", required_argument, NULL, 'r'},
+    {"host-pid", required_argument, NULL, 'p'},
+    {"nats-replicas", required_argument, NULL, 'R'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct cli_optspec spec = {
+    .shared = CLI_OPT_NS | CLI_OPT_NATS | CLI_OPT_TLS,
+    .own = own_options,
+    .help = usage,
+};
+
 static int parse_options(struct replica *rp, int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"ns", required_argument, NULL, 'n'},       {"service", required_argument, NULL, 's'},
-        {"nats", required_argument, NULL, 'N'},     {"creds", required_argument, NULL, 'C'},
-        {"tls-ca", required_argument, NULL, 'A'},   {"tls-cert", required_argument, NULL, 'T'},
-        {"tls-key", required_argument, NULL, 'K'},  {"ready-fd", required_argument, NULL, 'r'},
-        {"host-pid", required_argument, NULL, 'p'}, {"help", no_argument, NULL, 'h'},
-        {"nats-replicas", required_argument, NULL, 'R'},
-        {NULL, 0, NULL, 0},
-    };
+    struct cli_opts o;
     int c;
 
-    optind = 1;
-    opterr = 0;
-    while ((c = getopt_long(argc, argv, ":h", options, NULL)) != -1) {
+    cli_opts_init(&o, "replica", &spec, &rp->common);
+    while ((c = cli_opts_next(&o, argc, argv)) >= 0) {
         switch (c) {
-        case 'n':
-            if (cli_check_namespace("replica", "--ns", optarg) != CLI_OK)
-                return CLI_USAGE;
-            rp->ns = optarg;
-            break;
         case 's':
             rp->service = optarg;
-            break;
-        case 'N':
-            rp->urls = optarg;
-            break;
-        case 'C':
-            rp->creds = optarg;
-            break;
-        case 'A':
-            rp->tls_ca = optarg;
-            break;
-        case 'T':
-            rp->tls_cert = optarg;
-            break;
-        case 'K':
-            rp->tls_key = optarg;
             break;
         case 'r':
             if (cli_parse_count("--ready-fd", optarg, 0, 1 << 20, &rp->ready_fd) != SAGE_OK)
@@ -153,16 +134,13 @@ static int parse_options(struct replica *rp, int argc, char **argv)
             if (cli_parse_count("--host-pid", optarg, 1, 1L << 30, &rp->host_pid) != SAGE_OK)
                 return cli_usage("replica", "--host-pid needs a pid");
             break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        default:
-            return cli_bad_option("replica", c, argv);
         }
     }
+    if (c == CLI_OPTS_STOP)
+        return o.status;
     if (optind < argc)
         return cli_usage("replica", "unexpected argument '%s'", argv[optind]);
-    if (rp->ns == NULL || rp->service == NULL)
+    if (rp->common.ns == NULL || rp->service == NULL)
         return cli_usage("replica", "--ns and --service are required");
     return CLI_OK;
 }
@@ -194,7 +172,7 @@ int cmd_replica(int argc, char **argv)
         fprintf(stderr, "sagesvc replica: signalfd: %s\n", strerror(errno));
         return CLI_ERR;
     }
-    if ((r = cli_nats_init(&n, rp.urls, NULL)) != SAGE_OK) {
+    if ((r = cli_nats_init(&n, rp.common.nats, NULL)) != SAGE_OK) {
         cli_error(r, "replica");
         close(sfd);
         return cli_exit_for(r);
@@ -203,17 +181,17 @@ int cmd_replica(int argc, char **argv)
     n.conf.reconnect_wait_ms = 1000;
     if (rp.nats_replicas > 0)
         n.conf.replicas = (int)rp.nats_replicas;
-    if (rp.creds)
-        n.conf.creds = rp.creds;
-    if (rp.tls_ca)
-        n.conf.tls_ca = rp.tls_ca;
-    if (rp.tls_cert) {
-        n.conf.tls_cert = rp.tls_cert;
-        n.conf.tls_key = rp.tls_key;
+    if (rp.common.creds)
+        n.conf.creds = rp.common.creds;
+    if (rp.common.tls_ca)
+        n.conf.tls_ca = rp.common.tls_ca;
+    if (rp.common.tls_cert) {
+        n.conf.tls_cert = rp.common.tls_cert;
+        n.conf.tls_key = rp.common.tls_key;
     }
     sage_cluster_replica_opts_init(&o);
     o.nats = &n.conf;
-    o.ns = rp.ns;
+    o.ns = rp.common.ns;
     o.service = rp.service;
     o.resolve = resolve;
     o.arg = &plugin;
@@ -227,7 +205,7 @@ int cmd_replica(int argc, char **argv)
     close(sfd);
     if (r == SAGE_OK)
         return CLI_OK;
-    cli_error(r, "replica of %s.%s", rp.ns, rp.service);
+    cli_error(r, "replica of %s.%s", rp.common.ns, rp.service);
     switch (r) {
     case SAGE_ENOSERVICE:
         return CLI_NOSERVICE;

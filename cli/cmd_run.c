@@ -25,7 +25,6 @@
  *   stops the tasks already started.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <limits.h>
 #include <pthread.h>
 #include <signal.h>
@@ -40,6 +39,7 @@
 #include "commands.h"
 #include "common.h"
 #include "metrics.h"
+#include "opts.h"
 #include "plugins.h"
 #include "sage/cluster.h"
 #include "sage/config.h"
@@ -153,14 +153,13 @@ static void usage(FILE *out)
           "        The configuration file (one of the two forms). Without it, the first\n"
           "        that exists of ./services.yaml, $XDG_CONFIG_HOME/sagesvc/services.yaml\n"
           "        (default ~/.config/sagesvc/services.yaml), /etc/sagesvc/services.yaml.\n"
-          "    -n NS, --namespace NS\n"
+          CLI_NAMESPACE_OPT_HELP
           "        Host the services in namespace NS instead of the configuration's.\n"
           "    --metrics ADDR:PORT\n"
           "        Serve Prometheus metrics (text format 0.0.4) on GET /metrics, bound\n"
           "        to exactly that address: 127.0.0.1:9464, [::1]:9464. Port 0 picks a\n"
           "        free port; the URL is printed at start.\n"
-          "    -h, --help\n"
-          "        Print this help and exit.\n"
+          CLI_HELP_HELP
           "\n"
           "SIGNALS\n"
           "    SIGINT, SIGTERM, SIGHUP\n"
@@ -205,42 +204,31 @@ static void usage(FILE *out)
 
 /* ------------------------------------------------------------- options */
 
+static const struct option own_options[] = {
+    {"metrics", required_argument, NULL, 'm'},
+    {NULL, 0, NULL, 0},
+};
+
+static const struct cli_optspec spec = {
+    .shared = CLI_OPT_CONFIG | CLI_OPT_NAMESPACE,
+    .own = own_options,
+    .help = usage,
+};
+
 static int parse_options(struct run *run, int argc, char **argv)
 {
-    static const struct option options[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"namespace", required_argument, NULL, 'n'},
-        {"metrics", required_argument, NULL, 'm'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
+    struct cli_common c;
+    struct cli_opts o;
     int opt;
 
-    optind = 1;
-    opterr = 0; /* our own messages, in our own words */
-    while ((opt = getopt_long(argc, argv, ":c:n:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'c':
-            run->config_path = optarg;
-            break;
-        case 'n':
-            run->ns = optarg;
-            break;
-        case 'm':
+    cli_opts_init(&o, "run", &spec, &c);
+    while ((opt = cli_opts_next(&o, argc, argv)) >= 0)
+        if (opt == 'm')
             run->metrics_addr = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return -1;
-        case ':':
-            fprintf(stderr, "sagesvc run: option '%s' needs a value\n", argv[optind - 1]);
-            return CLI_USAGE;
-        default:
-            fprintf(stderr, "sagesvc run: unknown option '%s' (see sagesvc run --help)\n",
-                    argv[optind - 1]);
-            return CLI_USAGE;
-        }
-    }
+    if (opt == CLI_OPTS_STOP)
+        return o.status;
+    run->config_path = c.config;
+    run->ns = c.ns;
     if (argc - optind > 1) {
         fprintf(stderr, "sagesvc run: one configuration file at most, got '%s' and '%s'\n",
                 argv[optind], argv[optind + 1]);
@@ -258,8 +246,6 @@ static int parse_options(struct run *run, int argc, char **argv)
         cli_error(SAGE_EINVAL, "bad --metrics address");
         return CLI_USAGE;
     }
-    if (run->ns && cli_check_namespace("run", "-n/--namespace", run->ns) != CLI_OK)
-        return CLI_USAGE;
     return CLI_OK;
 }
 

@@ -1,5 +1,4 @@
 /* cmd_status.c - sagesvc status: health figures of host-registered services. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,6 +6,7 @@
 #include "commands.h"
 #include "common.h"
 #include "json.h"
+#include "opts.h"
 #include "sage/task.h"
 #include "replicas.h"
 #include "status_cluster.h"
@@ -69,16 +69,14 @@ static const char help[] =
     "    --cluster\n"
     "        Ask the cluster's replicas, on the NATS servers of the configuration's\n"
     "        nats section (default nats://127.0.0.1:4222).\n"
-    "    --nats URL[,URL...]\n"
-    "        These NATS servers instead. Implies --cluster.\n"
+    CLI_NATS_CLUSTER_HELP
     "    --wait MS\n"
     "        How long to collect the replicas' answers (1..60000). Default 500.\n"
-    "    -c, --config FILE\n"
+    CLI_CONFIG_OPT_HELP
     "        Read the configuration from FILE (for its namespace).\n"
-    "    -n, --namespace NS\n"
+    CLI_NAMESPACE_OPT_HELP
     "        The namespace. Default: the configuration's, else \"default\".\n"
-    "    -h, --help\n"
-    "        Print this help and exit.\n"
+    CLI_HELP_HELP
     "\n" CLI_CONFIG_HELP "\n" CLI_EXIT_STATUS_HELP
     "\n"
     "EXAMPLES\n"
@@ -87,15 +85,20 @@ static const char help[] =
     "    sagesvc status kv --json | jq .requests\n"
     "    sagesvc status --cluster kv\n";
 
-static const struct option options[] = {
-    {"json", no_argument, NULL, 'j'},
-    {"config", required_argument, NULL, 'c'},
-    {"namespace", required_argument, NULL, 'n'},
-    {"cluster", no_argument, NULL, 'K'},
-    {"nats", required_argument, NULL, 'N'},
+static const struct option own_options[] = {
     {"wait", required_argument, NULL, 'W'},
-    {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
+};
+
+static void print_help(FILE *out)
+{
+    fputs(help, out);
+}
+
+static const struct cli_optspec spec = {
+    .shared = CLI_OPT_CONFIG | CLI_OPT_NAMESPACE | CLI_OPT_JSON | CLI_OPT_CLUSTER | CLI_OPT_NATS,
+    .own = own_options,
+    .help = print_help,
 };
 
 static void age(char *buf, size_t cap, long long now, long long then)
@@ -248,55 +251,36 @@ static int status_all(const char *ns, int json)
 
 int cmd_status(int argc, char **argv)
 {
-    const char *config = NULL, *opt_ns = NULL, *ns;
+    struct cli_common c;
+    struct cli_opts o;
+    const char *ns;
     sage_config *cfg = NULL;
-    int json = 0, opt, status;
-    struct cli_cluster_view cv = CLI_CLUSTER_VIEW_INIT;
+    int opt, status;
+    long wait_ms = CLI_REPLICAS_WAIT_MS;
     sage_status st;
     sage_err r;
 
-    opterr = 0;
-    optind = 1;
-    while ((opt = getopt_long(argc, argv, ":c:n:h", options, NULL)) != -1) {
-        switch (opt) {
-        case 'j':
-            json = 1;
-            break;
-        case 'K':
-        case 'N':
-        case 'W':
-            if ((status = cli_cluster_view_option(&cv, opt, optarg, argv[0])) != CLI_OK)
-                return status;
-            break;
-        case 'c':
-            config = optarg;
-            break;
-        case 'n':
-            if ((status = cli_check_namespace(argv[0], "-n/--namespace", optarg)) != CLI_OK)
-                return status;
-            opt_ns = optarg;
-            break;
-        case 'h':
-            fputs(help, stdout);
-            return CLI_OK;
-        default:
-            return cli_bad_option(argv[0], opt, argv);
-        }
+    cli_opts_init(&o, argv[0], &spec, &c);
+    while ((opt = cli_opts_next(&o, argc, argv)) >= 0) {
+        if (opt == 'W' && (status = cli_replicas_wait(argv[0], optarg, &wait_ms)) != CLI_OK)
+            return status;
     }
+    if (opt == CLI_OPTS_STOP)
+        return cli_opts_exit(&o);
     if (argc - optind > 1)
         return cli_usage(argv[0], "unexpected argument '%s'", argv[optind + 1]);
-    if ((status = cli_load_config_or_fail(config, &cfg)) != CLI_OK)
+    if ((status = cli_load_config_or_fail(c.config, &cfg)) != CLI_OK)
         return status;
-    ns = cli_namespace(opt_ns, cfg);
-    if (cv.on) {
-        status = cli_status_cluster(cfg, cv.urls, ns, optind < argc ? argv[optind] : NULL,
-                                    (int)cv.wait_ms, json);
+    ns = cli_namespace(c.ns, cfg);
+    if (c.cluster) {
+        status = cli_status_cluster(cfg, c.nats, ns, optind < argc ? argv[optind] : NULL,
+                                    (int)wait_ms, c.json);
     } else if (optind == argc) {
-        status = status_all(ns, json);
+        status = status_all(ns, c.json);
     } else if ((r = sage_host_status(&st, ns, argv[optind])) != SAGE_OK) {
         cli_error(r, "%s", argv[optind]);
         status = cli_exit_for(r);
-    } else if (json) {
+    } else if (c.json) {
         status = print_json(&st, 1, 1);
     } else {
         print_one(&st, cli_now_ns());

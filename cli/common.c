@@ -180,35 +180,6 @@ const char *cli_namespace(const char *opt_ns, const sage_config *cfg)
     return "default";
 }
 
-int cli_check_namespace(const char *cmd, const char *opt, const char *ns)
-{
-    size_t n = strlen(ns);
-
-    if (n == 0)
-        return cli_usage(cmd, "%s: the namespace is empty; use 1..%d characters of [A-Za-z0-9_-]",
-                         opt, SAGE_NAME_MAX);
-    /* the start of a long one, and its length: enough to recognise it */
-    if (n > SAGE_NAME_MAX)
-        return cli_usage(cmd, "%s: namespace '%.20s...' is %zu characters long, at most %d allowed",
-                         opt, ns, n, SAGE_NAME_MAX);
-    for (size_t i = 0; i < n; i++) {
-        unsigned char c = (unsigned char)ns[i];
-        char shown[8];
-
-        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-            c == '_' || c == '-')
-            continue;
-        if (c >= ' ' && c < 0x7f)
-            snprintf(shown, sizeof shown, "'%c'", c);
-        else
-            snprintf(shown, sizeof shown, "0x%02x", c);
-        return cli_usage(cmd, "%s: namespace '%s' has character %s; use 1..%d characters of "
-                              "[A-Za-z0-9_-]",
-                         opt, ns, shown, SAGE_NAME_MAX);
-    }
-    return CLI_OK;
-}
-
 sage_err cli_parse_seconds(const char *opt, const char *text, double *out)
 {
     char *end;
@@ -234,19 +205,6 @@ sage_err cli_parse_count(const char *opt, const char *text, long min, long max, 
                         max, text);
     *out = n;
     return SAGE_OK;
-}
-
-int cli_parse_timeout(const char *cmd, const char *text, int64_t *out_ms)
-{
-    double s = 0;
-
-    if (cli_parse_seconds("--timeout", text, &s) != SAGE_OK || s <= 0)
-        return cli_usage(cmd, "--timeout: expected seconds above 0 (at most 86400), got '%s'",
-                         text);
-    *out_ms = (int64_t)(s * 1000 + 0.5);
-    if (*out_ms < 1)
-        *out_ms = 1;
-    return CLI_OK;
 }
 
 struct entries {

@@ -1,8 +1,8 @@
 /*
  * common.h - what every sagesvc command shares: exit statuses, error
- * messages, the configuration search and the namespace rule, option
- * parsing, the host registry's listing, and the stop signals of the
- * long-running commands.
+ * messages, the configuration search, number parsing, the host registry's
+ * listing, and the stop signals of the long-running commands. (The shared
+ * options and their rules are opts.h's.)
  */
 #ifndef SAGE_CLI_COMMON_H
 #define SAGE_CLI_COMMON_H
@@ -73,15 +73,6 @@ sage_err cli_fail(sage_err e, const char *fmt, ...) __attribute__((format(printf
 const char *cli_namespace(const char *opt_ns, const sage_config *cfg);
 
 /*
- * cli_check_namespace checks the namespace a command was given with -n
- * (opt names the option, "-n/--namespace" say): 1..SAGE_NAME_MAX characters
- * of [A-Za-z0-9_-], the library's rule. Returns CLI_OK, or prints what is
- * wrong with it (cli_usage of cmd) and returns CLI_USAGE. Every command
- * checks -n as it parses it, so that none truncates or misreads a namespace.
- */
-int cli_check_namespace(const char *cmd, const char *opt, const char *ns);
-
-/*
  * cli_parse_seconds parses a non-negative number of seconds ("0.2", "30")
  * into *out. Anything else (empty, trailing text, negative, NaN, above
  * 86400) is SAGE_EINVAL with a cli_fail detail naming opt.
@@ -93,13 +84,6 @@ sage_err cli_parse_seconds(const char *opt, const char *text, double *out);
  * else is SAGE_EINVAL with a cli_fail detail naming opt.
  */
 sage_err cli_parse_count(const char *opt, const char *text, long min, long max, long *out);
-
-/*
- * cli_parse_timeout parses the --timeout of a call (seconds above 0, at
- * most 86400) into *out for command cmd. Returns CLI_OK, or CLI_USAGE after
- * the message (cli_usage).
- */
-int cli_parse_timeout(const char *cmd, const char *text, int64_t *out_ms);
 
 /*
  * cli_host_entries lists the host registry's services of namespace ns (NULL:

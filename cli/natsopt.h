@@ -42,10 +42,4 @@ void cli_nats_servers(const struct cli_nats *n, char *buf, size_t cap);
  */
 sage_err cli_read_file(const char *path, char **textp, size_t *lenp);
 
-#define CLI_NATS_HELP                                                                   \
-    "    --nats URL[,URL...]\n"                                                          \
-    "        The NATS servers (nats://HOST:PORT, tls://HOST:PORT), comma-separated.\n"   \
-    "        Default: the configuration's nats.servers, else nats://127.0.0.1:4222.\n"   \
-    "        Credentials and TLS always come from the configuration's nats section.\n"
-
 #endif

@@ -1,5 +1,5 @@
 /* replicas.c - collecting the cluster's replicas ($SRV.STATS, and what
- * their hosts' records say), and the options that ask for them. */
+ * their hosts' records say), and the --wait of the views asking for them. */
 #include "replicas.h"
 
 #include <stdio.h>
@@ -129,17 +129,11 @@ void cli_replicas_free(struct cli_replicas *l)
     memset(l, 0, sizeof *l);
 }
 
-int cli_cluster_view_option(struct cli_cluster_view *v, int opt, const char *arg, const char *cmd)
+int cli_replicas_wait(const char *cmd, const char *arg, long *ms)
 {
-    if (opt == 'W') {
-        if (cli_parse_count("--wait", arg, 1, 60000, &v->wait_ms) != SAGE_OK)
-            return cli_usage(cmd, "--wait: expected milliseconds in 1..60000, got '%s'", arg);
-        return CLI_OK;
-    }
-    if (opt == 'N')
-        v->urls = arg;
-    v->on = 1; /* --cluster, or --nats, which implies it */
-    return cli_need_cluster(cmd, opt == 'N' ? "--nats" : "--cluster");
+    if (cli_parse_count("--wait", arg, 1, 60000, ms) != SAGE_OK)
+        return cli_usage(cmd, "--wait: expected milliseconds in 1..60000, got '%s'", arg);
+    return CLI_OK;
 }
 
 long long cli_replica_started_ns(const sage_cluster_instance *x)

@@ -1,5 +1,5 @@
 /* replicas.h - the cluster's replicas, as they answer $SRV.STATS and as
- * their hosts' records say, and the options that ask for them, for the
+ * their hosts' records say, and how long to wait for them, for the
  * --cluster views of `sagesvc ls` and `sagesvc status`. */
 #ifndef SAGE_CLI_REPLICAS_H
 #define SAGE_CLI_REPLICAS_H
@@ -42,25 +42,15 @@ int cli_replicas_collect(const sage_config *cfg, const char *urls, const char *n
 
 void cli_replicas_free(struct cli_replicas *l);
 
-/* The options of the --cluster views: --cluster, --nats URL[,URL...] (which
- * implies --cluster) and --wait MS. */
-struct cli_cluster_view {
-    int on;           /* --cluster or --nats */
-    const char *urls; /* --nats; NULL: the configuration's servers */
-    long wait_ms;     /* --wait: how long the replicas' answers are collected */
-};
-
-/* CLI_CLUSTER_VIEW_INIT: not asked for, the configuration's servers, 500 ms. */
-#define CLI_CLUSTER_VIEW_INIT {0, NULL, 500}
+/* How long the --cluster views collect the replicas' answers, without --wait. */
+#define CLI_REPLICAS_WAIT_MS 500
 
 /*
- * cli_cluster_view_option takes one of those options as getopt_long returns
- * it: opt 'K' (--cluster), 'N' (--nats) or 'W' (--wait), with its argument
- * arg (borrowed). Returns CLI_OK, or after the message for command cmd
- * CLI_USAGE (a bad --wait) or CLI_ERR (--cluster or --nats in a sagesvc
- * without cluster support).
+ * cli_replicas_wait parses the --wait MS of the --cluster views, 1..60000,
+ * into *ms. Returns CLI_OK, or CLI_USAGE after the message for command cmd.
+ * (--cluster and --nats are shared options: opts.h.)
  */
-int cli_cluster_view_option(struct cli_cluster_view *v, int opt, const char *arg, const char *cmd);
+int cli_replicas_wait(const char *cmd, const char *arg, long *ms);
 
 /* cli_replica_started_ns parses a replica's start time (ISO-8601, UTC, as
  * in $SRV.STATS) into nanoseconds since the epoch; 0 if it cannot. */

@@ -316,6 +316,57 @@ for c in $CMDS; do
         has err "^sagesvc $c: .*namespace '$NS\.x' has character '\.'; use 1\.\.64" "$c dot"
 done
 expect 0 "ls: a namespace of 64 characters" ls -n "$NS64" && has out "^kv +$NS64 " "ls NS64"
+
+# The shared options (cli/opts.c) have one rule and one message each, in
+# every command that takes them, checked as they are parsed: before a
+# configuration is read or a connection is tried. A usage error is the one
+# line of the rule and a pointer to the command's help.
+# usage_msg CMD MSG DESC: stderr is exactly "sagesvc CMD: MSG" and the
+# pointer to CMD's help.
+usage_msg() {
+    printf 'sagesvc %s: %s\nTry '"'"'sagesvc %s --help'"'"' for more information.\n' \
+        "$1" "$2" "$1" >"$TMP/want"
+    if ! cmp -s "$TMP/want" "$TMP/err"; then
+        fail "$3: stderr is not the usage message '$1: $2'"
+        return 1
+    fi
+    return 0
+}
+# (--nats only with the cluster built in: without it, call, ls and status
+# refuse --nats whatever its value, and test_nocluster.sh checks that)
+if [ "${SAGE_TEST_CLUSTER:-1}" != 0 ]; then
+    for c in call ls status host deploy undeploy scale replica; do
+        case $c in
+        call) args="-n $NS kv size" ;;
+        undeploy) args=kv ;;
+        scale) args="kv 2" ;;
+        deploy) args=--list ;;
+        host) args=--list ;;
+        replica) args="--ns $NS --service kv" ;;
+        *) args="-n $NS" ;;
+        esac
+        for urls in "" ",,"; do
+            # shellcheck disable=SC2086 # $args: words
+            expect 2 "$c: --nats '$urls' names no server" $c --nats "$urls" $args &&
+                usage_msg $c "--nats: no server URL in '$urls'" "$c --nats '$urls'"
+        done
+    done
+fi
+for c in call bench; do
+    expect 2 "$c: --timeout of 0" $c -n "$NS" kv size --timeout 0 &&
+        usage_msg $c "--timeout: expected seconds above 0 (at most 86400), got '0'" "$c --timeout"
+done
+for c in call bench ls status run host deploy undeploy scale; do
+    [ "${SAGE_TEST_CLUSTER:-1}" = 0 ] && case $c in host | deploy | undeploy | scale) continue ;; esac
+    expect 2 "$c: -c without its FILE" $c -c &&
+        usage_msg $c "option '-c' needs an argument" "$c -c"
+    expect 2 "$c: an unknown option" $c --no-such-option &&
+        usage_msg $c "unknown option '--no-such-option'" "$c --no-such-option"
+done
+# scale with a bad namespace, as the commands above
+[ "${SAGE_TEST_CLUSTER:-1}" = 0 ] ||
+    { expect 2 "scale: a namespace with a dot" scale -n "$NS.x" kv 2 &&
+        usage_msg scale "-n/--namespace: namespace '$NS.x' has character '.'; use 1..64 characters of [A-Za-z0-9_-]" "scale dot"; }
 stop_host "$HOST64" TERM
 N=$((N + 1))
 if [ -z "$(leftovers | grep -F ".$NS64.")" ]; then
