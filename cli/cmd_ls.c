@@ -265,9 +265,8 @@ int cmd_ls(int argc, char **argv)
         sage_config_free(cfg);
         return cli_exit_for(r);
     }
-    if (cv.on &&
-        (status = cli_replicas_collect(cfg, cv.urls, all ? NULL : ns, NULL, (int)cv.wait_ms,
-                                       &rl)) != CLI_OK) {
+    if (cv.on && (status = cli_replicas_collect(cfg, cv.urls, all ? NULL : ns, NULL, cv.wait_ms,
+                                                &rl)) != CLI_OK) {
         sage_config_free(cfg);
         free(l.v);
         cli_replicas_free(&rl);

@@ -290,7 +290,7 @@ int cmd_status(int argc, char **argv)
     ns = cli_namespace(opt_ns, cfg);
     if (cv.on) {
         status = cli_status_cluster(cfg, cv.urls, ns, optind < argc ? argv[optind] : NULL,
-                                    (int)cv.wait_ms, json);
+                                    cv.wait_ms, json);
     } else if (optind == argc) {
         status = status_all(ns, json);
     } else if ((r = sage_host_status(&st, ns, argv[optind])) != SAGE_OK) {

@@ -99,13 +99,14 @@ typedef void (*sage_cluster_instance_fn)(void *arg, const sage_cluster_instance 
  * sage_cluster_discover sends $SRV.<verb>[.<name>] ("PING", "INFO" or
  * "STATS"; name NULL for all) and reports every answer that arrives within
  * wait_ms to fn, one at a time, on a NATS client thread (no library lock
- * held), before it returns; it always blocks for wait_ms. Instances of
+ * held), before it returns; it always blocks for wait_ms (0 or negative:
+ * it returns at once, and answers may be missed). Instances of
  * other namespaces are skipped unless ns is NULL. SAGE_ECONNECT if no
  * server answers.
  */
-SAGE_API sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns, const char *verb,
-                               const char *name, int wait_ms, sage_cluster_instance_fn fn,
-                               void *arg);
+SAGE_API sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns,
+                                        const char *verb, const char *name, int64_t wait_ms,
+                                        sage_cluster_instance_fn fn, void *arg);
 
 /* ================================================ hosts, deployments, leases
  *
@@ -271,8 +272,8 @@ typedef struct sage_cluster_deploy_opts {
                                       * transport is nats */
     size_t nservices;
     const sage_cluster_lease *lease; /* owner of the owned services (required if any) */
-    int wait_ms;                     /* wait for every replica to run; 0: return once
-                                      * placed; default 30000 */
+    int64_t wait_ms;                 /* wait for every replica to run; 0 or negative:
+                                      * return once placed; default 30000 */
 } sage_cluster_deploy_opts;
 
 /* sage_cluster_deploy_opts_init fills o with the defaults. */
@@ -313,8 +314,8 @@ SAGE_API sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o);
  * ran after wait_ms (they are removed all the same: their hosts stop them).
  * Thread-safe; blocks.
  */
-SAGE_API sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns, const char *name,
-                               int wait_ms);
+SAGE_API sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns,
+                                        const char *name, int64_t wait_ms);
 
 /*
  * sage_cluster_scale changes the replica count of the deployed service
@@ -326,7 +327,7 @@ SAGE_API sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *
  * it failed or is still being placed. Thread-safe; blocks.
  */
 SAGE_API sage_err sage_cluster_scale(const sage_nats_conf *nats, const char *ns, const char *name,
-                                     uint32_t replicas, int wait_ms);
+                                     uint32_t replicas, int64_t wait_ms);
 
 /* ------------------------------------------------------------------- hosts */
 
@@ -407,7 +408,7 @@ typedef void (*sage_cluster_figures_fn)(void *arg, const char *host,
  * round trips.
  */
 SAGE_API sage_err sage_cluster_host_figures(const sage_nats_conf *nats, const char *host_id,
-                                            int wait_ms, sage_cluster_figures_fn fn, void *arg);
+                                            int64_t wait_ms, sage_cluster_figures_fn fn, void *arg);
 
 /* ---------------------------------------------------------------- replicas */
 
