@@ -75,16 +75,19 @@ typedef struct sage_cluster_opts {
 #define SAGE_CLUSTER_HOST_SIZE 64
 #define SAGE_CLUSTER_TIME_SIZE 40
 #define SAGE_CLUSTER_ERROR_SIZE 128
+/* The NATS subject an instance serves, "sage.<ns>.svc.<name>" or
+ * "sage.<ns>.durable.<name>": two names and room for the rest. */
+#define SAGE_CLUSTER_SUBJECT_SIZE (2 * SAGE_NAME_MAX + 32)
 
 /* One service instance as discovery sees it ($SRV.PING / $SRV.STATS). */
 typedef struct sage_cluster_instance {
-    char name[SAGE_CONFIG_NAME_MAX + 1];
+    char name[SAGE_NAME_MAX + 1];
     char id[SAGE_CLUSTER_ID_SIZE];
     char version[SAGE_CLUSTER_VERSION_SIZE];
-    char ns[SAGE_CONFIG_NAME_MAX + 1];
+    char ns[SAGE_NAME_MAX + 1];
     char host[SAGE_CLUSTER_HOST_SIZE];
     int32_t pid;
-    char subject[SAGE_CONFIG_NAME_MAX * 2 + 32];
+    char subject[SAGE_CLUSTER_SUBJECT_SIZE];
     char started[SAGE_CLUSTER_TIME_SIZE]; /* ISO-8601, UTC (STATS) */
     uint64_t requests;                    /* STATS */
     uint64_t errors;                      /* STATS */
