@@ -404,7 +404,7 @@ int cmd_deploy(int argc, char **argv)
     o.services = dc.nservices ? dc.services : NULL;
     o.nservices = dc.nservices;
     o.lease = lease;
-    o.wait_ms = (int)(dc.wait_s * 1000);
+    o.wait_ms = (int64_t)(dc.wait_s * 1000);
     if ((r = sage_cluster_deploy(&o)) != SAGE_OK) {
         cli_error(r, "cannot deploy %s", dc.config_path);
         rc = r == SAGE_EBUSY || r == SAGE_EEXIST ? CLI_ERR : cli_exit_for(r);
@@ -461,7 +461,7 @@ int cmd_undeploy(int argc, char **argv)
         return cli_exit_for(r);
     }
     for (int i = optind; i < argc; i++) {
-        r = sage_cluster_undeploy(&n.conf, ns, argv[i], (int)(dc.wait_s * 1000));
+        r = sage_cluster_undeploy(&n.conf, ns, argv[i], (int64_t)(dc.wait_s * 1000));
         if (r == SAGE_OK) {
             printf("%s: undeployed\n", argv[i]);
             continue;
@@ -556,7 +556,7 @@ int cmd_scale(int argc, char **argv)
         return cli_exit_for(r);
     }
     r = sage_cluster_scale(&n.conf, ns, argv[optind], (uint32_t)replicas,
-                           (int)(dc.wait_s * 1000));
+                           (int64_t)(dc.wait_s * 1000));
     if (r == SAGE_OK) {
         sage_cluster_deployments(&n.conf, ns, argv[optind], print_deployment,
                                  dc.wait_s > 0 ? NULL : "p");

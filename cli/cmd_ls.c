@@ -259,7 +259,7 @@ int cmd_ls(int argc, char **argv)
         return cli_exit_for(r);
     }
     if (c.cluster &&
-        (status = cli_replicas_collect(cfg, c.nats, all ? NULL : ns, NULL, (int)wait_ms,
+        (status = cli_replicas_collect(cfg, c.nats, all ? NULL : ns, NULL, wait_ms,
                                        &rl)) != CLI_OK) {
         sage_config_free(cfg);
         free(l.v);

@@ -274,7 +274,7 @@ int cmd_status(int argc, char **argv)
     ns = cli_namespace(c.ns, cfg);
     if (c.cluster) {
         status = cli_status_cluster(cfg, c.nats, ns, optind < argc ? argv[optind] : NULL,
-                                    (int)wait_ms, c.json);
+                                    wait_ms, c.json);
     } else if (optind == argc) {
         status = status_all(ns, c.json);
     } else if ((r = sage_host_status(&st, ns, argv[optind])) != SAGE_OK) {

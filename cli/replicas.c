@@ -94,7 +94,7 @@ static int order(const void *a, const void *b)
 }
 
 int cli_replicas_collect(const sage_config *cfg, const char *urls, const char *ns, const char *name,
-                         int wait_ms, struct cli_replicas *l)
+                         int64_t wait_ms, struct cli_replicas *l)
 {
     struct cli_nats nats;
     struct merge m = {l, ns, name, cli_now_ns() / 1000000};

@@ -38,7 +38,7 @@ struct cli_replicas {
  * error. Free l with cli_replicas_free either way.
  */
 int cli_replicas_collect(const sage_config *cfg, const char *urls, const char *ns, const char *name,
-                         int wait_ms, struct cli_replicas *l);
+                         int64_t wait_ms, struct cli_replicas *l);
 
 void cli_replicas_free(struct cli_replicas *l);
 

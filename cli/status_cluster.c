@@ -45,14 +45,14 @@ static sage_err replica_value(sage_arena *a, const void *list, size_t i, sage_va
 }
 
 int cli_status_cluster(const sage_config *cfg, const char *urls, const char *ns, const char *name,
-                       int wait_ms, int json)
+                       int64_t wait_ms, int json)
 {
     struct cli_replicas l;
     int status = cli_replicas_collect(cfg, urls, ns, name, wait_ms, &l);
 
     if (status == CLI_OK && name != NULL && l.n == 0) {
-        cli_error(SAGE_ENOSERVICE, "no replica of '%s' in namespace '%s' answered within %d ms",
-                  name, ns, wait_ms);
+        cli_error(SAGE_ENOSERVICE, "no replica of '%s' in namespace '%s' answered within %lld ms",
+                  name, ns, (long long)wait_ms);
         status = CLI_NOSERVICE;
     } else if (status == CLI_OK && json) {
         status = cli_print_items(l.n, 0, replica_value, &l, "printing the status");

@@ -2,6 +2,8 @@
 #ifndef SAGE_CLI_STATUS_CLUSTER_H
 #define SAGE_CLI_STATUS_CLUSTER_H
 
+#include <stdint.h>
+
 #include "sage/config.h"
 
 /*
@@ -12,6 +14,6 @@
  * one service that no replica answers for is CLI_NOSERVICE.
  */
 int cli_status_cluster(const sage_config *cfg, const char *urls, const char *ns, const char *name,
-                       int wait_ms, int json);
+                       int64_t wait_ms, int json);
 
 #endif

@@ -280,7 +280,7 @@ void config_file(char *path, size_t cap, struct natsfix *f, const char *text)
     fclose(out);
 }
 
-sage_err deploy(struct natsfix *f, const char *text, int wait_ms)
+sage_err deploy(struct natsfix *f, const char *text, int64_t wait_ms)
 {
     sage_nats_conf nc;
     sage_cluster_deploy_opts o;

@@ -121,7 +121,7 @@ void config(char *buf, size_t cap, struct natsfix *f, int replicas, const char *
 void config_file(char *path, size_t cap, struct natsfix *f, const char *text);
 
 /* deploy deploys text through the library, waiting wait_ms for replicas */
-sage_err deploy(struct natsfix *f, const char *text, int wait_ms);
+sage_err deploy(struct natsfix *f, const char *text, int64_t wait_ms);
 
 /* DEPLOY_OK deploys, showing the hosts' logs if that fails */
 #define DEPLOY_OK(f, text, wait_ms)                   \

@@ -1,7 +1,10 @@
-/* test_timers.c - the deadline FIFOs of the manager (src/runtime/timers.c). */
+/* test_timers.c - the deadline FIFOs of the manager (src/runtime/timers.c),
+ * and the deadline arithmetic of platform/clock.h. */
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "harness.h"
+#include "platform/clock.h"
 #include "runtime/manager_internal.h"
 
 /* live[i]: entry (i, gen 1, attempt 0) still matters */
@@ -102,10 +105,28 @@ static void t_all_live_grows(void)
     sage__timers_free(t);
 }
 
+/* a wait in int64_t milliseconds (the cluster's) never overflows a
+ * nanosecond deadline: it saturates; negative waits count as none */
+static void t_after_ms_saturates(void)
+{
+    int64_t now = sage__now_ns();
+
+    ASSERT_EQ(sage__after_ms(now, 0), now);
+    ASSERT_EQ(sage__after_ms(now, -1), now);
+    ASSERT_EQ(sage__after_ms(now, INT64_MIN), now);
+    ASSERT_EQ(sage__after_ms(now, 1500), now + 1500000000LL);
+    ASSERT_EQ(sage__after_ms(now, INT64_MAX), INT64_MAX);
+    ASSERT_EQ(sage__after_ms(now, INT64_MAX / 1000000), INT64_MAX);
+    ASSERT_EQ(sage__after_ms(0, INT64_MAX / 1000000), INT64_MAX / 1000000 * 1000000);
+    ASSERT_EQ(sage__after_ms(0, INT64_MAX), INT64_MAX);
+    ASSERT_EQ(sage__after_ms(-1, INT64_MAX), INT64_MAX);
+}
+
 static const struct th_case cases[] = {
     {"completed_calls_do_not_accumulate", t_completed_calls_do_not_accumulate, 30},
     {"out_of_order_compaction_keeps_order", t_out_of_order_compaction_keeps_order, 30},
     {"all_live_grows", t_all_live_grows, 30},
+    {"after_ms_saturates", t_after_ms_saturates, 10},
     {0},
 };
 

@@ -75,16 +75,19 @@ typedef struct sage_cluster_opts {
 #define SAGE_CLUSTER_HOST_SIZE 64
 #define SAGE_CLUSTER_TIME_SIZE 40
 #define SAGE_CLUSTER_ERROR_SIZE 128
+/* The NATS subject an instance serves, "sage.<ns>.svc.<name>" or
+ * "sage.<ns>.durable.<name>": two names and room for the rest. */
+#define SAGE_CLUSTER_SUBJECT_SIZE (2 * SAGE_NAME_MAX + 32)
 
 /* One service instance as discovery sees it ($SRV.PING / $SRV.STATS). */
 typedef struct sage_cluster_instance {
-    char name[SAGE_CONFIG_NAME_MAX + 1];
+    char name[SAGE_NAME_MAX + 1];
     char id[SAGE_CLUSTER_ID_SIZE];
     char version[SAGE_CLUSTER_VERSION_SIZE];
-    char ns[SAGE_CONFIG_NAME_MAX + 1];
+    char ns[SAGE_NAME_MAX + 1];
     char host[SAGE_CLUSTER_HOST_SIZE];
     int32_t pid;
-    char subject[SAGE_CONFIG_NAME_MAX * 2 + 32];
+    char subject[SAGE_CLUSTER_SUBJECT_SIZE];
     char started[SAGE_CLUSTER_TIME_SIZE]; /* ISO-8601, UTC (STATS) */
     uint64_t requests;                    /* STATS */
     uint64_t errors;                      /* STATS */
@@ -99,13 +102,14 @@ typedef void (*sage_cluster_instance_fn)(void *arg, const sage_cluster_instance 
  * sage_cluster_discover sends $SRV.<verb>[.<name>] ("PING", "INFO" or
  * "STATS"; name NULL for all) and reports every answer that arrives within
  * wait_ms to fn, one at a time, on a NATS client thread (no library lock
- * held), before it returns; it always blocks for wait_ms. Instances of
+ * held), before it returns; it always blocks for wait_ms (0 or negative:
+ * it returns at once, and answers may be missed). Instances of
  * other namespaces are skipped unless ns is NULL. SAGE_ECONNECT if no
  * server answers.
  */
-SAGE_API sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns, const char *verb,
-                               const char *name, int wait_ms, sage_cluster_instance_fn fn,
-                               void *arg);
+SAGE_API sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns,
+                                        const char *verb, const char *name, int64_t wait_ms,
+                                        sage_cluster_instance_fn fn, void *arg);
 
 /* ================================================ hosts, deployments, leases
  *
@@ -271,8 +275,8 @@ typedef struct sage_cluster_deploy_opts {
                                       * transport is nats */
     size_t nservices;
     const sage_cluster_lease *lease; /* owner of the owned services (required if any) */
-    int wait_ms;                     /* wait for every replica to run; 0: return once
-                                      * placed; default 30000 */
+    int64_t wait_ms;                 /* wait for every replica to run; 0 or negative:
+                                      * return once placed; default 30000 */
 } sage_cluster_deploy_opts;
 
 /* sage_cluster_deploy_opts_init fills o with the defaults. */
@@ -313,8 +317,8 @@ SAGE_API sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o);
  * ran after wait_ms (they are removed all the same: their hosts stop them).
  * Thread-safe; blocks.
  */
-SAGE_API sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns, const char *name,
-                               int wait_ms);
+SAGE_API sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns,
+                                        const char *name, int64_t wait_ms);
 
 /*
  * sage_cluster_scale changes the replica count of the deployed service
@@ -326,7 +330,7 @@ SAGE_API sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *
  * it failed or is still being placed. Thread-safe; blocks.
  */
 SAGE_API sage_err sage_cluster_scale(const sage_nats_conf *nats, const char *ns, const char *name,
-                                     uint32_t replicas, int wait_ms);
+                                     uint32_t replicas, int64_t wait_ms);
 
 /* ------------------------------------------------------------------- hosts */
 
@@ -407,7 +411,7 @@ typedef void (*sage_cluster_figures_fn)(void *arg, const char *host,
  * round trips.
  */
 SAGE_API sage_err sage_cluster_host_figures(const sage_nats_conf *nats, const char *host_id,
-                                            int wait_ms, sage_cluster_figures_fn fn, void *arg);
+                                            int64_t wait_ms, sage_cluster_figures_fn fn, void *arg);
 
 /* ---------------------------------------------------------------- replicas */
 

@@ -33,10 +33,6 @@ extern "C" {
 /* sage_config: an opaque, immutable, validated configuration. */
 typedef struct sage_config sage_config;
 
-/* SAGE_CONFIG_NAME_MAX: the longest namespace, service or middleware name,
- * in bytes. Names use [A-Za-z0-9_-]. */
-#define SAGE_CONFIG_NAME_MAX 64
-
 /* sage_local_conf: settings of services running on this machine (section
  * service.local), filled by sage_local_conf_init or a config. Defaults:
  * max_workers 10 (1..1024), queue_timeout 30 s (0..86400; 0 fails at once

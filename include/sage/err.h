@@ -5,6 +5,8 @@
  * back through out-pointers that are written only on success. When a call
  * fails it also records a human-readable detail for the calling thread,
  * readable with sage_errdetail() until the next failure on that thread.
+ * It also holds the two sizes every other header shares: SAGE_NAME_MAX
+ * and SAGE_REASON_MAX.
  */
 #ifndef SAGE_ERR_H
 #define SAGE_ERR_H
@@ -74,6 +76,11 @@ SAGE_API const char *sage_errname(sage_err err);
  * sagesvc call on this thread.
  */
 SAGE_API const char *sage_errdetail(void);
+
+/* SAGE_NAME_MAX: the longest namespace, service, method or middleware
+ * name, in bytes, wherever one appears (configurations, tasks, statuses,
+ * discovery). Names use [A-Za-z0-9_-]; method names may also use '.'. */
+#define SAGE_NAME_MAX 64
 
 /* SAGE_REASON_MAX: the longest reason a status keeps (why a queue is
  * corrupt, why a service is degraded or failed, why a request was dropped),

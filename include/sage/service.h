@@ -58,7 +58,7 @@ typedef sage_err (*sage_method_fn)(void *state, sage_call *call);
 
 /* sage_method: one entry of a service's method table. */
 typedef struct sage_method {
-    const char *name;  /* [A-Za-z0-9_.-], at most 64 bytes */
+    const char *name; /* [A-Za-z0-9_.-], at most SAGE_NAME_MAX bytes */
     sage_method_fn fn;
     unsigned flags;    /* SAGE_METHOD_* */
 } sage_method;

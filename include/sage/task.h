@@ -133,9 +133,6 @@ typedef enum sage_state {
 /* sage_state_name: "created", "running", ... */
 SAGE_API const char *sage_state_name(sage_state s);
 
-/* SAGE_NAME_MAX: the longest service, method or namespace name, in bytes. */
-#define SAGE_NAME_MAX 64
-
 /* SAGE_ADDRESS_MAX: the longest address of a service (a request queue's
  * name, a NATS subject), in bytes. */
 #define SAGE_ADDRESS_MAX 255

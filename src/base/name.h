@@ -4,8 +4,8 @@
 
 #include "sage/err.h"
 
-/* SAGE__NAME_LEN: the longest name, in bytes (SAGE_NAME_MAX of the API). */
-#define SAGE__NAME_LEN 64
+/* SAGE__NAME_LEN: the longest name, in bytes (the API's SAGE_NAME_MAX). */
+#define SAGE__NAME_LEN SAGE_NAME_MAX
 
 /* sage__check_name validates a service, method or namespace name:
  * [A-Za-z0-9_-] (methods also '.'), 1..64 bytes. what names it in the

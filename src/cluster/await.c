@@ -93,13 +93,13 @@ static struct timespec monotonic_ts(int64_t ns)
     return (struct timespec){(time_t)(ns / 1000000000), (long)(ns % 1000000000)};
 }
 
-sage_err sage__await_kv(struct sage__nio_kv *kv, const char *keys, sage__await_pred pred,
-                        void *arg, int timeout_ms)
+sage_err sage__await_kv(struct sage__nio_kv *kv, const char *keys, sage__await_pred pred, void *arg,
+                        int64_t timeout_ms)
 {
     struct await a;
     struct sage__nio_watch *w = NULL;
     pthread_condattr_t ca;
-    int64_t start = sage__now_ns(), end = start + (int64_t)timeout_ms * 1000000;
+    int64_t start = sage__now_ns(), end = sage__after_ms(start, timeout_ms);
     sage_err r = SAGE_OK, err = SAGE_OK;
     bool read_now = false;
 
@@ -148,7 +148,7 @@ sage_err sage__await_kv(struct sage__nio_kv *kv, const char *keys, sage__await_p
         }
         now = sage__now_ns();
         if (now >= end) {
-            r = SAGE_SETERR(SAGE_ETIMEDOUT, "not done within %d ms", timeout_ms);
+            r = SAGE_SETERR(SAGE_ETIMEDOUT, "not done within %lld ms", (long long)timeout_ms);
             break;
         }
         /* re-evaluate at least every second: liveness ages */

@@ -240,14 +240,15 @@ static int has_reason(void *arg, const json_t *specs, int64_t now_ms, sage_err *
     return 0;
 }
 
-static sage_err await_running(struct sage__ops *ops, json_t *specs, const char *ns, int wait_ms)
+static sage_err await_running(struct sage__ops *ops, json_t *specs, const char *ns, int64_t wait_ms)
 {
     struct running w = {specs, ""};
     char keys[80];
     sage_err r = sage__await_kv(ops->hosts, NULL, all_running, &w, wait_ms);
 
     if (r == SAGE_ETIMEDOUT)
-        return SAGE_SETERR(r, "replicas not all running after %d ms (%s)", wait_ms, w.why);
+        return SAGE_SETERR(r, "replicas not all running after %lld ms (%s)", (long long)wait_ms,
+                           w.why);
     if (r == SAGE_EUNAVAILABLE) {
         /* the host marks the spec failed, with the reason, a few round
          * trips after its record says so: watch the specs for it (a loaded

@@ -58,7 +58,7 @@ out:
 }
 
 sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns, const char *verb,
-                               const char *name, int wait_ms, sage_cluster_instance_fn fn,
+                               const char *name, int64_t wait_ms, sage_cluster_instance_fn fn,
                                void *arg)
 {
     struct sage__nio_opts no = {nats, "sagesvc discover", NULL, NULL};
@@ -85,9 +85,11 @@ sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns, const
         goto out;
     /* answers arrive on the subscription's thread while we wait: how many
      * replicas will answer is unknown, so the window is the only end */
-    ts.tv_sec = wait_ms / 1000;
-    ts.tv_nsec = (long)(wait_ms % 1000) * 1000000L;
-    nanosleep(&ts, NULL);
+    if (wait_ms > 0) {
+        ts.tv_sec = (time_t)(wait_ms / 1000);
+        ts.tv_nsec = (long)(wait_ms % 1000) * 1000000L;
+        nanosleep(&ts, NULL);
+    }
 out:
     sage__nio_unsubscribe(sub);
     sage__nio_close(n);

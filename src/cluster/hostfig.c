@@ -159,7 +159,7 @@ static void find_mine(void *arg, const char *key, json_t *rec, uint64_t rev)
         m->rec = json_incref(rec);
 }
 
-sage_err sage_cluster_host_figures(const sage_nats_conf *nats, const char *host_id, int wait_ms,
+sage_err sage_cluster_host_figures(const sage_nats_conf *nats, const char *host_id, int64_t wait_ms,
                                    sage_cluster_figures_fn fn, void *arg)
 {
     struct sage__nio_opts no = {nats, "sagesvc host figures", NULL, NULL};
@@ -225,7 +225,7 @@ sage_err sage_cluster_host_figures(const sage_nats_conf *nats, const char *host_
         sage__nio_publish(n, subject, reply, "", 0, NULL, 0);
     }
     {
-        int64_t end = sage__now_ns() + (int64_t)wait_ms * 1000000;
+        int64_t end = sage__after_ms(sage__now_ns(), wait_ms);
         struct timespec ts = {(time_t)(end / 1000000000), (long)(end % 1000000000)};
         size_t asked = 0;
 

@@ -11,7 +11,7 @@
     SAGE_SETERR(SAGE_ENOTSUP, "%s: cluster support is not built in (SAGE_WITH_NATS=OFF)", what)
 
 sage_err sage_cluster_discover(const sage_nats_conf *nats, const char *ns, const char *verb,
-                               const char *name, int wait_ms, sage_cluster_instance_fn fn,
+                               const char *name, int64_t wait_ms, sage_cluster_instance_fn fn,
                                void *arg)
 {
     (void)nats, (void)ns, (void)verb, (void)name, (void)wait_ms, (void)fn, (void)arg;
@@ -66,20 +66,20 @@ sage_err sage_cluster_deploy(const sage_cluster_deploy_opts *o)
 }
 
 sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns, const char *name,
-                               int wait_ms)
+                               int64_t wait_ms)
 {
     (void)nats, (void)ns, (void)name, (void)wait_ms;
     return NOT_BUILT("undeploy");
 }
 
 sage_err sage_cluster_scale(const sage_nats_conf *nats, const char *ns, const char *name,
-                            uint32_t replicas, int wait_ms)
+                            uint32_t replicas, int64_t wait_ms)
 {
     (void)nats, (void)ns, (void)name, (void)replicas, (void)wait_ms;
     return NOT_BUILT("scale");
 }
 
-sage_err sage_cluster_host_figures(const sage_nats_conf *nats, const char *host_id, int wait_ms,
+sage_err sage_cluster_host_figures(const sage_nats_conf *nats, const char *host_id, int64_t wait_ms,
                                    sage_cluster_figures_fn fn, void *arg)
 {
     (void)nats, (void)host_id, (void)wait_ms, (void)fn, (void)arg;

@@ -181,8 +181,8 @@ void sage__place_undo(struct sage__ops *o, const char *key, const char *deploy, 
  * service record and durable stream. SAGE_ETIMEDOUT if replicas were still
  * listed after wait_ms (everything else is done).
  */
-sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t *spec,
-                             uint64_t rev, int wait_ms);
+sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t *spec, uint64_t rev,
+                             int64_t wait_ms);
 
 /* ------------------------------------------- update.c: in place */
 
@@ -202,7 +202,7 @@ sage_err sage__update_spec(struct sage__ops *o, const char *key, const json_t *w
  * array) has its count of replicas running its generation on live hosts,
  * and nothing else of it is listed. SAGE_EUNAVAILABLE when replicas of
  * that generation failed, SAGE_ETIMEDOUT. */
-sage_err sage__await_settled(struct sage__ops *o, const json_t *specs, int wait_ms);
+sage_err sage__await_settled(struct sage__ops *o, const json_t *specs, int64_t wait_ms);
 
 /* ------------------------------------------------ await.c: waiting */
 
@@ -216,7 +216,7 @@ sage_err sage__await_settled(struct sage__ops *o, const json_t *specs, int wait_
  * deploy and undeploy wait on.
  */
 typedef int (*sage__await_pred)(void *arg, const json_t *records, int64_t now_ms, sage_err *errp);
-sage_err sage__await_kv(struct sage__nio_kv *kv, const char *keys, sage__await_pred pred,
-                        void *arg, int timeout_ms);
+sage_err sage__await_kv(struct sage__nio_kv *kv, const char *keys, sage__await_pred pred, void *arg,
+                        int64_t timeout_ms);
 
 #endif

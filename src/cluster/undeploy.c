@@ -69,8 +69,8 @@ static sage_err delete_spec(struct sage__ops *o, const char *key, const char *de
     return SAGE_SETERR(SAGE_EBUSY, "deployment '%s' kept changing", key);
 }
 
-sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t *spec,
-                             uint64_t rev, int wait_ms)
+sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t *spec, uint64_t rev,
+                             int64_t wait_ms)
 {
     struct gone g;
     sage_err r, w = SAGE_OK;
@@ -83,9 +83,10 @@ sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t 
     if (wait_ms > 0) {
         w = sage__await_kv(o->hosts, NULL, replicas_gone, &g, wait_ms);
         if (w == SAGE_ETIMEDOUT)
-            w = SAGE_SETERR(w, "'%s' undeployed, but a replica still ran after %d ms (%s); its host "
-                               "stops it",
-                            key, wait_ms, g.where);
+            w = SAGE_SETERR(w,
+                            "'%s' undeployed, but a replica still ran after %lld ms (%s); its host "
+                            "stops it",
+                            key, (long long)wait_ms, g.where);
         else if (w != SAGE_OK)
             return w;
     }
@@ -103,7 +104,7 @@ sage_err sage__undeploy_spec(struct sage__ops *o, const char *key, const json_t 
 }
 
 sage_err sage_cluster_undeploy(const sage_nats_conf *nats, const char *ns, const char *name,
-                               int wait_ms)
+                               int64_t wait_ms)
 {
     struct sage__ops o;
     json_t *spec = NULL;

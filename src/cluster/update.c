@@ -327,20 +327,21 @@ static int replicas_settled(void *arg, const json_t *hosts, int64_t now_ms, sage
     return 1;
 }
 
-sage_err sage__await_settled(struct sage__ops *o, const json_t *specs, int wait_ms)
+sage_err sage__await_settled(struct sage__ops *o, const json_t *specs, int64_t wait_ms)
 {
     struct settled w = {specs, ""};
     sage_err r = sage__await_kv(o->hosts, NULL, replicas_settled, &w, wait_ms);
 
     if (r == SAGE_ETIMEDOUT)
-        return SAGE_SETERR(r, "replicas not all running after %d ms (%s)", wait_ms, w.why);
+        return SAGE_SETERR(r, "replicas not all running after %lld ms (%s)", (long long)wait_ms,
+                           w.why);
     return r;
 }
 
 /* ------------------------------------------------------------------ scale */
 
 sage_err sage_cluster_scale(const sage_nats_conf *nats, const char *ns, const char *name,
-                            uint32_t replicas, int wait_ms)
+                            uint32_t replicas, int64_t wait_ms)
 {
     struct sage__ops o;
     json_t *want = NULL, *next = NULL, *list = NULL;

@@ -130,7 +130,7 @@ sage_err sage__cf_name(struct cf_walk *w, const struct cf_node *v, const char **
     char got[80];
     size_t i;
 
-    if (v->kind == CF_SCALAR && v->len >= 1 && v->len <= SAGE_CONFIG_NAME_MAX) {
+    if (v->kind == CF_SCALAR && v->len >= 1 && v->len <= SAGE_NAME_MAX) {
         for (i = 0; i < v->len; i++) {
             char c = v->str[i];
 
@@ -142,7 +142,7 @@ sage_err sage__cf_name(struct cf_walk *w, const struct cf_node *v, const char **
             return sage__cf_string(w, v, "a name", out);
     }
     return sage__cf_error(w, v, "expected a name of 1..%d characters from [A-Za-z0-9_-], got %s",
-                          SAGE_CONFIG_NAME_MAX, sage__cf_describe(v, got, sizeof got));
+                          SAGE_NAME_MAX, sage__cf_describe(v, got, sizeof got));
 }
 
 sage_err sage__cf_read_name(struct cf_walk *w, const struct cf_node *v,

@@ -48,7 +48,7 @@ static inline void *sage__cf_at(void *dst, const struct cf_field *f)
  * num: double, a number in lo..hi (or > lo with lo_open);
  * ms: int64_t milliseconds, from a number of seconds in lo..hi;
  * str: const char * copied into the pool, any non-null scalar as written;
- * name: const char *, a name of [A-Za-z0-9_-]{1,SAGE_CONFIG_NAME_MAX};
+ * name: const char *, a name of [A-Za-z0-9_-]{1,SAGE_NAME_MAX};
  * word: int, the index of the value in f->words;
  * flag: bool, whether the value is not f->words[0];
  * choice: const char *, the matching entry of f->words itself (static);

@@ -143,7 +143,7 @@ static sage_err read_plugin(struct cf_walk *w, const struct cf_node *v, const st
         (memchr(v->str, '/', v->len) != NULL ||
          (v->len > 3 && memcmp(v->str + v->len - 3, ".so", 3) == 0)))
         return sage__cf_string(w, v, "a plugin path", out);
-    if (v->kind == CF_SCALAR && v->len > 0 && v->len <= SAGE_CONFIG_NAME_MAX &&
+    if (v->kind == CF_SCALAR && v->len > 0 && v->len <= SAGE_NAME_MAX &&
         strspn(v->str, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") ==
             v->len)
         return sage__cf_string(w, v, "a plugin name", out);

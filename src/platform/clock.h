@@ -55,4 +55,18 @@ static inline int64_t sage__deadline(int timeout_ms)
     return sage__now_ns() + (int64_t)timeout_ms * 1000000;
 }
 
+/*
+ * sage__after_ms returns the time ms milliseconds after t_ns, in
+ * nanoseconds, saturating at INT64_MAX: a wait of centuries is forever,
+ * not an overflow. A negative ms counts as 0.
+ */
+static inline int64_t sage__after_ms(int64_t t_ns, int64_t ms)
+{
+    if (ms <= 0)
+        return t_ns;
+    if (ms > (INT64_MAX - (t_ns > 0 ? t_ns : 0)) / 1000000)
+        return INT64_MAX;
+    return t_ns + ms * 1000000;
+}
+
 #endif
