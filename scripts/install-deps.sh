@@ -14,6 +14,7 @@ PACKAGES=(
   libnats-dev nats-server              # the cluster transport
   libzmq3-dev                          # a peer in the benchmarks
   python3-dev python3-pytest python3-pytest-timeout   # the Python extension and its tests
+  python3-dbg                          # ... under the debug interpreter
   python3-zmq python3-msgpack          # the Python benchmark's peers
   prometheus                           # promtool, to validate metrics output
   procps psmisc iproute2
