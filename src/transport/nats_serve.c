@@ -194,19 +194,20 @@ static sage_err start_pullers(struct sage__tp_server *s)
 }
 
 /* stop_taking ends every way a call comes in: pullers joined (their calls
- * answered), discovery handlers and the subscription drained */
+ * answered), discovery handlers and the subscription drained. The pull
+ * subscriptions themselves live on until the connection is closed
+ * (close_pulls): a fetch answered late (a server that was frozen) still
+ * delivers to them, and nats.c does not survive a subscription destroyed
+ * while its reader thread delivers to it. What they hold unacknowledged
+ * goes to another replica after ack_wait. */
 static void stop_taking(struct sage__tp_server *s)
 {
     atomic_store_explicit(&s->stop, 1, memory_order_release);
     for (uint32_t i = 0; i < s->npullers; i++)
         pthread_join(s->pullers[i], NULL);
     s->npullers = 0;
-    for (uint32_t i = 0; s->pulls && i < s->conf.max_workers; i++)
-        sage__nio_pull_close(s->pulls[i]);
     free(s->pullers);
-    free(s->pulls);
     s->pullers = NULL;
-    s->pulls = NULL;
     sage__srv_stop(s->srv);
     s->srv = NULL;
     sage__nio_unsubscribe(s->sub);
@@ -355,6 +356,16 @@ const char *sage__nats_instance_id(const struct sage__tp_server *s)
     return s->id;
 }
 
+/* close_pulls destroys the pull subscriptions, once the connection is
+ * closed (stop_taking says why) */
+static void close_pulls(struct sage__tp_server *s)
+{
+    for (uint32_t i = 0; s->pulls && i < s->conf.max_workers; i++)
+        sage__nio_pull_close(s->pulls[i]);
+    free(s->pulls);
+    s->pulls = NULL;
+}
+
 void sage__nats_serve_close(struct sage__tp_server *s)
 {
     if (s == NULL)
@@ -362,6 +373,7 @@ void sage__nats_serve_close(struct sage__tp_server *s)
     stop_taking(s); /* if quiesce did not run (a failed start) */
     sage__ndedupe_close(s->dedupe);
     sage__nio_close(s->nio);
+    close_pulls(s);
     free(s->fig);
     free(s);
 }

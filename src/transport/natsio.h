@@ -235,6 +235,9 @@ struct sage__nio_pull; /* a pull consumer shared by replicas (durable name) */
 sage_err sage__nio_pull_open(struct sage__nio *n, const char *stream, const char *subject,
                              const char *durable, int64_t ack_wait_ms, struct sage__nio_pull **pp);
 
+/* sage__nio_pull_close releases p (the durable consumer stays). Call it
+ * after sage__nio_close of its connection, or when no fetch answer can
+ * still be on its way: nats.c's reader thread may be delivering one. */
 void sage__nio_pull_close(struct sage__nio_pull *p);
 
 /* sage__nio_pull_fetch waits up to timeout_ms for up to max messages and
