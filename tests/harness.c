@@ -63,6 +63,35 @@ void th_fail(const char *file, int line, const char *fmt, ...)
     _exit(1);
 }
 
+int th_serve_child(const sage_service *svc, sage_transport transport,
+                   const sage_cluster_opts *co)
+{
+    int ready[2], pid;
+    char c;
+
+    ASSERT_EQ(pipe(ready), 0);
+    pid = fork();
+    if (pid == 0) {
+        sage_task_opts o;
+        sage_task *t;
+
+        sage_task_opts_init(&o);
+        o.transport = transport;
+        o.ns = th_prefix();
+        o.cluster = co;
+        ASSERT_OK(sage_task_new(&t, svc, &o));
+        ASSERT_OK(sage_task_start(t));
+        ASSERT_EQ(write(ready[1], "R", 1), 1);
+        for (;;)
+            pause();
+    }
+    ASSERT_TRUE(pid > 0);
+    ASSERT_EQ(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    close(ready[1]);
+    return pid;
+}
+
 void th_stop_child(int pid)
 {
     int st = 0;

@@ -30,6 +30,7 @@
 #include <sys/wait.h>
 
 #include "sage/err.h"
+#include "sage/task.h"
 
 struct th_case {
     const char *name;
@@ -66,6 +67,12 @@ int th_wait_child(int pid, int timeout_ms);
  * stopped: a signal takes effect a little later than kill() returns, and a
  * process still running meanwhile may answer one more call. */
 void th_stop_child(int pid);
+
+/* th_serve_child forks a process that serves svc over transport (co: its
+ * cluster options, NULL for none) in namespace th_prefix(), and returns
+ * its pid once it serves. The child serves until it is killed. */
+int th_serve_child(const sage_service *svc, sage_transport transport,
+                   const sage_cluster_opts *co);
 
 /* th_sleep_ms sleeps ms milliseconds. Only for a case whose subject is the
  * time passing (a method slow on purpose, a wait that proves nothing more

@@ -130,34 +130,6 @@ static sage_future *call(sage_manager *m, const char *method, const sage_value *
     return f;
 }
 
-/* a shm host of testsvc in a child process, until killed */
-static int shm_host(void)
-{
-    int ready[2];
-    char c;
-    int pid;
-
-    ASSERT_EQ(pipe(ready), 0);
-    pid = fork();
-    if (pid == 0) {
-        sage_task_opts o;
-        sage_task *t;
-
-        sage_task_opts_init(&o);
-        o.transport = SAGE_TRANSPORT_SHM;
-        o.ns = th_prefix();
-        ASSERT_OK(sage_task_new(&t, &testsvc, &o));
-        ASSERT_OK(sage_task_start(t));
-        ASSERT_EQ(write(ready[1], "R", 1), 1);
-        for (;;)
-            pause();
-    }
-    ASSERT_EQ(read(ready[0], &c, 1), 1);
-    close(ready[0]);
-    close(ready[1]);
-    return pid;
-}
-
 static sage_manager *shm_manager(void)
 {
     sage_manager_opts mo;
@@ -199,7 +171,7 @@ static void t_answer_shm(void)
     static struct seen s;
     struct cb_arg a[64];
     sage_future *f[64];
-    int host = shm_host();
+    int host = th_serve_child(&testsvc, SAGE_TRANSPORT_SHM, NULL);
     sage_manager *m = shm_manager();
     sage_value two[2] = {sage_int(1), sage_int(2)};
 
@@ -255,7 +227,7 @@ static void t_dead_service(void)
     static struct seen s;
     struct cb_arg a[4];
     sage_future *f[4];
-    int host = shm_host();
+    int host = th_serve_child(&testsvc, SAGE_TRANSPORT_SHM, NULL);
     sage_manager *m = shm_manager();
     sage_value ms[1] = {sage_int(20000)};
 
@@ -402,7 +374,7 @@ static void t_poll_runs_callbacks_here(void)
 {
     static struct seen s;
     struct cb_arg a = {&s, 0};
-    int host = shm_host();
+    int host = th_serve_child(&testsvc, SAGE_TRANSPORT_SHM, NULL);
     sage_manager *m = shm_manager();
     sage_value ms[1] = {sage_int(50)};
     double end = th_now_ms() + 10000;
@@ -474,7 +446,7 @@ static void t_poll_with_others(void)
 {
     static struct alone al;
     enum { N = 400 };
-    int host = shm_host();
+    int host = th_serve_child(&testsvc, SAGE_TRANSPORT_SHM, NULL);
     sage_manager *m = shm_manager();
     struct poller p = {m, 0};
     pthread_t th[2];

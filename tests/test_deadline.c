@@ -13,33 +13,6 @@
 #include "sage/task.h"
 #include "testsvc.h"
 
-static int replica(sage_cluster_opts *co)
-{
-    int ready[2], pid;
-    char c;
-
-    ASSERT_EQ(pipe(ready), 0);
-    pid = fork();
-    if (pid == 0) {
-        sage_task_opts o;
-        sage_task *t;
-
-        sage_task_opts_init(&o);
-        o.transport = SAGE_TRANSPORT_NATS;
-        o.ns = th_prefix();
-        o.cluster = co;
-        ASSERT_OK(sage_task_new(&t, &testsvc, &o));
-        ASSERT_OK(sage_task_start(t));
-        ASSERT_EQ(write(ready[1], "R", 1), 1);
-        for (;;)
-            pause();
-    }
-    ASSERT_EQ(read(ready[0], &c, 1), 1);
-    close(ready[0]);
-    close(ready[1]);
-    return pid;
-}
-
 static int64_t served(sage_manager *m)
 {
     sage_arena *a;
@@ -66,7 +39,7 @@ static void t_frozen_replica_skips_expired(void)
     natsfix_start(&f, 1, NULL);
     natsfix_conf(&f, &nc, 0);
     co.nats = &nc;
-    pid = replica(&co);
+    pid = th_serve_child(&testsvc, SAGE_TRANSPORT_NATS, &co);
     m = natsfix_manager(&f, 0, 10, &nc, &co);
     ASSERT_EQ(served(m), 0);
     th_stop_child(pid);

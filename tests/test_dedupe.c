@@ -35,30 +35,8 @@ static void rig_up(struct rig *r, bool dedupe)
     memset(&r->co, 0, sizeof r->co);
     r->co.nats = &r->nc;
     r->co.dedupe = dedupe;
-    for (int i = 0; i < REPLICAS; i++) {
-        int ready[2];
-        char c;
-
-        ASSERT_EQ(pipe(ready), 0);
-        r->pid[i] = fork();
-        if (r->pid[i] == 0) {
-            sage_task_opts o;
-            sage_task *t;
-
-            sage_task_opts_init(&o);
-            o.transport = SAGE_TRANSPORT_NATS;
-            o.ns = th_prefix();
-            o.cluster = &r->co;
-            ASSERT_OK(sage_task_new(&t, &testsvc, &o));
-            ASSERT_OK(sage_task_start(t));
-            ASSERT_EQ(write(ready[1], "R", 1), 1);
-            for (;;)
-                pause();
-        }
-        ASSERT_EQ(read(ready[0], &c, 1), 1);
-        close(ready[0]);
-        close(ready[1]);
-    }
+    for (int i = 0; i < REPLICAS; i++)
+        r->pid[i] = th_serve_child(&testsvc, SAGE_TRANSPORT_NATS, &r->co);
 }
 
 static void rig_down(struct rig *r)

@@ -26,34 +26,6 @@ struct rig {
     sage_manager *m;
 };
 
-/* replica serves testsvc over NATS until killed */
-static int replica(struct rig *r)
-{
-    int ready[2], pid;
-    char c;
-
-    ASSERT_EQ(pipe(ready), 0);
-    pid = fork();
-    if (pid == 0) {
-        sage_task_opts o;
-        sage_task *t;
-
-        sage_task_opts_init(&o);
-        o.transport = SAGE_TRANSPORT_NATS;
-        o.ns = th_prefix();
-        o.cluster = &r->co;
-        ASSERT_OK(sage_task_new(&t, &testsvc, &o));
-        ASSERT_OK(sage_task_start(t));
-        ASSERT_EQ(write(ready[1], "R", 1), 1);
-        for (;;)
-            pause();
-    }
-    ASSERT_EQ(read(ready[0], &c, 1), 1);
-    close(ready[0]);
-    close(ready[1]);
-    return pid;
-}
-
 static void rig_up(struct rig *r, int64_t hedge_after_ms)
 {
     sage_manager_opts mo;
@@ -63,7 +35,7 @@ static void rig_up(struct rig *r, int64_t hedge_after_ms)
     memset(&r->co, 0, sizeof r->co);
     r->co.nats = &r->nc;
     for (int i = 0; i < REPLICAS; i++)
-        r->pid[i] = replica(r);
+        r->pid[i] = th_serve_child(&testsvc, SAGE_TRANSPORT_NATS, &r->co);
     sage_manager_opts_init(&mo);
     mo.ns = th_prefix();
     mo.cluster = &r->co;
