@@ -42,6 +42,15 @@ struct conv {
     struct seg segs[PYSAGE_MAX_DEPTH + 2];
 };
 
+/* conv_start readies c for a conversion at where, into arena a (NULL:
+ * towards Python); segs is filled as the conversion goes down */
+static void conv_start(struct conv *c, sage_arena *a, const char *where)
+{
+    c->a = a;
+    c->where = where;
+    c->depth = 0;
+}
+
 /* key_text writes a short repr of a path key */
 static void key_text(const struct seg *s, char *buf, size_t cap)
 {
@@ -286,9 +295,7 @@ int pysage_from_py(sage_value *out, PyObject *o, sage_arena *a, const char *wher
 {
     struct conv c;
 
-    c.a = a;
-    c.where = where;
-    c.depth = 0;
+    conv_start(&c, a, where);
     return from_py(&c, o, out);
 }
 
@@ -307,9 +314,7 @@ int pysage_args_from_py(const sage_value **itemsp, size_t *np, PyObject *seq, sa
                      Py_TYPE(seq)->tp_name);
         return -1;
     }
-    c.a = a;
-    c.where = "args";
-    c.depth = 0;
+    conv_start(&c, a, "args");
     if (from_seq(&c, seq, &v) < 0)
         return -1;
     *itemsp = v.as.array.items;
@@ -342,9 +347,7 @@ int pysage_kwargs_from_py(const sage_pair **pairsp, size_t *np, PyObject *dict, 
             Py_XDECREF(r);
             return -1;
         }
-    c.a = a;
-    c.where = "kwargs";
-    c.depth = 0;
+    conv_start(&c, a, "kwargs");
     if (from_dict(&c, dict, &m) < 0)
         return -1;
     *pairsp = m.as.map.items;
@@ -478,9 +481,7 @@ PyObject *pysage_to_py(const sage_value *v, const char *where)
 {
     struct conv c;
 
-    c.a = NULL;
-    c.where = where;
-    c.depth = 0;
+    conv_start(&c, NULL, where);
     return to_py(&c, v, false);
 }
 
@@ -490,9 +491,7 @@ PyObject *pysage_tuple_from_array(const sage_value *v, const char *where)
 
     if (v == NULL || v->type != SAGE_ARRAY)
         return PyTuple_New(0);
-    c.a = NULL;
-    c.where = where;
-    c.depth = 0;
+    conv_start(&c, NULL, where);
     /* as a key: a tuple at the top, lists below */
     {
         size_t n = v->as.array.len;
@@ -523,9 +522,7 @@ PyObject *pysage_dict_from_map(const sage_value *v, const char *where)
 
     if (v == NULL || v->type != SAGE_MAP)
         return PyDict_New();
-    c.a = NULL;
-    c.where = where;
-    c.depth = 0;
+    conv_start(&c, NULL, where);
     return to_dict(&c, v);
 }
 

@@ -531,9 +531,10 @@ static PyObject *fut_add_done_callback(PySage_Future *self, PyObject *fn)
     Py_RETURN_NONE;
 }
 
-static PyObject *fut_set_result(PySage_Future *self, PyObject *result)
+/* set_outcome: set_result and set_exception */
+static PyObject *set_outcome(PySage_Future *self, PyObject *result, PyObject *exc)
 {
-    int r = finish(self, result, NULL, true);
+    int r = finish(self, result, exc, true);
 
     if (r < 0)
         return NULL;
@@ -544,17 +545,14 @@ static PyObject *fut_set_result(PySage_Future *self, PyObject *result)
     Py_RETURN_NONE;
 }
 
+static PyObject *fut_set_result(PySage_Future *self, PyObject *result)
+{
+    return set_outcome(self, result, NULL);
+}
+
 static PyObject *fut_set_exception(PySage_Future *self, PyObject *exc)
 {
-    int r = finish(self, NULL, exc, true);
-
-    if (r < 0)
-        return NULL;
-    if (r == 0)
-        return invalid_state(self);
-    if (run_callbacks(self) < 0)
-        return NULL;
-    Py_RETURN_NONE;
+    return set_outcome(self, NULL, exc);
 }
 
 static PyObject *fut_set_running_or_notify_cancel(PySage_Future *self, PyObject *unused)
