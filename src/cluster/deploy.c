@@ -185,31 +185,17 @@ static int all_running(void *arg, const json_t *hosts, int64_t now_ms, sage_err 
     json_t *spec;
 
     json_array_foreach(w->specs, i, spec) {
-        const char *deploy = sage__jstr(spec, "id"), *hid;
-        int64_t want = sage__jint(spec, "replicas"), running = 0, failed = 0;
-        json_t *rec;
+        int64_t want = sage__jint(spec, "replicas");
+        struct sage__replica_count n = sage__replica_count(hosts, sage__jstr(spec, "id"), 0, now_ms);
 
-        json_object_foreach((json_t *)hosts, hid, rec) {
-            size_t k;
-            json_t *rep;
-
-            if (!sage__hostrec_alive(rec, now_ms))
-                continue;
-            json_array_foreach(json_object_get(rec, "replicas"), k, rep) {
-                if (strcmp(sage__jstr(rep, "deploy"), deploy) != 0)
-                    continue;
-                running += strcmp(sage__jstr(rep, "state"), "running") == 0;
-                failed += strcmp(sage__jstr(rep, "state"), "failed") == 0;
-            }
-        }
-        if (failed > 0 && failed + running >= want && running == 0) {
+        if (n.failed > 0 && n.failed + n.running >= want && n.running == 0) {
             *errp = SAGE_SETERR(SAGE_EUNAVAILABLE, "service '%s' failed while starting",
                                 sage__jstr(spec, "name"));
             return -1;
         }
-        if (running < want) {
+        if (n.running < want) {
             snprintf(w->why, sizeof w->why, "service '%s': %lld of %lld replicas running",
-                     sage__jstr(spec, "name"), (long long)running, (long long)want);
+                     sage__jstr(spec, "name"), (long long)n.running, (long long)want);
             return 0;
         }
     }

@@ -28,6 +28,38 @@ bool sage__hostrec_alive(const json_t *rec, int64_t now_ms)
     return hb > 0 && now_ms - hb <= SAGE__HOST_STALE_MS;
 }
 
+struct sage__replica_count sage__replica_count(const json_t *hosts, const char *deploy,
+                                               int64_t gen, int64_t now_ms)
+{
+    struct sage__replica_count n = {0, 0, 0};
+    const char *hid;
+    json_t *rec;
+
+    json_object_foreach((json_t *)hosts, hid, rec) {
+        size_t k;
+        json_t *rep;
+
+        if (!sage__hostrec_alive(rec, now_ms))
+            continue;
+        json_array_foreach(json_object_get(rec, "replicas"), k, rep) {
+            const char *st = sage__jstr(rep, "state");
+            int64_t rg = sage__jint(rep, "gen");
+
+            if (strcmp(sage__jstr(rep, "deploy"), deploy) != 0)
+                continue;
+            if (rg < 1)
+                rg = 1;
+            if (rg >= gen && strcmp(st, "running") == 0)
+                n.running++;
+            else if (rg >= gen && strcmp(st, "failed") == 0)
+                n.failed++;
+            else
+                n.other++;
+        }
+    }
+    return n;
+}
+
 double sage__hostrec_free_cpus(const json_t *rec)
 {
     return sage__jnum(rec, "cpus") - sage__jnum(rec, "reserved_cpus");

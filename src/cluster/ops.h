@@ -80,6 +80,15 @@ sage_err sage__hostrec_modify_cached(struct sage__nio_kv *hosts, const char *id,
 /* sage__hostrec_alive: the record's heartbeat is at most 5 s old. */
 bool sage__hostrec_alive(const json_t *rec, int64_t now_ms);
 
+/* sage__replica_count: what live hosts' records (hosts: id -> record) list
+ * of deployment deploy: replicas running and failed of generation gen or
+ * newer (0: any; a record without one is generation 1), and every other. */
+struct sage__replica_count {
+    int64_t running, failed, other;
+};
+struct sage__replica_count sage__replica_count(const json_t *hosts, const char *deploy,
+                                               int64_t gen, int64_t now_ms);
+
 /* sage__hostrec_free_cpus / _free_memory: offered minus reserved. */
 double sage__hostrec_free_cpus(const json_t *rec);
 int64_t sage__hostrec_free_memory(const json_t *rec);

@@ -278,49 +278,26 @@ static int replicas_settled(void *arg, const json_t *hosts, int64_t now_ms, sage
     json_t *spec;
 
     json_array_foreach(w->specs, i, spec) {
-        const char *deploy = sage__jstr(spec, "id"), *hid;
         int64_t want = sage__jint(spec, "replicas"), gen = sage__jint(spec, "generation");
-        int64_t running = 0, failed = 0, other = 0;
-        json_t *rec;
+        struct sage__replica_count n;
 
         if (gen < 1)
             gen = 1;
-        json_object_foreach((json_t *)hosts, hid, rec) {
-            size_t k;
-            json_t *rep;
-
-            if (!sage__hostrec_alive(rec, now_ms))
-                continue;
-            json_array_foreach(json_object_get(rec, "replicas"), k, rep) {
-                const char *st = sage__jstr(rep, "state");
-                int64_t rg = sage__jint(rep, "gen");
-
-                if (strcmp(sage__jstr(rep, "deploy"), deploy) != 0)
-                    continue;
-                if (rg < 1)
-                    rg = 1;
-                if (rg >= gen && strcmp(st, "running") == 0)
-                    running++;
-                else if (rg >= gen && strcmp(st, "failed") == 0)
-                    failed++;
-                else
-                    other++;
-            }
-        }
-        if (failed > 0 && other == 0 && running < want) {
+        n = sage__replica_count(hosts, sage__jstr(spec, "id"), gen, now_ms);
+        if (n.failed > 0 && n.other == 0 && n.running < want) {
             *errp = SAGE_SETERR(SAGE_EUNAVAILABLE,
                                 "service '%s': %lld of its %lld replicas of generation %lld failed "
                                 "to start (see the hosts' logs)",
-                                sage__jstr(spec, "name"), (long long)failed, (long long)want,
+                                sage__jstr(spec, "name"), (long long)n.failed, (long long)want,
                                 (long long)gen);
             return -1;
         }
-        if (running != want || other > 0) {
+        if (n.running != want || n.other > 0) {
             snprintf(w->why, sizeof w->why,
                      "service '%s': %lld of %lld replicas of generation %lld running, %lld others "
                      "listed",
-                     sage__jstr(spec, "name"), (long long)running, (long long)want,
-                     (long long)gen, (long long)other);
+                     sage__jstr(spec, "name"), (long long)n.running, (long long)want,
+                     (long long)gen, (long long)n.other);
             return 0;
         }
     }
